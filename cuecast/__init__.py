@@ -1,0 +1,2 @@
+"""cuecast: a real-time streaming soundtrack engine."""
+__version__ = "0.1.0"

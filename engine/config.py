@@ -1,0 +1,227 @@
+"""The one typed configuration object, loaded from TOML presets in configs/ and passed down.
+
+Sections that belong to a model live beside that model (models/*/config.py) so the models stay usable
+without the engine; this module composes them, reads TOML into them and checks every value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from cuecast.engine.errors import ConfigError
+from cuecast.models.cuts.config import CutConfig
+from cuecast.models.emotion.config import EmotionConfig
+from cuecast.models.music.config import GeneratorConfig
+from cuecast.types import INSTRUMENTS
+
+
+def check(cond: bool, key: str, msg: str, value) -> None:
+    if not cond:
+        raise ConfigError(f"config: {key} {msg} (got {value!r})")
+
+
+@dataclass
+class SourceConfig:
+    analysis_width: int = 320  # frames are downscaled to this width for every analysis stage
+    queue_frames: int = 32  # bounded queue between decoder and analysis; live sources drop the oldest
+    decode_threads: int = 0  # 0 lets FFmpeg choose
+    audio: bool = True  # decode the input's audio for the emotion and forecast stages
+
+    def validate(self, key: str) -> None:
+        check(32 <= self.analysis_width <= 1920, f"{key}.analysis_width", "must be in 32..1920", self.analysis_width)
+        check(self.queue_frames >= 1, f"{key}.queue_frames", "must be >= 1", self.queue_frames)
+        check(self.decode_threads >= 0, f"{key}.decode_threads", "must be >= 0", self.decode_threads)
+
+
+@dataclass
+class ConductorConfig:
+    lookahead_s: float = 3.0  # L: the playhead runs this far behind the newest analysed frame
+    horizon_s: float = 0.5  # how far ahead of the playhead the generator may run
+    beats_per_bar: int = 4
+    tempo_min: float = 60.0
+    tempo_max: float = 160.0
+    max_tempo_nudge: float = 0.08  # fraction by which tempo may bend to land a beat on a known cut
+    min_boundary_gap_s: float = 0.6  # boundaries closer than this to the previous one are merged
+    use_forecast: bool = True  # plan for forecast cuts where the lookahead does not reach
+    forecast_threshold: float = 0.5  # forecast probability at which a predicted cut is planned for
+
+    def validate(self, key: str) -> None:
+        check(0.0 <= self.lookahead_s <= 30.0, f"{key}.lookahead_s", "must be in 0..30 seconds", self.lookahead_s)
+        check(0.05 <= self.horizon_s <= 5.0, f"{key}.horizon_s", "must be in 0.05..5 seconds", self.horizon_s)
+        check(2 <= self.beats_per_bar <= 12, f"{key}.beats_per_bar", "must be in 2..12", self.beats_per_bar)
+        check(20.0 <= self.tempo_min < self.tempo_max <= 300.0, f"{key}.tempo_min/tempo_max",
+              "must satisfy 20 <= tempo_min < tempo_max <= 300", (self.tempo_min, self.tempo_max))
+        check(0.0 <= self.max_tempo_nudge <= 0.3, f"{key}.max_tempo_nudge", "must be in 0..0.3", self.max_tempo_nudge)
+        check(0.0 <= self.min_boundary_gap_s <= 10, f"{key}.min_boundary_gap_s", "must be in 0..10", self.min_boundary_gap_s)
+        check(0.0 < self.forecast_threshold <= 1.0, f"{key}.forecast_threshold", "must be in (0, 1]", self.forecast_threshold)
+
+
+@dataclass
+class InstrumentConfig:
+    channel: int  # 1..16 as musicians count them; drums on 10
+    program: int  # General MIDI program 0..127
+    volume: int = 100
+
+    def validate(self, key: str) -> None:
+        check(1 <= self.channel <= 16, f"{key}.channel", "must be in 1..16", self.channel)
+        check(0 <= self.program <= 127, f"{key}.program", "must be in 0..127", self.program)
+        check(0 <= self.volume <= 127, f"{key}.volume", "must be in 0..127", self.volume)
+
+
+def default_instruments() -> dict[str, InstrumentConfig]:
+    return {
+        "drums": InstrumentConfig(channel=10, program=0, volume=96),
+        "bass": InstrumentConfig(channel=2, program=33, volume=100),  # electric bass (finger)
+        "chords": InstrumentConfig(channel=3, program=0, volume=92),  # acoustic grand piano
+        "melody": InstrumentConfig(channel=4, program=73, volume=96),  # flute
+        "pad": InstrumentConfig(channel=5, program=48, volume=80),  # string ensemble 1
+    }
+
+
+@dataclass
+class OutputConfig:
+    sample_rate: int = 44100
+    soundfont: str = ""  # empty: FluidR3_GM when installed, else the TimGM6mb inside pretty-midi
+    gain: float = 0.5
+    mix_original_audio: float = 0.0  # 0 replaces the input's audio; >0 mixes it under the soundtrack
+    report: bool = True
+
+    def validate(self, key: str) -> None:
+        check(8000 <= self.sample_rate <= 192000, f"{key}.sample_rate", "must be in 8000..192000", self.sample_rate)
+        check(0.0 < self.gain <= 10.0, f"{key}.gain", "must be in (0, 10]", self.gain)
+        check(0.0 <= self.mix_original_audio <= 1.0, f"{key}.mix_original_audio", "must be in 0..1", self.mix_original_audio)
+        if self.soundfont:
+            check(Path(self.soundfont).is_file(), f"{key}.soundfont", "is not a file", self.soundfont)
+
+
+@dataclass
+class LiveConfig:
+    latency_ms: dict[str, float] = field(default_factory=dict)  # per-output offset, by output spec
+    clock_out: bool = True  # send MIDI clock (24 ppqn), start, stop, song position
+    drop_late_frames: bool = True
+
+    def validate(self, key: str) -> None:
+        for name, ms in self.latency_ms.items():
+            check(-500.0 <= ms <= 2000.0, f"{key}.latency_ms.{name}", "must be in -500..2000 ms", ms)
+
+
+@dataclass
+class Config:
+    source: SourceConfig = field(default_factory=SourceConfig)
+    cuts: CutConfig = field(default_factory=CutConfig)
+    emotion: EmotionConfig = field(default_factory=EmotionConfig)
+    conductor: ConductorConfig = field(default_factory=ConductorConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    instruments: dict[str, InstrumentConfig] = field(default_factory=default_instruments)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
+
+    def validate(self) -> "Config":
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "instruments":
+                unknown = set(value) - set(INSTRUMENTS)
+                check(not unknown, "instruments", f"has unknown instruments; known: {', '.join(INSTRUMENTS)}", sorted(unknown))
+                for name, inst in value.items():
+                    inst.validate(f"instruments.{name}")
+            else:
+                try:
+                    value.validate(f.name)
+                except ValueError as e:  # raised by the model-owned sections
+                    raise ConfigError(str(e)) from None
+        return self
+
+
+PRESETS = ("default", "stream", "vj", "broadcast")
+
+
+def preset_path(name: str) -> Path:
+    return Path(str(resources.files("cuecast.configs").joinpath(f"{name}.toml")))
+
+
+def load_config(spec: str | Path | None = None, overrides: dict | None = None) -> Config:
+    """Load a preset name ("stream") or a TOML file over the defaults, then apply dotted overrides."""
+    data: dict = {}
+    if spec:
+        path = preset_path(str(spec)) if str(spec) in PRESETS else Path(spec)
+        if not path.is_file():
+            raise ConfigError(f"config: no such preset or file: {spec} (presets: {', '.join(PRESETS)})")
+        try:
+            data = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"config: {path} is not valid TOML: {e}") from None
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return from_dict(Config, data, "").validate()
+
+
+def from_dict(cls, data: dict, prefix: str):
+    """Build dataclass `cls` from a TOML table, rejecting unknown keys and wrong types by name."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: {prefix or 'top level'} must be a table (got {data!r})")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"config: unknown key {prefix + '.' if prefix else ''}{sorted(unknown)[0]} "
+                          f"(known: {', '.join(sorted(names))})")
+    base = cls()
+    kwargs = {}
+    for name in names:
+        key = f"{prefix}.{name}" if prefix else name
+        if name in data:
+            kwargs[name] = coerce(hints[name], data[name], key, getattr(base, name))
+        else:
+            kwargs[name] = getattr(base, name)
+    return cls(**kwargs)
+
+
+def coerce(hint, value, key: str, default):
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, key)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config: {key} must be a table (got {value!r})")
+        _, vt = typing.get_args(hint)
+        merged = dict(default) if isinstance(default, dict) else {}
+        for k, v in value.items():
+            sub_default = merged.get(k)
+            if dataclasses.is_dataclass(vt) and sub_default is not None:
+                # a partial table overrides only the keys it names
+                v = {**dataclasses.asdict(sub_default), **v} if isinstance(v, dict) else v
+            merged[k] = coerce(vt, v, f"{key}.{k}", sub_default)
+        return merged
+    if origin in (list, tuple):
+        if not isinstance(value, list):
+            raise ConfigError(f"config: {key} must be a list (got {value!r})")
+        args = typing.get_args(hint)
+        item = args[0] if args else typing.Any
+        out = [coerce(item, v, f"{key}[{i}]", None) for i, v in enumerate(value)]
+        return tuple(out) if origin is tuple else out
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config: {key} must be a number (got {value!r})")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config: {key} must be an integer (got {value!r})")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config: {key} must be true or false (got {value!r})")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config: {key} must be a string (got {value!r})")
+        return value
+    return value

@@ -1,0 +1,30 @@
+"""Settings of the music generators (the arranger and the transformer)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BACKENDS = ("arranger", "transformer")
+
+
+def _check(cond: bool, key: str, msg: str, value) -> None:
+    if not cond:
+        raise ValueError(f"config: {key} {msg} (got {value!r})")
+
+
+@dataclass
+class GeneratorConfig:
+    backend: str = "arranger"
+    seed: int = 0
+    device: str = "auto"
+    temperature: float = 1.3  # transformer sampling, EMSYNC's values
+    top_p: float = 0.6
+    weights: str = ""  # empty: the shipped models/weights/music_transformer.pt
+    max_polyphony: int = 16
+
+    def validate(self, key: str) -> None:
+        _check(self.backend in BACKENDS, f"{key}.backend", f"must be one of {', '.join(BACKENDS)}", self.backend)
+        _check(self.seed >= 0, f"{key}.seed", "must be >= 0", self.seed)
+        _check(0.05 <= self.temperature <= 5.0, f"{key}.temperature", "must be in 0.05..5", self.temperature)
+        _check(0.0 < self.top_p <= 1.0, f"{key}.top_p", "must be in (0, 1]", self.top_p)
+        _check(1 <= self.max_polyphony <= 64, f"{key}.max_polyphony", "must be in 1..64", self.max_polyphony)
