@@ -1,0 +1,234 @@
+"""Video sources: decode frames (and audio) with PyAV, in media time, downscaled for analysis.
+
+A source is an iterator of Frame and AudioChunk items in presentation order. It reads real files as they
+are: timestamps that do not start at zero, variable frame rate, rotation metadata, non-square pixels,
+containers without a frame count.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+
+from cuecast.types import AudioChunk, Frame
+
+AUDIO_RATE = 22050  # enough for loudness, spectral brightness and onsets
+
+
+class SourceError(Exception):
+    """The input cannot be read as video (the engine reports it as a user error)."""
+
+
+@dataclass(slots=True)
+class VideoInfo:
+    path: str
+    width: int  # as displayed: rotation and pixel aspect ratio applied
+    height: int
+    fps: float  # average; frames may still arrive at a variable rate
+    duration: float  # seconds, best estimate from the container (0 when unknown)
+    has_audio: bool
+    rotation: int  # degrees the decoded picture is turned for display
+
+
+def _open(path: str | Path) -> av.container.InputContainer:
+    p = Path(path)
+    if not p.exists():
+        raise SourceError(f"no such file: {path}")
+    if p.is_dir():
+        raise SourceError(f"{path} is a directory, not a video file")
+    try:
+        container = av.open(str(p))
+    except (av.error.FFmpegError, UnicodeDecodeError) as e:
+        raise SourceError(f"{path} is not a video file FFmpeg can read ({e.__class__.__name__})") from None
+    if not container.streams.video:
+        container.close()
+        raise SourceError(f"{path} has no video stream")
+    return container
+
+
+def _display_size(stream, rotation: int) -> tuple[int, int]:
+    w, h = stream.codec_context.width, stream.codec_context.height
+    sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    if sar and sar > 0 and sar != 1:
+        w = int(round(w * float(sar)))
+    if rotation % 180:
+        w, h = h, w
+    return w, h
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Read the header and the first frame; raise SourceError when there is no decodable frame."""
+    with _open(path) as container:
+        vs = container.streams.video[0]
+        try:
+            first = next(container.decode(vs), None)
+        except av.error.FFmpegError as e:
+            raise SourceError(f"{path}: cannot decode video ({e.__class__.__name__})") from None
+        if first is None:
+            raise SourceError(f"{path} has no video frames")
+        rotation = int(getattr(first, "rotation", 0) or 0)
+        w, h = _display_size(vs, rotation)
+        if vs.duration and vs.time_base:
+            duration = float(vs.duration * vs.time_base)
+        elif container.duration:
+            duration = container.duration / av.time_base
+        else:
+            duration = 0.0
+        fps = float(vs.average_rate or vs.guessed_rate or 0) or 25.0
+        return VideoInfo(str(path), w, h, fps, duration, bool(container.streams.audio), rotation)
+
+
+def analysis_size(width: int, height: int, analysis_width: int) -> tuple[int, int]:
+    """Downscaled size keeping the display aspect ratio; even numbers suit every scaler."""
+    aw = min(analysis_width, width)
+    ah = max(2, int(round(height * aw / width / 2)) * 2)
+    return aw - aw % 2, ah
+
+
+class FileSource:
+    """Frames and audio of a video file, as fast as decoding allows or at real-time pace.
+
+    realtime=True paces items to the wall clock (a file standing in for a live feed); loop=True starts
+    again at the end with media time continuing, for installations that run all night.
+    """
+
+    def __init__(self, path: str | Path, analysis_width: int = 320, audio: bool = True,
+                 realtime: bool = False, loop: bool = False, threads: int = 0):
+        self.info = probe(path)
+        self.path = str(path)
+        self.analysis_width = analysis_width
+        self.audio = audio and self.info.has_audio
+        self.realtime = realtime
+        self.loop = loop
+        self.threads = threads
+        self.size = analysis_size(self.info.width, self.info.height, analysis_width)
+
+    def __iter__(self) -> Iterator[Frame | AudioChunk]:
+        offset, index = 0.0, 0
+        wall0 = time.monotonic()
+        while True:
+            last_t = offset
+            for item in self._decode_once(offset, index):
+                if isinstance(item, Frame):
+                    index = item.index + 1
+                    last_t = item.t
+                if self.realtime:
+                    delay = wall0 + item.t - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                yield item
+            if not self.loop or index == 0:
+                return
+            offset = last_t + 1.0 / self.info.fps
+
+    def _decode_once(self, offset: float, index: int) -> Iterator[Frame | AudioChunk]:
+        with _open(self.path) as container:
+            vs = container.streams.video[0]
+            vs.thread_type = "AUTO"
+            if self.threads:
+                vs.codec_context.thread_count = self.threads
+            streams = [vs] + ([container.streams.audio[0]] if self.audio else [])
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE) if self.audio else None
+            t0 = None  # media time zero is the first video frame's presentation time
+            pending_audio: list[av.AudioFrame] = []
+            for packet in container.demux(streams):
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError:
+                    continue  # a corrupt packet: real streams have them; skip rather than stop
+                for frame in frames:
+                    if isinstance(frame, av.VideoFrame):
+                        if frame.pts is None:
+                            continue
+                        pts = float(frame.pts * frame.time_base)
+                        if t0 is None:
+                            t0 = pts
+                            for af in pending_audio:
+                                yield from self._audio(af, resampler, t0, offset)
+                            pending_audio.clear()
+                        yield Frame(t=offset + pts - t0, index=index, image=self._picture(frame),
+                                    source_size=(self.info.width, self.info.height))
+                        index += 1
+                    elif resampler is not None:
+                        if t0 is None:
+                            pending_audio.append(frame)
+                        else:
+                            yield from self._audio(frame, resampler, t0, offset)
+
+    def _picture(self, frame: av.VideoFrame) -> np.ndarray:
+        rotation = int(getattr(frame, "rotation", 0) or 0)
+        w, h = self.size
+        if rotation % 180:
+            w, h = h, w  # scale in the coded orientation, then turn
+        img = frame.to_ndarray(width=w, height=h, format="rgb24")
+        if rotation:
+            # PyAV's rotation is counter-clockwise degrees to turn for display
+            img = np.ascontiguousarray(np.rot90(img, k=(rotation // 90) % 4))
+        return img
+
+    def _audio(self, frame: av.AudioFrame, resampler, t0: float, offset: float) -> Iterator[AudioChunk]:
+        if frame.pts is None:
+            return
+        t = offset + float(frame.pts * frame.time_base) - t0
+        for out in resampler.resample(frame):
+            samples = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+            if samples.size:
+                yield AudioChunk(t=t, samples=samples, rate=AUDIO_RATE)
+
+
+def make_test_video(path: str | Path, segments: list[tuple[float, tuple[int, int, int]]], fps: float = 25.0,
+                    size: tuple[int, int] = (320, 180), motion: float = 0.0, audio_hz: float | None = None,
+                    codec: str = "libx264") -> list[float]:
+    """Write a synthetic clip: each segment is (seconds, base RGB colour) with a textured pattern.
+
+    Returns the cut times (the first frame of each new segment). Used by tests and by `cuecast demo`.
+    """
+    container = av.open(str(path), "w")
+    rate = Fraction(fps).limit_denominator(1001)
+    vs = container.add_stream(codec, rate=rate)
+    vs.width, vs.height, vs.pix_fmt = size[0], size[1], "yuv420p"
+    vs.options = {"g": "250", "keyint_min": "250", "sc_threshold": "0"} if codec == "libx264" else {}
+    a_stream = None
+    if audio_hz:
+        a_stream = container.add_stream("aac", rate=44100)
+        a_stream.layout = "mono"
+    h, w = size[1], size[0]
+    yy, xx = np.mgrid[0:h, 0:w]
+    cuts, n, t = [], 0, 0.0
+    rng = np.random.default_rng(0)
+    for si, (seconds, colour) in enumerate(segments):
+        if si:
+            cuts.append(n / float(rate))
+        texture = rng.integers(-40, 40, size=(h // 8 + 1, w // 8 + 1, 3))
+        texture = np.kron(texture, np.ones((8, 8, 1)))[:h, :w]
+        count = int(round(seconds * float(rate)))
+        for k in range(count):
+            shift = int(motion * k)
+            img = np.clip(np.array(colour)[None, None, :] + np.roll(texture, shift, axis=1)
+                          + 20 * np.sin((xx + shift) / 17.0)[..., None], 0, 255).astype(np.uint8)
+            for packet in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+            n += 1
+        t += seconds
+    for packet in vs.encode():
+        container.mux(packet)
+    if a_stream is not None:
+        total = int(t * 44100)
+        tt = np.arange(total) / 44100
+        wave = (0.3 * np.sin(2 * np.pi * audio_hz * tt)).astype(np.float32)
+        for i in range(0, total, 1024):
+            chunk = wave[i:i + 1024][None, :]
+            af = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+            af.sample_rate, af.pts = 44100, i
+            for packet in a_stream.encode(af):
+                container.mux(packet)
+        for packet in a_stream.encode():
+            container.mux(packet)
+    container.close()
+    return cuts
