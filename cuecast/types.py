@@ -183,3 +183,24 @@ def is_chord_onset(notes: Sequence[Note], t: float, *, window: float = 0.03, min
     """True when 3+ distinct pitch classes start within `window` s after t, each held >= min_hold s."""
     pcs = {n.pitch % 12 for n in notes if n.instrument != "drums" and t <= n.start <= t + window and n.end - n.start >= min_hold}
     return len(pcs) >= 3
+
+
+class NoteSink(Protocol):
+    """Where the engine's notes go: a MIDI file in render, a real-time scheduler in live.
+
+    The engine calls notes() ahead of the playhead (up to the conductor's horizon), tempo() at every tempo
+    change, cut_at() when an unplanned boundary forces a re-plan, and close() exactly once at the end
+    (also on error and interrupt) — after close() no note may still sound.
+    """
+
+    def tempo(self, t: float, bpm: float, beat: float) -> None:
+        """From media time t the tempo is bpm, and t falls on beat number `beat` (for MIDI clock)."""
+        ...
+
+    def notes(self, notes: list[Note]) -> None: ...
+
+    def cut_at(self, t: float) -> None:
+        """Drop events not yet sent at or after t and end the notes still sounding at t."""
+        ...
+
+    def close(self) -> None: ...
