@@ -182,10 +182,10 @@ class FileSource:
                 yield AudioChunk(t=t, samples=samples, rate=AUDIO_RATE)
 
 
-def make_test_video(path: str | Path, segments: list[tuple[float, tuple[int, int, int]]], fps: float = 25.0,
+def make_test_video(path: str | Path, segments: list[tuple], fps: float = 25.0,
                     size: tuple[int, int] = (320, 180), motion: float = 0.0, audio_hz: float | None = None,
                     codec: str = "libx264") -> list[float]:
-    """Write a synthetic clip: each segment is (seconds, base RGB colour) with a textured pattern.
+    """Write a synthetic clip: each segment is (seconds, base RGB colour[, motion px/frame]), textured.
 
     Returns the cut times (the first frame of each new segment). Used by tests and by `cuecast demo`.
     """
@@ -202,14 +202,15 @@ def make_test_video(path: str | Path, segments: list[tuple[float, tuple[int, int
     yy, xx = np.mgrid[0:h, 0:w]
     cuts, n, t = [], 0, 0.0
     rng = np.random.default_rng(0)
-    for si, (seconds, colour) in enumerate(segments):
+    for si, (seconds, colour, *rest) in enumerate(segments):
+        seg_motion = rest[0] if rest else motion
         if si:
             cuts.append(n / float(rate))
         texture = rng.integers(-40, 40, size=(h // 8 + 1, w // 8 + 1, 3))
         texture = np.kron(texture, np.ones((8, 8, 1)))[:h, :w]
         count = int(round(seconds * float(rate)))
         for k in range(count):
-            shift = int(motion * k)
+            shift = int(seg_motion * k)
             img = np.clip(np.array(colour)[None, None, :] + np.roll(texture, shift, axis=1)
                           + 20 * np.sin((xx + shift) / 17.0)[..., None], 0, 255).astype(np.uint8)
             for packet in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):

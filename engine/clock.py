@@ -1,0 +1,67 @@
+"""Clocks: where the playhead is, in media time.
+
+The live edge t_in is the newest analysed frame; the playhead is t_play = t_in - L. Offline, the playhead
+follows the input as fast as decoding allows. Live, it follows the wall clock from the first frame, so a
+stalled input does not stall the music, and `wall_of` tells the scheduler when to send a media time.
+"""
+
+from __future__ import annotations
+
+import time
+
+
+class FastClock:
+    """Offline render: the playhead is the live edge minus the lookahead, no waiting."""
+
+    realtime = False
+
+    def __init__(self, lookahead: float):
+        self.lookahead = lookahead
+        self.t_in = 0.0
+
+    def observe(self, t_in: float) -> None:
+        self.t_in = max(self.t_in, t_in)
+
+    def playhead(self) -> float:
+        return self.t_in - self.lookahead
+
+
+class RealtimeClock:
+    """Live: media time advances with the wall clock from the first frame's arrival.
+
+    wall_of(t) is the time.monotonic() at which media time t is played: the arrival of the first
+    frame plus its media offset plus the lookahead (the picture is delayed by L downstream).
+    """
+
+    realtime = True
+
+    def __init__(self, lookahead: float, monotonic=time.monotonic):
+        self.lookahead = lookahead
+        self._now = monotonic
+        self._anchor: tuple[float, float] | None = None  # (media time, wall time) of the first frame
+        self.t_in = 0.0
+
+    def observe(self, t_in: float) -> None:
+        if self._anchor is None:
+            self._anchor = (t_in, self._now())
+        self.t_in = max(self.t_in, t_in)
+
+    @property
+    def started(self) -> bool:
+        return self._anchor is not None
+
+    def wall_of(self, t: float) -> float:
+        if self._anchor is None:
+            raise RuntimeError("the clock starts with the first frame")
+        t0, w0 = self._anchor
+        return w0 + (t - t0) + self.lookahead
+
+    def media_now(self) -> float:
+        """The media time being played right now."""
+        if self._anchor is None:
+            return 0.0
+        t0, w0 = self._anchor
+        return t0 + (self._now() - w0) - self.lookahead
+
+    def playhead(self) -> float:
+        return self.media_now()

@@ -1,0 +1,208 @@
+"""The conductor: the musical plan — tempo, bars, and where every boundary falls.
+
+It turns the boundary stream (detected cuts, hints, forecasts) and the emotion windows into StepPlans,
+one per beat, and hands them to the generator. Like a film composer tempo-mapping a cue, it bends the tempo
+by a few percent so that a beat lands on a cut it knows is coming; where no beat is reachable, the
+boundary chord lands off the grid, on the cut. Every boundary starts a new bar (a new phrase for a new shot).
+When a cut arrives inside music already generated (no lookahead, or a surprise), it re-plans from there.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Callable
+
+from cuecast.engine.config import ConductorConfig
+from cuecast.types import Boundary, EmotionWindow, Forecast, Generator, Note, NoteSink, StepPlan
+
+EPS = 1e-6
+
+
+@dataclass
+class _Planned:
+    t: float
+    kind: str
+    known: bool  # False for a forecast the conductor chose to plan for
+
+
+class Conductor:
+    def __init__(self, cfg: ConductorConfig, generator: Generator, sink: NoteSink,
+                 tempo_for: Callable[[float], float]):
+        self.cfg = cfg
+        self.generator = generator
+        self.sink = sink
+        self.tempo_for = tempo_for  # arousal -> bpm
+        self.cursor = 0.0  # music exists up to here
+        self.next_beat = 0.0
+        self.beat = 0
+        self.beat_in_bar = 0
+        self.tempo: float | None = None
+        self.boundaries: list[_Planned] = []  # sorted, not yet reached by the cursor
+        self.landed: list[float] = []  # boundaries the music already started a chord on
+        self.emotion: list[EmotionWindow] = []
+        self.forecast: Forecast | None = None
+        self.tempo_map: list[tuple[float, float]] = []
+        self.replans = 0
+
+    # ---- inputs -------------------------------------------------------------------------------
+    def add_emotion(self, window: EmotionWindow) -> None:
+        self.emotion.append(window)
+
+    def set_forecast(self, forecast: Forecast | None) -> None:
+        self.forecast = forecast
+
+    def add_boundary(self, b: Boundary, now: float | None = None) -> bool:
+        """Take a boundary into the plan. Returns True when it forced a re-plan.
+
+        `now` is the earliest media time that can still change (the playhead live; None offline, where
+        everything not yet written can change).
+        """
+        t = b.t
+        if self._near_existing(t):
+            return False
+        if t >= self.cursor - EPS:
+            bisect.insort(self.boundaries, _Planned(t, b.kind, True), key=lambda p: p.t)
+            return False
+        # the cut falls inside music already generated: re-plan from it (or from now, if it is past)
+        t_from = t if now is None else max(t, now)
+        if t_from >= self.cursor - EPS:
+            bisect.insort(self.boundaries, _Planned(t_from, b.kind, True), key=lambda p: p.t)
+            return False
+        self._replan(t_from, b.kind)
+        return True
+
+    def _near_existing(self, t: float) -> bool:
+        gap = self.cfg.min_boundary_gap_s
+        planned = [p for p in self.boundaries if abs(p.t - t) < gap]
+        for p in planned:
+            if not p.known:  # a forecast we planned for turns out real: the real time wins
+                if abs(p.t - t) > 0.05:
+                    self.boundaries.remove(p)
+                    return False
+                p.known = True
+            return True
+        return any(abs(x - t) < gap for x in self.landed[-4:])
+
+    def _replan(self, t: float, kind: str) -> None:
+        self.replans += 1
+        self.sink.cut_at(t)
+        self.generator.rewind(t)
+        self.tempo_map = [(tt, bpm) for tt, bpm in self.tempo_map if tt < t - EPS]
+        self.landed = [x for x in self.landed if x < t - EPS]
+        self.boundaries = [p for p in self.boundaries if p.known and p.t > t + EPS]
+        self.boundaries.insert(0, _Planned(t, kind, True))
+        self.cursor = t
+        self.next_beat = t
+
+    # ---- planning -----------------------------------------------------------------------------
+    def advance(self, t_until: float) -> list[Note]:
+        """Generate every step that starts before t_until; returns the new notes (also sent to the sink)."""
+        new: list[Note] = []
+        while self.cursor < t_until - EPS:
+            new.extend(self._step())
+        return new
+
+    def _emotion_at(self, t: float) -> tuple[float, float]:
+        if not self.emotion:
+            return 0.0, 0.0
+        # the newest window whose middle is not after t; the first one before any
+        mids = [(w.start + w.end) / 2 for w in self.emotion]
+        i = bisect.bisect_right(mids, t) - 1
+        w = self.emotion[max(i, 0)]
+        return w.valence, w.arousal
+
+    def _speculative(self, t0: float) -> _Planned | None:
+        """Plan for a forecast cut when the lookahead does not reach the next one."""
+        f = self.forecast
+        if not (self.cfg.use_forecast and f is not None):
+            return None
+        t, p = f.most_likely()
+        horizon = max(1.0, self.cfg.lookahead_s)
+        if t <= t0 + EPS or t - t0 > 8.0 or p * len(f.hazard) < 1e-9:
+            return None
+        if f.probability_by(t - f.t + f.bin_s) < self.cfg.forecast_threshold:
+            return None
+        if self.cfg.lookahead_s > 0 and t <= f.t + horizon:
+            return None  # within the lookahead, the detector will know for sure
+        if self._near_existing(t) or any(abs(x - t) < self.cfg.min_boundary_gap_s for x in self.landed[-2:]):
+            return None
+        return _Planned(t, "forecast", False)
+
+    def _next_boundary(self, t0: float) -> _Planned | None:
+        known = next((p for p in self.boundaries if p.t > t0 + EPS), None)
+        if self.cfg.lookahead_s > 0 and known is not None:
+            return known
+        spec = self._speculative(t0)
+        if spec is not None and (known is None or spec.t < known.t - self.cfg.min_boundary_gap_s):
+            bisect.insort(self.boundaries, spec, key=lambda p: p.t)
+            return spec
+        return known
+
+    def _target_tempo(self, t0: float, free: bool) -> float:
+        _, arousal = self._emotion_at(t0)
+        target = min(self.cfg.tempo_max, max(self.cfg.tempo_min, self.tempo_for(arousal)))
+        if self.tempo is None or free:
+            return target
+        step = 0.06 * self.tempo  # glide between bars; a new scene may jump
+        return min(self.tempo + step, max(self.tempo - step, target))
+
+    def _step(self) -> list[Note]:
+        t0 = self.cursor
+        at_boundary = bool(self.boundaries) and abs(self.boundaries[0].t - t0) < 1e-4
+        kind = "hard"
+        on_grid = True
+        if at_boundary:
+            p = self.boundaries.pop(0)
+            kind = p.kind
+            on_grid = abs(self.next_beat - t0) < 1e-4
+            self.landed.append(t0)
+            self.next_beat = t0  # the boundary is the downbeat of a new bar
+            self.beat_in_bar = 0
+        if abs(self.next_beat - t0) < 1e-4:  # a beat starts here
+            if self.beat_in_bar == 0 or self.tempo is None:
+                self.tempo = self._target_tempo(t0, free=at_boundary or self.tempo is None)
+            beat_s = 60.0 / self.tempo
+            nxt = self._next_boundary(t0)
+            if nxt is not None:
+                beat_s = self._landing_beat(t0, nxt.t, beat_s)
+            self.next_beat = t0 + beat_s
+            bpm = 60.0 / beat_s
+            if not self.tempo_map or abs(self.tempo_map[-1][1] - bpm) > 1e-3:
+                self.tempo_map.append((t0, bpm))
+                self.sink.tempo(t0, bpm, float(self.beat))
+        nxt = self._next_boundary(t0)
+        t1 = self.next_beat if nxt is None else min(self.next_beat, nxt.t)
+        valence, arousal = self._emotion_at(t0)
+        plan = StepPlan(
+            t0=t0, t1=t1, tempo_bpm=self.tempo_map[-1][1], beat=self.beat, beat_in_bar=self.beat_in_bar,
+            beats_per_bar=self.cfg.beats_per_bar, valence=valence, arousal=arousal,
+            next_boundary=None if nxt is None else nxt.t, boundary_known=True if nxt is None else nxt.known,
+            at_boundary=at_boundary, boundary_kind=kind, on_grid=on_grid,
+        )
+        notes = self.generator.step(plan)
+        self.cursor = t1
+        if abs(t1 - self.next_beat) < 1e-6:
+            self.beat += 1
+            self.beat_in_bar = (self.beat_in_bar + 1) % self.cfg.beats_per_bar
+        if notes:
+            self.sink.notes(notes)
+        return notes
+
+    def _landing_beat(self, t0: float, tb: float, beat_s: float) -> float:
+        """Beat length that puts a beat exactly on tb, if a tempo bend within the limit does it."""
+        k = round((tb - t0) / beat_s)
+        if k < 1:
+            return beat_s
+        bent = (tb - t0) / k
+        bpm = 60.0 / bent
+        if abs(bent / beat_s - 1.0) <= self.cfg.max_tempo_nudge and self.cfg.tempo_min * 0.9 <= bpm <= self.cfg.tempo_max * 1.1:
+            return bent
+        return beat_s
+
+    def finish(self, duration: float) -> None:
+        """Generate to the end and end every note by the duration."""
+        self.boundaries = [p for p in self.boundaries if p.t < duration - 0.05]
+        self.advance(duration)
+        self.sink.cut_at(duration)
+        self.landed = [x for x in self.landed if x < duration]

@@ -1,0 +1,242 @@
+"""The asyncio engine: source -> cuts + emotion -> conductor -> generator -> sink.
+
+Decoding runs in its own thread and feeds a bounded queue (offline it waits for the analysis; live it
+drops the oldest frames, never blocking the loop). Analysis and planning run one item at a time on a
+single worker thread, so the event loop stays free for hints and control, and the stages see frames in order.
+The same engine renders offline (FastClock) and plays live (RealtimeClock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Callable, Iterable
+
+from cuecast.engine.conductor import Conductor
+from cuecast.engine.config import Config
+from cuecast.models.music.theory import tempo_for_arousal
+from cuecast.types import AudioChunk, Boundary, EmotionWindow, Frame, NoteSink, Timeline
+
+_END = object()
+
+
+@dataclass
+class EngineState:
+    """What a live display shows; written by the worker, read by anyone."""
+
+    t_in: float = 0.0
+    t_play: float = 0.0
+    frames: int = 0
+    dropped: int = 0
+    valence: float = 0.0
+    arousal: float = 0.0
+    probs: tuple[float, ...] = ()
+    tempo: float = 0.0
+    bar: int = 0
+    beat_in_bar: int = 0
+    next_boundary: float | None = None
+    next_boundary_known: bool = True
+    boundaries: int = 0
+    replans: int = 0
+    analysis_ms: float = 0.0  # last frame's analysis cost
+    last_cut_arrival: float | None = None  # wall time the last unplanned cut's frame arrived
+    events: list[str] = field(default_factory=list)
+
+
+class Stages:
+    """The per-frame analysis stages, built from the config (see build_stages)."""
+
+    def __init__(self, detector, emotion, forecaster, generator):
+        self.detector = detector
+        self.emotion = emotion
+        self.forecaster = forecaster
+        self.generator = generator
+
+
+class Engine:
+    def __init__(self, cfg: Config, source: Iterable[Frame | AudioChunk], sink: NoteSink, clock, stages: Stages,
+                 hints: Iterable[AsyncIterator[Boundary]] = (), tempo_for: Callable[[float], float] | None = None):
+        self.cfg = cfg
+        self.source = source
+        self.sink = sink
+        self.clock = clock
+        self.stages = stages
+        self.hints = list(hints)
+        self.conductor = Conductor(cfg.conductor, stages.generator, sink, tempo_for or _default_tempo(cfg))
+        self.timeline = Timeline()
+        self.state = EngineState()
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="cuecast-analysis")
+        self._stop = threading.Event()
+        self._last_frame_t: float | None = None
+        self._frame_dt = 1 / 25
+
+    def stop(self) -> None:
+        """Ask the engine to end soon (Ctrl-C, --duration); run() then finishes cleanly."""
+        self._stop.set()
+
+    async def run(self, progress: Callable[[float], None] | None = None) -> Timeline:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue(maxsize=self.cfg.source.queue_frames)
+        reader = threading.Thread(target=self._read, args=(loop, queue), name="cuecast-source", daemon=True)
+        tasks: list[asyncio.Task] = []
+        closed = False
+        try:
+            reader.start()
+            tasks = [asyncio.create_task(self._follow_hints(h)) for h in self.hints]
+            if self.clock.realtime:
+                tasks.append(asyncio.create_task(self._tick()))
+            while True:
+                item = await queue.get()
+                if item is _END:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                await loop.run_in_executor(self._pool, self._analyse, item)
+                if progress is not None and isinstance(item, Frame):
+                    progress(item.t)
+                if self._stop.is_set():
+                    break
+            await loop.run_in_executor(self._pool, self._finish)
+            closed = True
+            return self.timeline
+        finally:
+            self._stop.set()
+            for t in tasks:
+                t.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            self._pool.shutdown(wait=True)
+            if not closed:
+                self.sink.close()  # error or cancel: never leave a note sounding
+
+    # ---- source thread ---------------------------------------------------------------------------
+    def _read(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue) -> None:
+        def offer(item) -> None:
+            if self.clock.realtime and queue.full() and isinstance(item, Frame):
+                try:  # live: the newest frame matters, the oldest waiting one goes
+                    queue.get_nowait()
+                    self.state.dropped += 1
+                except asyncio.QueueEmpty:
+                    pass
+            queue.put_nowait(item)
+
+        try:
+            for item in self.source:
+                if self._stop.is_set():
+                    break
+                if self.clock.realtime:
+                    loop.call_soon_threadsafe(offer, item)
+                else:
+                    asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
+            final = _END
+        except BaseException as e:  # handed to the loop, which raises it
+            final = e
+        try:
+            asyncio.run_coroutine_threadsafe(queue.put(final), loop).result()
+        except RuntimeError:
+            pass  # the loop is gone: the engine already ended
+
+    # ---- worker thread: analysis and planning ----------------------------------------------------
+    def _analyse(self, item: Frame | AudioChunk) -> None:
+        st = self.stages
+        if isinstance(item, AudioChunk):
+            if st.emotion is not None:
+                st.emotion.process_audio(item)
+            if st.forecaster is not None:
+                st.forecaster.add_audio(item)
+            return
+        started = time.perf_counter()
+        frame = item
+        if self._last_frame_t is not None and frame.t > self._last_frame_t:
+            self._frame_dt = 0.9 * self._frame_dt + 0.1 * min(1.0, frame.t - self._last_frame_t)
+        self._last_frame_t = frame.t
+        boundaries = st.detector.process_frame(frame)
+        self._take_boundaries(boundaries)
+        if st.emotion is not None:
+            self._take_emotion(st.emotion.process_frame(frame))
+        if st.forecaster is not None:
+            forecast = st.forecaster.update(frame, boundaries)
+            if forecast is not None:
+                self.conductor.set_forecast(forecast)
+                if self.cfg.conductor.lookahead_s == 0 and self.cfg.conductor.use_forecast:
+                    self.timeline.forecasts.append(forecast)
+        self.clock.observe(frame.t)
+        self.state.frames += 1
+        self.state.t_in = frame.t
+        self._plan()
+        self.state.analysis_ms = (time.perf_counter() - started) * 1000
+
+    def _take_boundaries(self, boundaries: list[Boundary]) -> None:
+        for b in boundaries:
+            self.timeline.boundaries.append(b)
+            if self.stages.emotion is not None and hasattr(self.stages.emotion, "observe_cut"):
+                self.stages.emotion.observe_cut(b.t)
+            now = self.clock.playhead() if self.clock.realtime else None
+            if self.conductor.add_boundary(b, now=now):
+                self.state.replans += 1
+                self.state.last_cut_arrival = time.monotonic()
+        self.state.boundaries = len(self.timeline.boundaries)
+
+    def _take_emotion(self, windows: list[EmotionWindow]) -> None:
+        for w in windows:
+            self.timeline.emotion.append(w)
+            self.conductor.add_emotion(w)
+            self.state.valence, self.state.arousal, self.state.probs = w.valence, w.arousal, w.probs
+
+    def _plan(self) -> None:
+        t_play = self.clock.playhead()
+        self.state.t_play = t_play
+        self.conductor.advance(t_play + self.cfg.conductor.horizon_s)
+        c = self.conductor
+        self.state.tempo = c.tempo_map[-1][1] if c.tempo_map else 0.0
+        self.state.bar = c.beat // c.cfg.beats_per_bar
+        self.state.beat_in_bar = c.beat_in_bar
+        nxt = next((p for p in c.boundaries if p.t >= t_play), None)
+        self.state.next_boundary = None if nxt is None else nxt.t
+        self.state.next_boundary_known = True if nxt is None else nxt.known
+
+    def _finish(self) -> None:
+        st = self.stages
+        if self._last_frame_t is None:
+            self.sink.close()
+            raise NoFramesError("the input has no video frames")
+        self._take_boundaries(st.detector.flush())
+        if st.emotion is not None:
+            self._take_emotion(st.emotion.flush())
+        duration = self._last_frame_t + self._frame_dt
+        if not self._stop.is_set() or not self.clock.realtime:
+            self.conductor.finish(duration)
+        else:
+            self.sink.cut_at(self.clock.playhead())
+        self.sink.close()
+        tl = self.timeline
+        tl.duration = duration
+        tl.tempo = list(self.conductor.tempo_map)
+        tl.meta["replans"] = self.conductor.replans
+        tl.meta["frames"] = self.state.frames
+        tl.meta["dropped_frames"] = self.state.dropped
+
+    async def _follow_hints(self, hints: AsyncIterator[Boundary]) -> None:
+        loop = asyncio.get_running_loop()
+        async for b in hints:
+            await loop.run_in_executor(self._pool, self._take_boundaries, [b])
+
+    async def _tick(self) -> None:
+        """Live: keep the music going ahead of the playhead even when frames stall."""
+        loop = asyncio.get_running_loop()
+        while not self._stop.is_set():
+            await asyncio.sleep(0.02)
+            if self.clock.started:
+                await loop.run_in_executor(self._pool, self._plan)
+
+
+class NoFramesError(Exception):
+    pass
+
+
+def _default_tempo(cfg: Config) -> Callable[[float], float]:
+    lo, hi = cfg.conductor.tempo_min, cfg.conductor.tempo_max
+    return lambda arousal: tempo_for_arousal(arousal, lo, hi)

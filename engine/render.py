@@ -1,0 +1,155 @@
+"""Offline render: a video file in, soundtrack.mid/.wav/.mp4, timeline.json and report.png out.
+
+It runs the same engine as live, with a clock that runs as fast as the work allows. Outputs are made in a
+hidden folder inside OUTDIR and moved to their names only when everything worked, so a failed run never
+leaves files that look complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from cuecast.engine.clock import FastClock
+from cuecast.engine.compose import channel_map
+from cuecast.engine.config import Config
+from cuecast.engine.errors import InputError, UserError
+from cuecast.engine.pipeline import Engine, NoFramesError
+from cuecast.engine.stages import build_stages
+from cuecast.engine.timeline import timeline_json, write_json
+from cuecast.models.music.metrics import chord_onsets
+from cuecast.streams.midi_file import MidiFileError, MidiFileSink, write_midi
+from cuecast.streams.video import FileSource, SourceError, probe
+from cuecast.types import Note, Timeline
+
+OUTPUTS = ("soundtrack.mid", "soundtrack.wav", "soundtrack.mp4", "timeline.json", "report.png")
+
+
+@dataclass
+class RenderResult:
+    outdir: Path
+    files: list[Path]
+    timeline: Timeline
+    notes: list[Note]
+    wall_s: float
+    warnings: list[str] = field(default_factory=list)
+
+
+def prepare_outdir(outdir: Path) -> Path:
+    """Create OUTDIR and a private working folder in it; a clear error when that is impossible."""
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=".cuecast-", dir=outdir))
+    except FileExistsError:
+        raise UserError(f"cannot use {outdir} as output folder: a file of that name exists") from None
+    except OSError as e:
+        raise UserError(f"cannot write to {outdir}: {e.strerror or e}") from None
+
+
+def analyse(input_path: Path, cfg: Config, progress: bool = True) -> tuple[Timeline, list[Note], MidiFileSink]:
+    """Run the engine over the whole file as fast as it goes."""
+    try:
+        info = probe(input_path)
+        source = FileSource(input_path, cfg.source.analysis_width, audio=cfg.source.audio,
+                            threads=cfg.source.decode_threads)
+    except SourceError as e:
+        raise InputError(str(e)) from None
+    sink = MidiFileSink()
+    engine = Engine(cfg, source, sink, FastClock(cfg.conductor.lookahead_s), build_stages(cfg))
+    bar = tqdm(total=round(info.duration, 1) or None, unit="s", desc="rendering", file=sys.stderr,
+               disable=not progress, bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s media [{elapsed}<{remaining}]")
+
+    def advance(t: float) -> None:
+        bar.update(max(0.0, round(t, 1) - bar.n))
+
+    try:
+        timeline = asyncio.run(engine.run(progress=advance))
+    except NoFramesError:
+        raise InputError(f"{input_path} has no video frames") from None
+    except SourceError as e:
+        raise InputError(str(e)) from None
+    finally:
+        bar.close()
+    notes = list(sink.notes)
+    timeline.chords = chord_onsets(notes)
+    return timeline, notes, sink
+
+
+def render(input_path: str | Path, outdir: str | Path, cfg: Config, progress: bool = True) -> RenderResult:
+    started = time.perf_counter()
+    input_path, outdir = Path(input_path), Path(outdir)
+    if not input_path.exists():
+        raise InputError(f"no such file: {input_path}")
+    work = prepare_outdir(outdir)
+    warnings: list[str] = []
+    try:
+        timeline, notes, sink = analyse(input_path, cfg, progress)
+        made = _write_outputs(work, input_path, cfg, timeline, notes, sink, warnings)
+        for name in OUTPUTS:  # no stale file from an earlier run may pass for this run's output
+            (outdir / name).unlink(missing_ok=True)
+        files = []
+        for path in made:
+            final = outdir / path.name
+            path.replace(final)
+            files.append(final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return RenderResult(outdir, files, timeline, notes, time.perf_counter() - started, warnings)
+
+
+def _write_outputs(work: Path, input_path: Path, cfg: Config, timeline: Timeline, notes: list[Note],
+                   sink: MidiFileSink, warnings: list[str]) -> list[Path]:
+    from cuecast.streams.audio_render import SynthUnavailable, render_audio
+    from cuecast.streams.mp4 import mux_soundtrack
+
+    chans = channel_map(cfg)
+    made = []
+    mid = work / "soundtrack.mid"
+    try:
+        write_midi(mid, notes, sink.tempo_map, chans, timeline.duration)
+    except MidiFileError as e:
+        raise UserError(str(e)) from None
+    made.append(mid)
+    meta = {"input": str(input_path), "generator": cfg.generator.backend, "seed": cfg.generator.seed,
+            "lookahead_s": cfg.conductor.lookahead_s}
+    tl = work / "timeline.json"
+    write_json(tl, timeline_json(timeline, **meta))
+    made.append(tl)
+    wav = work / "soundtrack.wav"
+    try:
+        render_audio(notes, chans, timeline.duration, wav, sample_rate=cfg.output.sample_rate,
+                     soundfont=cfg.output.soundfont, gain=cfg.output.gain)
+        made.append(wav)
+    except SynthUnavailable as e:
+        warnings.append(f"no audio (soundtrack.wav and soundtrack.mp4 skipped): {e}")
+    if wav in made:
+        mp4 = work / "soundtrack.mp4"
+        try:
+            mux_soundtrack(input_path, wav, mp4, cfg.output.mix_original_audio)
+        except Exception as e:  # the MIDI and audio are still good: report and go on
+            raise UserError(f"cannot write soundtrack.mp4: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        made.append(mp4)
+    if cfg.output.report:
+        from cuecast.engine.report import write_report
+
+        png = work / "report.png"
+        write_report(png, timeline, notes)
+        made.append(png)
+    return made
+
+
+def with_overrides(cfg: Config, **sections) -> Config:
+    """A copy of cfg with some fields of some sections replaced, validated again."""
+    out = cfg
+    for section, fields in sections.items():
+        if fields:
+            out = dataclasses.replace(out, **{section: dataclasses.replace(getattr(out, section), **fields)})
+    return out.validate()

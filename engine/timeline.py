@@ -1,0 +1,46 @@
+"""timeline.json: what the engine decided (cuts, emotion windows, tempo, chord onsets), for people and scripts."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from cuecast import __version__
+from cuecast.types import Timeline
+
+SCHEMA = 1
+
+
+def timeline_json(tl: Timeline, **meta) -> dict:
+    out = {
+        "schema": SCHEMA,
+        "cuecast": __version__,
+        **meta,
+        "duration": round(tl.duration, 4),
+        "cuts": [b.to_json() for b in sorted(tl.boundaries, key=lambda b: b.t)],
+        "emotion": [w.to_json() for w in tl.emotion],
+        "tempo": [{"t": round(t, 4), "bpm": round(bpm, 3)} for t, bpm in tl.tempo],
+        "chords": [round(t, 4) for t in tl.chords],
+    }
+    if tl.forecasts:
+        out["forecasts"] = [
+            {"t": round(f.t, 4), "next": round(f.most_likely()[0], 4), "p": round(f.most_likely()[1], 4)}
+            for f in tl.forecasts
+        ]
+    out["meta"] = {k: v for k, v in tl.meta.items() if isinstance(v, (int, float, str, bool))}
+    return out
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write atomically so a half-written file never carries the final name."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
