@@ -44,6 +44,7 @@ class Conductor:
         self.forecast: Forecast | None = None
         self.tempo_map: list[tuple[float, float]] = []
         self.replans = 0
+        self.end: float | None = None  # set by finish(): no step runs past the end
 
     # ---- inputs -------------------------------------------------------------------------------
     def add_emotion(self, window: EmotionWindow) -> None:
@@ -173,6 +174,8 @@ class Conductor:
                 self.sink.tempo(t0, bpm, float(self.beat))
         nxt = self._next_boundary(t0)
         t1 = self.next_beat if nxt is None else min(self.next_beat, nxt.t)
+        if self.end is not None:
+            t1 = min(t1, self.end)
         valence, arousal = self._emotion_at(t0)
         plan = StepPlan(
             t0=t0, t1=t1, tempo_bpm=self.tempo_map[-1][1], beat=self.beat, beat_in_bar=self.beat_in_bar,
@@ -203,6 +206,7 @@ class Conductor:
     def finish(self, duration: float) -> None:
         """Generate to the end and end every note by the duration."""
         self.boundaries = [p for p in self.boundaries if p.t < duration - 0.05]
+        self.end = duration
         self.advance(duration)
         self.sink.cut_at(duration)
         self.landed = [x for x in self.landed if x < duration]

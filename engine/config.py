@@ -174,15 +174,25 @@ def from_dict(cls, data: dict, prefix: str):
     if unknown:
         raise ConfigError(f"config: unknown key {prefix + '.' if prefix else ''}{sorted(unknown)[0]} "
                           f"(known: {', '.join(sorted(names))})")
-    base = cls()
     kwargs = {}
-    for name in names:
-        key = f"{prefix}.{name}" if prefix else name
-        if name in data:
-            kwargs[name] = coerce(hints[name], data[name], key, getattr(base, name))
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}.{f.name}" if prefix else f.name
+        default = _default(f)
+        if f.name in data:
+            kwargs[f.name] = coerce(hints[f.name], data[f.name], key, default)
+        elif default is not dataclasses.MISSING:
+            kwargs[f.name] = default
         else:
-            kwargs[name] = getattr(base, name)
+            raise ConfigError(f"config: {key} is missing")
     return cls(**kwargs)
+
+
+def _default(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
 
 
 def coerce(hint, value, key: str, default):
@@ -196,6 +206,9 @@ def coerce(hint, value, key: str, default):
         merged = dict(default) if isinstance(default, dict) else {}
         for k, v in value.items():
             sub_default = merged.get(k)
+            if dataclasses.is_dataclass(vt) and merged and sub_default is None:
+                # a table of fixed entries (instruments): a new name is a typo, not a new entry
+                raise ConfigError(f"config: unknown {key} entry {k!r} (known: {', '.join(sorted(merged))})")
             if dataclasses.is_dataclass(vt) and sub_default is not None:
                 # a partial table overrides only the keys it names
                 v = {**dataclasses.asdict(sub_default), **v} if isinstance(v, dict) else v

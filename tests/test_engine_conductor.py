@@ -1,0 +1,122 @@
+"""The conductor: beats, tempo-mapping onto known cuts, off-grid boundaries, re-planning, forecasts."""
+
+import numpy as np
+import pytest
+
+from cuecast.engine.conductor import Conductor
+from cuecast.engine.config import ConductorConfig
+from cuecast.models.music.arranger import Arranger
+from cuecast.models.music.config import GeneratorConfig
+from cuecast.models.music.metrics import cut_alignment
+from cuecast.streams.midi_file import MidiFileSink
+from cuecast.types import Boundary, EmotionWindow, Forecast, StepPlan
+
+
+class RecordingArranger(Arranger):
+    """The real arranger, with the plans it was given kept for inspection."""
+
+    def __init__(self):
+        super().__init__(GeneratorConfig())
+        self.reset(0)
+        self.plans: list[StepPlan] = []
+        self.rewinds: list[float] = []
+
+    def step(self, plan):
+        self.plans.append(plan)
+        return super().step(plan)
+
+    def rewind(self, t):
+        self.rewinds.append(t)
+        super().rewind(t)
+
+
+def make(lookahead=3.0, tempo=100.0, **kw):
+    gen = RecordingArranger()
+    sink = MidiFileSink()
+    cfg = ConductorConfig(lookahead_s=lookahead, **kw)
+    c = Conductor(cfg, gen, sink, lambda a: tempo)
+    c.add_emotion(EmotionWindow(0, 2, (1 / 6,) * 6, 0.3, 0.0))
+    return c, gen, sink
+
+
+def test_steps_tile_time_without_gaps():
+    c, gen, _ = make()
+    c.finish(10.0)
+    t = 0.0
+    for p in gen.plans:
+        assert p.t0 == pytest.approx(t)
+        assert p.t1 > p.t0
+        t = p.t1
+    assert t == pytest.approx(10.0, abs=1e-6)
+
+
+def test_tempo_bends_so_a_beat_lands_on_a_known_cut():
+    c, gen, sink = make(tempo=100.0)  # beat 0.6 s
+    c.add_boundary(Boundary(t=3.1))  # 5.17 beats away: 5 beats at 96.8 bpm land on it (3.2% bend)
+    c.finish(6.0)
+    at = [p for p in gen.plans if p.at_boundary]
+    assert len(at) == 1 and at[0].t0 == pytest.approx(3.1)
+    assert at[0].on_grid
+    assert at[0].beat_in_bar == 0
+    bpms = [bpm for _, bpm, _ in sink.tempo_map]
+    assert any(abs(b - 100.0) > 1 for b in bpms) and all(abs(b / 100.0 - 1) <= 0.08 + 1e-9 for b in bpms)
+
+
+def test_unreachable_cut_lands_off_grid():
+    c, gen, _ = make(tempo=100.0, max_tempo_nudge=0.0)
+    c.add_boundary(Boundary(t=1.0))  # 1.67 beats: no bend allowed
+    c.finish(3.0)
+    at = [p for p in gen.plans if p.at_boundary]
+    assert at[0].t0 == pytest.approx(1.0) and not at[0].on_grid
+
+
+def test_every_known_cut_gets_a_chord_and_random_moments_mostly_do_not():
+    rng = np.random.default_rng(1)
+    cuts = np.cumsum(rng.uniform(1.2, 5.0, size=12)).tolist()
+    c, _, sink = make(tempo=118.0)
+    for t in cuts:
+        c.add_boundary(Boundary(t=t))
+    c.finish(cuts[-1] + 3)
+    stats = cut_alignment(list(sink.notes), cuts, cuts[-1] + 3)
+    assert stats["hit_rate"] >= 0.9
+    assert stats["random_rate"] <= 0.35
+
+
+def test_unplanned_cut_inside_generated_music_replans():
+    c, gen, sink = make(lookahead=0.0)
+    c.advance(4.0)
+    assert any(n.start > 2.5 for n in sink.notes)
+    replanned = c.add_boundary(Boundary(t=2.5), now=2.5)
+    assert replanned and gen.rewinds == [2.5]
+    assert all(n.start < 2.5 or n.start >= 2.5 for n in sink.notes)
+    assert not any(n.start >= 2.5 for n in sink.notes)
+    assert all(n.end <= 2.5 + 1e-9 for n in sink.notes)
+    c.advance(5.0)
+    at = [p for p in gen.plans if p.at_boundary]
+    assert at and at[-1].t0 == pytest.approx(2.5)
+
+
+def test_cut_in_the_past_replans_from_now():
+    c, gen, sink = make(lookahead=0.0)
+    c.advance(4.0)
+    c.add_boundary(Boundary(t=2.0), now=2.3)
+    assert gen.rewinds == [2.3]
+
+
+def test_confident_forecast_is_planned_when_lookahead_is_zero():
+    c, gen, _ = make(lookahead=0.0, tempo=100.0)
+    hazard = np.zeros(40)
+    hazard[14] = 0.95  # bin 0.1 s: a cut at ~1.45 s after t=0.5
+    c.set_forecast(Forecast(t=0.5, bin_s=0.1, hazard=hazard))
+    c.advance(3.0)
+    spec = [p for p in gen.plans if p.at_boundary]
+    assert spec and spec[0].t0 == pytest.approx(1.95, abs=0.06)
+    # the real cut arriving near the forecast does not force a re-plan
+    assert not c.add_boundary(Boundary(t=spec[0].t0 + 0.02), now=2.9)
+
+
+def test_weak_forecast_is_ignored():
+    c, gen, _ = make(lookahead=0.0)
+    c.set_forecast(Forecast(t=0.0, bin_s=0.1, hazard=np.full(40, 0.005)))
+    c.advance(3.0)
+    assert not any(p.at_boundary for p in gen.plans)
