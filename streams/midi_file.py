@@ -133,7 +133,7 @@ def _to_sec(segs: list[_Segment], ticks: list[int], tick: int) -> float:
 # Writing
 
 
-def _channels(channel_map: dict[str, tuple], notes: Sequence[Note]) -> dict[str, tuple[int, int, int | None]]:
+def resolve_channels(channel_map: dict[str, tuple], notes: Sequence[Note]) -> dict[str, tuple[int, int, int | None]]:
     """(channel 1..16, program, volume or None) per instrument; unknown instruments get a free channel."""
     out: dict[str, tuple[int, int, int | None]] = {}
     for name, spec in channel_map.items():
@@ -154,7 +154,7 @@ def _channels(channel_map: dict[str, tuple], notes: Sequence[Note]) -> dict[str,
     return out
 
 
-def _note_spans(notes: Sequence[Note], chan: dict[str, tuple[int, int, int | None]], to_tick, end_tick: int
+def note_spans(notes: Sequence[Note], chan: dict[str, tuple[int, int, int | None]], to_tick, end_tick: int
                 ) -> dict[str, list[tuple[int, int, int, int]]]:
     """Per instrument: (on_tick, off_tick, pitch, velocity), clipped to the file and free of same-key overlap.
 
@@ -210,8 +210,8 @@ def build_midi(notes: Sequence[Note], tempo_map: Sequence[tuple[float, float, fl
     segs = _segments(tempo_map)
     secs = [s.sec for s in segs]
     end_tick = max(0, _to_tick(segs, secs, duration))
-    chan = _channels(channel_map, notes)
-    spans = _note_spans(notes, chan, lambda t: _to_tick(segs, secs, t), end_tick)
+    chan = resolve_channels(channel_map, notes)
+    spans = note_spans(notes, chan, lambda t: _to_tick(segs, secs, t), end_tick)
 
     mid = mido.MidiFile(type=1, ticks_per_beat=PPQ)
     conductor = [(s.tick, 0, 0, mido.MetaMessage("set_tempo", tempo=s.usec_per_beat)) for s in segs[1:]

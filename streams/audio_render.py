@@ -1,0 +1,186 @@
+"""Offline audio render of the soundtrack through a SoundFont synth (FluidSynth via pyfluidsynth).
+
+The render is sample-exact and a pure function of its inputs: events are applied at their sample
+positions into one float buffer (fluid_synth_write_float, no dither), so the same notes give the same WAV.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+import tempfile
+import wave
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from cuecast.types import Note
+
+from .midi_file import DRUM_CHANNEL, note_spans, resolve_channels
+
+DEBIAN_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+FADE_OUT_S = 0.01  # notes still sounding at the end are cut: a short fade keeps that from clicking
+
+HOW_TO_GET_AUDIO = (
+    "no FluidSynth library found, so no audio was rendered (everything else was written); to get audio install it: "
+    "Debian/Ubuntu `sudo apt-get install fluidsynth fluid-soundfont-gm`, macOS `brew install fluid-synth`, "
+    "Windows install FluidSynth and put its bin folder on PATH (or `pip install pyfluidsynth` plus the DLL)"
+)
+
+
+# int fluid_synth_write_float(synth, len, lout, loff, lincr, rout, roff, rincr): our own prototype, so the
+# shared CDLL attribute pyfluidsynth uses is left as it is.
+_WRITE_FLOAT = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
+                                ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int)
+
+
+class SynthUnavailable(Exception):
+    """No synth library: render writes everything else and prints this one line."""
+
+    def __init__(self, message: str = HOW_TO_GET_AUDIO):
+        super().__init__(message)
+
+
+class AudioRenderError(Exception):
+    """The audio cannot be rendered or written (bad soundfont, unwritable path)."""
+
+
+def find_soundfont(explicit: str = "") -> Path | None:
+    """The explicit path; else Debian's FluidR3_GM; else the TimGM6mb inside the pretty-midi wheel."""
+    if explicit:
+        return Path(explicit)
+    if DEBIAN_SOUNDFONT.is_file():
+        return DEBIAN_SOUNDFONT
+    try:
+        import pretty_midi  # noqa: PLC0415 - only to locate the file it ships
+    except ImportError:
+        return None
+    p = Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
+    return p if p.is_file() else None
+
+
+def load_fluidsynth():
+    """The pyfluidsynth module, or SynthUnavailable (importing it raises when libfluidsynth is missing)."""
+    try:
+        import fluidsynth  # noqa: PLC0415
+    except (ImportError, OSError):
+        raise SynthUnavailable() from None
+    if not hasattr(fluidsynth, "Synth") or not hasattr(getattr(fluidsynth, "_fl", None), "fluid_synth_write_float"):
+        raise SynthUnavailable()
+    return fluidsynth
+
+
+def render_audio(notes: Sequence[Note], channel_map: dict[str, tuple], duration: float, wav_path: str | Path,
+                 sample_rate: int = 44100, soundfont: str = "", gain: float = 0.5,
+                 tempo_map: object = None) -> None:
+    """Render notes to a 16-bit stereo WAV exactly `duration` seconds long (written atomically).
+
+    channel_map: instrument -> (channel 1..16, GM program[, CC7 volume]), as for write_midi; drums on 10.
+    tempo_map is accepted and unused: notes are already in media seconds.
+    """
+    del tempo_map
+    if not (math.isfinite(duration) and duration >= 0):
+        raise AudioRenderError(f"duration must be a finite number of seconds >= 0, got {duration}")
+    audio = synthesize(notes, channel_map, duration, sample_rate, soundfont, gain)
+    write_wav(wav_path, audio, sample_rate)
+
+
+def synthesize(notes: Sequence[Note], channel_map: dict[str, tuple], duration: float, sample_rate: int = 44100,
+               soundfont: str = "", gain: float = 0.5) -> np.ndarray:
+    """float32 (n, 2) in [-1, 1], n = round(duration * sample_rate)."""
+    total = int(round(duration * sample_rate))
+    chan = resolve_channels(channel_map, notes)
+    spans = note_spans(notes, chan, lambda t: int(round(t * sample_rate)), total)
+    events = []  # (sample, order, channel0, pitch, velocity): offs before ons at one sample
+    for name, items in spans.items():
+        c = chan[name][0] - 1
+        for on, off, pitch, vel in items:
+            events.append((on, 1, c, pitch, vel))
+            if off < total:
+                events.append((off, 0, c, pitch, 0))
+    events.sort()
+    buf = np.zeros((total, 2), dtype=np.float32)
+    if events:  # no notes: silence, and no need for a synth at all
+        _run_synth(buf, events, chan, sample_rate, soundfont, gain)
+    np.clip(buf, -1.0, 1.0, out=buf)
+    fade = min(total, int(FADE_OUT_S * sample_rate))
+    if fade:
+        buf[total - fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)[:, None]
+    return buf
+
+
+def _run_synth(buf: np.ndarray, events: list[tuple], chan: dict, sample_rate: int, soundfont: str,
+               gain: float) -> None:
+    fs_mod = load_fluidsynth()
+    sf = find_soundfont(soundfont)
+    if sf is None:
+        raise SynthUnavailable("no SoundFont found: install one (Debian/Ubuntu `sudo apt-get install "
+                               "fluid-soundfont-gm`) or set output.soundfont to an .sf2 file")
+    if not sf.is_file():
+        raise AudioRenderError(f"soundfont {sf} is not a file")
+    # One core for the synth: render runs beside video decoding and the models on a 2-core machine.
+    synth = fs_mod.Synth(gain=float(gain), samplerate=float(sample_rate), **{"synth.cpu-cores": 1})
+    try:
+        sfid = synth.sfload(str(sf))
+        if sfid == -1:
+            raise AudioRenderError(f"FluidSynth cannot load the soundfont {sf}")
+        for ch, prog, vol in chan.values():
+            bank = 128 if ch == DRUM_CHANNEL else 0
+            synth.program_select(ch - 1, sfid, bank, prog)
+            if vol is not None:
+                synth.cc(ch - 1, 7, int(vol))
+        write = _WRITE_FLOAT(("fluid_synth_write_float", fs_mod._fl))
+        ptr = buf.ctypes.data
+        pos, total = 0, buf.shape[0]
+        for at, kind, c, pitch, vel in events:
+            if at > pos:
+                write(synth.synth, at - pos, ptr, 2 * pos, 2, ptr, 2 * pos + 1, 2)
+                pos = at
+            if kind:
+                synth.noteon(c, pitch, vel)
+            else:
+                synth.noteoff(c, pitch)
+        if total > pos:
+            write(synth.synth, total - pos, ptr, 2 * pos, 2, ptr, 2 * pos + 1, 2)
+    finally:
+        synth.delete()
+
+
+def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
+    """16-bit stereo WAV, atomically (temp file in the same folder, then os.replace)."""
+    path = Path(path)
+    pcm = np.round(np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=str(path.parent))
+    except OSError as e:
+        raise AudioRenderError(f"cannot write {path}: {e.strerror or e}") from None
+    try:
+        with os.fdopen(fd, "wb") as f, wave.open(f, "wb") as w:
+            w.setnchannels(2)
+            w.setsampwidth(2)
+            w.setframerate(int(sample_rate))
+            w.writeframes(pcm.tobytes())
+        os.replace(tmp, path)
+    except OSError as e:
+        _unlink(tmp)
+        raise AudioRenderError(f"cannot write {path}: {e.strerror or e}") from None
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
+def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
+    """float32 (n, channels) and the sample rate of a 16-bit WAV (tests, evaluation)."""
+    with wave.open(str(path), "rb") as w:
+        n, ch, rate = w.getnframes(), w.getnchannels(), w.getframerate()
+        data = np.frombuffer(w.readframes(n), dtype="<i2").reshape(-1, ch)
+    return data.astype(np.float32) / 32767.0, rate
+
+
+def _unlink(p: str) -> None:
+    try:
+        os.unlink(p)
+    except OSError:
+        pass
