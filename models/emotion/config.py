@@ -18,6 +18,12 @@ class EmotionConfig:
     smoothing_s: float = 2.0  # time constant of the smoothing that keeps the music from flipping
     faces: bool = True
     audio: bool = True
+    # fields below added with the estimator (issue 4)
+    face_interval_s: float = 0.0  # run face detection + expression this often (0: once per hop)
+    hysteresis: float = 0.05  # valence/arousal dead band: the output moves only when the smoothed value leaves it
+    direct_va_weight: float = 0.5  # blend of the direct picture/sound affect point into EMSYNC's table mapping
+    cut_rate_s: float = 6.0  # cut rate (Hanjalic & Xu) is counted over this much recent media time
+    fusion_weights: str = ""  # trained fusion head (tools/train_emotion.py); empty: the documented fixed fusion
 
     def validate(self, key: str) -> None:
         _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), f"{key}.device",
@@ -25,3 +31,7 @@ class EmotionConfig:
         _check(0.25 <= self.window_s <= 30.0, f"{key}.window_s", "must be in 0.25..30 seconds", self.window_s)
         _check(0.05 <= self.hop_s <= self.window_s, f"{key}.hop_s", "must be in 0.05..window_s", self.hop_s)
         _check(0.0 <= self.smoothing_s <= 60.0, f"{key}.smoothing_s", "must be in 0..60", self.smoothing_s)
+        _check(0.0 <= self.face_interval_s <= 10.0, f"{key}.face_interval_s", "must be in 0..10 seconds", self.face_interval_s)
+        _check(0.0 <= self.hysteresis <= 0.5, f"{key}.hysteresis", "must be in 0..0.5", self.hysteresis)
+        _check(0.0 <= self.direct_va_weight <= 1.0, f"{key}.direct_va_weight", "must be in 0..1", self.direct_va_weight)
+        _check(1.0 <= self.cut_rate_s <= 60.0, f"{key}.cut_rate_s", "must be in 1..60 seconds", self.cut_rate_s)

@@ -1,0 +1,231 @@
+"""The windowed emotion estimator: frames (and audio, and cut times) in, EmotionWindow out.
+
+Windows: window k ends at k * hop_s and covers [max(0, k * hop_s - window_s), k * hop_s) in media time;
+the first ends at the first hop (0.5 s by default), so the early windows are shorter than window_s. A
+window is emitted by the first frame at or after its end (that frame is not in it); `flush` emits the
+windows up to and including the one that holds the last frame.
+
+Per frame: the picture's affect features (cheap, every frame). Faces: Haar detection and batched
+expression once per `face_interval_s` (default: once per hop), which keeps the cost low. Cuts: the
+engine calls `observe_cut(t)` with its detector's boundaries; until it does, a simple colour-histogram
+jump detector inside the estimator stands in (so `cuecast emotion` and library use count cuts too);
+the first observe_cut switches the internal detector off for good.
+
+Smoothing: an exponential moving average with time constant smoothing_s over successive windows (halved
+for the windows right after a cut, where the scene really changed), then a dead band (`hysteresis`) on
+valence/arousal: the output moves only once the smoothed value has moved more than the band, so small
+window-to-window wobble does not reach the music while a real change comes through within seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+import torch
+
+from cuecast.models.emotion.affect import FrameAffect, colour_stats, luma, motion_energy, picture_va, small
+from cuecast.models.emotion.audio import AudioFeatures, audio_arousal
+from cuecast.models.emotion.config import EmotionConfig
+from cuecast.models.emotion.fusion import DIMS, fixed_fusion, load_head, window_steps
+from cuecast.models.emotion.va import va_from_probs
+from cuecast.types import AudioChunk, EmotionWindow, Frame
+
+CUT_HIST_JUMP = 0.5  # L1 distance of 4x4x4 colour histograms (0..2) above which a frame change is a cut
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def colour_hist(img: np.ndarray) -> np.ndarray:
+    q = (img // 64).reshape(-1, 3).astype(np.int32)
+    h = np.bincount(q[:, 0] * 16 + q[:, 1] * 4 + q[:, 2], minlength=64).astype(np.float32)
+    return h / max(h.sum(), 1.0)
+
+
+class Smoother:
+    """EMA over windows, then a dead band on valence/arousal (see the module docstring)."""
+
+    def __init__(self, tau: float, band: float):
+        self.tau, self.band = tau, band
+        self.probs: np.ndarray | None = None
+        self.va = np.zeros(2)
+        self.out = np.zeros(2)
+
+    def __call__(self, probs: np.ndarray, va: np.ndarray, dt: float, fast: bool) -> tuple[np.ndarray, np.ndarray]:
+        if self.probs is None:
+            self.probs, self.va, self.out = probs.copy(), va.copy(), va.copy()
+            return self.probs, self.out
+        tau = self.tau / 2 if fast else self.tau
+        alpha = 1.0 if tau <= 0 else 1.0 - math.exp(-dt / tau)
+        self.probs = self.probs + alpha * (probs - self.probs)
+        self.va = self.va + alpha * (va - self.va)
+        self.out = np.clip(self.out, self.va - self.band, self.va + self.band)  # backlash: hysteresis
+        return self.probs / self.probs.sum(), self.out
+
+
+class EmotionEstimator:
+    def __init__(self, cfg: EmotionConfig | None = None):
+        self.cfg = cfg or EmotionConfig()
+        self.cfg.validate("emotion")
+        self.device = resolve_device(self.cfg.device)
+        self.faces = None
+        if self.cfg.faces:
+            from cuecast.models.emotion.faces import FaceExpressions  # cv2 only when faces are on
+            self.faces = FaceExpressions(self.device)
+        self.head = load_head(self.cfg.fusion_weights, self.device) if self.cfg.fusion_weights else None
+        self.audio = AudioFeatures() if self.cfg.audio else None
+        keep = self.cfg.window_s + self.cfg.cut_rate_s + 1.0
+        self.keep_s = keep
+        self.frames: deque[FrameAffect] = deque()
+        self.face_log: deque[tuple[float, np.ndarray | None, float]] = deque()
+        self.cuts: deque[float] = deque()
+        self.external_cuts = False
+        self.smoother = Smoother(self.cfg.smoothing_s, self.cfg.hysteresis)
+        self.face_every = self.cfg.face_interval_s or self.cfg.hop_s
+        self._next_face_t = -math.inf
+        self._prev_y: np.ndarray | None = None
+        self._prev_hist: np.ndarray | None = None
+        self._prev_t: float | None = None
+        self._next_end: float | None = None
+        self._last: FrameAffect | None = None
+        self.t_first: float | None = None
+
+    # ------------------------------------------------------------------ inputs
+
+    def observe_cut(self, t: float) -> None:
+        """A scene boundary at media time t (from the engine's cut detector or an external hint)."""
+        if not self.external_cuts:
+            self.external_cuts = True
+            self.cuts.clear()  # the engine's detector replaces the internal one, also for the past
+        if not self.cuts or abs(self.cuts[-1] - t) > 1e-6:
+            self.cuts.append(float(t))
+
+    def process_audio(self, chunk: AudioChunk) -> None:
+        if self.audio is not None:
+            self.audio.add(chunk.t, chunk.samples, chunk.rate)
+
+    def process_frame(self, frame: Frame) -> list[EmotionWindow]:
+        t = float(frame.t)
+        if self._next_end is None:
+            self.t_first = t
+            self._next_end = (math.floor(max(t, 0.0) / self.cfg.hop_s) + 1) * self.cfg.hop_s
+        out = []
+        while t >= self._next_end - 1e-9:
+            out.append(self._emit(self._next_end))
+            self._next_end += self.cfg.hop_s
+        self._add_frame(t, frame.image)
+        return out
+
+    def flush(self) -> list[EmotionWindow]:
+        """Windows up to and including the one holding the last frame."""
+        if self._last is None:
+            return []
+        out = []
+        while self._next_end - self.cfg.hop_s <= self._last.t + 1e-9:
+            out.append(self._emit(self._next_end))
+            self._next_end += self.cfg.hop_s
+        return out
+
+    # ------------------------------------------------------------------ per frame
+
+    def _add_frame(self, t: float, image: np.ndarray) -> None:
+        img = small(image)
+        y = luma(img)
+        dt = (t - self._prev_t) if self._prev_t is not None else 0.0
+        hist = colour_hist(img)
+        is_cut = self._prev_hist is not None and float(np.abs(hist - self._prev_hist).sum()) > CUT_HIST_JUMP
+        if is_cut and not self.external_cuts:
+            self.cuts.append(t)
+        # a cut is not motion: the jump would swamp the motion energy of the window
+        motion = 0.0 if is_cut else motion_energy(y, self._prev_y, dt)
+        b, s, c, w = colour_stats(img)
+        rec = FrameAffect(t, b, s, c, w, motion if not is_cut else float("nan"))
+        self.frames.append(rec)
+        self._last = rec
+        self._prev_y, self._prev_hist, self._prev_t = y, hist, t
+        if self.faces is not None and t >= self._next_face_t:
+            self._next_face_t = t + self.face_every
+            self.face_log.append((t, *self._faces(image)))
+        horizon = t - self.keep_s
+        while self.frames and self.frames[0].t < horizon:
+            self.frames.popleft()
+        while self.face_log and self.face_log[0][0] < horizon:
+            self.face_log.popleft()
+        while self.cuts and self.cuts[0] < horizon:
+            self.cuts.popleft()
+
+    def _faces(self, image: np.ndarray) -> tuple[np.ndarray | None, float]:
+        from cuecast.models.emotion.faces import faces_to_ekman
+        got = faces_to_ekman(self.faces(image))
+        return (None, 0.0) if got is None else got
+
+    # ------------------------------------------------------------------ per window
+
+    def _window_frames(self, start: float, end: float) -> list[FrameAffect]:
+        sel = [f for f in self.frames if start <= f.t < end]
+        if sel:
+            return sel
+        # no frame in the window (a gap in the input): the picture held is the last one before it
+        before = [f for f in self.frames if f.t < start]
+        if before:
+            f = before[-1]
+            return [FrameAffect(start, f.brightness, f.saturation, f.colourfulness, f.warmth, 0.0)]
+        return []
+
+    def _cut_rate(self, end: float) -> float:
+        span = min(self.cfg.cut_rate_s, max(end - (self.t_first or 0.0), self.cfg.window_s))
+        return sum(1 for c in self.cuts if end - span <= c < end) / span
+
+    def _emit(self, end: float) -> EmotionWindow:
+        start = max(0.0, end - self.cfg.window_s)
+        frames = self._window_frames(start, end)
+        signals = ["picture"] if frames else []
+        feats = np.array([[f.brightness, f.saturation, f.colourfulness, f.warmth] for f in frames]) if frames else np.zeros((1, 4))
+        motions = np.array([f.motion for f in frames if not math.isnan(f.motion)] or [0.0])
+        # median: robust to a single jolt (a flash, a missed dissolve) inside the window
+        pv, pa = picture_va(*feats.mean(axis=0), float(np.median(motions)), self._cut_rate(end))
+        snd = self.audio.window(start, end) if self.audio is not None else None
+        a_ar = audio_arousal(*snd) if snd is not None else None
+        if snd is not None:
+            signals.append("audio")
+        faces = self._window_faces(start, end)
+        if faces is not None:
+            signals.append("faces")
+        if self.head is not None:
+            probs, v, a = self._head(start, end, (pv, pa), a_ar, faces)
+            signals.append("head")
+        else:
+            probs, v, a = fixed_fusion((pv, pa), a_ar, faces, self.cfg.direct_va_weight)
+        fast = any(end - self.cfg.window_s <= c < end for c in self.cuts)
+        sp, sva = self.smoother(probs, np.array([v, a]), self.cfg.hop_s, fast)
+        return EmotionWindow(start=start, end=end, probs=tuple(float(p) for p in sp),
+                             valence=float(np.clip(sva[0], -1, 1)), arousal=float(np.clip(sva[1], -1, 1)),
+                             signals=tuple(signals))
+
+    def _window_faces(self, start: float, end: float) -> tuple[np.ndarray, float] | None:
+        """Mean of the face analyses in the window, weighted by evidence; None when no face was seen."""
+        seen = [(p, w) for t, p, w in self.face_log if start <= t < end and p is not None]
+        if not seen:
+            return None
+        ws = np.array([w for _, w in seen])
+        analysed = sum(1 for t, _, _ in self.face_log if start <= t < end)
+        probs = (np.stack([p for p, _ in seen]) * ws[:, None]).sum(0) / max(ws.sum(), 1e-9) if ws.sum() > 0 else np.full(6, 1 / 6)
+        # faces seen in only some of the window's analyses count proportionally less
+        return probs / probs.sum(), float(ws.max()) * len(seen) / max(analysed, 1)
+
+    @torch.no_grad()
+    def _head(self, start, end, pva, a_ar, faces):
+        blocks = list(self.audio.blocks) if self.audio is not None else []
+        x, m = window_steps(self.frames, self.face_log, blocks, self.cuts, start, end)
+        xt = {k: torch.from_numpy(x[k])[None].to(self.device) for k in DIMS}
+        mt = {k: torch.from_numpy(m[k])[None].to(self.device) for k in DIMS}
+        probs = torch.softmax(self.head(xt, mt), dim=1)[0].cpu().numpy().astype(np.float64)
+        _, dv, da = fixed_fusion(pva, a_ar, faces, 1.0)  # the direct affect point, as in the fixed fusion
+        tv, ta = va_from_probs(probs)
+        wgt = self.cfg.direct_va_weight
+        return probs, (1 - wgt) * tv + wgt * dv, (1 - wgt) * ta + wgt * da

@@ -1,0 +1,127 @@
+"""Fusion of the signals into Ekman-6: a trainable torch head, and the fixed fusion used until one is trained.
+
+The head follows EMSYNC's video branch in spirit: each signal gets its own projection, the window's time
+steps are pooled by attention, and a linear layer gives six logits. Its input is a window cut into
+N_STEPS equal time bins (see `window_steps`):
+  picture (6): standardised brightness, chroma, colourfulness, warmth, motion, cuts in the bin
+  faces   (7): Ekman-6 distribution of the faces seen in the bin and their evidence weight
+  audio   (3): standardised loudness, spectral brightness, onset rate
+with a mask per signal and bin (no face analysed, no audio) so missing signals neither vote nor shift
+the others.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from cuecast.models.emotion.affect import z
+from cuecast.models.emotion.va import probs_from_va, va_from_probs
+
+N_STEPS = 8
+DIMS = {"picture": 6, "faces": 7, "audio": 3}
+
+
+class FusionHead(nn.Module):
+    def __init__(self, d: int = 32, n_classes: int = 6):
+        super().__init__()
+        self.proj = nn.ModuleDict({k: nn.Sequential(nn.Linear(n, d), nn.GELU(), nn.Linear(d, d)) for k, n in DIMS.items()})
+        self.missing = nn.ParameterDict({k: nn.Parameter(torch.zeros(d)) for k in DIMS})  # learned "absent" vectors
+        self.pos = nn.Parameter(torch.zeros(N_STEPS, d))
+        self.score = nn.Sequential(nn.Linear(d, d), nn.Tanh(), nn.Linear(d, 1))
+        self.out = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, n_classes))
+
+    def forward(self, x: dict[str, torch.Tensor], mask: dict[str, torch.Tensor]) -> torch.Tensor:
+        """x[k]: B x T x DIMS[k]; mask[k]: B x T (1 where the signal is present). Returns B x 6 logits."""
+        h = self.pos
+        for k in DIMS:
+            m = mask[k].unsqueeze(-1)
+            h = h + m * self.proj[k](x[k]) + (1 - m) * self.missing[k]
+        any_signal = torch.stack([mask[k] for k in DIMS]).amax(0)  # B x T
+        s = self.score(h).squeeze(-1).masked_fill(any_signal < 0.5, -1e4)
+        w = torch.softmax(s, dim=1).unsqueeze(-1)  # attention over the window's time steps
+        return self.out((w * h).sum(1))
+
+
+def window_steps(frames, faces, audio_blocks, cuts, start: float, end: float):
+    """Bin one window's records into N_STEPS steps of head input (numpy arrays and masks).
+
+    frames: iterable of FrameAffect; faces: (t, probs6 | None, weight); audio_blocks: (t, dB, Hz, onset);
+    cuts: media times.
+    """
+    edges = np.linspace(start, end, N_STEPS + 1)
+    x = {k: np.zeros((N_STEPS, n), np.float32) for k, n in DIMS.items()}
+    m = {k: np.zeros(N_STEPS, np.float32) for k in DIMS}
+    idx = lambda t: min(N_STEPS - 1, max(0, int(np.searchsorted(edges, t, side="right")) - 1))  # noqa: E731
+    pic: list[list] = [[] for _ in range(N_STEPS)]
+    for f in frames:
+        if start <= f.t < end:
+            pic[idx(f.t)].append([z("brightness", f.brightness), z("saturation", f.saturation),
+                                  z("colourfulness", f.colourfulness), z("warmth", f.warmth),
+                                  math.tanh(z("motion", f.motion) / 2) * 2])
+    for i, rows in enumerate(pic):
+        if rows:
+            x["picture"][i, :5] = np.mean(rows, axis=0)
+            m["picture"][i] = 1
+    for c in cuts:
+        if start <= c < end:
+            x["picture"][idx(c), 5] += 1
+    for t, p6, wgt in faces:
+        if start <= t < end:
+            i = idx(t)
+            x["faces"][i] = np.concatenate([p6 if p6 is not None else np.full(6, 1 / 6), [wgt]])
+            m["faces"][i] = 1
+    aud: list[list] = [[] for _ in range(N_STEPS)]
+    for t, db, hz, onset in audio_blocks:
+        if start <= t < end:
+            aud[idx(t)].append([(db + 28) / 10, math.log2(max(hz, 50) / 1500), float(onset)])
+    for i, rows in enumerate(aud):
+        if rows:
+            r = np.array(rows)
+            x["audio"][i] = [r[:, 0].mean(), r[:, 1].mean(), r[:, 2].sum() / max((end - start) / N_STEPS, 1e-3) / 2 - 1]
+            m["audio"][i] = 1
+    return x, m
+
+
+def load_head(path: str | Path, device) -> FusionHead:
+    p = Path(path)
+    fix = "train one with `python tools/train_emotion.py DATA_DIR --out PATH`, or set emotion.fusion_weights = \"\" for the fixed fusion"
+    if not p.is_file():
+        raise FileNotFoundError(f"fusion head weights not found at {p}: {fix}")
+    try:
+        head = FusionHead()
+        head.load_state_dict(torch.load(p, map_location="cpu", weights_only=True))
+    except Exception as e:
+        raise ValueError(f"fusion head weights at {p} are broken ({e.__class__.__name__}): {fix}") from None
+    return head.to(device).eval()
+
+
+def fixed_fusion(picture_va: tuple[float, float], audio_arousal: float | None,
+                 faces: tuple[np.ndarray, float] | None, direct_weight: float) -> tuple[np.ndarray, float, float]:
+    """The documented fusion used until a trained head exists. Returns (probs6, valence, arousal).
+
+    1. Sound joins the picture's arousal (Hanjalic & Xu weigh motion, rhythm and sound alike; here the
+       picture's colour+motion+cut arousal counts 0.6 and the sound 0.4).
+    2. The picture/sound point becomes a distribution over the six emotions (va.probs_from_va).
+    3. Faces mix in by their evidence weight (size in frame, not neutral), at most 0.7.
+    4. Valence/arousal: EMSYNC's table on the fused probabilities, blended with the direct affect point
+       (weight `direct_weight`), because the six emotions leave gaps on the plane (nothing among them is
+       calm and pleasant) that the picture can express directly.
+    """
+    v, a = picture_va
+    if audio_arousal is not None:
+        a = 0.6 * a + 0.4 * audio_arousal
+    probs = probs_from_va(v, a)
+    direct = np.array([v, a])
+    if faces is not None:
+        f_probs, f_w = faces
+        w = 0.7 * float(f_w)
+        probs = (1 - w) * probs + w * f_probs
+        direct = (1 - w) * direct + w * np.array(va_from_probs(f_probs))
+    tv, ta = va_from_probs(probs)
+    out = (1 - direct_weight) * np.array([tv, ta]) + direct_weight * direct
+    return probs / probs.sum(), float(np.clip(out[0], -1, 1)), float(np.clip(out[1], -1, 1))
