@@ -130,12 +130,16 @@ class Arranger:
             tonic = theory.related_tonic(old.tonic, old.mode, mode, rng.randrange(5))
         else:
             tonic = rng.randrange(12)
-        prog = rng.choice(theory.PROGRESSIONS[mode])
+        prog = self._progression(mode, plan.valence)
         chord_bars = 2 if plan.beats_per_bar * plan.beat_s < 1.8 and rng.random() < 0.5 else 1
         self.st.section = _Section(tonic, mode, prog, plan.valence, rng.randrange(1 << 16), chord_bars,
                                    melody_octave=rng.choice((0, 0, 12)) if x < 0.4 else 0)
         self.st.prog_pos = 0
         self.st.mel_target = self._mel_range(x)[0] + rng.randrange(4, 12)
+
+    def _progression(self, mode: str, valence: float) -> tuple[str, ...]:
+        progs = theory.PROGRESSIONS[mode]
+        return self.rng.choices(progs, theory.progression_weights(mode, valence))[0]
 
     def _set_chord(self, numeral: str, t: float) -> None:
         st, sec = self.st, self.st.section
@@ -153,7 +157,7 @@ class Arranger:
         if sec is None or not fits or r < 0.3:
             self._new_section(plan, x, related=sec is not None and r < 0.8)
         elif r < 0.65:  # same key, another progression of the family
-            sec.progression = rng.choice(theory.PROGRESSIONS[sec.mode])
+            sec.progression = self._progression(sec.mode, plan.valence)
             sec.bars, st.prog_pos = 0, 0
         else:
             sec.bars, st.prog_pos = 0, 0
@@ -206,7 +210,7 @@ class Arranger:
                 self._pad_change(plan, x, ev, bar_s)
                 return
             if rng.random() < 0.4:
-                sec.progression = rng.choice(theory.PROGRESSIONS[sec.mode])
+                sec.progression = self._progression(sec.mode, plan.valence)
                 st.prog_pos = -1
         ttb = plan.time_to_boundary()
         approach = plan.boundary_known and plan.next_boundary is not None and 0.5 * plan.beat_s < ttb <= bar_s + 1e-6
@@ -480,10 +484,24 @@ class Arranger:
             n.pitch = _clamp(n.pitch, 0, 127)
             n.velocity = _clamp(n.velocity, 1, 127)
             out.append(n)
-        out = self._guard(plan, out)
+        out = self._guard(plan, self._dedupe(out))
         st.recent = [n for n in st.recent if n.start > plan.t0 - 1.0] + [n for n in out if n.instrument != "drums"]
         st.allowed = [t for t in st.allowed if t > plan.t0 - 1.0]
         return sorted(out)
+
+    @staticmethod
+    def _dedupe(notes: list[Note]) -> list[Note]:
+        """One note per (instrument, pitch, start): the boundary kick and the groove's kick, a pulse on a
+        block chord. The longest and loudest survives (a same-key double would be one MIDI key anyway)."""
+        best: dict[tuple[str, int, float], Note] = {}
+        for n in notes:
+            k = (n.instrument, n.pitch, round(n.start, 4))
+            if k in best:
+                m = best[k]
+                m.end, m.velocity = max(m.end, n.end), max(m.velocity, n.velocity)
+            else:
+                best[k] = n
+        return list(best.values())
 
     def _guard(self, plan: StepPlan, notes: list[Note]) -> list[Note]:
         """Stagger any 3+-pitch-class cluster of long notes that was not meant as a block chord.

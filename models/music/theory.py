@@ -135,19 +135,46 @@ PROGRESSIONS: dict[str, tuple[tuple[str, ...], ...]] = {
                ("I", "II", "V", "I")),
     "major": (("I", "V", "vi", "IV"), ("I", "vi", "IV", "V"), ("I", "IV", "vi", "V"), ("I", "iii", "IV", "V"),
               ("Imaj7", "IVmaj7", "iii7", "vi7"), ("I", "vi", "ii7", "V7"), ("I", "IV", "I", "V"),
-              ("IV", "V", "iii", "vi"), ("I", "V", "IV", "V"), ("I", "ii", "IV", "V")),
+              ("IV", "V", "iii", "vi"), ("I", "V", "IV", "V"), ("I", "ii", "IV", "V"), ("I", "IV", "V", "I"),
+              ("I", "V", "I", "IV"), ("Iadd9", "IV", "Iadd9", "V")),
     "mixolydian": (("I", "bVII", "IV", "I"), ("I", "bVII", "I", "IV"), ("I", "v", "bVII", "IV"),
                    ("I", "IV", "bVII", "IV")),
     "dorian": (("i7", "IV7", "i7", "IV7"), ("i", "ii", "bIII", "IV"), ("i", "IV", "bVII", "i"),
                ("i", "bVII", "IV", "i")),
     "minor": (("i", "bVI", "bIII", "bVII"), ("i", "iv", "bVI", "v"), ("i", "bVII", "bVI", "bVII"),
               ("i", "bVI", "iv", "v"), ("i", "iv", "i", "bVII"), ("i", "bIII", "bVII", "iv"),
-              ("bVI", "bVII", "i", "i")),
+              ("bVI", "bVII", "i", "i"), ("i", "iv", "v", "i"), ("i", "i", "iv", "bVI")),
     "harmonic_minor": (("i", "iv", "V", "i"), ("i", "bVI", "iv", "V"), ("i", "bVII", "bVI", "V"),
-                       ("i", "ii°", "V7", "i"), ("i", "bVI", "ii°", "V")),
-    "phrygian": (("i", "bII", "i", "bII"), ("i", "bII", "bIII", "bII"), ("i", "bII", "bVI", "bII"),
-                 ("i", "bII", "iv", "i")),
+                       ("i", "ii°", "V7", "i"), ("i", "bVI", "ii°", "V"), ("i", "iv", "i", "V")),
+    "phrygian": (("i", "bII", "i", "i"), ("i", "bII", "iv", "i"), ("i", "iv", "bII", "i"), ("i", "bII", "bvii", "i"),
+                 ("i", "bII", "i", "bII")),
 }
+
+
+
+@lru_cache(maxsize=256)
+def progression_key_score(progression: tuple[str, ...], mode: str) -> float:
+    """Major-minus-minor KK correlation of a progression's chord tones (roots weighted 1.5) over its scale.
+
+    The arranger prefers progressions whose tonality agrees with the valence: the same measure that
+    metrics.key_score applies to the output, computed on the harmony alone.
+    """
+    h = np.zeros(12)
+    for numeral in progression:
+        _, pcs = roman_chord(numeral, 0)
+        for i, pc in enumerate(pcs):
+            h[pc] += 1.5 if i == 0 else 1.0
+    for pc in scale_pcs(0, mode):
+        h[pc] += 0.5
+    major, minor = key_correlations(h)
+    return float(major.max() - minor.max())
+
+
+def progression_weights(mode: str, valence: float, sharpness: float = 6.0) -> list[float]:
+    """Weights for choosing among PROGRESSIONS[mode]: the brighter the valence, the more major-sounding."""
+    v = min(1.0, max(-1.0, float(valence)))
+    return [math.exp(sharpness * v * progression_key_score(p, mode)) for p in PROGRESSIONS[mode]]
+
 
 # The chord a known boundary is approached from (a dominant or the mode's own leading chord).
 APPROACH: dict[str, str] = {"lydian": "II", "major": "V7", "mixolydian": "bVII", "dorian": "IV",
@@ -170,11 +197,11 @@ def modes_for_valence(valence: float) -> tuple[tuple[str, float], ...]:
     """Candidate modes with weights for a valence in [-1, 1]: lydian/major high, minor/phrygian low."""
     v = min(1.0, max(-1.0, float(valence)))
     if v >= 0.5:
-        return (("major", 0.65), ("lydian", 0.35))
+        return (("major", 0.8), ("lydian", 0.2))
     if v >= 0.15:
         return (("major", 0.8), ("mixolydian", 0.2))
     if v > -0.15:
-        return (("mixolydian", 0.4), ("dorian", 0.3), ("major", 0.3))
+        return (("dorian", 0.5), ("mixolydian", 0.3), ("major", 0.2))
     if v > -0.5:
         return (("minor", 0.65), ("dorian", 0.35))
     return (("harmonic_minor", 0.45), ("minor", 0.3), ("phrygian", 0.25))
