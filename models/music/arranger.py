@@ -62,6 +62,7 @@ class _State:
     bass_last: int = 40
     mel_last: int = 72
     mel_target: int = 74
+    motif: dict = field(default_factory=dict)  # beat in bar -> (rhythm cell, scale steps) of the phrase's first bar
     recent: list[Note] = field(default_factory=list)  # pitched notes of the last second, for the guard
     allowed: list[float] = field(default_factory=list)  # times where a block chord onset is intended
 
@@ -280,6 +281,8 @@ class Arranger:
         if plan.at_boundary or not st.comp_voicing:
             return
         v = st.comp_voicing
+        if x >= 0.6 and plan.boundary_known and plan.time_to_boundary() <= beat_s * 1.01:
+            return  # a stop: the drum fill alone leads into the cut
         if x < 0.35:  # slow broken chord, each note left ringing like a sustain pedal
             sub = 1 if beat_s < 0.75 else 2
             for k in range(sub):
@@ -355,7 +358,9 @@ class Arranger:
         return theory.roman_chord(sec.progression[(st.prog_pos + 1) % len(sec.progression)], sec.tonic)[0]
 
     def _melody(self, plan: StepPlan, x: float, ev: list[Note]) -> None:
-        """A phrase line: chord tones on strong beats, scale steps between, a long note and a rest to end."""
+        """A 4-bar phrase: a motif in bar 1, an answer in bar 2, the motif again (on the new harmony) in
+        bar 3, a cadence on a held chord tone and a rest in bar 4. Chord tones on strong beats, scale steps
+        between, a contour that heads for a target pitch."""
         st, sec, rng = self.st, self.st.section, self.rng
         b, B, beat_s, t0 = plan.beat_in_bar, plan.beats_per_bar, plan.beat_s, plan.t0
         if plan.at_boundary or sec is None or not self._uses_melody(x):
@@ -368,27 +373,47 @@ class Arranger:
             return  # the phrase ends: rest
         if b == 0 and bar_in_phrase == 0:
             st.mel_target = _clamp(rng.randint(lo + 3, hi - 3), lo, hi)
+            st.motif = {}
         if bar_in_phrase == 3 and b == 0:  # cadence: a chord tone held half a bar
             p = theory.nearest_pitch(st.pcs[rng.choice((0, 0, 1, 2))], st.mel_last, lo, hi)
             self._mel_note(ev, t0, (B // 2) * beat_s * 0.95, p, self._vel(x, 6))
             return
         cells = self._rhythm_cells(x, beat_s)
-        cell = rng.choices(cells, [w for _, w in cells])[0][0]
+        repeat = bar_in_phrase == 2 and b in st.motif and sec.variant % 4 != 3
+        if repeat:
+            ci, steps = st.motif[b]
+        else:
+            ci, steps = rng.choices(range(len(cells)), [w for _, w in cells])[0], None
+        cell = cells[ci][0]
         scale = theory.scale_pitches(sec.tonic, sec.mode, lo, hi)
+        played: list[int | None] = []
         for k, (off, dur) in enumerate(cell):
             strong = off == 0 and b in (0, B // 2)
             if strong:
                 cands = [theory.nearest_pitch(pc, st.mel_last, lo, hi) for pc in st.pcs[:3]]
                 p = min(cands, key=lambda c: (abs(c - st.mel_target) + 2 * abs(c - st.mel_last), c))
+                played.append(None)
             else:
                 i = min(range(len(scale)), key=lambda j: abs(scale[j] - st.mel_last))
-                direction = 1 if st.mel_target > st.mel_last else -1 if st.mel_target < st.mel_last else rng.choice((-1, 1))
-                step = direction * rng.choices((1, 2, -1, 0), (0.55, 0.2, 0.15, 0.1))[0]
+                if steps is not None and k < len(steps) and steps[k] is not None:
+                    step = steps[k]
+                else:
+                    direction = 1 if st.mel_target > st.mel_last else -1 if st.mel_target < st.mel_last else rng.choice((-1, 1))
+                    step = direction * rng.choices((1, 2, -1, 0), (0.55, 0.2, 0.15, 0.1))[0]
                 p = scale[min(len(scale) - 1, max(0, i + step))]
+                played.append(step)
             if p == st.mel_target:
                 st.mel_target = _clamp(rng.randint(lo + 2, hi - 2), lo, hi)
             self._mel_note(ev, t0 + off * beat_s, dur * beat_s * 0.95, p,
-                           self._vel(x, 8 + (6 if strong else 0)) + self._crescendo(plan, t0))
+                           self._vel(x, 8 + (6 if strong else 0) + self._phrase_swell(sec, b, B)) + self._crescendo(plan, t0))
+        if bar_in_phrase == 0:
+            st.motif[b] = (ci, tuple(played))
+
+    @staticmethod
+    def _phrase_swell(sec: _Section, b: int, B: int) -> int:
+        """Dynamics over a 4-bar phrase: rise to the third bar, fall into the cadence."""
+        pos = ((sec.bars - 1) % 4 + b / B) / 4.0
+        return int(round(8 * math.sin(math.pi * pos))) - 3
 
     def _rhythm_cells(self, x: float, beat_s: float) -> list[tuple[tuple[tuple[float, float], ...], float]]:
         """Rhythms of one beat as (offset, length) in beats, with weights that shift to busier ones with arousal."""
@@ -425,29 +450,39 @@ class Arranger:
             n = 4 if beat_s >= 0.3 else 2
             for k in range(n):
                 hits.append((k / n, toms[k % 4] if sec.variant % 2 else D["snare"], -10 + 6 * k))
-        elif x < 0.35:  # soft: brushed time on the ride, side stick on the backbeat
-            hits.append((0.0, D["ride"], -30))
+        elif x < 0.35:  # soft: brushed time on the ride (or a shaker), side stick on the backbeat
+            if sec.variant % 3 == 2:
+                hits += [(0.0, D["shaker"], -30), (0.5, D["shaker"], -38)]
+            else:
+                hits.append((0.0, D["ride"], -30))
             if back:
                 hits.append((0.0, D["side_stick"], -20))
-            if b == 0:
+            if b == 0 or (b == B // 2 and sec.variant % 2):
                 hits.append((0.0, D["kick"], -18))
         elif x < 0.55:  # half-time: snare only in the middle of the bar
-            hits += [(0.0, D["hat_closed"], -22), (0.5, D["hat_closed"], -30)]
+            hat = D["ride"] if sec.variant % 5 == 4 else D["hat_closed"]
+            hits += [(0.0, hat, -22), (0.5, hat, -30)]
             if b == 0:
                 hits.append((0.0, D["kick"], 0))
             if b == B // 2 and B >= 3:
                 hits.append((0.0, D["snare"], 0))
             if b == 1 and sec.variant % 2:
                 hits.append((0.5, D["kick"], -10))
-        elif x < 0.78:  # straight: kick on 1 and 3, snare on 2 and 4, eighth hats
+            if b == B - 1 and sec.variant % 3 == 2:
+                hits.append((0.75, D["kick"], -14))
+        elif x < 0.78:  # straight: kick on 1 and 3 (and a variant's pickups), snare on 2 and 4, eighth hats
             hat = D["ride"] if sec.variant % 4 == 3 else D["hat_closed"]
             hits += [(0.0, hat, -18), (0.5, hat, -28)]
             if b % 2 == 0:
                 hits.append((0.0, D["kick"], 0))
             else:
                 hits.append((0.0, D["snare"], 0))
-            if b == B - 1 and sec.variant % 3 == 1:
-                hits.append((0.5, D["kick"], -8))
+                if sec.variant % 5 == 1:
+                    hits.append((0.0, D["tambourine"], -20))
+            kick_extra = ((), ((B - 1, 0.5),), ((1, 0.5),), ((B // 2, 0.5), (B - 1, 0.5)))[sec.variant % 4]
+            for kb, ko in kick_extra:
+                if b == kb:
+                    hits.append((ko, D["kick"], -8))
         else:  # busy: sixteenth hats, syncopated kicks, ghost notes, open hat
             for k in range(4):
                 hits.append((k / 4, D["hat_closed"], -16 if k % 2 == 0 else -30))
@@ -457,6 +492,8 @@ class Arranger:
             else:
                 hits.append((0.0, D["snare"], 4))
                 hits.append((0.5, D["kick"], -8))
+                if sec.variant % 3 == 0:
+                    hits.append((0.0, D["clap"], -12))
             if b == B - 1:
                 hits.append((0.5, D["hat_open"], -14))
         if b == 0 and not plan.at_boundary and x >= 0.5 and sec.bars % 8 == 1 and sec.bars > 1:
