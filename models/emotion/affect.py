@@ -33,7 +33,7 @@ FEATURES = ("brightness", "saturation", "colourfulness", "warmth", "motion")
 NORM = {
     "brightness": (0.42, 0.15),
     "saturation": (0.30, 0.12),
-    "colourfulness": (0.25, 0.12),
+    "colourfulness": (0.13, 0.08),
     "warmth": (0.03, 0.10),
     "motion": (0.02, 0.02),  # mean |dY| per 1/30 s, luma in [0, 1]
     "cut_rate": (0.25, 0.3),  # cuts per second; a shot every 4 s is ordinary editing

@@ -107,7 +107,8 @@ def fixed_fusion(picture_va: tuple[float, float], audio_arousal: float | None,
     1. Sound joins the picture's arousal (Hanjalic & Xu weigh motion, rhythm and sound alike; here the
        picture's colour+motion+cut arousal counts 0.6 and the sound 0.4).
     2. The picture/sound point becomes a distribution over the six emotions (va.probs_from_va).
-    3. Faces mix in by their evidence weight (size in frame, not neutral), at most 0.7.
+    3. Faces mix in by their evidence weight (size in frame, not neutral), at most 0.8: on screen, faces
+       are the most direct carrier of emotion.
     4. Valence/arousal: EMSYNC's table on the fused probabilities, blended with the direct affect point
        (weight `direct_weight`), because the six emotions leave gaps on the plane (nothing among them is
        calm and pleasant) that the picture can express directly.
@@ -119,7 +120,7 @@ def fixed_fusion(picture_va: tuple[float, float], audio_arousal: float | None,
     direct = np.array([v, a])
     if faces is not None:
         f_probs, f_w = faces
-        w = 0.7 * float(f_w)
+        w = 0.8 * float(f_w)
         probs = (1 - w) * probs + w * f_probs
         direct = (1 - w) * direct + w * np.array(va_from_probs(f_probs))
     tv, ta = va_from_probs(probs)

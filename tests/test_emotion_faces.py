@@ -1,0 +1,87 @@
+"""The face path: the torch port computes the Keras model, a real smiling photo is joy, errors are clear."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from cuecast.models.emotion.config import EmotionConfig
+from cuecast.models.emotion.estimator import EmotionEstimator
+from cuecast.models.emotion.faces import FaceExpressions, faces_to_ekman, face_weight
+from cuecast.models.emotion.fer_net import FER_CLASSES, WEIGHTS, load_fer_net
+from cuecast.types import EKMAN6, Frame
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    # NASA photo, public domain (see tests/data/README.md)
+    return cv2.cvtColor(cv2.imread(str(DATA / "astronaut_nasa.jpg")), cv2.COLOR_BGR2RGB)
+
+
+def test_port_matches_numpy_keras_reference():
+    ref = np.load(DATA / "fer_reference.npz")
+    net = load_fer_net("cpu")
+    with torch.no_grad():
+        got = torch.softmax(net(torch.from_numpy(ref["crops"])[:, None]), 1).numpy()
+    assert np.abs(got - ref["probs"]).max() < 1e-4
+    assert np.ptp(ref["probs"].argmax(1)) > 0 or ref["probs"].max() < 0.99  # the reference is not degenerate
+
+
+def test_smiling_photo_is_found_and_joy(astronaut):
+    fe = FaceExpressions("cpu")
+    faces = fe(astronaut)
+    assert len(faces) == 1
+    x, y, w, h = faces[0].box
+    assert 80 < x + w / 2 < 150 and 40 < y + h / 2 < 110  # her face, upper middle of the picture
+    assert FER_CLASSES[int(np.argmax(faces[0].probs7))] == "happy"
+    probs, weight = faces_to_ekman(faces)
+    assert EKMAN6[int(np.argmax(probs))] == "joy" and weight > 0.3
+
+
+def test_no_face_in_plain_picture():
+    fe = FaceExpressions("cpu")
+    assert fe(np.full((180, 320, 3), 128, np.uint8)) == []
+    assert faces_to_ekman([]) is None
+
+
+def test_larger_faces_weigh_more():
+    assert face_weight(0.002) < face_weight(0.01) < face_weight(0.2) == 1.0
+
+
+def test_estimator_with_smiling_face_leans_joy(astronaut):
+    frame = np.zeros((180, 320, 3), np.uint8)
+    frame[:, 70:250] = cv2.resize(astronaut, (180, 180))
+
+    def last_window(faces):
+        est = EmotionEstimator(EmotionConfig(faces=faces, smoothing_s=0.0))
+        ws = []
+        for i in range(50):
+            ws += est.process_frame(Frame(t=i / 25, index=i, image=frame))
+        ws += est.flush()
+        assert all(("faces" in w.signals) == faces for w in ws)
+        return ws[-1]
+
+    with_faces, without = last_window(True), last_window(False)
+    assert EKMAN6[int(np.argmax(with_faces.probs))] == "joy"
+    assert EKMAN6[int(np.argmax(without.probs))] != "joy"  # the dark frame alone does not look joyful
+    assert with_faces.valence > without.valence + 0.4
+
+
+def test_missing_weights_say_how_to_make_them(tmp_path):
+    with pytest.raises(FileNotFoundError, match="tools/port_fer.py"):
+        load_fer_net("cpu", tmp_path / "nope.pt")
+
+
+def test_broken_weights_say_how_to_make_them(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(WEIGHTS.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="tools/port_fer.py"):
+        load_fer_net("cpu", bad)
+    wrong = tmp_path / "wrong.pt"
+    torch.save({"head.weight": torch.zeros(3)}, wrong)
+    with pytest.raises(ValueError, match="broken"):
+        load_fer_net("cpu", wrong)

@@ -1,0 +1,126 @@
+"""Each emotion signal responds in the right direction on synthetic input; EMSYNC's mapping holds."""
+
+import math
+
+import numpy as np
+import pytest
+
+from cuecast.models.emotion.affect import colour_stats, motion_energy, picture_va
+from cuecast.models.emotion.audio import AudioFeatures, audio_arousal
+from cuecast.models.emotion.config import EmotionConfig
+from cuecast.models.emotion.estimator import EmotionEstimator
+from cuecast.models.emotion.va import EMOTION_VA, probs_from_va, va_from_probs
+from cuecast.types import EKMAN6, AudioChunk, Frame
+
+
+def textured(base_rgb, seed=0, shift=0, size=(180, 320)):
+    rng = np.random.default_rng(seed)
+    tex = np.kron(rng.integers(-30, 30, size=(size[0] // 10 + 1, size[1] // 10 + 1, 1)), np.ones((10, 10, 1)))
+    tex = np.roll(tex[: size[0], : size[1]], shift, axis=1)
+    return np.clip(np.array(base_rgb)[None, None, :] + tex, 0, 255).astype(np.uint8)
+
+
+def run(frames_fn, seconds=4.0, fps=25.0, audio=None, cfg=None):
+    """Feed a synthetic stream; return the windows (unsmoothed config unless given)."""
+    est = EmotionEstimator(cfg or EmotionConfig(faces=False, smoothing_s=0.0, hysteresis=0.0))
+    out = []
+    n = int(seconds * fps)
+    for i in range(n):
+        t = i / fps
+        if audio is not None and i % 5 == 0:
+            est.process_audio(AudioChunk(t=t, samples=audio(t, 5 / fps), rate=22050))
+        out += est.process_frame(Frame(t=t, index=i, image=frames_fn(i)))
+    return out + est.flush()
+
+
+def test_emsync_table_rescaled_and_weighted():
+    assert np.allclose(EMOTION_VA.min(0), -0.8) and np.allclose(EMOTION_VA.max(0), 0.8)
+    joy = np.eye(6)[EKMAN6.index("joy")]
+    assert va_from_probs(joy) == pytest.approx((0.8, EMOTION_VA[3, 1]))
+    # the weighted mean: half joy, half sadness sits between them
+    v, a = va_from_probs(0.5 * joy + 0.5 * np.eye(6)[EKMAN6.index("sadness")])
+    assert v == pytest.approx((0.8 - 0.7885714) / 2, abs=1e-3) and a < EMOTION_VA[3, 1]
+    with pytest.raises(ValueError, match="6 non-negative"):
+        va_from_probs([1, 0, 0])
+    p = probs_from_va(0.8, 0.45)
+    assert p.sum() == pytest.approx(1) and int(np.argmax(p)) == EKMAN6.index("joy")
+
+
+def test_colour_stats_directions():
+    grey, vivid = textured((110, 110, 110)), textured((200, 60, 40))
+    b_dark, s_dark, c_dark, w_dark = colour_stats(textured((40, 40, 60)))
+    b_g, s_g, c_g, w_g = colour_stats(grey)
+    b_v, s_v, c_v, w_v = colour_stats(vivid)
+    assert b_dark < b_g
+    assert s_v > s_g + 0.3 and c_v > c_g + 0.15  # Hasler & Süsstrunk colourfulness follows chroma
+    assert w_v > w_g > w_dark  # red is warm, blue-ish cold
+
+
+def test_picture_va_published_directions():
+    base = dict(brightness=0.42, saturation=0.3, colourfulness=0.25, warmth=0.03, motion=0.02, cut_rate=0.25)
+    v0, a0 = picture_va(**base)
+    assert picture_va(**{**base, "brightness": 0.7})[0] > v0 + 0.2  # Valdez & Mehrabian: brighter, more pleasant
+    assert picture_va(**{**base, "saturation": 0.6, "colourfulness": 0.5})[1] > a0 + 0.1  # saturated, more arousing
+    assert picture_va(**{**base, "motion": 0.08})[1] > a0 + 0.2  # Hanjalic & Xu: motion
+    assert picture_va(**{**base, "cut_rate": 1.5})[1] > a0 + 0.1  # and cut rate
+    assert picture_va(**{**base, "motion": 0.0, "cut_rate": 0.0})[1] < a0
+
+
+def test_motion_energy_normalised_per_frame_interval():
+    y0 = np.zeros((10, 10), np.float32)
+    y1 = np.full((10, 10), 0.1, np.float32)
+    assert motion_energy(y1, y0, 1 / 30) == pytest.approx(0.1)
+    assert motion_energy(y1, y0, 2 / 30) == pytest.approx(0.05)  # a dropped frame does not double motion
+    assert motion_energy(y1, None, 1 / 30) == 0.0
+
+
+def test_audio_arousal_louder_brighter_busier():
+    rate = 22050
+
+    def feats(signal):
+        af = AudioFeatures()
+        for i in range(0, signal.size, 2048):
+            af.add(i / rate, signal[i:i + 2048], rate)
+        return af.window(0, signal.size / rate)
+
+    t = np.arange(rate * 3) / rate
+    quiet_low = 0.02 * np.sin(2 * np.pi * 200 * t)
+    loud_low = 0.5 * np.sin(2 * np.pi * 200 * t)
+    rng = np.random.default_rng(0)
+    clicks = np.zeros_like(t)
+    for k in range(0, t.size, rate // 6):  # 6 noise bursts per second
+        clicks[k:k + 600] = rng.normal(0, 0.4, 600)
+    fq, fl, fc = feats(quiet_low.astype(np.float32)), feats(loud_low.astype(np.float32)), feats(clicks.astype(np.float32))
+    assert fl[0] > fq[0] + 20  # 25x amplitude = +28 dB
+    assert fc[1] > fl[1] * 3  # noise bursts are brighter than a 200 Hz tone
+    assert fc[2] > 4 and fl[2] < 1  # onsets per second
+    assert audio_arousal(*fl) > audio_arousal(*fq) + 0.3
+    assert audio_arousal(*fc) > audio_arousal(*fl)
+
+
+def test_estimator_brighter_saturated_frames_raise_valence():
+    dull = run(lambda i: textured((45, 45, 50), shift=i))
+    vivid = run(lambda i: textured((230, 190, 60), shift=i))
+    assert np.mean([w.valence for w in vivid]) > np.mean([w.valence for w in dull]) + 0.4
+    assert all(w.signals == ("picture",) for w in dull)
+
+
+def test_estimator_motion_and_cuts_raise_arousal_still_lowers():
+    still = run(lambda i: textured((120, 110, 100)))
+    moving = run(lambda i: textured((120, 110, 100), shift=7 * i))
+    cutting = run(lambda i: textured((120, 110, 100) if (i // 12) % 2 else (60, 120, 200), seed=i // 12))
+    a = lambda ws: np.mean([w.arousal for w in ws[4:]])  # noqa: E731  (past the first short windows)
+    assert a(moving) > a(still) + 0.2
+    assert a(cutting) > a(still) + 0.2
+
+
+def test_estimator_audio_joins_and_raises_arousal():
+    rate = 22050
+
+    def tone(amp):
+        return lambda t, d: (amp * np.sin(2 * np.pi * 300 * (t + np.arange(int(d * rate)) / rate))).astype(np.float32)
+
+    frames = lambda i: textured((120, 110, 100), shift=i)  # noqa: E731
+    quiet, loud = run(frames, audio=tone(0.01)), run(frames, audio=tone(0.6))
+    assert all("audio" in w.signals for w in loud[1:])
+    assert np.mean([w.arousal for w in loud]) > np.mean([w.arousal for w in quiet]) + 0.1

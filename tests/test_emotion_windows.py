@@ -1,0 +1,81 @@
+"""Windows tile the input at the configured hop, and smoothing follows a real change within seconds."""
+
+import numpy as np
+import pytest
+
+from cuecast.models.emotion.config import EmotionConfig
+from cuecast.models.emotion.estimator import EmotionEstimator, Smoother
+from cuecast.types import Frame
+
+
+def flat(rgb):
+    rng = np.random.default_rng(1)
+    return np.clip(np.array(rgb)[None, None] + rng.integers(-20, 20, (90, 160, 3)), 0, 255).astype(np.uint8)
+
+
+def feed(est, times, image_at):
+    out = []
+    for i, t in enumerate(times):
+        ws = est.process_frame(Frame(t=t, index=i, image=image_at(t)))
+        assert all(w.end <= t + 1e-9 for w in ws)  # a window is emitted only once its end has been seen
+        out += ws
+    return out + est.flush()
+
+
+@pytest.mark.parametrize("window,hop", [(2.0, 0.5), (1.0, 1.0), (3.0, 0.25)])
+def test_windows_cover_input_at_hop(window, hop):
+    cfg = EmotionConfig(faces=False, window_s=window, hop_s=hop)
+    times = np.arange(0, 7.3, 1 / 29.97)
+    ws = feed(EmotionEstimator(cfg), times, lambda t: flat((100, 100, 100)))
+    ends = np.array([w.end for w in ws])
+    assert np.allclose(np.diff(ends), hop)
+    assert ends[0] == pytest.approx(hop)
+    assert ws[-1].start <= times[-1] < ws[-1].end  # the tail is covered
+    assert all(w.end - w.start == pytest.approx(min(window, w.end)) for w in ws)
+    for w in ws:
+        assert sum(w.probs) == pytest.approx(1.0) and -1 <= w.valence <= 1 and -1 <= w.arousal <= 1
+
+
+def test_irregular_timestamps_and_gaps():
+    # variable frame rate, a 3 s gap (dropped frames), timestamps not starting at zero
+    times = np.concatenate([np.arange(0.4, 2.0, 0.033), np.arange(5.0, 6.0, 0.05)])
+    ws = feed(EmotionEstimator(EmotionConfig(faces=False)), times, lambda t: flat((100, 100, 100)))
+    ends = np.array([w.end for w in ws])
+    assert ends[0] == pytest.approx(0.5) and np.allclose(np.diff(ends), 0.5) and ends[-1] == pytest.approx(6.0)
+
+
+def test_smoothing_follows_step_within_seconds_and_ignores_wobble():
+    cfg = EmotionConfig(faces=False, smoothing_s=2.0)
+    times = np.arange(0, 16, 1 / 25)
+    dark, bright = flat((25, 25, 35)), flat((235, 215, 120))
+    ws = feed(EmotionEstimator(cfg), times, lambda t: dark if t < 8 else bright)
+    v = {round(w.end, 2): w.valence for w in ws}
+    v_before, v_after = v[8.0], v[16.0]
+    assert v_after - v_before > 0.6
+    # within 3 s of the change the output has covered most of the way
+    assert v[11.0] - v_before > 0.7 * (v_after - v_before)
+    # but it does not jump in one window
+    assert v[8.5] - v_before < 0.6 * (v_after - v_before)
+
+
+def test_hysteresis_holds_small_wobble():
+    sm = Smoother(tau=1.0, band=0.05)
+    probs = np.full(6, 1 / 6)
+    outs = [sm(probs, np.array([0.2 + 0.03 * (-1) ** k, 0.0]), 0.5, False)[1][0] for k in range(40)]
+    assert np.ptp(outs[10:]) == 0.0  # +-0.03 wobble never leaves the 0.05 band
+    sm2 = Smoother(tau=0.0, band=0.0)
+    sm2(probs, np.zeros(2), 0.5, False)
+    assert sm2(probs, np.array([0.5, 0.0]), 0.5, False)[1][0] == pytest.approx(0.5)
+
+
+def test_observe_cut_switches_to_external_cuts():
+    est = EmotionEstimator(EmotionConfig(faces=False))
+    feed(est, np.arange(0, 3, 0.04), lambda t: flat((100, 100, 100)) if (t // 0.5) % 2 else flat((20, 160, 40)))
+    assert len(est.cuts) >= 4  # the internal detector saw the colour jumps
+    est.observe_cut(3.1)
+    assert list(est.cuts) == [3.1]
+
+
+def test_bad_config_is_a_clear_error():
+    with pytest.raises(ValueError, match="hop_s"):
+        EmotionEstimator(EmotionConfig(faces=False, hop_s=5.0, window_s=2.0))
