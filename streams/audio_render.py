@@ -18,17 +18,16 @@ import numpy as np
 
 from cuecast.types import Note
 
-from .midi_file import DRUM_CHANNEL, note_spans, resolve_channels
+from .midi_file import DRUM_CHANNEL, FILE_MODE, note_spans, resolve_channels
 
 DEBIAN_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 FADE_OUT_S = 0.01  # notes still sounding at the end are cut: a short fade keeps that from clicking
 
 HOW_TO_GET_AUDIO = (
-    "no FluidSynth library found, so no audio was rendered (everything else was written); to get audio install it: "
-    "Debian/Ubuntu `sudo apt-get install fluidsynth fluid-soundfont-gm`, macOS `brew install fluid-synth`, "
-    "Windows install FluidSynth and put its bin folder on PATH (or `pip install pyfluidsynth` plus the DLL)"
+    "the FluidSynth library is not installed; to get audio: Debian/Ubuntu `sudo apt-get install fluidsynth "
+    "fluid-soundfont-gm`, macOS `brew install fluid-synth`, Windows install FluidSynth and put its bin folder "
+    "on PATH (or `pip install pyfluidsynth` plus libfluidsynth's DLL)"
 )
-
 
 # int fluid_synth_write_float(synth, len, lout, loff, lincr, rout, roff, rincr): our own prototype, so the
 # shared CDLL attribute pyfluidsynth uses is left as it is.
@@ -162,6 +161,7 @@ def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
             w.setsampwidth(2)
             w.setframerate(int(sample_rate))
             w.writeframes(pcm.tobytes())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except OSError as e:
         _unlink(tmp)

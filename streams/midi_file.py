@@ -25,6 +25,10 @@ DEFAULT_BPM = 120.0
 CONDUCTOR_NAME = "cuecast tempo"
 
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once at import: os.umask can only be read by setting it
+FILE_MODE = 0o666 & ~_UMASK  # mkstemp makes 0600; outputs follow the umask like any other file
+
 class MidiFileError(Exception):
     """The MIDI file cannot be written or read (the engine reports it as a user error)."""
 
@@ -253,6 +257,7 @@ def _atomic_save(path: Path, save) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             save(file=f)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except OSError as e:
         _unlink(tmp)

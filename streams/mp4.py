@@ -25,6 +25,9 @@ AAC_FRAME = 1024
 AAC_BITRATE = 192_000
 
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once at import: os.umask can only be read by setting it
+
 class MuxError(Exception):
     """The MP4 cannot be written (the engine reports it as a user error)."""
 
@@ -64,6 +67,7 @@ def mux_soundtrack(video_in: str | Path, wav_path: str | Path, out_path: str | P
             if not copy:
                 raise
             _write(video_in, tmp, audio, rate, span, copy=False)  # e.g. a codec tag MP4 refuses
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs follow the umask like any file
         os.replace(tmp, out_path)
     except av.error.FFmpegError as e:
         raise MuxError(f"cannot write {out_path}: {e}") from None
