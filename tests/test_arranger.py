@@ -143,6 +143,24 @@ def test_known_boundary_ahead_gets_a_fill_and_a_clean_cut():
     assert not [n for n in notes if n.instrument != "drums" and n.start < 8.0 < n.end]
 
 
+def test_boundary_hit_is_accented_and_fades_are_softer():
+    plan = dict(t1=0.5, tempo_bpm=120, beat=0, beat_in_bar=0, beats_per_bar=4, valence=0.3, arousal=0.4,
+                at_boundary=True)
+    gen = Arranger(GeneratorConfig(seed=1))
+    drive(gen, 0.3, 0.4, 4.0)
+    hard = gen.step(StepPlan(t0=4.0, **{**plan, "t1": 4.5}))
+    ordinary = drive(Arranger(GeneratorConfig(seed=1)), 0.3, 0.4, 4.0)
+    mean = lambda ns: sum(n.velocity for n in ns if n.instrument != "drums") / sum(n.instrument != "drums" for n in ns)
+    assert mean(hard) > mean(ordinary) + 10
+    assert {49, 36} <= {n.pitch for n in hard if n.instrument == "drums"}  # crash and kick
+    gen = Arranger(GeneratorConfig(seed=1))
+    drive(gen, 0.3, 0.4, 4.0)
+    fade = gen.step(StepPlan(t0=4.0, boundary_kind="fade", **{**plan, "t1": 4.5}))
+    assert 49 not in {n.pitch for n in fade if n.instrument == "drums"}
+    assert mean(fade) < mean(hard)
+    assert len({n.pitch % 12 for n in fade if n.start == 4.0 and n.instrument != "drums"}) >= 3
+
+
 def test_rewind_replays_from_a_surprise_cut():
     gen = Arranger(GeneratorConfig(seed=7))
     before = drive(gen, 0.5, 0.3, 10)

@@ -169,7 +169,8 @@ class Arranger:
         hold = max(BOUNDARY_HOLD_S, min(plan.beats_per_bar * plan.beat_s, 2.5))
         if plan.boundary_known and plan.next_boundary is not None and plan.next_boundary > plan.t0:
             hold = max(0.5, min(hold, plan.next_boundary - plan.t0 - 0.02))
-        vel = self._vel(x, 22)
+        soft = plan.boundary_kind in ("fade", "dissolve")  # a gradual transition gets a swell, not a hit
+        vel = self._vel(x, 8 if soft else 22)
         shift = self._shift(x)
         st.comp_voicing = tuple(theory.voice_lead(st.comp_voicing or None, st.pcs, 4, 52 + shift, 76 + shift))
         st.pad_voicing = tuple(theory.voice_lead(st.pad_voicing or None, st.pcs, 4, 48, 72))
@@ -183,8 +184,9 @@ class Arranger:
         st.mel_last = theory.nearest_pitch(st.pcs[self.rng.choice((0, 1, 2))], st.mel_last, *self._mel_range(x))
         if x >= 0.25:
             ev.append(Note(plan.t0, plan.t0 + hold, st.mel_last, _clamp(vel + 4, 1, 127), "melody"))
-        ev.append(Note(plan.t0, plan.t0 + 0.5, D["crash"], _clamp(vel + 15, 60, 127), "drums"))
-        ev.append(Note(plan.t0, plan.t0 + 0.1, D["kick"], _clamp(vel + 10, 50, 127), "drums"))
+        if not soft:
+            ev.append(Note(plan.t0, plan.t0 + 0.5, D["crash"], _clamp(vel + 15, 60, 127), "drums"))
+        ev.append(Note(plan.t0, plan.t0 + 0.1, D["kick"], _clamp(vel + (-20 if soft else 10), 30, 127), "drums"))
 
     def _downbeat(self, plan: StepPlan, x: float, ev: list[Note]) -> None:
         """A new bar: the next chord of the progression (or an approach chord into a known boundary)."""
