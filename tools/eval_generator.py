@@ -24,6 +24,7 @@ from scipy.stats import spearmanr
 
 from cuecast.engine.compose import compose_notes
 from cuecast.engine.config import load_config
+from cuecast.engine.errors import UserError
 from cuecast.models.music import metrics as M
 from cuecast.models.music.theory import tempo_for_arousal
 
@@ -147,7 +148,16 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--seeds must be comma-separated integers")
     if args.grid < 2 or args.seconds < 4:
         p.error("--grid must be >= 2 and --seconds >= 4")
-    result = run(args.generator, args.seconds, args.grid, seeds, args.config, align=not args.no_align)
+    try:
+        result = run(args.generator, args.seconds, args.grid, seeds, args.config, align=not args.no_align)
+    except UserError as e:  # a missing checkpoint, a bad config: one line, not a traceback
+        print(f"eval_generator: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        if not (e.name or "").startswith("cuecast."):
+            raise
+        print(f"eval_generator: error: backend {args.generator!r} is not built yet ({e.name})", file=sys.stderr)
+        return 2
     print(json.dumps(result, indent=1) if args.json else table(result))
     return 0
 
