@@ -121,6 +121,15 @@ def test_every_note_valid_and_all_instruments_used():
     assert set(INSTRUMENTS) <= {n.instrument for n in notes}
 
 
+def test_bass_and_melody_play_one_note_at_a_time():
+    for a in (-0.5, 0.0, 0.4, 0.9):
+        notes = drive(Arranger(GeneratorConfig(seed=3)), 0.3, a, 40, irregular(40, 3), bpm=90 + 40 * a)
+        for inst in ("melody", "bass"):
+            line = sorted((n for n in notes if n.instrument == inst), key=lambda n: n.start)
+            assert line, inst
+            assert all(q.start >= p.end - 1e-6 for p, q in zip(line, line[1:])), (inst, a)
+
+
 def test_emotion_moving_during_the_piece_changes_mode():
     def emotion(t):  # bright for 30 s, then dark
         return (0.9, 0.0) if t < 30 else (-0.9, 0.0)

@@ -62,6 +62,7 @@ class _State:
     bass_last: int = 40
     mel_last: int = 72
     mel_target: int = 74
+    mel_until: float = -math.inf  # the melody note sounding now ends here
     motif: dict = field(default_factory=dict)  # beat in bar -> (rhythm cell, scale steps) of the phrase's first bar
     recent: list[Note] = field(default_factory=list)  # pitched notes of the last second, for the guard
     allowed: list[float] = field(default_factory=list)  # times where a block chord onset is intended
@@ -177,13 +178,18 @@ class Arranger:
         for p in st.comp_voicing:
             ev.append(Note(plan.t0, plan.t0 + hold, p, vel, "chords"))
         for p in st.pad_voicing:
-            ev.append(Note(plan.t0, plan.t0 + hold + 0.5 * plan.beat_s, p, _clamp(vel - 12, 20, 120), "pad"))
+            ev.append(Note(plan.t0, plan.t0 + hold, p, _clamp(vel - 12, 20, 120), "pad"))
+        # the bass holds the root only until its own line goes on (it plays one note at a time)
         st.bass_last = theory.nearest_pitch(st.root, st.bass_last, 28, 50)
-        ev.append(Note(plan.t0, plan.t0 + hold, st.bass_last, vel, "bass"))
+        bass_hold = hold if x < 0.3 else min(hold, max(1, plan.beats_per_bar // 2) * plan.beat_s - 0.05) if x < 0.5 \
+            else min(hold, 0.92 * plan.beat_s)
+        ev.append(Note(plan.t0, plan.t0 + max(0.1, bass_hold), st.bass_last, vel, "bass"))
         # the melody lands on a chord tone of the new chord: it belongs to the hit
         st.mel_last = theory.nearest_pitch(st.pcs[self.rng.choice((0, 1, 2))], st.mel_last, *self._mel_range(x))
         if x >= 0.25:
-            ev.append(Note(plan.t0, plan.t0 + hold, st.mel_last, _clamp(vel + 4, 1, 127), "melody"))
+            mel_hold = min(hold, 2 * plan.beat_s)
+            st.mel_until = plan.t0 + mel_hold
+            ev.append(Note(plan.t0, plan.t0 + mel_hold, st.mel_last, _clamp(vel + 4, 1, 127), "melody"))
         if not soft:
             ev.append(Note(plan.t0, plan.t0 + 0.5, D["crash"], _clamp(vel + 15, 60, 127), "drums"))
         ev.append(Note(plan.t0, plan.t0 + 0.1, D["kick"], _clamp(vel + (-20 if soft else 10), 30, 127), "drums"))
@@ -369,6 +375,8 @@ class Arranger:
             return
         if plan.boundary_known and plan.time_to_boundary() < 1.2 * beat_s:
             return  # breathe before the cut
+        if st.mel_until > t0 + 0.05:
+            return  # the last note is still held: one line, one note at a time
         lo, hi = self._mel_range(x)
         bar_in_phrase = (sec.bars - 1) % 4
         if bar_in_phrase == 3 and b >= B // 2:
@@ -433,6 +441,7 @@ class Arranger:
 
     def _mel_note(self, ev: list[Note], t: float, dur: float, p: int, vel: int) -> None:
         self.st.mel_last = p
+        self.st.mel_until = t + max(0.06, dur)
         ev.append(Note(t, t + max(0.06, dur), p, _clamp(vel, 1, 127), "melody"))
 
     def _drums(self, plan: StepPlan, x: float, ev: list[Note]) -> None:
