@@ -106,8 +106,7 @@ class Arranger:
         self._snapshots.append((plan.t0, copy.deepcopy(self.st), self.rng.getstate()))
         del self._snapshots[:-64]
         st = self.st
-        x = (min(1.0, max(-1.0, plan.arousal)) + 1.0) / 2.0
-        beat_s = plan.beat_s
+        x = (min(1.0, max(-1.0, plan.arousal)) + 1.0) / 2.0  # arousal as 0..1
         downbeat = plan.beat_in_bar == 0 and plan.on_grid or plan.at_boundary
         ev: list[Note] = []
         if plan.at_boundary:
@@ -118,8 +117,7 @@ class Arranger:
         self._bass(plan, x, ev)
         self._melody(plan, x, ev)
         self._drums(plan, x, ev)
-        notes = self._finish(plan, ev)
-        return notes
+        return self._finish(plan, ev)
 
     # ---- harmony -----------------------------------------------------------------------------
     def _new_section(self, plan: StepPlan, x: float, related: bool) -> None:
