@@ -1,0 +1,294 @@
+"""MIDI outputs for live play: existing ports, virtual ports, JACK ports, a software synth, or nothing.
+
+An output is described by a spec string (`rtmidi:NAME`, `virtual:NAME`, `jack:NAME`, `synth`, `none`) and
+opened inside the sender process (engine/scheduler.py). Every output can say whether its port is still
+there (`alive`) and open it again when it comes back (`reopen`), so a synth that is unplugged and plugged
+in again does not stop the show.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from dataclasses import dataclass
+
+KINDS = ("rtmidi", "virtual", "jack", "synth", "none")
+CLIENT_NAME = "cuecast"
+
+
+class PortError(Exception):
+    """A port the user named cannot be opened (the engine reports it as a one-line user error)."""
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    kind: str  # one of KINDS
+    name: str  # port name or substring; "" when the kind needs none
+    text: str  # the spec as the user wrote it (the key for per-output latency in the config)
+
+
+def parse_output_spec(text: str) -> OutputSpec:
+    """`rtmidi:NAME`, `virtual:NAME`, `jack:NAME` (NAME optional), `synth` (or `synth:SOUNDFONT.sf2`), `none`."""
+    kind, _, name = text.partition(":")
+    kind = kind.strip().lower()
+    if kind not in KINDS:
+        raise PortError(f"unknown MIDI output {text!r}: use rtmidi:NAME, virtual:NAME, jack:NAME, synth or none")
+    if kind == "rtmidi" and not name:
+        raise PortError("rtmidi: needs a port name (or part of one), e.g. rtmidi:Synth; `cuecast ports` lists them")
+    if kind == "none" and name:
+        raise PortError(f"`none` takes no name (got {text!r})")
+    return OutputSpec(kind, name, text)
+
+
+# ---- rtmidi helpers ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """ALSA and JACK print to fd 2 when a backend is absent; probing for ports must not look like errors."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _rtmidi():
+    try:
+        import rtmidi  # noqa: PLC0415
+    except ImportError:
+        raise PortError("python-rtmidi is not installed: `pip install python-rtmidi`") from None
+    return rtmidi
+
+
+def _apis() -> list[int]:
+    """The real (not dummy) rtmidi APIs compiled in, system default first."""
+    rtmidi = _rtmidi()
+    return [a for a in rtmidi.get_compiled_api() if a != rtmidi.API_RTMIDI_DUMMY]
+
+
+def api_name(api: int) -> str:
+    return _rtmidi().get_api_display_name(api)
+
+
+def _client(kind: str, api: int, name: str = CLIENT_NAME):
+    """An rtmidi MidiOut/MidiIn on `api`, or None when that backend is not available right now."""
+    rtmidi = _rtmidi()
+    os.environ.setdefault("JACK_NO_START_SERVER", "1")  # never start a JACK server as a side effect
+    cls = rtmidi.MidiOut if kind == "out" else rtmidi.MidiIn
+    try:
+        with quiet_stderr():
+            return cls(api, name)
+    except (rtmidi.SystemError, RuntimeError):
+        return None
+
+
+def jack_running() -> bool:
+    rtmidi = _rtmidi()
+    if rtmidi.API_UNIX_JACK not in _apis():
+        return False
+    c = _client("out", rtmidi.API_UNIX_JACK, "cuecast-probe")
+    if c is None:
+        return False
+    c.delete()
+    return True
+
+
+def list_midi_ports() -> dict[str, list[tuple[str, str]]]:
+    """{"outputs": [(api, port name)], "inputs": [...]} over every backend available now."""
+    out: dict[str, list[tuple[str, str]]] = {"outputs": [], "inputs": []}
+    for api in _apis():
+        for kind, key in (("out", "outputs"), ("in", "inputs")):
+            c = _client(kind, api, "cuecast-probe")
+            if c is None:
+                continue
+            try:
+                with quiet_stderr():
+                    names = c.get_ports()
+                out[key].extend((api_name(api), n) for n in names)
+            finally:
+                c.delete()
+    return out
+
+
+def match_port(names: list[str], wanted: str) -> int | None:
+    """Index of the port named `wanted`: exact name first, then a case-insensitive substring."""
+    if wanted in names:
+        return names.index(wanted)
+    low = wanted.lower()
+    hits = [i for i, n in enumerate(names) if low in n.lower()]
+    return hits[0] if hits else None
+
+
+def _available_text(names: list[str]) -> str:
+    return ", ".join(repr(n) for n in names) if names else "none"
+
+
+# ---- outputs ---------------------------------------------------------------------------------------
+
+
+class MidiOutput:
+    """An output that takes raw MIDI bytes. Subclasses open a real port; this one sends nowhere (`none`)."""
+
+    def __init__(self, spec: OutputSpec):
+        self.spec = spec
+        self.ok = False  # the port is open and (as far as we know) there
+
+    @property
+    def label(self) -> str:
+        return self.spec.text
+
+    def open(self) -> None:
+        self.ok = True
+
+    def send(self, msg: bytes | list[int]) -> bool:
+        return self.ok
+
+    def alive(self) -> bool:
+        """Is the port still there? (Checked a few times a second by the sender.)"""
+        return True
+
+    def reopen(self) -> bool:
+        """Try to open the port again after it went away; True when it is back."""
+        return True
+
+    def close(self) -> None:
+        self.ok = False
+
+
+class RtMidiOutput(MidiOutput):
+    """rtmidi:NAME (an existing port on any backend), jack:NAME (a JACK port) and virtual:NAME."""
+
+    def __init__(self, spec: OutputSpec, client_name: str = CLIENT_NAME):
+        super().__init__(spec)
+        self.client_name = client_name
+        self.port = None  # rtmidi.MidiOut
+        self.api: int | None = None
+        self.target = ""  # the full name of the port we connect to ("" for an unconnected port)
+
+    def open(self) -> None:
+        rtmidi = _rtmidi()
+        kind, name = self.spec.kind, self.spec.name
+        if kind == "virtual":
+            self._open_virtual(name or self.client_name)
+        elif kind == "jack":
+            if rtmidi.API_UNIX_JACK not in _apis():
+                raise PortError("this python-rtmidi has no JACK support; use rtmidi:NAME or virtual:NAME")
+            port = _client("out", rtmidi.API_UNIX_JACK, self.client_name)
+            if port is None:
+                raise PortError("jack: no JACK server is running (start one, e.g. `jackd -d dummy`, or use rtmidi:NAME)")
+            self.port, self.api = port, rtmidi.API_UNIX_JACK
+            if name:
+                names = port.get_ports()
+                i = match_port(names, name)
+                if i is None:
+                    port.delete()
+                    raise PortError(f"no JACK MIDI input port matches {name!r}; available: {_available_text(names)}")
+                self.target = names[i]
+                port.open_port(i, "out")
+            else:
+                port.open_virtual_port("out")
+        else:  # rtmidi: search every backend for a matching port
+            seen: list[str] = []
+            for api in _apis():
+                port = _client("out", api, self.client_name)
+                if port is None:
+                    continue
+                names = port.get_ports()
+                i = match_port(names, name)
+                if i is not None:
+                    self.port, self.api, self.target = port, api, names[i]
+                    port.open_port(i, self.client_name)
+                    break
+                seen.extend(names)
+                port.delete()
+            else:
+                raise PortError(f"no MIDI output port matches {name!r}; available: {_available_text(seen)}"
+                                " (`cuecast ports` lists them)")
+        self.ok = True
+
+    def _open_virtual(self, name: str) -> None:
+        if sys.platform == "win32":
+            raise PortError("Windows MIDI has no virtual ports: install loopMIDI (tobias-erichsen.de), create a port "
+                            "there, and use rtmidi:NAME with that port's name")
+        for api in _apis():
+            port = _client("out", api, self.client_name)
+            if port is None:
+                continue
+            try:
+                port.open_virtual_port(name)
+            except Exception:  # this backend has no virtual ports: try the next
+                port.delete()
+                continue
+            self.port, self.api = port, api
+            return
+        raise PortError("no MIDI backend can make a virtual port here (Linux needs the ALSA sequencer, "
+                        "/dev/snd/seq, or a running JACK server)")
+
+    def send(self, msg: bytes | list[int]) -> bool:
+        if not self.ok or self.port is None:
+            return False
+        try:
+            self.port.send_message(msg)
+            return True
+        except Exception:  # a port that vanished between checks: fail quietly, the checker notices
+            return False
+
+    def alive(self) -> bool:
+        if not self.target or self.port is None:
+            return self.port is not None
+        try:
+            return self.target in self.port.get_ports()
+        except Exception:
+            return False
+
+    def reopen(self) -> bool:
+        if self.port is None:
+            return False
+        try:
+            names = self.port.get_ports()
+            if self.target not in names:
+                return False
+            self.port.close_port()
+            self.port.open_port(names.index(self.target), "out" if self.spec.kind == "jack" else self.client_name)
+            self.ok = True
+            return True
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        self.ok = False
+        if self.port is not None:
+            try:
+                self.port.close_port()
+                self.port.delete()
+            except Exception:
+                pass
+            self.port = None
+
+
+def open_output(spec: OutputSpec | str, client_name: str = CLIENT_NAME, **synth_options) -> MidiOutput:
+    """Build and open the output for a spec; raises PortError with a one-line reason."""
+    if isinstance(spec, str):
+        spec = parse_output_spec(spec)
+    if spec.kind == "none":
+        out: MidiOutput = MidiOutput(spec)
+    elif spec.kind == "synth":
+        from cuecast.streams.synth_live import SynthOutput  # noqa: PLC0415 - only when asked for
+
+        out = SynthOutput(spec, **synth_options)
+    else:
+        out = RtMidiOutput(spec, client_name)
+    out.open()
+    return out
