@@ -194,3 +194,20 @@ def test_bad_plan_is_a_clear_error():
     with pytest.raises(ValueError, match="t1 > t0"):
         Arranger().step(StepPlan(t0=1.0, t1=1.0, tempo_bpm=100, beat=0, beat_in_bar=0, beats_per_bar=4,
                                  valence=0, arousal=0))
+
+
+def test_eval_tool_runs_through_compose():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "eval_generator.py"
+    spec = importlib.util.spec_from_file_location("eval_generator", path)
+    ev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ev)
+    result = ev.run("arranger", seconds=12, grid=2, seeds=(0,))
+    s = result["summary"]
+    assert s["invalid_notes"] == 0
+    assert s["hit_rate_regular"] >= 0.9 and s["hit_rate_irregular"] >= 0.9
+    assert s["random_rate_irregular"] < 0.35
+    assert s["spearman_arousal_nps"] > 0.5
+    assert "valence" in ev.table(result)

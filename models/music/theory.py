@@ -170,7 +170,7 @@ def progression_key_score(progression: tuple[str, ...], mode: str) -> float:
     return float(major.max() - minor.max())
 
 
-def progression_weights(mode: str, valence: float, sharpness: float = 6.0) -> list[float]:
+def progression_weights(mode: str, valence: float, sharpness: float = 8.0) -> list[float]:
     """Weights for choosing among PROGRESSIONS[mode]: the brighter the valence, the more major-sounding."""
     v = min(1.0, max(-1.0, float(valence)))
     return [math.exp(sharpness * v * progression_key_score(p, mode)) for p in PROGRESSIONS[mode]]
@@ -197,7 +197,7 @@ def modes_for_valence(valence: float) -> tuple[tuple[str, float], ...]:
     """Candidate modes with weights for a valence in [-1, 1]: lydian/major high, minor/phrygian low."""
     v = min(1.0, max(-1.0, float(valence)))
     if v >= 0.5:
-        return (("major", 0.8), ("lydian", 0.2))
+        return (("major", 0.85), ("lydian", 0.15))
     if v >= 0.15:
         return (("major", 0.8), ("mixolydian", 0.2))
     if v > -0.15:
