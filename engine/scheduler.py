@@ -59,6 +59,7 @@ class SendReport:
     """What the sender did, returned by close()."""
 
     lateness: list[float] = field(default_factory=list)  # send time - deadline, seconds, note messages
+    handover_late: list[float] = field(default_factory=list)  # notes the engine handed over past their deadline
     clock_lateness: list[float] = field(default_factory=list)  # the same for MIDI clock ticks
     log: list[tuple[float, bytes]] = field(default_factory=list)  # (wall time, message) sent on output 0
     reconnects: int = 0
@@ -333,13 +334,14 @@ class Sender:
         n = len(outputs)
         self.sounding: list[dict[tuple[int, int], int]] = [dict() for _ in range(n)]  # (ch, pitch) -> count
         self.on_sent: list[set[int]] = [set() for _ in range(n)]  # note ids whose note-on went out
-        self.note_key: dict[int, tuple[int, int]] = {}
         self.lost: list[bool] = [False] * n
         self.lost_keys: list[set[tuple[int, int]]] = [set() for _ in range(n)]  # sounding when the port went
         self.used_channels: set[int] = {int(v[0]) - 1 for v in channel_map.values()}
         self.tempo = _TempoMap()
         self.next_tick: list[int | None] = [None] * n  # next clock tick per output (None: not started)
         self.lateness: list[float] = []
+        self.tempo_arrived = 0.0
+        self.handover_late: list[float] = []  # how late notes came from the engine (past their deadline)
         self.clock_lateness: list[float] = []
         self.recent: list[float] = []
         self.log: list[tuple[float, bytes]] = []
@@ -362,7 +364,7 @@ class Sender:
             self.recent.append(late)
         if ok:
             self.sent += 1
-            if self.record and o == 0 and not clock:
+            if self.record and o == 0 and msg[0] < 0xF0:  # channel messages; clock and transport are not file events
                 self.log.append((now, bytes(msg)))
 
     def setup_channels(self, o: int) -> None:
@@ -394,16 +396,19 @@ class Sender:
     def handle(self, msg) -> str | None:
         kind = msg[0]
         if kind == "notes":
+            arrived = time.monotonic()  # a note handed over after its deadline is the engine's lateness, not ours
             for w_on, w_off, ch, pitch, vel, nid in msg[1]:
                 self.used_channels.add(ch)
-                self.note_key[nid] = (ch, pitch)
+                if w_on < arrived:
+                    self.handover_late.append(arrived - w_on)
                 for o, lat in enumerate(self.lat):
                     # at equal deadlines: clock first, then note-offs, then note-ons (a repeated key re-sounds)
-                    self.push(w_on + lat, 2, "on", o, (nid, vel))
-                    self.push(w_off + lat, 1, "off", o, nid)
+                    self.push(w_on + lat, 2, "on", o, (nid, ch, pitch, vel, arrived))
+                    self.push(w_off + lat, 1, "off", o, (nid, ch, pitch, arrived))
         elif kind == "tempo":
             _, wall, bpm, beat = msg
             self.tempo.add(wall, bpm, beat)
+            self.tempo_arrived = time.monotonic()
             if self.status is not None:
                 self.status[ST_TEMPO] = bpm
         elif kind == "cut":
@@ -428,7 +433,7 @@ class Sender:
         for ev in kept:
             deadline, order, seq, kind, o, payload = ev
             if kind == "off":
-                if (o, payload) in dropped:
+                if (o, payload[0]) in dropped:
                     continue
                 at = max(wall + self.lat[o], now)
                 if deadline > at:
@@ -476,7 +481,7 @@ class Sender:
             self._out(o, bytes([SONG_POSITION, sixteenths & 0x7F, (sixteenths >> 7) & 0x7F]))
             self._out(o, bytes([START if sixteenths == 0 else CONTINUE]))
             self.next_tick[o] = k0
-        self._out(o, bytes([CLOCK]), deadline, clock=True)
+        self._out(o, bytes([CLOCK]), max(deadline, self.tempo_arrived), clock=True)
         self.next_tick[o] += 1
         if self.next_tick[o] % PPQN == 0:
             self.tempo.prune(min(k for k in self.next_tick if k is not None))
@@ -486,22 +491,23 @@ class Sender:
     def _send_event(self, ev: tuple) -> None:
         deadline, _, _, kind, o, payload = ev
         if kind == "on":
-            nid, vel = payload
+            nid, ch, pitch, vel, arrived = payload
             if self.lost[o]:
                 return
-            key = self.note_key[nid]
-            ch, pitch = key
+            key = (ch, pitch)
+            deadline = max(deadline, arrived)
             if self.sounding[o].get(key, 0) > 0:  # the same key again: end it first so it sounds anew
                 self._out(o, bytes([NOTE_OFF | ch, pitch, 0]))
             self._out(o, bytes([NOTE_ON | ch, pitch, vel]), deadline)
             self.sounding[o][key] = self.sounding[o].get(key, 0) + 1
             self.on_sent[o].add(nid)
         else:
-            nid = payload
+            nid, ch, pitch, arrived = payload
+            deadline = max(deadline, arrived)
             if nid not in self.on_sent[o]:
                 return  # its note-on was dropped, or a panic already ended it
             self.on_sent[o].discard(nid)
-            key = self.note_key[nid]
+            key = (ch, pitch)
             left = self.sounding[o].get(key, 0) - 1
             if left <= 0:
                 self.sounding[o].pop(key, None)
@@ -558,6 +564,7 @@ class Sender:
 
     def result(self) -> dict:
         return {"lateness": self.lateness, "clock_lateness": self.clock_lateness, "log": self.log,
+                "handover_late": self.handover_late,
                 "reconnects": self.reconnects, "panics": self.panics, "priority": PRIORITIES[self.priority]}
 
 
@@ -694,6 +701,8 @@ def write_record(path: str | Path, log: Sequence[tuple[float, bytes]], wall0: fl
     last = 0
     for wall, raw in sorted(log, key=lambda e: e[0]):
         tick = max(last, int(round((wall - wall0) * 960)))
+        if raw[0] >= 0xF0:
+            continue
         try:
             msg = mido.Message.from_bytes(list(raw))
         except (ValueError, TypeError):
