@@ -1,0 +1,76 @@
+"""`cuecast emotion`: the windowed emotion estimate of a video, window by window."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from cuecast.engine.config import PRESETS, load_config
+from cuecast.engine.errors import ConfigError, InputError
+from cuecast.types import EKMAN6, Frame
+
+HELP = "print the emotion of a video window by window (Ekman-6, valence, arousal)"
+DESCRIPTION = """\
+Estimate the emotion of a video in sliding windows, as the engine does live: the picture's colour,
+brightness and motion, the cut rate, faces and their expressions, and the sound.
+
+Each line: window start-end in seconds, the most likely emotion and its probability, valence
+(-1 unpleasant .. 1 pleasant), arousal (-1 calm .. 1 excited), and which signals contributed.
+
+examples:
+  cuecast emotion movie.mp4
+  cuecast emotion movie.mp4 --json > emotion.json
+  cuecast emotion movie.mp4 --no-faces --config stream"""
+
+
+def add_arguments(p) -> None:
+    p.add_argument("input", metavar="INPUT", help="a video file")
+    p.add_argument("--json", action="store_true", help="print JSON: {input, windows: [...]} instead of a table")
+    p.add_argument("--config", metavar="FILE|PRESET", help=f"TOML config file or preset ({', '.join(PRESETS)})")
+    p.add_argument("--no-faces", action="store_true", help="skip face detection and expression")
+    p.add_argument("--no-audio", action="store_true", help="ignore the input's sound")
+
+
+def _estimator(cfg):
+    from cuecast.models.emotion.estimator import EmotionEstimator
+    try:
+        return EmotionEstimator(cfg.emotion)
+    except (FileNotFoundError, ValueError) as e:  # missing/broken weights say how to make them
+        raise ConfigError(str(e)) from None
+
+
+def run(args) -> int:
+    from cuecast.streams.video import FileSource, SourceError
+
+    overrides = {}
+    if args.no_faces:
+        overrides["emotion.faces"] = False
+    if args.no_audio:
+        overrides["emotion.audio"] = False
+    cfg = load_config(args.config, overrides)
+    est = _estimator(cfg)
+    try:
+        source = FileSource(args.input, analysis_width=cfg.source.analysis_width,
+                            audio=cfg.source.audio and cfg.emotion.audio)
+        windows = []
+        for item in source:
+            if isinstance(item, Frame):
+                windows += est.process_frame(item)
+            else:
+                est.process_audio(item)
+        windows += est.flush()
+    except SourceError as e:
+        raise InputError(str(e)) from None
+    if not windows:
+        raise InputError(f"{args.input}: no video frames decoded")
+    if args.json:
+        json.dump({"input": args.input, "window_s": cfg.emotion.window_s, "hop_s": cfg.emotion.hop_s,
+                   "windows": [w.to_json() for w in windows]}, sys.stdout, indent=1)
+        print()
+        return 0
+    print(f"{'window':>13}  {'emotion':<9} {'p':>4}  {'valence':>7} {'arousal':>7}  signals")
+    for w in windows:
+        top = max(range(6), key=lambda i: w.probs[i])
+        print(f"{w.start:6.2f}-{w.end:6.2f}  {EKMAN6[top]:<9} {w.probs[top]:4.2f}  {w.valence:+7.2f} "
+              f"{w.arousal:+7.2f}  {','.join(w.signals)}")
+    return 0
