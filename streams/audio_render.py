@@ -1,7 +1,8 @@
 """Offline audio render of the soundtrack through a SoundFont synth (FluidSynth via pyfluidsynth).
 
-The render is sample-exact and a pure function of its inputs: events are applied at their sample
-positions into one float buffer (fluid_synth_write_float, no dither), so the same notes give the same WAV.
+The render is a pure function of its inputs: events are applied at their sample positions (FluidSynth
+starts them at its next 64-sample block) into float buffers (fluid_synth_write_float, no dither), so the
+same notes give the same WAV, rendered block by block so a feature-length input needs little memory.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import tempfile
 import wave
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from cuecast.types import Note
 from .midi_file import DRUM_CHANNEL, FILE_MODE, note_spans, resolve_channels
 
 DEBIAN_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+BLOCK = 1 << 16  # frames per rendered block (1.5 s at 44.1 kHz)
 FADE_OUT_S = 0.01  # notes still sounding at the end are cut: a short fade keeps that from clicking
 
 HOW_TO_GET_AUDIO = (
@@ -82,13 +84,19 @@ def render_audio(notes: Sequence[Note], channel_map: dict[str, tuple], duration:
     del tempo_map
     if not (math.isfinite(duration) and duration >= 0):
         raise AudioRenderError(f"duration must be a finite number of seconds >= 0, got {duration}")
-    audio = synthesize(notes, channel_map, duration, sample_rate, soundfont, gain)
-    write_wav(wav_path, audio, sample_rate)
+    write_wav(wav_path, synthesize_blocks(notes, channel_map, duration, sample_rate, soundfont, gain), sample_rate)
 
 
 def synthesize(notes: Sequence[Note], channel_map: dict[str, tuple], duration: float, sample_rate: int = 44100,
                soundfont: str = "", gain: float = 0.5) -> np.ndarray:
     """float32 (n, 2) in [-1, 1], n = round(duration * sample_rate)."""
+    blocks = list(synthesize_blocks(notes, channel_map, duration, sample_rate, soundfont, gain))
+    return np.concatenate(blocks) if blocks else np.zeros((0, 2), np.float32)
+
+
+def synthesize_blocks(notes: Sequence[Note], channel_map: dict[str, tuple], duration: float,
+                      sample_rate: int = 44100, soundfont: str = "", gain: float = 0.5) -> Iterator[np.ndarray]:
+    """The render as float32 (k, 2) blocks of at most BLOCK frames: memory stays small for a feature film."""
     total = int(round(duration * sample_rate))
     chan = resolve_channels(channel_map, notes)
     spans = note_spans(notes, chan, lambda t: int(round(t * sample_rate)), total)
@@ -100,18 +108,28 @@ def synthesize(notes: Sequence[Note], channel_map: dict[str, tuple], duration: f
             if off < total:
                 events.append((off, 0, c, pitch, 0))
     events.sort()
-    buf = np.zeros((total, 2), dtype=np.float32)
-    if events:  # no notes: silence, and no need for a synth at all
-        _run_synth(buf, events, chan, sample_rate, soundfont, gain)
-    np.clip(buf, -1.0, 1.0, out=buf)
+    # no notes: silence, and no need for a synth at all
+    source = _synth_blocks(events, total, chan, sample_rate, soundfont, gain) if events else _silence(total)
     fade = min(total, int(FADE_OUT_S * sample_rate))
-    if fade:
-        buf[total - fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)[:, None]
-    return buf
+    pos = 0
+    for block in source:
+        np.clip(block, -1.0, 1.0, out=block)
+        lo = max(pos, total - fade)
+        if lo < pos + len(block):  # this block holds (part of) the fade-out
+            ramp = 1.0 - (np.arange(lo, pos + len(block)) - (total - fade)) / max(1, fade - 1)
+            block[lo - pos:] *= ramp.astype(np.float32)[:, None]
+        pos += len(block)
+        yield block
 
 
-def _run_synth(buf: np.ndarray, events: list[tuple], chan: dict, sample_rate: int, soundfont: str,
-               gain: float) -> None:
+def _silence(total: int) -> Iterator[np.ndarray]:
+    for pos in range(0, total, BLOCK):
+        yield np.zeros((min(BLOCK, total - pos), 2), np.float32)
+
+
+def _synth_blocks(events: list[tuple], total: int, chan: dict, sample_rate: int, soundfont: str,
+                  gain: float) -> Iterator[np.ndarray]:
+    """Run FluidSynth through the events. It starts a note at its next 64-sample block (1.5 ms at 44.1 kHz)."""
     fs_mod = load_fluidsynth()
     sf = find_soundfont(soundfont)
     if sf is None:
@@ -131,26 +149,30 @@ def _run_synth(buf: np.ndarray, events: list[tuple], chan: dict, sample_rate: in
             if vol is not None:
                 synth.cc(ch - 1, 7, int(vol))
         write = _WRITE_FLOAT(("fluid_synth_write_float", fs_mod._fl))
-        ptr = buf.ctypes.data
-        pos, total = 0, buf.shape[0]
-        for at, kind, c, pitch, vel in events:
-            if at > pos:
-                write(synth.synth, at - pos, ptr, 2 * pos, 2, ptr, 2 * pos + 1, 2)
-                pos = at
-            if kind:
-                synth.noteon(c, pitch, vel)
-            else:
-                synth.noteoff(c, pitch)
-        if total > pos:
-            write(synth.synth, total - pos, ptr, 2 * pos, 2, ptr, 2 * pos + 1, 2)
+        ei = 0
+        for pos in range(0, total, BLOCK):
+            block = np.zeros((min(BLOCK, total - pos), 2), np.float32)
+            ptr, filled = block.ctypes.data, 0
+            while filled < len(block):
+                while ei < len(events) and events[ei][0] <= pos + filled:
+                    _, kind, c, pitch, vel = events[ei]
+                    if kind:
+                        synth.noteon(c, pitch, vel)
+                    else:
+                        synth.noteoff(c, pitch)
+                    ei += 1
+                upto = min(pos + len(block), events[ei][0] if ei < len(events) else total)
+                write(synth.synth, upto - pos - filled, ptr, 2 * filled, 2, ptr, 2 * filled + 1, 2)
+                filled = upto - pos
+            yield block
     finally:
         synth.delete()
 
 
-def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
-    """16-bit stereo WAV, atomically (temp file in the same folder, then os.replace)."""
+def write_wav(path: str | Path, audio: np.ndarray | Iterable[np.ndarray], sample_rate: int) -> None:
+    """16-bit stereo WAV from an (n, 2) array or from blocks of one, atomically (temp file, then os.replace)."""
     path = Path(path)
-    pcm = np.round(np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2")
+    blocks = [audio] if isinstance(audio, np.ndarray) else audio
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=str(path.parent))
     except OSError as e:
@@ -160,7 +182,8 @@ def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
             w.setnchannels(2)
             w.setsampwidth(2)
             w.setframerate(int(sample_rate))
-            w.writeframes(pcm.tobytes())
+            for block in blocks:
+                w.writeframes(np.round(np.clip(block, -1.0, 1.0) * 32767.0).astype("<i2").tobytes())
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except OSError as e:
