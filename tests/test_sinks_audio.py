@@ -102,3 +102,13 @@ def test_synth_unavailable_is_one_line(monkeypatch):
 def test_unwritable_wav_path(tmp_path):
     with pytest.raises(AudioRenderError, match="cannot write"):
         render_audio([], CHANNELS, 0.1, tmp_path / "missing" / "x.wav")
+
+
+def test_block_size_does_not_change_the_sound(monkeypatch):
+    """Rendering in blocks (for memory) gives the same samples as one block, fade-out included."""
+    notes = groove(2.0) + [Note(1.5, 3.0, 72, 100, "melody")]  # still sounding at the end
+    whole = audio_render.synthesize(notes, CHANNELS, 2.0, RATE)
+    monkeypatch.setattr(audio_render, "BLOCK", 1000)  # not a multiple of FluidSynth's 64-sample block
+    pieces = audio_render.synthesize(notes, CHANNELS, 2.0, RATE)
+    assert np.array_equal(whole, pieces)
+    assert np.abs(whole[-1]).max() == 0.0 and np.abs(whole[-RATE // 10:]).max() > 0.01  # faded, not silent
