@@ -227,7 +227,9 @@ def build_midi(notes: Sequence[Note], tempo_map: Sequence[tuple[float, float, fl
     ]))
     for name, (ch, prog, vol) in chan.items():
         c = ch - 1
-        head = [mido.MetaMessage("track_name", name=name, time=0),
+        # MIDI text is latin-1 in mido: a config key outside it must not fail the whole file
+        label = name.encode("latin-1", "replace").decode("latin-1")
+        head = [mido.MetaMessage("track_name", name=label, time=0),
                 mido.Message("program_change", channel=c, program=prog, time=0)]
         if vol is not None:
             head.append(mido.Message("control_change", channel=c, control=7, value=max(0, min(127, vol)), time=0))

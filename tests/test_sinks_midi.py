@@ -169,3 +169,10 @@ def test_unwritable_path_is_a_clear_error_and_leaves_nothing(tmp_path):
     with pytest.raises(MidiFileError, match="channel"):
         write_midi(tmp_path / "y.mid", [], [], {"bass": (17, 0)}, 1.0)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_instrument_names_outside_latin1_do_not_break_the_file(tmp_path):
+    path = tmp_path / "u.mid"
+    write_midi(path, [Note(0, 1, 60, 90, "鼓"), Note(0, 1, 62, 90, "guitarra_ñ")], [],
+               {"鼓": (10, 0), "guitarra_ñ": (6, 24)}, 1.0)
+    assert [n.instrument for n in read_midi_notes(path)] == ["?", "guitarra_ñ"]
