@@ -1,0 +1,120 @@
+"""`cuecast live` end to end against a real JACK server: every way out leaves no note sounding."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mido
+import pytest
+from jack_server import JackReceiver, jack  # noqa: F401 - `jack` is a fixture
+
+from cuecast.engine.clock import RealtimeClock
+from cuecast.engine.compose import channel_map
+from cuecast.engine.config import load_config
+from cuecast.engine.pipeline import Engine
+from cuecast.engine.scheduler import RealtimeScheduler
+from cuecast.engine.stages import build_stages
+from cuecast.streams.video import FileSource, make_test_video
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("live") / "clip.mp4"
+    make_test_video(path, [(1.2, (230, 190, 120)), (1.2, (40, 50, 90)), (1.2, (220, 40, 40))], fps=25, size=(160, 90))
+    return path
+
+
+@pytest.fixture
+def rx(jack):  # noqa: F811
+    r = JackReceiver(client=f"live{time.monotonic_ns() % 10**9}")
+    yield r
+    r.close()
+
+
+def live(clip, rx, *extra) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "cuecast.engine.cli", "live", "--source", f"file:{clip}",
+           "--midi-out", f"jack:{rx.full_name}", "--lookahead", "1", *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+
+
+def wait_for_notes(rx, proc, timeout=40.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and rx.note_ons() < 3:
+        if proc.poll() is not None:
+            pytest.fail(f"cuecast live ended early: {proc.stderr.read()[-800:]}")
+        time.sleep(0.05)
+    assert rx.note_ons() >= 3, "no notes arrived"
+
+
+def test_normal_end_plays_everything_and_records(clip, rx, tmp_path):
+    proc = live(clip, rx, "--record", str(tmp_path), "--seed", "3")
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err[-800:]
+    time.sleep(0.05)
+    rx.drain()
+    assert rx.note_ons() > 10
+    assert rx.unmatched() == set()
+    assert rx.has(0xFA) and rx.has(0xFC)
+    sent = mido.MidiFile(tmp_path / "sent.mid")
+    ons = sum(1 for m in sent.tracks[0] if m.type == "note_on" and m.velocity > 0)
+    assert ons == rx.note_ons()  # the record is what the port got
+    tl = json.loads((tmp_path / "timeline.json").read_text())
+    assert [c["t"] for c in tl["cuts"]] == pytest.approx([1.2, 2.4], abs=0.05)
+    assert tl["live"] is True and "played" in err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_stops_with_no_stuck_note(clip, rx, sig):
+    proc = live(clip, rx, "-q", "--loop")
+    wait_for_notes(rx, proc)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + sig, err[-800:]
+    time.sleep(0.05)
+    rx.drain()
+    assert rx.unmatched() == set()
+    assert rx.unmatched(strict=True) == set()  # explicit note-offs, not only all-notes-off
+    assert rx.has(0xFC)
+    assert "Traceback" not in err
+
+
+def test_unknown_port_is_one_line(clip, jack):  # noqa: F811
+    r = subprocess.run([sys.executable, "-m", "cuecast.engine.cli", "live", "--source", f"file:{clip}",
+                        "--midi-out", "jack:nothing-like-this"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    lines = [l for l in r.stderr.splitlines() if l.startswith("cuecast")]
+    assert len(lines) == 1 and "nothing-like-this" in lines[0] and "available" in lines[0]
+
+
+class Exploding:
+    """A source that fails mid-stream, as a camera that is pulled out would."""
+
+    def __init__(self, inner, after: float):
+        self.inner, self.after = inner, after
+
+    def __iter__(self):
+        for item in self.inner:
+            if getattr(item, "t", 0.0) > self.after:
+                raise RuntimeError("the capture device went away")
+            yield item
+
+
+def test_error_inside_the_engine_leaves_nothing_sounding(clip, rx):
+    cfg = load_config(None, {"conductor.lookahead_s": 1.0})
+    clock = RealtimeClock(cfg.conductor.lookahead_s)
+    sched = RealtimeScheduler([f"jack:{rx.full_name}"], clock.wall_of, channel_map(cfg))
+    source = Exploding(FileSource(clip, cfg.source.analysis_width, realtime=True), after=2.0)
+    engine = Engine(cfg, source, sched, clock, build_stages(cfg))
+    with pytest.raises(RuntimeError, match="went away"):
+        asyncio.run(engine.run())
+    assert sched.report is not None  # the engine closed it on the way out
+    time.sleep(0.05)
+    rx.drain()
+    assert rx.note_ons() > 0
+    assert rx.unmatched(strict=True) == set()
