@@ -1,8 +1,9 @@
 """MIDI file sink: collect the engine's notes and tempo map, write a Type-1 Standard MIDI File.
 
-Times in the file follow the tempo map, so that a DAW shows the engine's beats and bars, while every note
-still lands at its media second: seconds are converted to ticks through the same integer tempo events a
-reader will see, so a note round-trips within half a tick (0.26 ms at 120 bpm with PPQ 960).
+Times in the file follow the tempo map, so that a DAW's beat grid follows the engine's tempo, while every
+note still lands at its media second: seconds are converted to ticks through the same integer tempo events
+a reader will see, so a note round-trips within half a tick (0.26 ms at 120 bpm with PPQ 960). Media
+seconds win where the two disagree: a bar the conductor restarts at an off-grid cut is not a bar line here.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ DRUM_CHANNEL = 10  # as musicians count channels (1..16); mido counts from 0
 DEFAULT_BPM = 120.0
 CONDUCTOR_NAME = "cuecast tempo"
 
-
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once at import: os.umask can only be read by setting it
 FILE_MODE = 0o666 & ~_UMASK  # mkstemp makes 0600; outputs follow the umask like any other file
+
 
 class MidiFileError(Exception):
     """The MIDI file cannot be written or read (the engine reports it as a user error)."""
@@ -126,11 +127,6 @@ def _usec(bpm: float) -> int:
 def _to_tick(segs: list[_Segment], secs: list[float], t: float) -> int:
     s = segs[max(0, bisect.bisect_right(secs, t) - 1)]
     return s.tick + int(round((t - s.sec) / s.sec_per_tick))
-
-
-def _to_sec(segs: list[_Segment], ticks: list[int], tick: int) -> float:
-    s = segs[max(0, bisect.bisect_right(ticks, tick) - 1)]
-    return s.sec + (tick - s.tick) * s.sec_per_tick
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -352,8 +348,10 @@ def _parse(mid: mido.MidiFile, channel_map) -> tuple[list[Note], int, int]:
             for on, vel in started:
                 stuck += 1
                 track_notes.append((on, tick, pitch, vel, chn))
+        # a track playing several channels (Type 0, or a merged part) is told apart by channel
+        named = name if len({n[4] for n in track_notes}) <= 1 else ""
         for on, off, pitch, vel, chn in track_notes:
-            inst = _instrument(name, chn + 1, by_channel)
+            inst = _instrument(named, chn + 1, by_channel)
             notes.append(Note(sec(on), sec(off), pitch, vel, inst))
     return sorted(notes), stuck, last_tick
 

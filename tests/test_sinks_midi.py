@@ -176,3 +176,16 @@ def test_instrument_names_outside_latin1_do_not_break_the_file(tmp_path):
     write_midi(path, [Note(0, 1, 60, 90, "鼓"), Note(0, 1, 62, 90, "guitarra_ñ")], [],
                {"鼓": (10, 0), "guitarra_ñ": (6, 24)}, 1.0)
     assert [n.instrument for n in read_midi_notes(path)] == ["?", "guitarra_ñ"]
+
+
+def test_reader_names_notes_by_channel_in_a_type0_file(tmp_path):
+    mid = mido.MidiFile(type=0, ticks_per_beat=480)
+    track = mido.MidiTrack([mido.MetaMessage("track_name", name="song"),
+                            mido.Message("note_on", channel=9, note=36, velocity=90, time=0),
+                            mido.Message("note_on", channel=1, note=40, velocity=90, time=0),
+                            mido.Message("note_off", channel=9, note=36, time=480),
+                            mido.Message("note_off", channel=1, note=40, time=0)])
+    mid.tracks.append(track)
+    mid.save(str(tmp_path / "t0.mid"))
+    notes = read_midi_notes(tmp_path / "t0.mid", {"bass": (2, 33)})
+    assert [(n.instrument, n.pitch, n.end) for n in notes] == [("drums", 36, 0.5), ("bass", 40, 0.5)]
