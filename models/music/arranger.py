@@ -272,6 +272,19 @@ class Arranger:
         s = self._shift(x)
         return 62 + s + octv, 83 + s + octv
 
+    def _at(self, off: float, plan: StepPlan) -> float:
+        """Where an event written at `off` beats falls: some sections swing their off-beat eighths
+        (delayed to two thirds of the beat at mid arousal, a lighter lilt when busier)."""
+        sec = self.st.section
+        x = (min(1.0, max(-1.0, plan.arousal)) + 1.0) / 2.0
+        if sec is None or sec.variant % 5 != 2 or not 0.3 <= x < 0.8 or plan.beat_s < 0.3:
+            return off
+        if abs(off - 0.5) < 1e-9:
+            return 0.5 + (0.167 if x < 0.6 else 0.1)
+        if abs(off - 0.75) < 1e-9 or abs(off - 0.25) < 1e-9:
+            return off + 0.05
+        return off
+
     def _crescendo(self, plan: StepPlan, t: float) -> int:
         """Velocity added on the way into a known boundary less than a bar ahead."""
         if not plan.boundary_known or plan.next_boundary is None:
@@ -294,7 +307,7 @@ class Arranger:
             for k in range(sub):
                 i = (b * sub + k) % (2 * len(v) - 2)
                 p = v[i] if i < len(v) else v[2 * len(v) - 2 - i]
-                t = t0 + k * beat_s / sub
+                t = t0 + self._at(k / sub, plan) * beat_s
                 ev.append(Note(t, t + max(beat_s, 1.2), p, self._vel(x, -8), "chords"))
         elif x < 0.6:  # eighth-note arpeggio (up, or up-down by variant)
             up_down = st.section.variant % 2
@@ -302,17 +315,17 @@ class Arranger:
                 i = b * 2 + k
                 n = len(v)
                 idx = i % n if not up_down else (i % (2 * n - 2) if i % (2 * n - 2) < n else 2 * n - 2 - i % (2 * n - 2))
-                t = t0 + k * beat_s / 2
+                t = t0 + self._at(k / 2, plan) * beat_s
                 ev.append(Note(t, t + 0.9 * beat_s, v[idx], self._vel(x, -6 + (6 if k == 0 else 0)), "chords"))
         elif x < 0.8:  # off-beat stabs, short
-            t = t0 + beat_s / 2
+            t = t0 + self._at(0.5, plan) * beat_s
             dur = min(STAB_S, 0.45 * beat_s)
             for p in v[1:]:
                 ev.append(Note(t, t + dur, p, self._vel(x, -4), "chords"))
         else:  # eighth pulses, accented on the beat, short
             dur = min(STAB_S, 0.4 * beat_s)
             for k in range(2):
-                t = t0 + k * beat_s / 2
+                t = t0 + self._at(k / 2, plan) * beat_s
                 for p in v[1:]:
                     ev.append(Note(t, t + dur, p, self._vel(x, 2 if k == 0 else -10), "chords"))
 
@@ -348,7 +361,7 @@ class Arranger:
             figs = ((0, 0), (0, 12), (0, 7), (12, 0))
             for k, off in enumerate(figs[(sec.variant + b) % len(figs)]):
                 p = root + off if root + off <= 55 else root
-                self._bass_note(ev, t0 + k * beat_s / 2, 0.45 * beat_s, p, vel - (0 if k == 0 else 10))
+                self._bass_note(ev, t0 + self._at(k / 2, plan) * beat_s, 0.4 * beat_s, p, vel - (0 if k == 0 else 10))
 
     def _bass_note(self, ev: list[Note], t: float, dur: float, p: int, vel: int) -> None:
         self.st.bass_last = p
@@ -412,7 +425,7 @@ class Arranger:
                 played.append(step)
             if p == st.mel_target:
                 st.mel_target = _clamp(rng.randint(lo + 2, hi - 2), lo, hi)
-            self._mel_note(ev, t0 + off * beat_s, dur * beat_s * 0.95, p,
+            self._mel_note(ev, t0 + self._at(off, plan) * beat_s, dur * beat_s * 0.95 - (self._at(off, plan) - off) * beat_s, p,
                            self._vel(x, 8 + (6 if strong else 0) + self._phrase_swell(sec, b, B)) + self._crescendo(plan, t0))
         if bar_in_phrase == 0:
             st.motif[b] = (ci, tuple(played))
@@ -508,7 +521,7 @@ class Arranger:
         if b == 0 and not plan.at_boundary and x >= 0.5 and sec.bars % 8 == 1 and sec.bars > 1:
             hits.append((0.0, D["crash"], 4))
         for off, pitch, dv in hits:
-            t = t0 + off * beat_s
+            t = t0 + self._at(off, plan) * beat_s
             ev.append(Note(t, t + (0.5 if pitch in (D["crash"], D["hat_open"]) else 0.1), pitch, _clamp(vel + dv, 1, 127), "drums"))
 
     # ---- output ------------------------------------------------------------------------------
