@@ -131,9 +131,10 @@ def _boundary_panel(ax, timeline: Timeline) -> None:
         fc.set_ylim(0, 1)
         fc.set_ylabel("P(cut within 2 s)", color="grey")
         handles.append(Line2D([], [], color="grey", lw=1, label="P(cut within 2 s)"))
-    if not handles:
-        ax.text(0.5, 0.5, "no boundaries", transform=ax.transAxes, ha="center", va="center", color="grey")
-    else:
+    if not timeline.boundaries:
+        ax.text(0.5, 0.5, "no boundaries", transform=ax.transAxes, ha="center", va="center", color="grey",
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8}, zorder=5)
+    if handles:
         x = 1.07 if timeline.forecasts else 1.04
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(x, 1.0), fontsize=9, frameon=False)
 
@@ -170,10 +171,10 @@ def _piano_roll(ax, timeline: Timeline, notes: list[Note]) -> None:
     for t in timeline.chords:
         ax.axvline(t, color="black", lw=0.5, alpha=0.25, zorder=0)
     if timeline.chords:
-        ax.plot(timeline.chords, [hi + 0.5] * len(timeline.chords), "v", color="black", ms=6, clip_on=False)
+        ax.plot(timeline.chords, [hi + 1.0] * len(timeline.chords), "v", color="black", ms=6, clip_on=False)
         handles.append(Line2D([], [], marker="v", color="black", ls="none", label=f"chord onset ({len(timeline.chords)})"))
     bottom = drum_bottom if any(n.instrument == "drums" for n in notes) else lo
-    ax.set_ylim(bottom, hi + 1.5)
+    ax.set_ylim(bottom, hi + 2.0)
     ticks = [p for p in range(lo, hi + 1) if p % 12 == 0]
     labels = [f"C{p // 12 - 1}" for p in ticks]
     if bottom < lo:
