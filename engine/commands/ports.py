@@ -1,0 +1,82 @@
+"""`cuecast ports`: the MIDI outputs and inputs and the audio devices `cuecast live` can use."""
+
+from __future__ import annotations
+
+import json
+
+HELP = "list MIDI outputs and inputs (rtmidi, JACK) and audio devices"
+DESCRIPTION = """\
+List what `cuecast live --midi-out` can play to: MIDI output ports on every backend that works here
+(ALSA/CoreMIDI/Windows MM, and JACK when a JACK server runs), MIDI inputs, and the audio devices the
+`synth` output can use.
+
+example:
+  cuecast ports
+  cuecast live --source file:movie.mp4 --midi-out rtmidi:Minilogue   (a name, or part of one, from the list)"""
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def audio_devices() -> tuple[list[dict], str | None]:
+    """Output-capable audio devices, or a note saying how to get PortAudio."""
+    try:
+        import sounddevice as sd  # noqa: PLC0415
+    except ImportError:
+        return [], "sounddevice is not installed: `pip install sounddevice` (the synth output needs it)"
+    except OSError:
+        return [], ("PortAudio is missing, so the synth output cannot play: Debian/Ubuntu "
+                    "`sudo apt-get install libportaudio2`, macOS `brew install portaudio`")
+    out = []
+    try:
+        default_out = sd.default.device[1]
+        for i, d in enumerate(sd.query_devices()):
+            if d["max_output_channels"] > 0:
+                out.append({"index": i, "name": d["name"], "hostapi": sd.query_hostapis(d["hostapi"])["name"],
+                            "channels": d["max_output_channels"], "rate": d["default_samplerate"],
+                            "default": i == default_out})
+    except sd.PortAudioError as e:
+        return [], f"PortAudio cannot list devices: {e}"
+    if not out:
+        return [], "no audio output device (on a server: start JACK or PulseAudio/PipeWire)"
+    return out, None
+
+
+def run(args) -> int:
+    from cuecast.streams.midi_out import PortError, jack_running, list_midi_ports  # noqa: PLC0415
+
+    notes: list[str] = []
+    try:
+        midi = list_midi_ports()
+        jack = jack_running()
+    except PortError as e:
+        midi, jack = {"outputs": [], "inputs": []}, False
+        notes.append(str(e))
+    audio, audio_note = audio_devices()
+    if audio_note:
+        notes.append(audio_note)
+    if not jack:
+        notes.append("no JACK server running (JACK ports appear when one runs; `jack:NAME` needs it)")
+    if not midi["outputs"]:
+        notes.append("no MIDI output ports: use virtual:NAME to make one, or synth to play through the sound device")
+    if args.json:
+        print(json.dumps({"midi_outputs": [{"api": a, "name": n} for a, n in midi["outputs"]],
+                          "midi_inputs": [{"api": a, "name": n} for a, n in midi["inputs"]],
+                          "audio_outputs": audio, "jack": jack, "notes": notes}, indent=1))
+        return 0
+    for title, key in (("MIDI outputs", "outputs"), ("MIDI inputs", "inputs")):
+        print(f"{title}:")
+        for api, name in midi[key]:
+            print(f"  [{api}] {name}")
+        if not midi[key]:
+            print("  (none)")
+    print("audio outputs (for --midi-out synth):")
+    for d in audio:
+        star = " (default)" if d["default"] else ""
+        print(f"  [{d['hostapi']}] {d['name']}  {d['channels']} ch, {d['rate']:.0f} Hz{star}")
+    if not audio:
+        print("  (none)")
+    for n in notes:
+        print(f"note: {n}")
+    return 0
