@@ -88,13 +88,16 @@ def test_pretty_midi_soundfont_renders(tmp_path):
     assert rms(read_wav(tmp_path / "t.wav")[0]) > 0.01
 
 
-def test_synth_unavailable_is_one_line(monkeypatch):
+def test_synth_unavailable_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "fluidsynth", None)  # what a missing libfluidsynth looks like: ImportError
     with pytest.raises(SynthUnavailable) as e:
         load_fluidsynth()
     msg = str(e.value)
     assert "\n" not in msg and "apt-get install fluidsynth fluid-soundfont-gm" in msg and "brew" in msg
     assert "Windows" in msg
+    with pytest.raises(SynthUnavailable):  # render_audio says the same, and leaves no partial WAV behind
+        render_audio(groove(1.0), CHANNELS, 1.0, tmp_path / "a.wav", sample_rate=RATE)
+    assert list(tmp_path.iterdir()) == []
     # render with no notes needs no synth, so it still writes the (silent) file
     assert audio_render.synthesize([], CHANNELS, 0.1, RATE).shape == (round(0.1 * RATE), 2)
 
