@@ -1,0 +1,224 @@
+"""EMSYNC's decoder-only music transformer, made for streaming: plain torch, nanoGPT style.
+
+Differences from EMSYNC's model, for cuecast:
+- the conditions (valence, arousal, seconds to the next boundary) are given for every token, each through
+  a small MLP, and added to the token embedding (EMSYNC prepends valence/arousal once per piece; here they
+  may change at every step, as the emotion of a stream moves). A condition that is absent (NaN) uses a
+  learned "missing" vector, which condition dropout in training teaches;
+- rotary position embeddings: attention depends only on the distance between tokens, so a sliding window
+  over a KV cache keeps generating past the context length with the distances seen in training;
+- a KV cache with a step-at-a-time API (`step`), trimmed to `context` entries (the sliding window).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from cuecast.models.music import tokens as T
+
+OFFSET_MAX = 8.0
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int = T.VOCAB_SIZE
+    n_layer: int = 4
+    n_head: int = 4
+    d_model: int = 256
+    context: int = 512  # tokens the model attends to (training length and sliding-window size)
+    dropout: float = 0.1
+    cond_hidden: int = 64
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class CondMLP(nn.Module):
+    """A continuous condition -> d_model vector; NaN (absent or dropped) -> a learned missing vector."""
+
+    def __init__(self, n_in: int, d: int, hidden: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(n_in, hidden), nn.GELU(), nn.Linear(hidden, d))
+        self.missing = nn.Parameter(torch.randn(d) * 0.02)
+
+    def forward(self, feats: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        return torch.where(present.unsqueeze(-1), self.net(feats), self.missing)
+
+
+def offset_features(off: torch.Tensor) -> torch.Tensor:
+    """Boundary offset (s) -> features that resolve the last fraction of a second, where the chord goes."""
+    b = off.clamp(0.0, OFFSET_MAX)
+    return torch.stack([b / OFFSET_MAX, torch.exp(-b), torch.exp(-6.0 * b)], dim=-1)
+
+
+def rope(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """Rotary embedding of x (B, H, T, hd) at absolute positions pos (T,)."""
+    hd = x.shape[-1]
+    inv = 1.0 / (10000.0 ** (torch.arange(0, hd, 2, device=x.device, dtype=torch.float32) / hd))
+    ang = pos.to(torch.float32)[:, None] * inv[None, :]
+    cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
+
+
+class KVCache:
+    """Keys and values of every layer for the tokens seen so far, at most `window` of them."""
+
+    def __init__(self, n_layer: int, window: int):
+        self.window = window
+        self.k: list[torch.Tensor | None] = [None] * n_layer
+        self.v: list[torch.Tensor | None] = [None] * n_layer
+        self.pos = 0  # absolute position of the next token
+
+    def __len__(self) -> int:
+        return 0 if self.k[0] is None else int(self.k[0].shape[2])
+
+    def clone(self) -> "KVCache":
+        c = KVCache(len(self.k), self.window)
+        c.k, c.v, c.pos = list(self.k), list(self.v), self.pos  # tensors are never written in place
+        return c
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_head = cfg.n_head
+        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.mlp = nn.Sequential(nn.Linear(cfg.d_model, 4 * cfg.d_model), nn.GELU(), nn.Linear(4 * cfg.d_model, cfg.d_model))
+        self.drop = nn.Dropout(cfg.dropout)
+        self.p_drop = cfg.dropout
+
+    def forward(self, x: torch.Tensor, pos: torch.Tensor, cache: KVCache | None, layer: int) -> torch.Tensor:
+        B, Tn, D = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(D, dim=2)
+        shape = (B, Tn, self.n_head, D // self.n_head)
+        q, k, v = (t.view(shape).transpose(1, 2) for t in (q, k, v))
+        q, k = rope(q, pos), rope(k, pos)
+        if cache is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.p_drop if self.training else 0.0)
+        else:
+            past = cache.k[layer]
+            if past is not None:
+                k = torch.cat([past, k], dim=2)
+                v = torch.cat([cache.v[layer], v], dim=2)
+            L = k.shape[2]
+            if Tn == 1:
+                y = F.scaled_dot_product_attention(q, k, v)
+            else:  # a chunk: token i sees the past and chunk tokens up to itself
+                allowed = torch.arange(L, device=x.device)[None, :] <= (L - Tn + torch.arange(Tn, device=x.device))[:, None]
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+            cache.k[layer], cache.v[layer] = k[:, :, -cache.window:], v[:, :, -cache.window:]
+        x = x + self.drop(self.proj(y.transpose(1, 2).reshape(B, Tn, D)))
+        return x + self.drop(self.mlp(self.ln2(x)))
+
+
+class MusicTransformer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.tok = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.val = CondMLP(1, cfg.d_model, cfg.cond_hidden)
+        self.aro = CondMLP(1, cfg.d_model, cfg.cond_hidden)
+        self.off = CondMLP(3, cfg.d_model, cfg.cond_hidden)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(cfg.d_model)
+        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.head.weight = self.tok.weight  # tied, as nanoGPT
+        self.apply(self._init)
+        for n, p in self.named_parameters():
+            if n.endswith("proj.weight") or n.endswith("mlp.2.weight"):
+                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def embed(self, idx: torch.Tensor, val: torch.Tensor, aro: torch.Tensor, off: torch.Tensor) -> torch.Tensor:
+        """Token embedding plus the three condition vectors; NaN conditions are missing."""
+        x = self.tok(idx)
+        x = x + self.val(val.nan_to_num(0.0).unsqueeze(-1), ~val.isnan())
+        x = x + self.aro(aro.nan_to_num(0.0).unsqueeze(-1), ~aro.isnan())
+        x = x + self.off(offset_features(off.nan_to_num(0.0)), ~off.isnan())
+        return self.drop(x)
+
+    def forward(self, idx, val, aro, off, targets: torch.Tensor | None = None, cache: KVCache | None = None):
+        """Logits (B, T, V) for tokens idx (B, T) with per-token conditions (B, T); loss when targets given.
+        With a cache, idx continues the cached tokens and the cache is extended (and trimmed)."""
+        Tn = idx.shape[1]
+        start = cache.pos if cache is not None else 0
+        pos = torch.arange(start, start + Tn, device=idx.device)
+        x = self.embed(idx, val, aro, off)
+        for i, b in enumerate(self.blocks):
+            x = b(x, pos, cache, i)
+        logits = self.head(self.ln_f(x))
+        if cache is not None:
+            cache.pos += Tn
+        if targets is None:
+            return logits, None
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=T.PAD)
+        return logits, loss
+
+    def new_cache(self, window: int | None = None) -> KVCache:
+        return KVCache(self.cfg.n_layer, window or self.cfg.context)
+
+    @torch.no_grad()
+    def step(self, tok: int, val: float, aro: float, off: float, cache: KVCache) -> torch.Tensor:
+        """Feed one token with its conditions (NaN = missing); logits (V,) of the next token."""
+        dev = self.tok.weight.device
+        t = torch.tensor([[tok]], device=dev)
+        c = torch.tensor([[[val, aro, off]]], dtype=torch.float32, device=dev)
+        logits, _ = self(t, c[..., 0], c[..., 1], c[..., 2], cache=cache)
+        return logits[0, -1]
+
+    @torch.no_grad()
+    def full_step(self, toks: list[int], conds: list[tuple[float, float, float]]) -> torch.Tensor:
+        """EMSYNC's way: recompute the whole (last `context`) tokens for the next token's logits."""
+        dev = self.tok.weight.device
+        toks, conds = toks[-self.cfg.context:], conds[-self.cfg.context:]
+        t = torch.tensor([toks], device=dev)
+        c = torch.tensor([conds], dtype=torch.float32, device=dev)
+        logits, _ = self(t, c[..., 0], c[..., 1], c[..., 2])
+        return logits[0, -1]
+
+
+def save(model: MusicTransformer, path: str, **extra) -> None:
+    torch.save({"config": model.cfg.to_dict(), "state": model.state_dict(), "vocab_size": T.VOCAB_SIZE, **extra}, path)
+
+
+def load(path: str, device: str = "cpu") -> tuple[MusicTransformer, dict]:
+    """Model and checkpoint dict; FileNotFoundError/ValueError say how to produce the weights."""
+    import os
+
+    how = "train it with `python tools/build_corpus.py` then `python tools/train_music.py` (see models/weights/MUSIC_MODEL_CARD.md)"
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"music transformer weights not found at {path}: {how}")
+    import pickle
+
+    try:
+        ck = torch.load(path, map_location=device, weights_only=False)
+        cfg = ModelConfig(**ck["config"])
+        if ck.get("vocab_size") != T.VOCAB_SIZE or cfg.vocab_size != T.VOCAB_SIZE:
+            raise ValueError(f"vocabulary {ck.get('vocab_size')} != {T.VOCAB_SIZE} of this cuecast")
+        model = MusicTransformer(cfg)
+        model.load_state_dict(ck["state"])
+    except (KeyError, RuntimeError, TypeError, EOFError, ValueError, OSError, pickle.UnpicklingError, AttributeError) as e:
+        raise ValueError(f"music transformer weights at {path} are broken or from another version ({e}); {how}") from None
+    model.to(device).eval()
+    return model, ck

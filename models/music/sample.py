@@ -1,0 +1,131 @@
+"""Sampling the music transformer: temperature and top-p (EMSYNC: 1.3 and 0.6), with guards that keep
+the output playable and the token sequence valid.
+
+Guards (masks on the logits, never edits of what was played):
+- no PAD/BOS; BAR only where the caller's bar grid puts it (it is forced, not sampled);
+- a note-off only for a sounding note, a note-on only for a silent key (no double strike);
+- bounded polyphony: no new pitched note while `max_polyphony` are sounding;
+- every note closed: a note held longer than `max_hold_ticks` is closed by a forced note-off, and `close_all`
+  gives the note-offs of everything still sounding;
+- no runaway repetition: at most `max_events_per_tick` events without time moving, a key struck at most
+  `max_repeats_per_beat` times per beat, no velocity or CHORD token twice in a row.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from cuecast.models.music import tokens as T
+
+_KIND = torch.from_numpy(T.KIND.astype(np.int64))
+_SHIFT = _KIND == 1
+_VEL = _KIND == 2
+_ON = _KIND == 3
+_OFF = _KIND == 4
+_PITCHED_ON = _ON & (torch.from_numpy(T.TOK_INST.astype(np.int64)) > 0)
+_ALWAYS_MASKED = torch.zeros(T.VOCAB_SIZE, dtype=torch.bool)
+_ALWAYS_MASKED[[T.PAD, T.BOS, T.BAR]] = True
+
+
+@dataclass
+class Guard:
+    max_polyphony: int = 16
+    max_hold_ticks: int = 4 * T.TICKS_PER_BEAT
+    max_events_per_tick: int = 24
+    max_repeats_per_beat: int = 4
+    tick: int = 0  # ticks since the start
+    open: dict[int, int] = field(default_factory=dict)  # on-token -> tick it started
+    events_this_tick: int = 0
+    last: int = T.BOS
+    strikes: dict[int, list[int]] = field(default_factory=dict)  # on-token -> ticks struck
+
+    def copy(self) -> "Guard":
+        g = Guard(self.max_polyphony, self.max_hold_ticks, self.max_events_per_tick, self.max_repeats_per_beat,
+                  self.tick, dict(self.open), self.events_this_tick, self.last,
+                  {k: list(v) for k, v in self.strikes.items()})
+        return g
+
+    def forced(self) -> int | None:
+        """A note-off the guard imposes now (a note held too long), or None."""
+        for on, start in self.open.items():
+            if self.tick - start >= self.max_hold_ticks:
+                return on_to_off(on)
+        return None
+
+    def mask(self, max_shift: int = T.MAX_SHIFT) -> torch.Tensor:
+        """Boolean (V,) of tokens not allowed next."""
+        m = _ALWAYS_MASKED.clone()
+        m |= _OFF  # offs: only of sounding notes
+        if self.open:
+            m[[on_to_off(o) for o in self.open if T.TOK_INST[o] > 0]] = False
+            m[list(self.open)] = True  # no double strike of a sounding key
+        pitched_open = sum(1 for o in self.open if T.TOK_INST[o] > 0)
+        if pitched_open >= self.max_polyphony:
+            m |= _PITCHED_ON
+        if self.last in (T.CHORD,) or T.KIND[self.last] == 2:
+            m[T.CHORD] = True
+            m |= _VEL
+        if T.KIND[self.last] == 2:
+            m |= _SHIFT  # a velocity token is followed by its note
+            m |= _OFF
+        if self.events_this_tick >= self.max_events_per_tick:
+            m |= ~_SHIFT  # let time move
+            m[T.VEL0:T.VOCAB_SIZE] = True
+        for on, ticks in self.strikes.items():
+            if sum(1 for t in ticks if self.tick - t < T.TICKS_PER_BEAT) >= self.max_repeats_per_beat:
+                m[on] = True
+        if self.open:  # time may not pass the moment the oldest note must be closed
+            max_shift = max(1, min(max_shift, min(self.open.values()) + self.max_hold_ticks - self.tick))
+        if max_shift < T.MAX_SHIFT:
+            m[T.SHIFT0 + max_shift:T.VEL0] = True
+        if bool(m.all()):  # never a dead end: time may always move
+            m[T.SHIFT0] = False
+        return m
+
+    def update(self, tok: int) -> None:
+        kind = T.KIND[tok]
+        if kind == 1:
+            self.tick += tok - T.SHIFT0 + 1
+            self.events_this_tick = 0
+            self.strikes = {k: [t for t in v if self.tick - t < T.TICKS_PER_BEAT] for k, v in self.strikes.items()}
+            self.strikes = {k: v for k, v in self.strikes.items() if v}
+        else:
+            self.events_this_tick += 1
+        if kind == 3:
+            if T.TOK_INST[tok] > 0:
+                self.open[tok] = self.tick
+            self.strikes.setdefault(tok, []).append(self.tick)
+        elif kind == 4:
+            self.open.pop(off_to_on(tok), None)
+        self.last = tok
+
+    def close_all(self) -> list[int]:
+        """Note-off tokens for every sounding note."""
+        return [on_to_off(o) for o in self.open if T.TOK_INST[o] > 0]
+
+
+def on_to_off(on: int) -> int:
+    return on + T.N_PITCH
+
+
+def off_to_on(off: int) -> int:
+    return off - T.N_PITCH
+
+
+def sample(logits: torch.Tensor, mask: torch.Tensor, temperature: float, top_p: float,
+           gen: torch.Generator, bias: torch.Tensor | None = None) -> int:
+    """One token from logits (V,) with masked tokens removed: temperature, then nucleus (top-p)."""
+    x = logits.float() / max(temperature, 1e-4)
+    if bias is not None:
+        x = x + bias
+    x = x.masked_fill(mask, -math.inf)
+    probs = torch.softmax(x, dim=-1)
+    sp, si = torch.sort(probs, descending=True)
+    keep = torch.cumsum(sp, 0) - sp < top_p  # the smallest set whose mass reaches top_p (at least one)
+    sp = sp * keep
+    j = int(torch.multinomial(sp / sp.sum(), 1, generator=gen))
+    return int(si[j])

@@ -1,0 +1,255 @@
+"""The `transformer` generator backend: the music transformer driven one StepPlan at a time.
+
+The model's clock is the conductor's beat grid: a time shift is twelfths of the plan's beat (so the music
+follows `plan.tempo_bpm`), shifts stop at every beat line, at the end of the step and at the next boundary
+(so a chord can land exactly on a cut that falls between beats), and BAR tokens are fed where the
+conductor's bar lines are. Every token gets the plan's valence and arousal and the seconds from its time
+to the next boundary (EMSYNC's boundary offset); at the boundary the CHORD token gets a small logit bonus
+(the conductor's help the issue allows; the chord itself, its notes and their length are the model's).
+
+A step returns the notes that start in [t0, t1). A note's end is known only when the model closes it, so
+generation runs ahead of t1 until every note started before t1 is closed (at most `max_hold_beats`, the
+guard's limit). `rewind(t)` restores the state at t from a snapshot plus a replay of the logged tokens.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from cuecast.models.music import model as M
+from cuecast.models.music import tokens as T
+from cuecast.models.music.config import GeneratorConfig
+from cuecast.models.music.sample import Guard, on_to_off, sample
+from cuecast.types import Note, StepPlan
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "music_transformer.pt"
+EPS = 1e-6
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+@dataclass
+class _State:
+    """Everything `rewind` must restore (tensors are shared, never written in place)."""
+
+    cache: M.KVCache
+    logits: torch.Tensor
+    guard: Guard
+    clock: float
+    level: int
+    last_bar: float = math.nan  # time of the last BAR fed (never two at one time)
+    sounding: dict[int, tuple[float, int]] = field(default_factory=dict)  # on-token -> (start s, velocity)
+
+    def copy(self) -> "_State":
+        return _State(self.cache.clone(), self.logits, self.guard.copy(), self.clock, self.level, self.last_bar,
+                      dict(self.sounding))
+
+
+class TransformerGenerator:
+    name = "transformer"
+
+    def __init__(self, cfg: GeneratorConfig, model: M.MusicTransformer | None = None):
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        if model is None:
+            model, _ = M.load(cfg.weights or str(DEFAULT_WEIGHTS), self.device)
+        self.model = model.to(self.device).eval()
+        self.chord_bias = float(getattr(cfg, "chord_bias", 3.0))
+        self.max_hold_beats = float(getattr(cfg, "max_hold_beats", 4.0))
+        self.threads = int(getattr(cfg, "threads", 1))
+        self.reset(cfg.seed)
+
+    # ---- Generator protocol ------------------------------------------------------------------------
+
+    def reset(self, seed: int) -> None:
+        self.gen = torch.Generator().manual_seed(int(seed))
+        cache = self.model.new_cache()
+        logits = self.model.step(T.BOS, math.nan, math.nan, math.nan, cache)
+        guard = Guard(max_polyphony=self.cfg.max_polyphony, max_hold_ticks=int(self.max_hold_beats * T.TICKS_PER_BEAT))
+        self.s = _State(cache, logits, guard, clock=math.nan, level=-1)
+        self.closed: list[Note] = []  # notes closed, not yet returned
+        self.emitted_until = -math.inf  # notes starting before this were returned already
+        self.log: list[tuple[int, float, float, float, float]] = []  # (token, time, val, aro, off)
+        self.snaps: deque[tuple[float, int, _State]] = deque(maxlen=48)  # (clock, log length, state)
+        self.tokens_generated = 0
+
+    def step(self, plan: StepPlan) -> list[Note]:
+        if plan.t1 <= plan.t0:
+            return []
+        # one token at a time is many tiny ops: extra threads only wait on each other (10x slower on a busy CPU)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            return self._step(plan)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _step(self, plan: StepPlan) -> list[Note]:
+        s = self.s
+        if math.isnan(s.clock) or s.clock < plan.t0 - 1.0:
+            s.clock = plan.t0  # start, or a gap the conductor skipped: the model's clock jumps
+        self.snaps.append((s.clock, len(self.log), s.copy()))
+        grid = _Grid(plan)
+        if abs(s.clock - plan.t0) < EPS and grid.is_bar(plan.t0):
+            self._bar(plan)
+        budget = 4000
+        while budget > 0 and (s.clock < plan.t1 - EPS or any(st < plan.t1 - EPS for st, _ in s.sounding.values())):
+            budget -= 1
+            forced = s.guard.forced()
+            if forced is not None:
+                self._feed(forced, plan)
+                continue
+            stop = grid.next_stop(s.clock)
+            tick_s = plan.beat_s / T.TICKS_PER_BEAT
+            max_shift = max(1, min(T.MAX_SHIFT, int(math.ceil((stop - s.clock) / tick_s - 1e-3))))
+            off = self._offset(plan, s.clock)
+            bias = None
+            if not math.isnan(off) and off < tick_s / 2:
+                bias = torch.zeros_like(s.logits)
+                bias[T.CHORD] = self.chord_bias
+            tok = sample(s.logits, s.guard.mask(max_shift), self.cfg.temperature, self.cfg.top_p, self.gen, bias)
+            if T.KIND[tok] == 1:
+                k = tok - T.SHIFT0 + 1
+                new = s.clock + k * tick_s
+                if new >= stop - tick_s / 2:  # land exactly on the stop (beat line, step end, boundary)
+                    new = stop
+                    k = max(1, min(T.MAX_SHIFT, round((stop - s.clock) / tick_s)))
+                s.clock = new
+                self._feed(T.shift_token(k), plan)
+                if grid.is_bar(new):
+                    self._bar(plan)
+            else:
+                self._feed(tok, plan)
+        if budget == 0:  # the guards make this unreachable in practice; close everything to stay playable
+            for off_tok in s.guard.close_all():
+                self._feed(off_tok, plan)
+        out = sorted(n for n in self.closed if plan.t0 - EPS <= n.start < plan.t1 - EPS)
+        self.closed = [n for n in self.closed if n.start >= plan.t1 - EPS]
+        self.emitted_until = max(self.emitted_until, plan.t1)
+        return out
+
+    def rewind(self, t: float) -> None:
+        """Forget what was generated at or after media time t; the next step regenerates from t."""
+        snap = next((x for x in reversed(self.snaps) if x[0] <= t + EPS), None)
+        if snap is None:
+            if self.snaps:  # older than the snapshots kept: start the clock fresh at t
+                self.s = self.snaps[0][2].copy()
+                self.s.clock = t
+            self.closed = [n for n in self.closed if n.start < t]
+            self.emitted_until = min(self.emitted_until, t)
+            return
+        clock, n_log, state = snap
+        replay = [x for x in self.log[n_log:] if x[1] < t - EPS]
+        self.s = state.copy()
+        self.log = self.log[:n_log]
+        while self.snaps and self.snaps[-1][0] > clock - EPS:
+            self.snaps.pop()
+        self.closed = []
+        self.emitted_until = min(self.emitted_until, t)
+        for tok, time, val, aro, off in replay:
+            if T.KIND[tok] == 1:
+                self.s.clock = time
+            self._advance(tok, time, val, aro, off, record_notes=False)
+
+    # ---- internals ---------------------------------------------------------------------------------
+
+    def _offset(self, plan: StepPlan, t: float) -> float:
+        """Seconds from t to the boundary this token runs towards (NaN when none is known or passed)."""
+        b = plan.t0 if plan.at_boundary and t <= plan.t0 + EPS else plan.next_boundary
+        if b is None or t > b + EPS:
+            return math.nan
+        return min(M.OFFSET_MAX, max(0.0, b - t))
+
+    def _bar(self, plan: StepPlan) -> None:
+        if not abs(self.s.last_bar - self.s.clock) < EPS:
+            self._feed(T.BAR, plan)
+
+    def _feed(self, tok: int, plan: StepPlan) -> None:
+        t = self.s.clock
+        self._advance(tok, t, plan.valence, plan.arousal, self._offset(plan, t), record_notes=True, plan=plan)
+
+    def _advance(self, tok: int, t: float, val: float, aro: float, off: float, record_notes: bool,
+                 plan: StepPlan | None = None) -> None:
+        s = self.s
+        kind = T.KIND[tok]
+        if tok == T.BAR:
+            s.last_bar = t
+        elif kind == 2:
+            s.level = tok - T.VEL0
+        elif kind == 3:
+            vel = T.level_velocity(s.level if s.level >= 0 else 4)
+            if T.TOK_INST[tok] == 0:
+                beat_s = plan.beat_s if plan is not None else 0.5
+                self._emit(Note(t, t + T.DRUM_TICKS * beat_s / T.TICKS_PER_BEAT, int(T.TOK_PITCH[tok]), vel, "drums"), record_notes)
+            else:
+                s.sounding[tok] = (t, vel)
+        elif kind == 4:
+            on = tok - T.N_PITCH
+            if on in s.sounding:
+                st, vel = s.sounding.pop(on)
+                inst = T.TO_CUECAST[T.INSTS[int(T.TOK_INST[tok])]]
+                self._emit(Note(st, max(t, st + 1e-3), int(T.TOK_PITCH[tok]), vel, inst), record_notes)
+        s.guard.update(tok)
+        s.logits = self.model.step(tok, val, aro, off, s.cache)
+        self.log.append((tok, t, val, aro, off))
+        self.tokens_generated += 1
+        if len(self.log) > 20000 and self.snaps:  # keep the log from the oldest snapshot on
+            cut = self.snaps[0][1]
+            self.log = self.log[cut:]
+            self.snaps = deque(((c, n - cut, st) for c, n, st in self.snaps), maxlen=self.snaps.maxlen)
+
+    def _emit(self, note: Note, record: bool) -> None:
+        if record and note.start >= self.emitted_until - EPS:
+            self.closed.append(note)
+
+    def close_all(self) -> list[Note]:
+        """End every sounding note now (for a stop): the notes, with their ends at the model's clock."""
+        plan_free = [on_to_off(o) for o in list(self.s.sounding)]
+        out = []
+        for off in plan_free:
+            on = off - T.N_PITCH
+            st, vel = self.s.sounding.pop(on)
+            out.append(Note(st, max(self.s.clock, st + 1e-3), int(T.TOK_PITCH[on]), vel,
+                            T.TO_CUECAST[T.INSTS[int(T.TOK_INST[on])]]))
+        return out
+
+
+class _Grid:
+    """The conductor's beat grid around one step: where time shifts must stop, and where bars start."""
+
+    def __init__(self, plan: StepPlan):
+        self.plan = plan
+        self.beat_s = plan.beat_s
+        # beat lines: t1 and every beat after it; the step itself is one beat or the part of one up to a boundary
+        self.first_beat = plan.t1
+        full = plan.t1 - plan.t0 >= self.beat_s - 1e-4
+        self.first_index = plan.beat + 1 if (plan.on_grid and full) else None
+        self.bar0 = plan.beat - plan.beat_in_bar
+
+    def next_stop(self, clock: float) -> float:
+        stops = [self.plan.t0, self.plan.t1]
+        if self.plan.next_boundary is not None:
+            stops.append(self.plan.next_boundary)
+        if clock >= self.plan.t1 - EPS:
+            k = math.floor((clock - self.first_beat) / self.beat_s + EPS) + 1
+            stops.append(self.first_beat + k * self.beat_s)
+        return min(x for x in stops if x > clock + EPS) if any(x > clock + EPS for x in stops) else clock + self.beat_s
+
+    def is_bar(self, t: float) -> bool:
+        if abs(t - self.plan.t0) < EPS:
+            return self.plan.on_grid and self.plan.beat_in_bar == 0
+        if self.first_index is None or t < self.first_beat - EPS:
+            return False
+        k = (t - self.first_beat) / self.beat_s
+        if abs(k - round(k)) > 1e-4:
+            return False
+        return (self.first_index + round(k) - self.bar0) % self.plan.beats_per_bar == 0
