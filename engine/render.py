@@ -107,8 +107,8 @@ def render(input_path: str | Path, outdir: str | Path, cfg: Config, progress: bo
 
 def _write_outputs(work: Path, input_path: Path, cfg: Config, timeline: Timeline, notes: list[Note],
                    sink: MidiFileSink, warnings: list[str]) -> list[Path]:
-    from cuecast.streams.audio_render import SynthUnavailable, render_audio
-    from cuecast.streams.mp4 import mux_soundtrack
+    from cuecast.streams.audio_render import AudioRenderError, SynthUnavailable, render_audio
+    from cuecast.streams.mp4 import MuxError, mux_soundtrack
 
     chans = channel_map(cfg)
     made = []
@@ -118,10 +118,10 @@ def _write_outputs(work: Path, input_path: Path, cfg: Config, timeline: Timeline
     except MidiFileError as e:
         raise UserError(str(e)) from None
     made.append(mid)
-    meta = {"input": str(input_path), "generator": cfg.generator.backend, "seed": cfg.generator.seed,
-            "lookahead_s": cfg.conductor.lookahead_s}
+    timeline.meta.update(input=str(input_path), generator=cfg.generator.backend, seed=cfg.generator.seed,
+                         lookahead_s=cfg.conductor.lookahead_s)
     tl = work / "timeline.json"
-    write_json(tl, timeline_json(timeline, **meta))
+    write_json(tl, timeline_json(timeline))
     made.append(tl)
     wav = work / "soundtrack.wav"
     try:
@@ -130,12 +130,14 @@ def _write_outputs(work: Path, input_path: Path, cfg: Config, timeline: Timeline
         made.append(wav)
     except SynthUnavailable as e:
         warnings.append(f"no audio (soundtrack.wav and soundtrack.mp4 skipped): {e}")
+    except AudioRenderError as e:
+        raise UserError(str(e)) from None
     if wav in made:
         mp4 = work / "soundtrack.mp4"
         try:
             mux_soundtrack(input_path, wav, mp4, cfg.output.mix_original_audio)
-        except Exception as e:  # the MIDI and audio are still good: report and go on
-            raise UserError(f"cannot write soundtrack.mp4: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        except MuxError as e:
+            raise UserError(f"cannot write soundtrack.mp4: {e}") from None
         made.append(mp4)
     if cfg.output.report:
         from cuecast.engine.report import write_report

@@ -8,15 +8,18 @@ import tempfile
 from pathlib import Path
 
 from cuecast import __version__
+from cuecast.streams.midi_file import FILE_MODE
 from cuecast.types import Timeline
 
 SCHEMA = 1
 
 
 def timeline_json(tl: Timeline, **meta) -> dict:
+    head = {k: v for k, v in tl.meta.items() if k in ("input", "generator", "seed", "lookahead_s")}
     out = {
         "schema": SCHEMA,
         "cuecast": __version__,
+        **head,
         **meta,
         "duration": round(tl.duration, 4),
         "cuts": [b.to_json() for b in sorted(tl.boundaries, key=lambda b: b.t)],
@@ -29,7 +32,7 @@ def timeline_json(tl: Timeline, **meta) -> dict:
             {"t": round(f.t, 4), "next": round(f.most_likely()[0], 4), "p": round(f.most_likely()[1], 4)}
             for f in tl.forecasts
         ]
-    out["meta"] = {k: v for k, v in tl.meta.items() if isinstance(v, (int, float, str, bool))}
+    out["meta"] = {k: v for k, v in tl.meta.items() if k not in head and isinstance(v, (int, float, str, bool))}
     return out
 
 
@@ -37,6 +40,7 @@ def write_json(path: Path, data: dict) -> None:
     """Write atomically so a half-written file never carries the final name."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=str(path.parent))
     try:
+        os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600; outputs are ordinary files
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=1)
             f.write("\n")

@@ -116,6 +116,7 @@ def test_video_without_frames(tmp_path):
     c = av.open(str(f), "w")
     s = c.add_stream("libx264", rate=25)
     s.width, s.height, s.pix_fmt = 64, 64, "yuv420p"
+    c.start_encoding()  # header written, not one frame
     c.close()
     p = run_cli("render", str(f), "-o", str(tmp_path / "out"))
     assert_one_line_error(p, "no video")
