@@ -65,7 +65,7 @@ def analyse(input_path: Path, cfg: Config, progress: bool = True) -> tuple[Timel
     sink = MidiFileSink()
     engine = Engine(cfg, source, sink, FastClock(cfg.conductor.lookahead_s), build_stages(cfg))
     bar = tqdm(total=round(info.duration, 1) or None, unit="s", desc="rendering", file=sys.stderr,
-               disable=not progress, bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s media [{elapsed}<{remaining}]")
+               disable=not progress or not sys.stderr.isatty(), mininterval=0.5, bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s media [{elapsed}<{remaining}]")
 
     def advance(t: float) -> None:
         bar.update(max(0.0, round(t, 1) - bar.n))
