@@ -94,6 +94,8 @@ class EmotionEstimator:
         self._next_end: float | None = None
         self._last: FrameAffect | None = None
         self.t_first: float | None = None
+        self.record_steps = False  # tools/train_emotion.py: keep each window's fusion-head input
+        self.steps: list[tuple[dict, dict, np.ndarray]] = []
 
     # ------------------------------------------------------------------ inputs
 
@@ -201,6 +203,8 @@ class EmotionEstimator:
             signals.append("head")
         else:
             probs, v, a = fixed_fusion((pv, pa), a_ar, faces, self.cfg.direct_va_weight)
+        if self.record_steps:  # the head's input, and this window's unsmoothed probabilities
+            self.steps.append((*self._steps(start, end), probs))
         fast = any(end - self.cfg.window_s <= c < end for c in self.cuts)
         sp, sva = self.smoother(probs, np.array([v, a]), self.cfg.hop_s, fast)
         return EmotionWindow(start=start, end=end, probs=tuple(float(p) for p in sp),
@@ -218,10 +222,13 @@ class EmotionEstimator:
         # faces seen in only some of the window's analyses count proportionally less
         return probs / probs.sum(), float(ws.max()) * len(seen) / max(analysed, 1)
 
+    def _steps(self, start: float, end: float) -> tuple[dict, dict]:
+        blocks = list(self.audio.blocks) if self.audio is not None else []
+        return window_steps(self.frames, self.face_log, blocks, self.cuts, start, end)
+
     @torch.no_grad()
     def _head(self, start, end, pva, a_ar, faces):
-        blocks = list(self.audio.blocks) if self.audio is not None else []
-        x, m = window_steps(self.frames, self.face_log, blocks, self.cuts, start, end)
+        x, m = self._steps(start, end)
         xt = {k: torch.from_numpy(x[k])[None].to(self.device) for k in DIMS}
         mt = {k: torch.from_numpy(m[k])[None].to(self.device) for k in DIMS}
         probs = torch.softmax(self.head(xt, mt), dim=1)[0].cpu().numpy().astype(np.float64)

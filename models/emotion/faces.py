@@ -63,7 +63,7 @@ class FaceExpressions:
         self.max_faces = max_faces
 
     def detect(self, gray: np.ndarray) -> list[tuple[int, int, int, int]]:
-        boxes = self.cascade.detectMultiScale(gray, scaleFactor=1.15, minNeighbors=4,
+        boxes = self.cascade.detectMultiScale(gray, scaleFactor=1.15, minNeighbors=5,
                                               minSize=(self.min_face_px, self.min_face_px))
         boxes = [tuple(int(v) for v in b) for b in (boxes if len(boxes) else [])]
         return sorted(boxes, key=lambda b: -b[2] * b[3])[: self.max_faces]  # the largest faces matter most

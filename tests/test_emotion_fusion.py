@@ -1,0 +1,104 @@
+"""The trainable fusion head: it learns, it loads into the estimator, and bad weights are clear errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cuecast.engine.cli import main as cli_main
+from cuecast.models.emotion.config import EmotionConfig
+from cuecast.models.emotion.estimator import EmotionEstimator
+from cuecast.models.emotion.fusion import DIMS, N_STEPS, FusionHead, fixed_fusion, load_head, window_steps
+from cuecast.streams.video import make_test_video
+from cuecast.types import EKMAN6, Frame
+
+
+def test_window_steps_bins_and_masks():
+    from cuecast.models.emotion.affect import FrameAffect
+    frames = [FrameAffect(t, 0.5, 0.3, 0.1, 0.0, 0.02) for t in np.arange(0, 1.0, 0.04)]  # first half only
+    x, m = window_steps(frames, [(0.3, np.eye(6)[3], 0.8)], [(1.5, -20.0, 2000.0, True)], [0.5], 0.0, 2.0)
+    assert m["picture"].tolist() == [1] * 4 + [0] * 4
+    assert m["faces"].sum() == 1 and x["faces"][1, 3] == 1 and x["faces"][1, 6] == pytest.approx(0.8)
+    assert m["audio"].sum() == 1 and m["audio"][6] == 1
+    assert x["picture"][2, 5] == 1  # the cut at 0.5 s falls in the third bin
+
+
+def test_head_learns_a_separable_rule():
+    torch.manual_seed(0)
+    head = FusionHead()
+    n = 128
+    x = {k: torch.randn(n, N_STEPS, d) for k, d in DIMS.items()}
+    m = {k: torch.ones(n, N_STEPS) for k in DIMS}
+    y = (x["picture"][:, :, 0].mean(1) > 0).long() * EKMAN6.index("joy")  # bright -> joy, else anger
+    opt = torch.optim.Adam(head.parameters(), lr=3e-3)
+    first = None
+    for _ in range(60):
+        loss = F.cross_entropy(head(x, m), y)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.3 * first
+    assert (head(x, m).argmax(1) == y).float().mean() > 0.9
+
+
+def test_masked_signals_do_not_change_the_output():
+    head = FusionHead().eval()
+    x = {k: torch.randn(1, N_STEPS, d) for k, d in DIMS.items()}
+    m = {k: torch.ones(1, N_STEPS) for k in DIMS}
+    m["audio"] = torch.zeros(1, N_STEPS)
+    x2 = {**x, "audio": torch.randn(1, N_STEPS, DIMS["audio"]) * 10}
+    assert torch.allclose(head(x, m), head(x2, m))
+
+
+def test_estimator_uses_trained_head(tmp_path):
+    path = tmp_path / "head.pt"
+    torch.save(FusionHead().state_dict(), path)
+    est = EmotionEstimator(EmotionConfig(faces=False, fusion_weights=str(path)))
+    ws = []
+    for i in range(40):
+        ws += est.process_frame(Frame(t=i / 20, index=i, image=np.full((90, 160, 3), 100, np.uint8)))
+    ws += est.flush()
+    assert ws and all("head" in w.signals for w in ws) and all(sum(w.probs) == pytest.approx(1) for w in ws)
+
+
+def test_missing_or_broken_head_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train_emotion.py"):
+        load_head(tmp_path / "none.pt", "cpu")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="train_emotion.py"):
+        EmotionEstimator(EmotionConfig(faces=False, fusion_weights=str(tmp_path / "bad.pt")))
+
+
+def test_fixed_fusion_faces_pull_towards_their_emotion():
+    joy = np.eye(6)[EKMAN6.index("joy")]
+    p0, v0, a0 = fixed_fusion((-0.5, -0.3), None, None, 0.5)
+    p1, v1, a1 = fixed_fusion((-0.5, -0.3), None, (joy, 1.0), 0.5)
+    assert p1[EKMAN6.index("joy")] > 0.7 > p0[EKMAN6.index("joy")] and v1 > v0 + 0.5
+    _, _, a_loud = fixed_fusion((0.0, 0.0), 0.9, None, 0.5)
+    _, _, a_quiet = fixed_fusion((0.0, 0.0), -0.9, None, 0.5)
+    assert a_loud > a_quiet + 0.3
+
+
+def test_emotion_command_prints_windows(tmp_path, capsys):
+    clip = tmp_path / "clip.mp4"
+    make_test_video(clip, [(1.5, (40, 40, 60)), (1.5, (230, 200, 80))], fps=25, audio_hz=440.0)
+    assert cli_main(["emotion", str(clip), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    ends = [w["end"] for w in out["windows"]]
+    assert ends[0] == 0.5 and np.allclose(np.diff(ends), 0.5) and ends[-1] >= 3.0
+    assert "audio" in out["windows"][-1]["signals"]
+    assert not any("faces" in w["signals"] for w in out["windows"])  # no face in a textured test pattern
+    assert out["windows"][-1]["valence"] > out["windows"][1]["valence"]  # dark, then bright and warm
+    assert cli_main(["emotion", str(clip), "--no-faces"]) == 0
+    assert "valence" in capsys.readouterr().out
+
+
+def test_emotion_command_bad_input_is_one_line(tmp_path, capsys):
+    assert cli_main(["emotion", str(tmp_path / "missing.mp4")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cuecast: error:") and "Traceback" not in err
+    (tmp_path / "junk.mp4").write_bytes(b"junk")
+    assert cli_main(["emotion", str(tmp_path / "junk.mp4")]) == 2
