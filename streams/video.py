@@ -182,6 +182,20 @@ class FileSource:
                 yield AudioChunk(t=t, samples=samples, rate=AUDIO_RATE)
 
 
+def _scene(rng: np.random.Generator, h: int, w: int, colour) -> np.ndarray:
+    """A textured picture around a base colour: coarse blocks, a few shapes and a wave of random angle."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    block = max(4, w // 20)
+    texture = rng.integers(-45, 45, size=(h // block + 1, w // block + 1, 3))
+    img = np.array(colour, float)[None, None, :] + np.kron(texture, np.ones((block, block, 1)))[:h, :w]
+    angle, period = rng.uniform(0, np.pi), rng.uniform(w / 12, w / 3)
+    img += 25 * np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / period)[..., None]
+    for _ in range(4):
+        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(h / 10, h / 4)
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] += rng.uniform(-70, 70, size=3)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
 def make_test_video(path: str | Path, segments: list[tuple], fps: float = 25.0,
                     size: tuple[int, int] = (320, 180), motion: float = 0.0, audio_hz: float | None = None,
                     codec: str = "libx264") -> list[float]:
@@ -199,20 +213,16 @@ def make_test_video(path: str | Path, segments: list[tuple], fps: float = 25.0,
         a_stream = container.add_stream("aac", rate=44100)
         a_stream.layout = "mono"
     h, w = size[1], size[0]
-    yy, xx = np.mgrid[0:h, 0:w]
     cuts, n, t = [], 0, 0.0
     rng = np.random.default_rng(0)
     for si, (seconds, colour, *rest) in enumerate(segments):
         seg_motion = rest[0] if rest else motion
         if si:
             cuts.append(n / float(rate))
-        texture = rng.integers(-40, 40, size=(h // 8 + 1, w // 8 + 1, 3))
-        texture = np.kron(texture, np.ones((8, 8, 1)))[:h, :w]
+        scene = _scene(rng, h, w, colour)  # every shot has its own layout, as real shots do
         count = int(round(seconds * float(rate)))
         for k in range(count):
-            shift = int(seg_motion * k)
-            img = np.clip(np.array(colour)[None, None, :] + np.roll(texture, shift, axis=1)
-                          + 20 * np.sin((xx + shift) / 17.0)[..., None], 0, 255).astype(np.uint8)
+            img = np.roll(scene, int(seg_motion * k), axis=1)[:, :w]
             for packet in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 container.mux(packet)
             n += 1

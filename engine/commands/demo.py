@@ -38,7 +38,7 @@ def add_arguments(p) -> None:
 
 def demo_clip() -> Path:
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cuecast"
-    clip = cache / "demo-v1.mp4"
+    clip = cache / "demo-v2.mp4"
     if not clip.exists():
         try:
             cache.mkdir(parents=True, exist_ok=True)
