@@ -118,3 +118,23 @@ def test_error_inside_the_engine_leaves_nothing_sounding(clip, rx):
     rx.drain()
     assert rx.note_ons() > 0
     assert rx.unmatched(strict=True) == set()
+
+
+def test_lavfi_source_with_duration(rx):
+    proc = subprocess.Popen([sys.executable, "-m", "cuecast.engine.cli", "live", "--source",
+                             "lavfi:testsrc=size=320x180:rate=25", "--midi-out", f"jack:{rx.full_name}",
+                             "--lookahead", "1", "--duration", "4", "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err[-800:]
+    time.sleep(0.05)
+    rx.drain()
+    assert rx.note_ons() > 0
+    assert rx.unmatched(strict=True) == set()
+
+
+def test_missing_device_is_one_line():
+    r = subprocess.run([sys.executable, "-m", "cuecast.engine.cli", "live", "--source", "device:/dev/no-such-video",
+                        "--midi-out", "none"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "no-such-video" in r.stderr.strip().splitlines()[-1]

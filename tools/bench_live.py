@@ -1,0 +1,338 @@
+"""Live timing benchmark: the real-time sender against deadlines, MIDI clock jitter at a JACK receiver next to
+an ideal busy-waiting sender, and (lookahead 0) the time from a cut frame's arrival to the boundary chord.
+
+    python tools/bench_live.py ../shared/media
+
+Everything runs against a private JACK server (dummy driver, 32 frames at 48 kHz) started here, with and
+without real-time scheduling for the server (the ideal sender busy-waits at normal priority). The load is
+the engine's own analysis (cut detector + emotion estimator) on a real clip, in two processes, so both
+cores are busy. Our sender and the ideal one take turns under the same load and are measured the same
+way (receiver-side timestamps), so the comparison holds even though absolute numbers drift on a shared box.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from jack_server import JackReceiver, JackServer  # noqa: E402
+
+from cuecast.engine.scheduler import PPQN, RealtimeScheduler  # noqa: E402
+from cuecast.types import Note  # noqa: E402
+
+BPM = 120.0
+LOAD_CLIP = "testvideo.mp4"
+CUT_CLIPS = ("issue-195-aspect-ratio.mp4", "goldeneye-vfr-drop3.mp4", "issue-134-rotate.mp4")
+
+LOAD_SCRIPT = r"""
+import sys
+from cuecast.engine.config import load_config
+from cuecast.engine.stages import build_stages
+from cuecast.streams.video import FileSource
+cfg = load_config(None, {"conductor.lookahead_s": 3.0})
+st = build_stages(cfg)
+while True:  # the analysis the engine does per frame, as fast as it goes
+    for item in FileSource(sys.argv[1], cfg.source.analysis_width, audio=False):
+        st.detector.process_frame(item)
+        st.emotion.process_frame(item)
+"""
+
+IDEAL_SCRIPT = r"""
+import os, sys, time, rtmidi
+port, t0, n, period, fifo = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5] == "1"
+if fifo:
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(40))
+    except OSError:
+        pass
+m = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "ideal")
+m.open_port(m.get_ports().index(port))
+late = []
+for k in range(n):
+    d = t0 + k * period
+    while time.monotonic() < d:  # nothing but busy-waiting: the best a sender can do
+        pass
+    late.append(time.monotonic() - d)
+    m.send_message([0xF8])
+time.sleep(0.05)
+m.close_port()
+print(max(late))
+"""
+
+
+def _pct(xs, qs=(50, 95, 99)) -> dict:
+    xs = np.asarray(xs, dtype=float)
+    if xs.size == 0:
+        return {f"p{q}": float("nan") for q in qs}
+    out = {f"p{q}": float(np.percentile(xs, q)) for q in qs}
+    out["max"] = float(xs.max())
+    out["n"] = int(xs.size)
+    return out
+
+
+def clock_jitter_ms(times: list[float], expected: int) -> dict:
+    """Receive-time deviation of each tick from the ideal tick grid (ms, absolute).
+
+    Each tick is placed on the grid by the time since the one before (so a tick JACK dropped in a missed
+    cycle does not shift the ones after it); the grid's offset is the median. `lost` counts missing ticks.
+    """
+    period = 60.0 / BPM / PPQN
+    t = np.asarray(times)
+    k = np.concatenate([[0], np.cumsum(np.maximum(1, np.round(np.diff(t) / period)))])
+    res = t - k * period
+    res -= np.median(res)
+    out = _pct(np.abs(res) * 1000)
+    out["lost"] = max(0, expected - len(times))
+    return out
+
+
+def start_load(media: Path, n: int = 2) -> list[subprocess.Popen]:
+    clip = media / LOAD_CLIP
+    return [subprocess.Popen([sys.executable, "-c", LOAD_SCRIPT, str(clip)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL) for _ in range(n)]
+
+
+def stop(procs) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def ours(rx: JackReceiver, seconds: float) -> tuple[dict, dict, list[float]]:
+    """Our scheduler: clock at BPM plus a dense four-part note stream. Returns (notes, clock, tick times)."""
+    t0 = [0.0]
+    chans = {"drums": (10, 0), "bass": (2, 33), "chords": (3, 0), "melody": (4, 73)}
+    s = RealtimeScheduler([f"jack:{rx.full_name}"], lambda t: t0[0] + t, chans)
+    n0 = len(rx.messages)
+    t0[0] = time.monotonic() + 0.5
+    s.tempo(0.0, BPM, 0.0)
+    step = 60.0 / BPM / 2  # eighth notes
+    notes = []
+    for i in range(int(seconds / step)):
+        t = i * step
+        notes += [Note(t, t + 0.05, 36 + (i % 2) * 2, 100, "drums"), Note(t, t + step * 0.9, 40 + i % 5, 90, "bass"),
+                  Note(t, t + step * 1.8, 60 + i % 7, 70, "melody")]
+        if i % 4 == 0:
+            notes += [Note(t, t + step * 3.5, p, 70, "chords") for p in (60, 64, 67)]
+    # handed over in slices ahead of time, as the engine does (up to ~0.5 s ahead)
+    end = time.monotonic() + 0.5 + seconds
+    sent = 0
+    while time.monotonic() < end:
+        horizon = time.monotonic() - t0[0] + 0.5
+        batch = [n for n in notes[sent:] if n.start < horizon]
+        if batch:
+            s.notes(batch)
+            sent += len(batch)
+        time.sleep(0.05)
+    s.cut_at(seconds)
+    s.close()
+    time.sleep(0.05)
+    rx.drain()
+    ticks = [t for t, m in rx.messages[n0:] if m[0] == 0xF8]
+    rep = s.report
+    return _pct(np.array(rep.lateness) * 1000), _pct(np.array(rep.clock_lateness) * 1000), ticks[2:]
+
+
+def ideal(rx: JackReceiver, seconds: float, fifo: bool) -> list[float]:
+    n0 = len(rx.messages)
+    period = 60.0 / BPM / PPQN
+    n = int(seconds / period)
+    t0 = time.monotonic() + 1.0
+    p = subprocess.run([sys.executable, "-c", IDEAL_SCRIPT, rx.full_name, repr(t0), str(n), repr(period),
+                        "1" if fifo else "0"], capture_output=True, text=True, timeout=seconds + 30)
+    if p.returncode != 0:
+        raise RuntimeError(p.stderr[-500:])
+    time.sleep(0.05)
+    rx.drain()
+    return [t for t, m in rx.messages[n0:] if m[0] == 0xF8][2:]
+
+
+class _CutWatch:
+    """Passes everything to the scheduler and notes the wall time of every re-plan (cut_at)."""
+
+    def __init__(self, inner):
+        self.inner, self.cuts = inner, []
+
+    def tempo(self, t, bpm, beat):
+        self.inner.tempo(t, bpm, beat)
+
+    def notes(self, notes):
+        self.inner.notes(notes)
+
+    def cut_at(self, t):
+        self.cuts.append((time.monotonic(), t))
+        self.inner.cut_at(t)
+
+    def close(self):
+        self.inner.close()
+
+
+def cut_to_chord(media: Path, rx: JackReceiver, overrides: dict) -> dict:
+    """lookahead 0: wall time from the arrival of a cut's frame to the send of the boundary chord.
+
+    Also split: arrival -> re-plan (queue wait + analysis + detector decision) and re-plan -> chord sent.
+    """
+    from cuecast.engine.clock import RealtimeClock
+    from cuecast.engine.compose import channel_map
+    from cuecast.engine.config import load_config
+    from cuecast.engine.pipeline import Engine
+    from cuecast.engine.stages import build_stages
+    from cuecast.streams.video import FileSource
+
+    lat: list[float] = []
+    to_plan: list[float] = []
+    plan_to_send: list[float] = []
+    missed = dropped = 0
+    for name in CUT_CLIPS:
+        path = media / name
+        if not path.exists():
+            continue
+        cfg = load_config("vj", overrides)
+        try:
+            stages = build_stages(cfg)
+        except Exception:  # the cut forecaster may not be there yet: plan without it
+            cfg = load_config("vj", {**overrides, "conductor.use_forecast": False})
+            stages = build_stages(cfg)
+        clock = RealtimeClock(0.0)
+        sched = RealtimeScheduler([f"jack:{rx.full_name}"], clock.wall_of, channel_map(cfg), record=True)
+        watch = _CutWatch(sched)
+        arrivals: dict[float, float] = {}
+
+        def stamped(src):
+            for item in src:
+                if hasattr(item, "index"):
+                    arrivals[round(item.t, 4)] = time.monotonic()
+                yield item
+
+        source = stamped(FileSource(path, cfg.source.analysis_width, audio=cfg.source.audio, realtime=True))
+        engine = Engine(cfg, source, watch, clock, stages)
+        tl = asyncio.run(engine.run())
+        dropped += engine.state.dropped
+        log = sorted((w, m) for w, m in sched.report.log if m[0] & 0xF0 == 0x90 and m[2] > 0)
+        for b in tl.boundaries:
+            if b.kind != "hard" or b.t < 0.5:
+                continue
+            arrival = arrivals.get(round(b.t, 4))
+            if arrival is None:
+                continue
+            # the re-plan this cut caused: the first cut_at after the frame arrived, at or after the cut
+            plan = next((w for w, t in watch.cuts if w >= arrival and t >= b.t - 0.05), None)
+            chord = _first_chord_after(log, plan) if plan is not None else None
+            if chord is None:
+                missed += 1
+                continue
+            lat.append((chord - arrival) * 1000)
+            to_plan.append((plan - arrival) * 1000)
+            plan_to_send.append((chord - plan) * 1000)
+    out = _pct(lat, (50, 95))
+    out["missed"] = missed
+    out["dropped_frames"] = dropped
+    out["to_plan_p50"] = float(np.median(to_plan)) if to_plan else float("nan")
+    out["plan_to_send_p50"] = float(np.median(plan_to_send)) if plan_to_send else float("nan")
+    return out
+
+
+def _first_chord_after(log, t: float, window: float = 0.03) -> float | None:
+    """Send time of the first moment after t where 3+ note-ons go out within `window` seconds."""
+    times = [w for w, _ in log if w >= t]
+    for i in range(len(times)):
+        j = i
+        while j < len(times) and times[j] - times[i] <= window:
+            j += 1
+        if j - i >= 3:
+            return times[i]
+    return None
+
+
+def timing_rows(media: Path, realtime: bool) -> list[dict]:
+    """Our sender and the ideal one, taking turns under the analysis load, on one JACK server."""
+    mode = "realtime" if realtime else "no-realtime"
+    rows: list[dict] = []
+    server = JackServer(period=32, realtime=realtime).start()
+    try:
+        rx = JackReceiver(client="bench-rx")
+        try:
+            load = start_load(media)
+            time.sleep(4.0)  # let the analysis warm up (model load) so the load is on
+            try:
+                notes, clock, ours_ticks, ideal_ticks = [], [], [], []
+                for _ in range(2):  # take turns, so drift in the machine's load hits both alike
+                    n, c, t = ours(rx, 6.0)
+                    notes.append(n)
+                    clock.append(c)
+                    ours_ticks.append(t)
+                    ideal_ticks.append(ideal(rx, 6.0, fifo=False))
+            finally:
+                stop(load)
+        finally:
+            rx.close()
+    finally:
+        server.stop()
+    for i in range(2):
+        rows.append({"what": f"[{mode}] sender: note messages vs deadline (turn {i + 1})", **notes[i]})
+        rows.append({"what": f"[{mode}] sender: clock ticks vs deadline (turn {i + 1})", **clock[i]})
+    expected = int(6.0 / (60.0 / BPM / PPQN)) - 2
+    jo = [clock_jitter_ms(t, expected) for t in ours_ticks]
+    ji = [clock_jitter_ms(t, expected) for t in ideal_ticks]
+    for i in range(2):
+        rows.append({"what": f"[{mode}] JACK receive jitter, cuecast sender (turn {i + 1})", **jo[i]})
+        rows.append({"what": f"[{mode}] JACK receive jitter, ideal busy-wait sender (turn {i + 1})", **ji[i]})
+    rows.append({"what": f"[{mode}] receive jitter, cuecast minus ideal (mean of turns)",
+                 "p95": float(np.mean([a["p95"] - b["p95"] for a, b in zip(jo, ji)])),
+                 "p99": float(np.mean([a["p99"] - b["p99"] for a, b in zip(jo, ji)]))})
+    return rows
+
+
+def run(media_dir: str) -> list[dict]:
+    from jack_server import can_realtime
+
+    media = Path(media_dir)
+    rows: list[dict] = []
+    for realtime in ((True, False) if can_realtime() else (False,)):
+        rows += timing_rows(media, realtime)
+    server = JackServer(period=32).start()
+    try:
+        rx = JackReceiver(client="bench-cuts")
+        try:
+            for label, over in (("vj preset", {}), ("vj preset, source.queue_frames = 2", {"source.queue_frames": 2})):
+                r = cut_to_chord(media, rx, over)
+                rows.append({"what": f"cut frame arrival -> boundary chord sent, lookahead 0 ({label}; "
+                                     f"median {r['to_plan_p50']:.0f} ms to the re-plan, {r['plan_to_send_p50']:.1f} ms "
+                                     f"from re-plan to send; {r['dropped_frames']} frames dropped)", **r})
+        finally:
+            rx.close()
+    finally:
+        server.stop()
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["### Live timing (ms)", "", "| measure | p50 | p95 | p99 | max | n |", "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        cell = lambda k: "" if k not in r or r[k] != r[k] else (f"{r[k]:.3f}" if isinstance(r[k], float) else str(r[k]))  # noqa: E731
+        extra = f" (missed {r['missed']})" if r.get("missed") else ""
+        extra += f" ({r['lost']} ticks lost in JACK)" if r.get("lost") else ""
+        lines.append(f"| {r['what']}{extra} | {cell('p50')} | {cell('p95')} | {cell('p99')} | {cell('max')} | {cell('n')} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    media = sys.argv[1] if len(sys.argv) > 1 else str(HERE.parent.parent / "shared" / "media")
+    result = run(media)
+    print(markdown(result))
+    if "--json" in sys.argv:
+        print(json.dumps(result, indent=1))
