@@ -71,9 +71,18 @@ def test_estimator_with_smiling_face_leans_joy(astronaut):
     assert with_faces.valence > without.valence + 0.4
 
 
-def test_missing_weights_say_how_to_make_them(tmp_path):
+def test_missing_weights_say_how_to_make_them(tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match="tools/port_fer.py"):
         load_fer_net("cpu", tmp_path / "nope.pt")
+    with pytest.raises(FileNotFoundError, match="tools/port_fer.py"):
+        EmotionEstimator(EmotionConfig(face_weights=str(tmp_path / "nope.pt")))
+    # and through the command: one line, exit code 2, no traceback
+    from cuecast.engine.cli import main as cli_main
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[emotion]\nface_weights = "{tmp_path / "nope.pt"}"\n')
+    assert cli_main(["emotion", str(DATA / "astronaut_nasa.jpg"), "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "port_fer.py" in err and "Traceback" not in err and err.count("\n") == 1
 
 
 def test_broken_weights_say_how_to_make_them(tmp_path):

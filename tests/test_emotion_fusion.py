@@ -23,6 +23,10 @@ def test_window_steps_bins_and_masks():
     assert m["faces"].sum() == 1 and x["faces"][1, 3] == 1 and x["faces"][1, 6] == pytest.approx(0.8)
     assert m["audio"].sum() == 1 and m["audio"][6] == 1
     assert x["picture"][2, 5] == 1  # the cut at 0.5 s falls in the third bin
+    # a cut frame's motion (NaN) is left out, not spread into the bin
+    frames.append(FrameAffect(1.9, 0.5, 0.3, 0.1, 0.0, float("nan")))
+    x, m = window_steps(frames, [], [], [], 0.0, 2.0)
+    assert np.isfinite(x["picture"]).all() and x["picture"][7, 4] == 0.0
 
 
 def test_head_learns_a_separable_rule():

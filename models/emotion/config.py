@@ -23,6 +23,7 @@ class EmotionConfig:
     hysteresis: float = 0.05  # valence/arousal dead band: the output moves only when the smoothed value leaves it
     direct_va_weight: float = 0.5  # blend of the direct picture/sound affect point into EMSYNC's table mapping
     cut_rate_s: float = 6.0  # cut rate (Hanjalic & Xu) is counted over this much recent media time
+    face_weights: str = ""  # FER expression weights; empty: the shipped models/weights/fer_mini_xception.pt
     fusion_weights: str = ""  # trained fusion head (tools/train_emotion.py); empty: the documented fixed fusion
 
     def validate(self, key: str) -> None:

@@ -76,7 +76,7 @@ class EmotionEstimator:
         self.faces = None
         if self.cfg.faces:
             from cuecast.models.emotion.faces import FaceExpressions  # cv2 only when faces are on
-            self.faces = FaceExpressions(self.device)
+            self.faces = FaceExpressions(self.device, weights=self.cfg.face_weights or None)
         self.head = load_head(self.cfg.fusion_weights, self.device) if self.cfg.fusion_weights else None
         self.audio = AudioFeatures() if self.cfg.audio else None
         keep = self.cfg.window_s + self.cfg.cut_rate_s + 1.0

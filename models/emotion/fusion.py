@@ -58,14 +58,17 @@ def window_steps(frames, faces, audio_blocks, cuts, start: float, end: float):
     m = {k: np.zeros(N_STEPS, np.float32) for k in DIMS}
     idx = lambda t: min(N_STEPS - 1, max(0, int(np.searchsorted(edges, t, side="right")) - 1))  # noqa: E731
     pic: list[list] = [[] for _ in range(N_STEPS)]
-    for f in frames:
+    for f in frames:  # motion is NaN on a cut frame (a cut is not motion): left out of the bin's mean
         if start <= f.t < end:
             pic[idx(f.t)].append([z("brightness", f.brightness), z("saturation", f.saturation),
                                   z("colourfulness", f.colourfulness), z("warmth", f.warmth),
                                   math.tanh(z("motion", f.motion) / 2) * 2])
     for i, rows in enumerate(pic):
         if rows:
-            x["picture"][i, :5] = np.mean(rows, axis=0)
+            r = np.array(rows)
+            motion = r[:, 4][~np.isnan(r[:, 4])]
+            x["picture"][i, :4] = r[:, :4].mean(axis=0)
+            x["picture"][i, 4] = motion.mean() if motion.size else 0.0
             m["picture"][i] = 1
     for c in cuts:
         if start <= c < end:
