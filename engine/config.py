@@ -104,10 +104,13 @@ class LiveConfig:
     latency_ms: dict[str, float] = field(default_factory=dict)  # per-output offset, by output spec
     clock_out: bool = True  # send MIDI clock (24 ppqn), start, stop, song position
     drop_late_frames: bool = True
+    realtime_priority: bool = True  # run the MIDI sender at real-time priority where the OS allows it
+    synth_block: int = 256  # frames per audio block of the `synth` output (its latency: 256 = 5.8 ms at 44.1 kHz)
 
     def validate(self, key: str) -> None:
         for name, ms in self.latency_ms.items():
             check(-500.0 <= ms <= 2000.0, f"{key}.latency_ms.{name}", "must be in -500..2000 ms", ms)
+        check(32 <= self.synth_block <= 8192, f"{key}.synth_block", "must be in 32..8192 frames", self.synth_block)
 
 
 @dataclass

@@ -114,11 +114,13 @@ def run(args) -> int:
     source = open_source(args.source, cfg, args.loop)
     stages = build_stages(cfg)
     clock = RealtimeClock(cfg.conductor.lookahead_s)
-    synth = {"soundfont": cfg.output.soundfont, "sample_rate": cfg.output.sample_rate, "gain": cfg.output.gain}
+    synth = {"soundfont": cfg.output.soundfont, "sample_rate": cfg.output.sample_rate, "gain": cfg.output.gain,
+             "blocksize": cfg.live.synth_block}
     try:
         scheduler = RealtimeScheduler(args.midi_out, clock.wall_of, channel_map(cfg),
                                       clock_out=cfg.live.clock_out and not args.no_clock,
-                                      latency_ms=cfg.live.latency_ms, record=record is not None, synth_options=synth)
+                                      latency_ms=cfg.live.latency_ms, record=record is not None, synth_options=synth,
+                                      realtime_priority=cfg.live.realtime_priority)
     except SenderError as e:
         raise UserError(str(e)) from None
     keeper = MidiFileSink()
