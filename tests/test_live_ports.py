@@ -25,3 +25,30 @@ def test_ports_lists_jack_midi_and_audio(jack):  # noqa: F811
     plain = subprocess.run([sys.executable, "-m", "cuecast.engine.cli", "ports"], capture_output=True, text=True,
                            timeout=60, env=dict(os.environ))
     assert plain.returncode == 0 and "MIDI outputs:" in plain.stdout and "Traceback" not in plain.stderr
+
+
+def test_virtual_port_appears_and_plays(jack):  # noqa: F811
+    import time
+
+    from cuecast.engine.scheduler import RealtimeScheduler
+    from cuecast.types import Note
+
+    t0 = [0.0]
+    s = RealtimeScheduler(["virtual:cc-virt"], lambda t: t0[0] + t, {"chords": (1, 0)}, clock_out=False)
+    try:
+        port = next((p for p in jack.ports() if p.endswith(":cc-virt")), None)
+        assert port is not None, jack.ports()
+        rx = JackReceiver(client="virt-rx")
+        try:
+            subprocess.run(["jack_connect", port, rx.full_name], check=True, env=dict(os.environ))
+            t0[0] = time.monotonic() + 0.1
+            s.notes([Note(0.0, 0.1, 60, 90, "chords")])
+            time.sleep(0.4)
+            s.close()
+            time.sleep(0.05)
+            rx.drain()
+            assert rx.note_ons() == 1 and rx.unmatched(strict=True) == set()
+        finally:
+            rx.close()
+    finally:
+        s.close()

@@ -112,7 +112,6 @@ def run(args) -> int:
         except OSError as e:
             raise UserError(f"cannot write to {record}: {e.strerror or e}") from None
     source = open_source(args.source, cfg, args.loop)
-    stages = build_stages(cfg)
     clock = RealtimeClock(cfg.conductor.lookahead_s)
     synth = {"soundfont": cfg.output.soundfont, "sample_rate": cfg.output.sample_rate, "gain": cfg.output.gain,
              "blocksize": cfg.live.synth_block}
@@ -123,6 +122,11 @@ def run(args) -> int:
                                       realtime_priority=cfg.live.realtime_priority)
     except SenderError as e:
         raise UserError(str(e)) from None
+    try:  # the ports are checked first (fast); the models load after
+        stages = build_stages(cfg)
+    except BaseException:
+        scheduler.close()
+        raise
     keeper = MidiFileSink()
     engine = Engine(cfg, source, TeeSink(scheduler, keeper), clock, stages)
     stopped_by: list[int] = []
