@@ -196,6 +196,18 @@ class JackReceiver:
     def clock_times(self) -> list[float]:
         return [t for t, m in self.messages if m[0] == 0xF8]
 
+    def tick_grid(self, period: float) -> tuple[list[int], list[float]]:
+        """Clock ticks placed on their grid: (tick index, receive time), counting from the first tick.
+
+        Each tick's index comes from the time since the one before, so a tick JACK dropped in a missed
+        cycle does not shift every later index.
+        """
+        times = self.clock_times()
+        ks = [0]
+        for a, b in zip(times, times[1:]):
+            ks.append(ks[-1] + max(1, round((b - a) / period)))
+        return ks, times
+
     def has(self, status: int) -> bool:
         return any(m[0] == status for _, m in self.messages)
 
