@@ -292,3 +292,116 @@ def open_output(spec: OutputSpec | str, client_name: str = CLIENT_NAME, **synth_
         out = RtMidiOutput(spec, client_name)
     out.open()
     return out
+
+
+# ---- following an external MIDI clock ----------------------------------------------------------------
+
+
+class MidiClockIn:
+    """Follows the tempo of an external MIDI clock (24 ppqn) on `rtmidi:NAME`, `jack:NAME` or `virtual:NAME`.
+
+    Receive times come from the MIDI backend's own timestamps (taken where the message arrives, not when
+    Python gets round to it); the tempo is a least-squares fit over the last two beats of ticks, so one
+    late tick moves it little. `bpm` is None until a beat of ticks has arrived, and again when the clock
+    stops (Stop, or no tick for half a second).
+    """
+
+    WINDOW = 48  # ticks in the fit: two beats
+
+    def __init__(self, spec: OutputSpec | str, client_name: str = CLIENT_NAME + "-clock"):
+        if isinstance(spec, str):
+            spec = parse_output_spec(spec)
+        if spec.kind not in ("rtmidi", "jack", "virtual"):
+            raise PortError(f"a MIDI clock comes in on rtmidi:NAME, jack:NAME or virtual:NAME (got {spec.text!r})")
+        self.spec = spec
+        self.port = None
+        self._t = 0.0  # backend time of the last message (sum of its deltas)
+        self._ticks: list[float] = []
+        self._last_wall = 0.0
+        self.running = False
+        self._open(client_name)
+        import threading  # noqa: PLC0415
+        import time  # noqa: PLC0415
+
+        self._time = time
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="cuecast-clock-in", daemon=True)
+        self._thread.start()
+
+    def _open(self, client_name: str) -> None:
+        rtmidi = _rtmidi()
+        kind, name = self.spec.kind, self.spec.name
+        apis = [rtmidi.API_UNIX_JACK] if kind == "jack" else _apis()
+        seen: list[str] = []
+        for api in apis:
+            port = _client("in", api, client_name)
+            if port is None:
+                continue
+            port.ignore_types(sysex=True, timing=False, active_sense=True)
+            if kind == "virtual" or (kind == "jack" and not name):
+                try:
+                    port.open_virtual_port(name or "clock-in")
+                except Exception:
+                    port.delete()
+                    continue
+                self.port = port
+                return
+            names = port.get_ports()
+            i = match_port(names, name)
+            if i is not None:
+                port.open_port(i, "clock-in")
+                self.port = port
+                return
+            seen.extend(names)
+            port.delete()
+        if kind == "jack" and not seen and not jack_running():
+            raise PortError("jack: no JACK server is running for the clock input")
+        raise PortError(f"no MIDI input port matches {name!r} for the clock; available: {_available_text(seen)}")
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self._take()
+            self._stop.wait(0.01)
+
+    def _take(self) -> None:
+        while self.port is not None:
+            m = self.port.get_message()
+            if m is None:
+                return
+            msg, delta = m
+            self._t += delta
+            if not msg:
+                continue
+            if msg[0] == 0xF8:
+                self._ticks.append(self._t)
+                del self._ticks[:-self.WINDOW]
+                self._last_wall = self._time.monotonic()
+            elif msg[0] in (0xFA, 0xFB):
+                self.running = True
+            elif msg[0] == 0xFC:
+                self.running = False
+                self._ticks.clear()
+
+    @property
+    def bpm(self) -> float | None:
+        ticks = list(self._ticks)  # a snapshot: the poll thread appends meanwhile
+        if len(ticks) < 24 or self._time.monotonic() - self._last_wall > 0.5:
+            return None
+        n = len(ticks)
+        mean_k = (n - 1) / 2
+        mean_t = sum(ticks) / n
+        num = sum((k - mean_k) * (t - mean_t) for k, t in enumerate(ticks))
+        den = sum((k - mean_k) ** 2 for k in range(n))
+        period = num / den
+        return 60.0 / (24 * period) if period > 0 else None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(1)
+        if self.port is not None:
+            try:
+                self.port.close_port()
+                self.port.delete()
+            except Exception:
+                pass
+            self.port = None

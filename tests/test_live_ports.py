@@ -52,3 +52,34 @@ def test_virtual_port_appears_and_plays(jack):  # noqa: F811
             rx.close()
     finally:
         s.close()
+
+
+def test_follows_an_external_midi_clock(jack):  # noqa: F811
+    """Our own scheduler plays the master clock at 132 bpm; MidiClockIn on its JACK port reads the tempo."""
+    import time
+
+    from cuecast.engine.scheduler import RealtimeScheduler
+    from cuecast.streams.midi_out import MidiClockIn
+
+    t0 = [0.0]
+    master = RealtimeScheduler(["virtual:master-clock"], lambda t: t0[0] + t, {"chords": (1, 0)})
+    try:
+        port = next(p for p in jack.ports() if p.endswith(":master-clock"))
+        follower = MidiClockIn(f"jack:{port}")
+        try:
+            assert follower.bpm is None
+            t0[0] = time.monotonic() + 0.05
+            master.tempo(0.0, 132.0, 0.0)
+            time.sleep(1.6)
+            assert follower.running and follower.bpm is not None
+            assert abs(follower.bpm - 132.0) < 0.5
+            master.tempo(1.6, 96.0, 1.6 * 132 / 60)
+            time.sleep(1.6)
+            assert abs(follower.bpm - 96.0) < 0.5
+            master.close()
+            time.sleep(0.7)
+            assert not follower.running and follower.bpm is None
+        finally:
+            follower.close()
+    finally:
+        master.close()

@@ -17,7 +17,8 @@ from cuecast.engine.scheduler import RealtimeScheduler, SenderError, write_recor
 from cuecast.engine.stages import build_stages
 from cuecast.engine.timeline import timeline_json, write_json
 from cuecast.streams.midi_file import MidiFileSink
-from cuecast.streams.midi_out import PortError, parse_output_spec
+from cuecast.models.music.theory import tempo_for_arousal
+from cuecast.streams.midi_out import MidiClockIn, PortError, parse_output_spec
 from cuecast.streams.video import FileSource, SourceError
 
 HELP = "play a soundtrack live for a video source, to MIDI ports, JACK or a software synth"
@@ -54,6 +55,9 @@ def add_arguments(p) -> None:
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
     p.add_argument("--loop", action="store_true", help="play a file source again and again")
     p.add_argument("--no-clock", action="store_true", help="do not send MIDI clock")
+    p.add_argument("--clock-in", metavar="SPEC",
+                   help="follow the tempo of an external MIDI clock on rtmidi:NAME, jack:NAME or virtual:NAME "
+                        "(the music's tempo follows it; MIDI clock out is then off)")
     p.add_argument("-q", "--quiet", action="store_true", help="no live display")
 
 
@@ -117,18 +121,28 @@ def run(args) -> int:
              "blocksize": cfg.live.synth_block}
     try:
         scheduler = RealtimeScheduler(args.midi_out, clock.wall_of, channel_map(cfg),
-                                      clock_out=cfg.live.clock_out and not args.no_clock,
+                                      clock_out=cfg.live.clock_out and not args.no_clock and not args.clock_in,
                                       latency_ms=cfg.live.latency_ms, record=record is not None, synth_options=synth,
                                       realtime_priority=cfg.live.realtime_priority)
     except SenderError as e:
         raise UserError(str(e)) from None
+    follower = None
     try:  # the ports are checked first (fast); the models load after
+        if args.clock_in:
+            follower = MidiClockIn(args.clock_in)
         stages = build_stages(cfg)
+    except PortError as e:
+        scheduler.close()
+        raise UserError(str(e)) from None
     except BaseException:
         scheduler.close()
         raise
+    tempo_for = None
+    if follower is not None:
+        lo, hi = cfg.conductor.tempo_min, cfg.conductor.tempo_max
+        tempo_for = lambda arousal: follower.bpm or tempo_for_arousal(arousal, lo, hi)  # noqa: E731
     keeper = MidiFileSink()
-    engine = Engine(cfg, source, TeeSink(scheduler, keeper), clock, stages)
+    engine = Engine(cfg, source, TeeSink(scheduler, keeper), clock, stages, tempo_for=tempo_for)
     stopped_by: list[int] = []
 
     def on_signal(signum, frame):
@@ -158,6 +172,8 @@ def run(args) -> int:
         if timer is not None:
             timer.cancel()
         scheduler.close()  # a no-op when the engine closed it; the last guard otherwise
+        if follower is not None:
+            follower.close()
         if display is not None:
             display.stop()
         for s, h in old.items():
