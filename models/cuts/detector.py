@@ -30,6 +30,13 @@ from cuecast.types import Boundary, Frame
 _LUMA = (0.299, 0.587, 0.114)
 FLAT_STD = 0.03  # luma std (0..1) below which a frame has no picture to correlate (black, a flat card)
 DARK_MEAN = 0.08  # mean luma (0..1) below which a flat-ish frame counts as black for fades
+SATURATED = 0.96  # luma above this is blown out: no structure left in it
+FLASH_RISE = 0.1  # a candidate this much brighter (mean luma) than the frame before may be a flash
+FLASH_WAIT = 3  # frames a bright candidate may wait for the picture to come back
+HARD_STRUCTURE = 0.35  # structure distance above which two pictures are different shots
+# the two ends of a dissolve are judged stricter: over a longer window a shot's own motion and
+# deformation (hands, faces) already reach the hard-cut level
+GRADUAL_STRUCTURE = 0.5
 MAX_SHIFT = 2  # motion compensation: +-2 px at 64 px wide is +-3% of the width per frame
 
 
@@ -48,10 +55,11 @@ class Feat:
 
     t: float
     luma: torch.Tensor  # H x W float in 0..1 at analysis width
-    small: torch.Tensor  # 3 x h x w float in 0..1, a quarter of the analysis size, for blend tests
+    small: torch.Tensor  # 3 x h x w float in 0..1, half the analysis size, for blend tests
     hist: torch.Tensor  # 64-bin RGB histogram, sums to 1
     mean: float
     std: float
+    sat: float  # fraction of blown-out pixels
 
     @property
     def flat(self) -> bool:
@@ -84,25 +92,38 @@ def features(image: np.ndarray, t: float, width: int, device: torch.device) -> F
     idx = (q[0] * 16 + q[1] * 4 + q[2]).flatten()
     hist = torch.bincount(idx, minlength=64).float()
     hist /= hist.sum()
-    small = F.avg_pool2d(rgb.unsqueeze(0), 4, ceil_mode=True)[0]
-    return Feat(t, luma, small, hist, float(luma.mean()), float(luma.std()))
+    small = F.avg_pool2d(rgb.unsqueeze(0), 2, ceil_mode=True)[0]
+    return Feat(t, luma, small, hist, float(luma.mean()), float(luma.std()), float((luma > SATURATED).float().mean()))
 
 
 def structure_distance(a: torch.Tensor, b: torch.Tensor, shift: int = MAX_SHIFT) -> float:
     """1 - max normalised cross-correlation of luma over small shifts of b (0 same picture .. ~1 unrelated).
 
-    Gain/offset invariant (brightness changes and flashes that keep the picture do not count) and
-    tolerant of camera moves up to `shift` pixels per frame.
+    Gain/offset invariant (brightness changes that keep the picture do not count) and tolerant of camera
+    moves up to `shift` pixels per frame. Blown-out pixels (a flash, a light in shot) carry no structure
+    and are left out of the correlation; a picture blown out almost everywhere counts as unrelated.
     """
     h, w = a.shape
     s = shift
     ac = a[s:h - s, s:w - s]
-    ac = (ac - ac.mean()) / (ac.std() + 1e-4)
     wins = b.unfold(0, h - 2 * s, 1).unfold(1, w - 2 * s, 1)  # (2s+1, 2s+1, h', w') views
     wins = wins.reshape(-1, h - 2 * s, w - 2 * s)
-    mu = wins.mean(dim=(1, 2), keepdim=True)
-    sd = wins.std(dim=(1, 2), keepdim=True) + 1e-4
-    ncc = ((wins - mu) / sd * ac).mean(dim=(1, 2))
+    if float(a.max()) < SATURATED and float(b.max()) < SATURATED:
+        an = (ac - ac.mean()) / (ac.std() + 1e-4)
+        mu = wins.mean(dim=(1, 2), keepdim=True)
+        sd = wins.std(dim=(1, 2), keepdim=True) + 1e-4
+        ncc = ((wins - mu) / sd * an).mean(dim=(1, 2))
+        return float(1.0 - ncc.max().clamp(-1.0, 1.0))
+    wt = ((ac < SATURATED)[None] & (wins < SATURATED)).float()
+    n = wt.sum(dim=(1, 2))
+    if float(n.max()) < 0.15 * ac.numel():
+        return 1.0
+    n = n.clamp_min(1.0)[:, None, None]
+    ma = (wt * ac).sum(dim=(1, 2), keepdim=True) / n
+    mb = (wt * wins).sum(dim=(1, 2), keepdim=True) / n
+    da, db = wt * (ac - ma), wt * (wins - mb)
+    ncc = (da * db).sum(dim=(1, 2)) / ((da ** 2).sum(dim=(1, 2)) * (db ** 2).sum(dim=(1, 2)) + 1e-8).sqrt()
+    ncc = torch.where(n[:, 0, 0] >= 0.15 * ac.numel(), ncc, torch.full_like(ncc, -1.0))
     return float(1.0 - ncc.max().clamp(-1.0, 1.0))
 
 
@@ -123,41 +144,61 @@ def cut_score(a: Feat, b: Feat) -> float:
     return min(1.0, structure_distance(a.luma, b.luma))
 
 
-class HardCutTracker:
-    """Adaptive threshold on cut_score with one frame of lookahead against flashes."""
+def _flash_like(before: Feat, cand: Feat) -> bool:
+    """Much brighter with much more of the picture blown out: what a flash, lightning or a muzzle
+    flash does (a cut to a bright shot rarely blows out a fifth of the picture more than before)."""
+    return cand.mean - before.mean > FLASH_RISE and cand.sat - before.sat > 0.2
 
-    def __init__(self, threshold: float = 0.35, ratio: float = 3.0, history: int = 24):
+
+class HardCutTracker:
+    """Adaptive threshold on cut_score with lookahead against flashes.
+
+    A candidate is decided on the next frame: if that frame looks like the frame before the candidate
+    again, the candidate was a flash or a glitch. A candidate much brighter than the frame before (a
+    flash lasting several frames looks exactly like that) may wait up to FLASH_WAIT frames for the
+    picture to come back; only cuts to a much brighter shot are reported that late.
+    """
+
+    def __init__(self, threshold: float = HARD_STRUCTURE, ratio: float = 3.0, history: int = 24):
         self.threshold = threshold  # absolute floor: below this nothing is a cut
         self.ratio = ratio  # a cut stands this far above the shot's recent level
         self.recent: deque[float] = deque(maxlen=history)
-        self.prev2: Feat | None = None  # frame before the candidate's previous frame
         self.prev: Feat | None = None
         self.pending: tuple[Feat, Feat, float] | None = None  # (before, candidate, score)
+        self.waited = 0
 
     def level(self) -> float:
         return float(np.median(self.recent)) if self.recent else 0.0
 
     def step(self, f: Feat) -> Feat | None:
         """Feed one frame; return the first frame of a new shot when a cut is confirmed."""
-        found = None
-        if self.pending is not None:
-            before, cand, score = self.pending
-            self.pending = None
-            # a flash or a one-frame glitch: the frame after looks like the frame before again
-            back = cut_score(before, f)
-            if back < 0.5 * score:
-                self.recent.append(back)
-            else:
-                found = cand
-                self.recent.clear()  # new shot: its own noise level
-        if self.prev is not None and found is None:
+        found, was_pending = None, self.pending is not None
+        if was_pending:
+            found = self._resolve(f)
+        # the frame that resolved a candidate is not compared with the candidate itself: after a flash
+        # the picture coming back is not a cut
+        if self.prev is not None and not was_pending:
             s = cut_score(self.prev, f)
             if s > self.threshold and s > self.ratio * (self.level() + 0.02):
-                self.pending = (self.prev, f, s)
+                self.pending, self.waited = (self.prev, f, s), 0
             else:
                 self.recent.append(s)
         self.prev = f
         return found
+
+    def _resolve(self, f: Feat) -> Feat | None:
+        before, cand, score = self.pending
+        back = cut_score(before, f)
+        if back < 0.5 * score:  # the picture came back: a flash or a glitch
+            self.pending = None
+            self.recent.append(back)
+            return None
+        self.waited += 1
+        if _flash_like(before, cand) and self.waited < FLASH_WAIT:
+            return None  # bright: maybe a longer flash, look at one more frame
+        self.pending = None
+        self.recent.clear()  # new shot: its own noise level
+        return cand
 
 
 class OnlineCutDetector:
@@ -210,100 +251,139 @@ def _raw_change(a: Feat, b: Feat) -> float:
     return float((a.small - b.small).abs().mean())
 
 
-def blend_fit(frames: list[Feat]) -> tuple[float, float]:
-    """How well the inner frames are linear blends of the two ends.
+@dataclass(slots=True)
+class BlendWindow:
+    s: int  # buffer index of the window's first end (A)
+    alphas: torch.Tensor  # blend weight of every frame s..e along A -> B
+    resid: float  # mean residual of the inner frames, relative to |B - A|
+    rms: float  # RMS colour change between A and B, 0..1
 
-    Returns (mean relative residual, monotonicity of the blend weights 0..1). A dissolve (and a fade,
-    where one end is black) gives a small residual and weights rising from 0 to 1; a pan or a zoom gives a
-    large residual because its middle frames are moved pictures, not mixtures.
-    """
-    a, b = frames[0].small, frames[-1].small
-    d = (b - a).flatten()
-    dd = float(d.dot(d)) + 1e-8
-    alphas, resid = [], []
-    for f in frames[1:-1]:
-        x = (f.small - a).flatten()
-        al = float(x.dot(d)) / dd
-        alphas.append(al)
-        resid.append(float((x - al * d).norm()) / math.sqrt(dd))
-    if not alphas:
-        return 1.0, 0.0
-    steps = np.diff([0.0] + alphas + [1.0])
-    mono = float((steps >= -0.05).mean())
-    return float(np.mean(resid)), mono
+
+def _spread(a: Feat, b: Feat, grid: int = 4, share: float = 0.6) -> bool:
+    """A fade or a dissolve changes the whole picture: most cells of a grid change by a fair part of the
+    overall change (a person walking through changes a few cells a lot)."""
+    d2 = ((b.small - a.small) ** 2).mean(0, keepdim=True)[None]
+    cells = F.adaptive_avg_pool2d(d2, grid).flatten().sqrt()
+    overall = float(d2.mean().sqrt())
+    return float((cells > 0.3 * overall).float().mean()) >= share
 
 
 class GradualTracker:
-    """Twin comparison: open a candidate when change rises above the shot's noise, judge it when stable."""
+    """Fades and dissolves: windows whose frames are linear blends of the window's two ends.
 
-    def __init__(self, open_level: float = 0.0015, stable_frames: int = 3, min_s: float = 0.2,
-                 max_s: float = 4.0, min_total: float = 0.08):
-        self.open_level = open_level
-        self.stable_frames = stable_frames
-        self.min_s, self.max_s = min_s, max_s
-        self.min_total = min_total  # the two ends must differ this much (mean abs colour, 0..1)
-        self.prev: Feat | None = None
-        # the shot's own frame-to-frame change: frames outside candidates, and the motion of candidates
-        # that outlast max_s (sustained motion is the shot, not a transition)
-        self.noise: deque[float] = deque(maxlen=48)
-        self.cand: list[Feat] | None = None
-        self.calm = 0
+    Every frame, the window end e is the frame `settle` frames back (so we can see that the picture has
+    stopped moving along the blend), and every start s in the buffer is tried at once (blend_windows).
+    A window qualifies when its ends are different pictures (by structure, unless one end is black),
+    its inner frames sit on the line between the ends (small residual) with weights rising gradually
+    from 0 to 1, and the frames after e no longer move along the line. Pans and zooms fail the residual
+    (their middle frames are moved pictures, not mixtures) or the motion-compensated structure test;
+    brightness ramps fail the structure test; hard cuts fail the gradual-rise test (and the hard
+    tracker resets this one at every cut).
+    """
+
+    def __init__(self, max_s: float = 3.0, max_frames: int = 96, settle: int = 3, min_s: float = 0.2,
+                 min_rms: float = 0.08, max_resid: float = 0.2, max_step: float = 0.34):
+        self.max_s, self.max_frames, self.settle = max_s, max_frames, settle
+        self.min_s = min_s  # shortest transition (shorter is a cut, the hard tracker's job)
+        self.min_rms = min_rms  # the ends must differ this much (RMS colour, 0..1)
+        self.max_resid = max_resid  # mean inner residual relative to the A -> B distance
+        self.max_step = max_step  # largest blend-weight jump between neighbouring frames
+        self.buf: list[Feat] = []
+        self.m: torch.Tensor | None = None  # N x d flattened small frames of buf
+        self.g: torch.Tensor | None = None  # their Gram matrix, kept up to date one row at a time
 
     def reset(self, f: Feat) -> None:
-        self.cand, self.calm, self.prev = None, 0, f
-        self.noise.clear()
+        self.buf, self.m, self.g = [], None, None
+        self._push(f)
 
-    def _moving(self, c: float) -> bool:
-        base = float(np.median(self.noise)) if self.noise else 0.0
-        return c > max(self.open_level, 2.0 * base)
+    def _push(self, f: Feat) -> None:
+        x = f.small.flatten()
+        self.buf.append(f)
+        if self.m is None:
+            self.m, self.g = x[None], (x @ x).view(1, 1)
+            return
+        row = self.m @ x
+        self.m = torch.cat([self.m, x[None]])
+        n = self.g.shape[0]
+        g = self.g.new_empty(n + 1, n + 1)
+        g[:n, :n], g[n, :n], g[:n, n], g[n, n] = self.g, row, row, x @ x
+        self.g = g
+
+    def _drop(self, k: int) -> None:
+        self.buf, self.m, self.g = self.buf[k:], self.m[k:], self.g[k:, k:]
 
     def step(self, f: Feat, hard_pending: bool = False) -> list[Boundary]:
-        prev, self.prev = self.prev, f
-        if prev is None:
-            return []
-        c = _raw_change(prev, f)
-        moving = self._moving(c)
-        if self.cand is None:
-            if moving and not hard_pending:
-                self.cand, self.calm = [prev, f], 0
-            else:
-                self.noise.append(c)
-            return []
-        self.cand.append(f)
-        self.calm = 0 if moving else self.calm + 1
-        if self.calm >= self.stable_frames:
-            frames = self.cand[: len(self.cand) - self.calm]
-            self.cand = None
-            return self._judge(frames)
-        if self.cand[-1].t - self.cand[0].t > self.max_s:
-            # endless motion: slide the window rather than grow it, and learn that this shot moves
-            gone = self.cand.pop(0)
-            self.noise.append(_raw_change(gone, self.cand[0]))
-        return []
+        self._push(f)
+        over = 0
+        while (len(self.buf) - over > self.max_frames
+               or self.buf[-1].t - self.buf[over].t > self.max_s):
+            over += 1
+        if over:
+            self._drop(over)
+        if hard_pending:
+            return []  # wait: if it is a cut the buffer restarts at the new shot
+        return self._search(len(self.buf) - 1 - self.settle)
 
     def flush(self) -> list[Boundary]:
-        if self.cand is None:
-            return []
-        frames, self.cand = self.cand, None
-        return self._judge(frames)
+        return self._search(len(self.buf) - 1, final=True) if self.buf else []
 
-    def _judge(self, frames: list[Feat]) -> list[Boundary]:
-        dark = [i for i, f in enumerate(frames) if f.dark]
-        if dark and 0 < dark[0] and dark[-1] < len(frames) - 1:
-            # a dip to black: a fade out and a fade in back to back; judge each half on its own
-            return self._judge(frames[: dark[0] + 1]) + self._judge(frames[dark[-1]:])
-        if len(frames) < 3:
+    def _search(self, e: int, final: bool = False) -> list[Boundary]:
+        n_min = 4
+        if e < n_min:
             return []
-        a, b = frames[0], frames[-1]
-        start, end = a.t, b.t
-        if end - start < self.min_s:
+        ok, score, alpha, resid = self._qualify(e, n_min, final)
+        if not bool(ok.any()):
             return []
+        s = int(torch.where(ok, score, torch.full_like(score, -1.0)).argmax())
+        w = BlendWindow(s, alpha[s, s:e + 1], float(resid[s]), float(score[s]))
+        found = self._classify(w, e)
+        if found:
+            self._drop(e)  # the new shot starts at e: never report this transition again
+        return found
+
+    def _qualify(self, e: int, n_min: int, final: bool):
+        """All window starts s at once: which qualify, their RMS change, blend weights, residuals."""
+        g, n = self.g, self.g.shape[0]
+        d = self.m.shape[1]
+        diag = g.diagonal()
+        ge = g[:, e]
+        dss = (g[e, e] - 2 * ge + diag).clamp_min(1e-8)  # |B - A_s|^2 for each s
+        alpha = (ge[None, :] - g - ge[:, None] + diag[:, None]) / dss[:, None]  # row s, column k
+        dist2 = diag[None, :] - 2 * g + diag[:, None]
+        rel = (dist2 - alpha ** 2 * dss[:, None]).clamp_min(0.0).sqrt() / dss.sqrt()[:, None]
+        idx = torch.arange(n, device=g.device)
+        s_col, k_row = idx[:, None], idx[None, :]
+        inner = (k_row > s_col) & (k_row < e)
+        resid = (rel * inner).sum(1) / inner.sum(1).clamp_min(1)
+        da = alpha[:, 1:] - alpha[:, :-1]
+        steps = (k_row[:, :-1] >= s_col) & (k_row[:, :-1] < e)
+        max_step = torch.where(steps, da, torch.full_like(da, -9.0)).max(1).values
+        mono = ((da >= -0.05) & steps).sum(1) / steps.sum(1).clamp_min(1)
+        rms = (dss / d).sqrt()
+        ok = (idx <= e - n_min) & (rms >= self.min_rms) & (resid <= self.max_resid)
+        ok &= (max_step <= self.max_step) & (mono >= 0.9)
+        if not final:
+            # settled: the frames after e moved along the line at under half the window's rate
+            after = (alpha[:, e + 1:] - 1.0).abs().amax(1) / max(1, n - e - 1)
+            ok &= after < 0.5 / (e - idx).clamp_min(1)
+        return ok, rms, alpha, resid
+
+    def _classify(self, w: BlendWindow, e: int) -> list[Boundary]:
+        a, b = self.buf[w.s], self.buf[e]
         if a.flat and b.flat:
             return []  # a brightness ramp between flat pictures: nothing to cut between
-        if _raw_change(a, b) < self.min_total:
+        # same picture at both ends (a lighting change, a slow pan): not a new shot. The shift allowed
+        # grows with the window, as a camera move does
+        shift = min(10, MAX_SHIFT + (e - w.s) // 2)
+        if not (a.dark or b.dark) and structure_distance(a.luma, b.luma, shift) < GRADUAL_STRUCTURE:
             return []
-        resid, mono = blend_fit(frames)
-        if resid > 0.35 or mono < 0.8:
+        if not _spread(a, b):
+            return []  # only part of the picture changed: something moved through it
+        al = w.alphas
+        k0 = w.s + int((al > 0.05).nonzero()[0])  # the refined start: where the blend begins
+        k1 = w.s + int((al >= 0.95).nonzero()[0])  # and where it is complete
+        start, end = self.buf[max(w.s, k0 - 1)].t, self.buf[k1].t
+        if end - start < self.min_s:
             return []
         if a.dark:  # fade in: the music lands where the picture leaves black
             return [Boundary(t=start, kind="fade", start=start, end=end)]
