@@ -21,6 +21,9 @@ class GeneratorConfig:
     top_p: float = 0.6
     weights: str = ""  # empty: the shipped models/weights/music_transformer.pt
     max_polyphony: int = 16
+    chord_bias: float = 3.0  # transformer: logit bonus of CHORD where a boundary is (the conductor's help)
+    max_hold_beats: float = 4.0  # transformer: the guard closes a note held this long
+    threads: int = 1  # transformer: torch threads while stepping (one token at a time gains nothing from more)
 
     def validate(self, key: str) -> None:
         _check(self.backend in BACKENDS, f"{key}.backend", f"must be one of {', '.join(BACKENDS)}", self.backend)
@@ -28,3 +31,6 @@ class GeneratorConfig:
         _check(0.05 <= self.temperature <= 5.0, f"{key}.temperature", "must be in 0.05..5", self.temperature)
         _check(0.0 < self.top_p <= 1.0, f"{key}.top_p", "must be in (0, 1]", self.top_p)
         _check(1 <= self.max_polyphony <= 64, f"{key}.max_polyphony", "must be in 1..64", self.max_polyphony)
+        _check(0.0 <= self.chord_bias <= 20.0, f"{key}.chord_bias", "must be in 0..20", self.chord_bias)
+        _check(0.5 <= self.max_hold_beats <= 16.0, f"{key}.max_hold_beats", "must be in 0.5..16", self.max_hold_beats)
+        _check(1 <= self.threads <= 64, f"{key}.threads", "must be in 1..64", self.threads)

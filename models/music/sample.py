@@ -61,7 +61,8 @@ class Guard:
         m = _ALWAYS_MASKED.clone()
         m |= _OFF  # offs: only of sounding notes
         if self.open:
-            m[[on_to_off(o) for o in self.open if T.TOK_INST[o] > 0]] = False
+            # a note lasts at least one tick (as in the data): no off in the tick it started
+            m[[on_to_off(o) for o, st in self.open.items() if T.TOK_INST[o] > 0 and st < self.tick]] = False
             m[list(self.open)] = True  # no double strike of a sounding key
         pitched_open = sum(1 for o in self.open if T.TOK_INST[o] > 0)
         if pitched_open >= self.max_polyphony:

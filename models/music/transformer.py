@@ -56,6 +56,7 @@ class _State:
 
 class TransformerGenerator:
     name = "transformer"
+    events_per_tick = 24  # the guard's cap on events without time moving
 
     def __init__(self, cfg: GeneratorConfig, model: M.MusicTransformer | None = None):
         self.cfg = cfg
@@ -63,9 +64,9 @@ class TransformerGenerator:
         if model is None:
             model, _ = M.load(cfg.weights or str(DEFAULT_WEIGHTS), self.device)
         self.model = model.to(self.device).eval()
-        self.chord_bias = float(getattr(cfg, "chord_bias", 3.0))
-        self.max_hold_beats = float(getattr(cfg, "max_hold_beats", 4.0))
-        self.threads = int(getattr(cfg, "threads", 1))
+        self.chord_bias = float(cfg.chord_bias)
+        self.max_hold_beats = float(cfg.max_hold_beats)
+        self.threads = int(cfg.threads)
         self.reset(cfg.seed)
 
     # ---- Generator protocol ------------------------------------------------------------------------
@@ -74,7 +75,8 @@ class TransformerGenerator:
         self.gen = torch.Generator().manual_seed(int(seed))
         cache = self.model.new_cache()
         logits = self.model.step(T.BOS, math.nan, math.nan, math.nan, cache)
-        guard = Guard(max_polyphony=self.cfg.max_polyphony, max_hold_ticks=int(self.max_hold_beats * T.TICKS_PER_BEAT))
+        guard = Guard(max_polyphony=self.cfg.max_polyphony, max_hold_ticks=int(self.max_hold_beats * T.TICKS_PER_BEAT),
+                      max_events_per_tick=self.events_per_tick)
         self.s = _State(cache, logits, guard, clock=math.nan, level=-1)
         self.closed: list[Note] = []  # notes closed, not yet returned
         self.emitted_until = -math.inf  # notes starting before this were returned already
