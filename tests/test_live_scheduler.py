@@ -232,3 +232,15 @@ def test_tempo_map_stays_continuous_when_a_cut_moves_the_beat():
     assert all(b > a for a, b in zip(walls, walls[1:]))
     k_next = int(np.ceil(here))
     assert m.wall_of_tick(k_next) == pytest.approx(101.3 + (k_next - here) / (100 * PPQN / 60))
+
+
+def test_rtmidi_spec_finds_a_port_by_part_of_its_name(rx):
+    wall = Wall()
+    part = rx.client[2:]  # a substring of the receiver's port name, in another case
+    s = RealtimeScheduler([f"rtmidi:{part.upper()}"], wall, CHANNELS, clock_out=False)
+    wall.start(0.1)
+    s.notes([Note(0.0, 0.1, 60, 90, "chords")])
+    time.sleep(0.4)
+    s.close()
+    settle(rx)
+    assert rx.note_ons() == 1 and rx.unmatched(strict=True) == set()

@@ -40,6 +40,10 @@ outputs (--midi-out, several allowed):
   synth              a General MIDI software synth (FluidSynth) to the sound device; synth:FILE.sf2
   none               play nothing (display only)
 
+The sender runs in its own process at real-time priority where the OS allows it; `--clock-in` follows
+an external MIDI clock's tempo instead of sending one. Exit status: 0 at the end of the source or of
+--duration, 130 after Ctrl-C, 143 after SIGTERM, 2 for a user error (a missing port, file or device).
+
 examples:
   cuecast live --source file:movie.mp4 --midi-out virtual:cuecast
   cuecast live --source device:/dev/video0 --midi-out rtmidi:Minilogue --lookahead 0
