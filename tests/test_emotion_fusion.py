@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from cuecast.engine.cli import main as cli_main
 from cuecast.models.emotion.config import EmotionConfig
 from cuecast.models.emotion.estimator import EmotionEstimator
-from cuecast.models.emotion.fusion import DIMS, N_STEPS, FusionHead, fixed_fusion, load_head, window_steps
+from cuecast.models.emotion.fusion import DIMS, N_STEPS, FusionHead, fixed_fusion, load_head, save_head, window_steps
 from cuecast.streams.video import make_test_video
 from cuecast.types import EKMAN6, Frame
 
@@ -59,13 +59,14 @@ def test_masked_signals_do_not_change_the_output():
 
 def test_estimator_uses_trained_head(tmp_path):
     path = tmp_path / "head.pt"
-    torch.save(FusionHead().state_dict(), path)
+    save_head(FusionHead(), path, ["picture"])
     est = EmotionEstimator(EmotionConfig(faces=False, fusion_weights=str(path)))
     ws = []
     for i in range(40):
         ws += est.process_frame(Frame(t=i / 20, index=i, image=np.full((90, 160, 3), 100, np.uint8)))
     ws += est.flush()
     assert ws and all("head" in w.signals for w in ws) and all(sum(w.probs) == pytest.approx(1) for w in ws)
+    assert load_head(path, "cpu").signals == ("picture",)
 
 
 def test_missing_or_broken_head_is_a_clear_error(tmp_path):

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from cuecast.models.emotion.config import EmotionConfig  # noqa: E402
 from cuecast.models.emotion.estimator import EmotionEstimator  # noqa: E402
-from cuecast.models.emotion.fusion import DIMS, FusionHead  # noqa: E402
+from cuecast.models.emotion.fusion import DIMS, FusionHead, save_head  # noqa: E402
 from cuecast.streams.video import FileSource, SourceError  # noqa: E402
 from cuecast.types import EKMAN6, Frame  # noqa: E402
 
@@ -91,7 +91,11 @@ def train(train_ex, val_ex, epochs: int, seed: int, device: str = "cpu"):
         perm = torch.randperm(len(y))
         for i in range(0, len(y), 64):
             idx = perm[i:i + 64]
-            logits = head({k: v[idx] for k, v in x.items()}, {k: v[idx] for k, v in m.items()})
+            # signal dropout (as EMSYNC drops condition labels): the head also learns to work without
+            # faces or sound, which many inputs lack
+            keep = {k: (torch.rand(len(idx), 1) > 0.25).float() for k in DIMS if k != "picture"}
+            mb = {k: v[idx] * keep.get(k, 1.0) for k, v in m.items()}
+            logits = head({k: v[idx] for k, v in x.items()}, mb)
             loss = F.cross_entropy(logits, y[idx], weight=weight)  # balanced: classes differ in size
             opt.zero_grad()
             loss.backward()
@@ -216,7 +220,9 @@ def main() -> int:
           f"fixed fusion {fixed_accuracy(sets['val']):.3f}, chance {1 / len({e[3] for e in sets['val']} or {0}):.3f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(head.state_dict(), out)
+    seen = [k for k in DIMS if any(e[1][k].any() for e in sets["train"])]
+    save_head(head, out, seen)
+    print(f"signals in the training data: {', '.join(seen)}")
     print(f"wrote {out}; use it with emotion.fusion_weights = \"{out}\"")
     return 0
 

@@ -230,7 +230,7 @@ class EmotionEstimator:
     def _head(self, start, end, pva, a_ar, faces):
         x, m = self._steps(start, end)
         xt = {k: torch.from_numpy(x[k])[None].to(self.device) for k in DIMS}
-        mt = {k: torch.from_numpy(m[k])[None].to(self.device) for k in DIMS}
+        mt = {k: torch.from_numpy(m[k] if k in self.head.signals else 0 * m[k])[None].to(self.device) for k in DIMS}
         probs = torch.softmax(self.head(xt, mt), dim=1)[0].cpu().numpy().astype(np.float64)
         _, dv, da = fixed_fusion(pva, a_ar, faces, 1.0)  # the direct affect point, as in the fixed fusion
         tv, ta = va_from_probs(probs)

@@ -29,6 +29,7 @@ DIMS = {"picture": 6, "faces": 7, "audio": 3}
 class FusionHead(nn.Module):
     def __init__(self, d: int = 32, n_classes: int = 6):
         super().__init__()
+        self.signals: tuple[str, ...] = tuple(DIMS)  # the signals it was trained with (set by load_head)
         self.proj = nn.ModuleDict({k: nn.Sequential(nn.Linear(n, d), nn.GELU(), nn.Linear(d, d)) for k, n in DIMS.items()})
         self.missing = nn.ParameterDict({k: nn.Parameter(torch.zeros(d)) for k in DIMS})  # learned "absent" vectors
         self.pos = nn.Parameter(torch.zeros(N_STEPS, d))
@@ -96,11 +97,19 @@ def load_head(path: str | Path, device) -> FusionHead:
     if not p.is_file():
         raise FileNotFoundError(f"fusion head weights not found at {p}: {fix}")
     try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
         head = FusionHead()
-        head.load_state_dict(torch.load(p, map_location="cpu", weights_only=True))
+        head.load_state_dict(ckpt["state"])
+        head.signals = tuple(s for s in ckpt["signals"] if s in DIMS)
     except Exception as e:
         raise ValueError(f"fusion head weights at {p} are broken ({e.__class__.__name__}): {fix}") from None
     return head.to(device).eval()
+
+
+def save_head(head: FusionHead, path: str | Path, signals) -> None:
+    """The head and the signals its training data had: a signal it never saw is masked out at inference
+    (its projection was never trained), so the head falls back on its learned "missing" vector."""
+    torch.save({"state": head.state_dict(), "signals": list(signals)}, path)
 
 
 def fixed_fusion(picture_va: tuple[float, float], audio_arousal: float | None,
