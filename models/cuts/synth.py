@@ -22,7 +22,8 @@ class Shot:
     enter_s: float = 0.0  # length of a dissolve or fade in
     exit_fade_s: float = 0.0  # fade out to black at the end of the shot (then the next shot fades in or cuts)
     pan: tuple[float, float] = (0.0, 0.0)  # camera move in pixels per frame (x, y)
-    flashes: list[float] = field(default_factory=list)  # seconds into the shot of a 1-2 frame flash
+    flashes: list[float] = field(default_factory=list)  # seconds into the shot of a flash
+    flash_frames: int = 2  # how many frames each flash blows out
     ramp: float = 0.0  # brightness gain change over the shot (0.5: ends 50% brighter)
     mover: float = 0.0  # speed in px/frame of a large object crossing the picture (fast motion)
     seed: int | None = None
@@ -78,9 +79,9 @@ def render(shots: list[Shot], fps: float = 25.0, size: tuple[int, int] = (160, 9
         n = int(round(shot.seconds * fps))
         srng = np.random.default_rng(shot.seed) if shot.seed is not None else rng
         frames = _shot_frames(shot, n, size, srng)
-        for ft in shot.flashes:  # a flash: one or two frames blown out, then the same picture
+        for ft in shot.flashes:  # a flash: a few frames blown out, then the same picture
             k = int(round(ft * fps))
-            for j in range(k, min(n, k + 2)):
+            for j in range(k, min(n, k + shot.flash_frames)):
                 frames[j] = frames[j] * 1.8 + 90
             truth["flashes"].append(len(out) / fps + ft)
         if shot.exit_fade_s:
