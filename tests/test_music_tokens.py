@@ -126,3 +126,20 @@ def test_guard_stops_runaway_events_without_time():
             hits.append(g.tick)
         assert sum(1 for t in hits if g.tick - t < T.TICKS_PER_BEAT) <= g.max_repeats_per_beat
     assert g.tick > 0 and len(hits) >= 4
+
+
+def test_guard_keeps_the_meaning_of_a_chord_token():
+    g = Guard()
+    g.update(T.shift_token(3))
+    g.update(T.CHORD)
+    assert g.mask()[T.SHIFT0:T.VEL0].all()  # time waits for the chord's notes
+    for p in (60, 72, 64):  # C, C (same pitch class), E: still two pitch classes
+        g.update(T.on_token(3, p))
+        assert g.mask()[T.SHIFT0:T.VEL0].all()
+    g.update(T.on_token(1, 43))  # G in the bass: the third pitch class
+    assert not g.mask()[T.SHIFT0]
+    g.update(T.shift_token(12))
+    m = g.mask()
+    assert m[T.off_token(3, 60)] and m[T.off_token(1, 43)]  # held about two beats, as the data's chords
+    g.update(T.shift_token(12))
+    assert not g.mask()[T.off_token(3, 60)]

@@ -8,7 +8,10 @@ Guards (masks on the logits, never edits of what was played):
 - every note closed: a note held longer than `max_hold_ticks` is closed by a forced note-off, and `close_all`
   gives the note-offs of everything still sounding;
 - no runaway repetition: at most `max_events_per_tick` events without time moving, a key struck at most
-  `max_repeats_per_beat` times per beat, no velocity or CHORD token twice in a row.
+  `max_repeats_per_beat` times per beat, no velocity or CHORD token twice in a row;
+- the CHORD token keeps its meaning from the data (3+ pitch classes starting together, held about two
+  beats): after it, time does not move until the model has struck 3 distinct pitch classes, and those
+  notes are not released before `chord_hold_ticks`. Which notes, on which instruments, is the model's choice.
 """
 
 from __future__ import annotations
@@ -37,17 +40,25 @@ class Guard:
     max_hold_ticks: int = 4 * T.TICKS_PER_BEAT
     max_events_per_tick: int = 24
     max_repeats_per_beat: int = 4
+    chord_hold_ticks: int = 2 * T.TICKS_PER_BEAT
     tick: int = 0  # ticks since the start
     open: dict[int, int] = field(default_factory=dict)  # on-token -> tick it started
     events_this_tick: int = 0
     last: int = T.BOS
     strikes: dict[int, list[int]] = field(default_factory=dict)  # on-token -> ticks struck
+    chord_tick: int = -1  # tick of the last CHORD token
+    chord_pcs: set[int] = field(default_factory=set)  # pitch classes struck at it
+    chord_notes: set[int] = field(default_factory=set)  # on-tokens struck at it
 
     def copy(self) -> "Guard":
-        g = Guard(self.max_polyphony, self.max_hold_ticks, self.max_events_per_tick, self.max_repeats_per_beat,
-                  self.tick, dict(self.open), self.events_this_tick, self.last,
-                  {k: list(v) for k, v in self.strikes.items()})
-        return g
+        return Guard(self.max_polyphony, self.max_hold_ticks, self.max_events_per_tick, self.max_repeats_per_beat,
+                     self.chord_hold_ticks, self.tick, dict(self.open), self.events_this_tick, self.last,
+                     {k: list(v) for k, v in self.strikes.items()}, self.chord_tick, set(self.chord_pcs),
+                     set(self.chord_notes))
+
+    def chord_pending(self) -> bool:
+        """A CHORD token at this tick still waits for its third pitch class."""
+        return self.chord_tick == self.tick and len(self.chord_pcs) < 3
 
     def forced(self) -> int | None:
         """A note-off the guard imposes now (a note held too long), or None."""
@@ -83,6 +94,11 @@ class Guard:
             max_shift = max(1, min(max_shift, min(self.open.values()) + self.max_hold_ticks - self.tick))
         if max_shift < T.MAX_SHIFT:
             m[T.SHIFT0 + max_shift:T.VEL0] = True
+        if self.chord_pending():
+            m |= _SHIFT
+        held = [on_to_off(o) for o in self.chord_notes if o in self.open and self.tick - self.chord_tick < self.chord_hold_ticks]
+        if held:
+            m[held] = True
         if bool(m.all()):  # never a dead end: time may always move
             m[T.SHIFT0] = False
         return m
@@ -96,9 +112,14 @@ class Guard:
             self.strikes = {k: v for k, v in self.strikes.items() if v}
         else:
             self.events_this_tick += 1
+        if tok == T.CHORD:
+            self.chord_tick, self.chord_pcs, self.chord_notes = self.tick, set(), set()
         if kind == 3:
             if T.TOK_INST[tok] > 0:
                 self.open[tok] = self.tick
+                if self.chord_tick == self.tick:
+                    self.chord_pcs.add(int(T.TOK_PITCH[tok]) % 12)
+                    self.chord_notes.add(tok)
             self.strikes.setdefault(tok, []).append(self.tick)
         elif kind == 4:
             self.open.pop(off_to_on(tok), None)
