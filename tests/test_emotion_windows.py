@@ -79,3 +79,27 @@ def test_observe_cut_switches_to_external_cuts():
 def test_bad_config_is_a_clear_error():
     with pytest.raises(ValueError, match="hop_s"):
         EmotionEstimator(EmotionConfig(faces=False, hop_s=5.0, window_s=2.0))
+
+
+def test_long_gap_is_skipped_not_filled():
+    est = EmotionEstimator(EmotionConfig(faces=False))
+    times = np.concatenate([np.arange(0, 2, 0.04), np.arange(1000, 1002, 0.04)])
+    ws = feed(est, times, lambda t: flat((100, 100, 100)))
+    assert len(ws) < 20  # not the ~2000 windows of the gap
+    late = [w for w in ws if w.end > 900]
+    assert late[0].end <= 1000.0 + 1e-9 < late[0].end + 2.0 and late[-1].start <= times[-1] < late[-1].end
+
+
+def test_cuts_observed_out_of_order_feed_the_cut_rate():
+    est = EmotionEstimator(EmotionConfig(faces=False))
+    for t in (2.0, 1.0, 3.0, 2.0):
+        est.observe_cut(t)
+    assert est.cuts == [1.0, 2.0, 3.0]
+    assert est._cut_rate(4.0) == pytest.approx(3 / 4.0)  # 3 cuts over the 4 s seen so far (t_first = 0)
+
+
+def test_window_ends_do_not_drift_over_long_runs():
+    est = EmotionEstimator(EmotionConfig(faces=False, hop_s=0.1, window_s=0.5))
+    est.process_frame(Frame(t=0.0, index=0, image=flat((90, 90, 90))))
+    ws = est.process_frame(Frame(t=3600.0, index=1, image=flat((90, 90, 90))))
+    assert ws[-1].end == 3600.0  # k * hop, not a sum of 36000 hops

@@ -19,6 +19,7 @@ window-to-window wobble does not reach the music while a real change comes throu
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 
@@ -32,6 +33,7 @@ from cuecast.models.emotion.fusion import DIMS, fixed_fusion, load_head, window_
 from cuecast.models.emotion.va import va_from_probs
 from cuecast.types import AudioChunk, EmotionWindow, Frame
 
+MAX_GAP_S = 60.0  # a gap in the input longer than this is skipped, not filled with held windows
 CUT_HIST_JUMP = 0.5  # L1 distance of 4x4x4 colour histograms (0..2) above which a frame change is a cut
 
 
@@ -83,7 +85,7 @@ class EmotionEstimator:
         self.keep_s = keep
         self.frames: deque[FrameAffect] = deque()
         self.face_log: deque[tuple[float, np.ndarray | None, float]] = deque()
-        self.cuts: deque[float] = deque()
+        self.cuts: list[float] = []  # sorted media times
         self.external_cuts = False
         self.smoother = Smoother(self.cfg.smoothing_s, self.cfg.hysteresis)
         self.face_every = self.cfg.face_interval_s or self.cfg.hop_s
@@ -91,7 +93,7 @@ class EmotionEstimator:
         self._prev_y: np.ndarray | None = None
         self._prev_hist: np.ndarray | None = None
         self._prev_t: float | None = None
-        self._next_end: float | None = None
+        self._k: int | None = None  # index of the next window to emit: it ends at k * hop_s
         self._last: FrameAffect | None = None
         self.t_first: float | None = None
         self.record_steps = False  # tools/train_emotion.py: keep each window's fusion-head input
@@ -104,22 +106,31 @@ class EmotionEstimator:
         if not self.external_cuts:
             self.external_cuts = True
             self.cuts.clear()  # the engine's detector replaces the internal one, also for the past
-        if not self.cuts or abs(self.cuts[-1] - t) > 1e-6:
-            self.cuts.append(float(t))
+        t = float(t)
+        if all(abs(c - t) > 1e-6 for c in self.cuts):
+            bisect.insort(self.cuts, t)  # a detector may report a cut after later ones (hints, fades)
 
     def process_audio(self, chunk: AudioChunk) -> None:
         if self.audio is not None:
             self.audio.add(chunk.t, chunk.samples, chunk.rate)
 
+    def _end(self, k: int) -> float:
+        return k * self.cfg.hop_s  # from the index, so hours of hops do not accumulate rounding error
+
     def process_frame(self, frame: Frame) -> list[EmotionWindow]:
         t = float(frame.t)
-        if self._next_end is None:
+        hop = self.cfg.hop_s
+        if self._k is None:
             self.t_first = t
-            self._next_end = (math.floor(max(t, 0.0) / self.cfg.hop_s) + 1) * self.cfg.hop_s
+            self._k = math.floor(max(t, 0.0) / hop + 1e-9) + 1
+        elif t - self._end(self._k) > MAX_GAP_S:
+            # a long gap in a live feed (a stalled source, a timestamp jump): do not emit minutes of
+            # windows about a picture nobody saw; resume with the windows that reach the new frame
+            self._k = max(self._k, math.floor((t - self.cfg.window_s) / hop + 1e-9) + 1)
         out = []
-        while t >= self._next_end - 1e-9:
-            out.append(self._emit(self._next_end))
-            self._next_end += self.cfg.hop_s
+        while t >= self._end(self._k) - 1e-9:
+            out.append(self._emit(self._end(self._k)))
+            self._k += 1
         self._add_frame(t, frame.image)
         return out
 
@@ -128,9 +139,9 @@ class EmotionEstimator:
         if self._last is None:
             return []
         out = []
-        while self._next_end - self.cfg.hop_s <= self._last.t + 1e-9:
-            out.append(self._emit(self._next_end))
-            self._next_end += self.cfg.hop_s
+        while self._end(self._k) - self.cfg.hop_s <= self._last.t + 1e-9:
+            out.append(self._emit(self._end(self._k)))
+            self._k += 1
         return out
 
     # ------------------------------------------------------------------ per frame
@@ -159,7 +170,7 @@ class EmotionEstimator:
         while self.face_log and self.face_log[0][0] < horizon:
             self.face_log.popleft()
         while self.cuts and self.cuts[0] < horizon:
-            self.cuts.popleft()
+            self.cuts.pop(0)
 
     def _faces(self, image: np.ndarray) -> tuple[np.ndarray | None, float]:
         from cuecast.models.emotion.faces import faces_to_ekman
