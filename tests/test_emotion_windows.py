@@ -63,6 +63,13 @@ def test_hysteresis_holds_small_wobble():
     probs = np.full(6, 1 / 6)
     outs = [sm(probs, np.array([0.2 + 0.03 * (-1) ** k, 0.0]), 0.5, False)[1][0] for k in range(40)]
     assert np.ptp(outs[10:]) == 0.0  # +-0.03 wobble never leaves the 0.05 band
+    # two classes within a few hundredths of each other, swapping: the dominant one holds
+    sm3 = Smoother(tau=0.5, band=0.05)
+    tops = []
+    for k in range(40):
+        p = np.array([0.44, 0.4, 0.04, 0.04, 0.04, 0.04]) if k % 2 else np.array([0.4, 0.44, 0.04, 0.04, 0.04, 0.04])
+        tops.append(int(np.argmax(sm3(p, np.zeros(2), 0.5, False)[0])))
+    assert len(set(tops[2:])) == 1
     sm2 = Smoother(tau=0.0, band=0.0)
     sm2(probs, np.zeros(2), 0.5, False)
     assert sm2(probs, np.array([0.5, 0.0]), 0.5, False)[1][0] == pytest.approx(0.5)

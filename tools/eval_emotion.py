@@ -94,14 +94,16 @@ def clip_checks(media: Path, clips=CLIPS) -> list[dict]:
         if not path.is_file():
             continue
         frames, audio = decode(path)
-        res = {k: run(v, None, EmotionConfig(audio=False))[:2] for k, v in variants(frames).items()}
+        runs = {k: run(v, None, EmotionConfig(audio=False)) for k, v in variants(frames).items()}
+        res = {k: r[:2] for k, r in runs.items()}
         v0, a0 = res["original"]
         row = {"clip": name, **{f"{k}_va": [round(x, 3) for x in va] for k, va in res.items()},
                "brighter_higher_valence": res["bright_saturated"][0] > v0,
                "darker_lower_valence": res["dark_desaturated"][0] < v0,
                "faster_higher_arousal": res["sped_up_2x"][1] > a0,
                "more_cuts_higher_arousal": res["cut_faster"][1] > a0,
-               "still_lower_arousal": res["still"][1] < a0}
+               "still_lower_arousal": res["still"][1] < a0,
+               **stability(runs["original"][2]), **response(frames)}
         if audio:
             quiet = [AudioChunk(c.t, c.samples * 0.05, c.rate) for c in audio]
             _, a_loud, _ = run(frames, audio, EmotionConfig())
@@ -110,6 +112,37 @@ def clip_checks(media: Path, clips=CLIPS) -> list[dict]:
             row["louder_higher_arousal"] = a_loud > a_quiet
         rows.append(row)
     return rows
+
+
+def stability(windows) -> dict:
+    """How much the output moves from window to window: dominant-emotion flips per minute, mean |dV|, |dA|."""
+    tops = [int(np.argmax(w.probs)) for w in windows]
+    minutes = max((windows[-1].end - windows[0].end) / 60.0, 1e-6)
+    dv = np.abs(np.diff([w.valence for w in windows]))
+    da = np.abs(np.diff([w.arousal for w in windows]))
+    return {"flips_per_min": round(sum(a != b for a, b in zip(tops, tops[1:])) / minutes, 2),
+            "mean_abs_dv": round(float(dv.mean()), 4), "mean_abs_da": round(float(da.mean()), 4)}
+
+
+def response(frames: list[Frame], hold: float = 8.0) -> dict:
+    """A real change: `hold` s of the darkened clip, then the brightened clip. Seconds after the switch
+    until the smoothed valence has covered 63% and 90% of the step."""
+    seq, t0 = [], frames[0].t
+    dark = [f for f in frames if f.t - t0 < hold]
+    for f in dark:
+        seq.append(Frame(f.t - t0, len(seq), colour(f.image, 0.35, 0.55, 0)))
+    for f in dark:
+        seq.append(Frame(hold + f.t - t0, len(seq), colour(f.image, 1.6, 1.25, 25)))
+    _, _, ws = run(seq, None, EmotionConfig(audio=False))
+    v = np.array([w.valence for w in ws])
+    ends = np.array([w.end for w in ws])
+    before = v[(ends <= hold) & (ends > hold - 2)].mean()
+    after = v[ends >= ends[-1] - 2].mean()
+    out = {"step_v": round(float(after - before), 3)}
+    for frac in (0.63, 0.9):
+        reached = ends[(ends > hold) & ((v - before) >= frac * (after - before))]
+        out[f"t{int(frac * 100)}_s"] = round(float(reached[0] - hold), 2) if reached.size else None
+    return out
 
 
 def photo_checks(paths: list[Path]) -> list[dict]:
@@ -142,6 +175,12 @@ def markdown(clips: list[dict], photos: list[dict]) -> str:
         lines.append(f"| {r['clip']} | {r['original_va'][0]:+.2f} | {r['bright_saturated_va'][0]:+.2f} | "
                      f"{r['dark_desaturated_va'][0]:+.2f} | {r['original_va'][1]:+.2f} | {r['sped_up_2x_va'][1]:+.2f} | "
                      f"{r['cut_faster_va'][1]:+.2f} | {r['still_va'][1]:+.2f} | {snd} | {sum(ok)}/{len(ok)} |")
+    lines += ["", "Stability (original clip) and response to a real change (8 s darkened, then brightened):", "",
+              "| clip | dominant flips/min | mean abs dV | mean abs dA | step in V | 63% after | 90% after |",
+              "|---|---|---|---|---|---|---|"]
+    for r in clips:
+        lines.append(f"| {r['clip']} | {r['flips_per_min']} | {r['mean_abs_dv']:.3f} | {r['mean_abs_da']:.3f} | "
+                     f"{r['step_v']:+.2f} | {r['t63_s']} s | {r['t90_s']} s |")
     if photos:
         lines += ["", "| photo | smiling | faces found | expressions | Ekman-6 top |", "|---|---|---|---|---|"]
         for r in photos:

@@ -61,13 +61,18 @@ class Smoother:
     def __call__(self, probs: np.ndarray, va: np.ndarray, dt: float, fast: bool) -> tuple[np.ndarray, np.ndarray]:
         if self.probs is None:
             self.probs, self.va, self.out = probs.copy(), va.copy(), va.copy()
-            return self.probs, self.out
+            self.out_probs = probs.copy()
+            return self.out_probs, self.out
         tau = self.tau / 2 if fast else self.tau
         alpha = 1.0 if tau <= 0 else 1.0 - math.exp(-dt / tau)
         self.probs = self.probs + alpha * (probs - self.probs)
         self.va = self.va + alpha * (va - self.va)
         self.out = np.clip(self.out, self.va - self.band, self.va + self.band)  # backlash: hysteresis
-        return self.probs / self.probs.sum(), self.out
+        # the same dead band on each probability (half as wide: they live on [0, 1]), so the dominant
+        # emotion does not flip between two near-equal classes on every window
+        held = np.clip(self.out_probs, self.probs - self.band / 2, self.probs + self.band / 2)
+        self.out_probs = held / held.sum()
+        return self.out_probs, self.out
 
 
 class EmotionEstimator:
