@@ -39,6 +39,16 @@ class SourceConfig:
 
 
 @dataclass
+class RuntimeConfig:
+    # Intra-op threads for torch on the CPU. The per-frame tensors are small: one thread is ~10x cheaper in
+    # CPU time than two fighting over 2 cores, and leaves the other core to decoding.
+    torch_threads: int = 1
+
+    def validate(self, key: str) -> None:
+        check(1 <= self.torch_threads <= 256, f"{key}.torch_threads", "must be in 1..256", self.torch_threads)
+
+
+@dataclass
 class ConductorConfig:
     lookahead_s: float = 3.0  # L: the playhead runs this far behind the newest analysed frame
     horizon_s: float = 0.5  # how far ahead of the playhead the generator may run
@@ -123,6 +133,7 @@ class Config:
     instruments: dict[str, InstrumentConfig] = field(default_factory=default_instruments)
     output: OutputConfig = field(default_factory=OutputConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def validate(self) -> "Config":
         for f in dataclasses.fields(self):

@@ -29,6 +29,9 @@ def make_generator(cfg: GeneratorConfig) -> Generator:
 
 def build_stages(cfg: Config, *, forecast: bool | None = None) -> Stages:
     """Detector, emotion estimator, optional cut forecaster and generator for one run."""
+    import torch
+
+    torch.set_num_threads(cfg.runtime.torch_threads)
     from cuecast.models.cuts.detector import OnlineCutDetector
     from cuecast.models.emotion.estimator import EmotionEstimator
 
