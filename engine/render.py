@@ -8,6 +8,7 @@ leaves files that look complete.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import shutil
 import sys
@@ -107,45 +108,49 @@ def render(input_path: str | Path, outdir: str | Path, cfg: Config, progress: bo
 
 def _write_outputs(work: Path, input_path: Path, cfg: Config, timeline: Timeline, notes: list[Note],
                    sink: MidiFileSink, warnings: list[str]) -> list[Path]:
-    from cuecast.streams.audio_render import AudioRenderError, SynthUnavailable, render_audio
-    from cuecast.streams.mp4 import MuxError, mux_soundtrack
-
     chans = channel_map(cfg)
-    made = []
     mid = work / "soundtrack.mid"
     try:
         write_midi(mid, notes, sink.tempo_map, chans, timeline.duration)
     except MidiFileError as e:
         raise UserError(str(e)) from None
-    made.append(mid)
     timeline.meta.update(input=str(input_path), generator=cfg.generator.backend, seed=cfg.generator.seed,
                          lookahead_s=cfg.conductor.lookahead_s)
     tl = work / "timeline.json"
     write_json(tl, timeline_json(timeline))
-    made.append(tl)
-    wav = work / "soundtrack.wav"
+    # FluidSynth and the muxer run in C with the GIL released: draw the report on the other core meanwhile
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        audio = pool.submit(_write_audio, work, input_path, cfg, timeline, notes, chans, warnings)
+        png = None
+        if cfg.output.report:
+            from cuecast.engine.report import write_report
+
+            png = work / "report.png"
+            write_report(png, timeline, notes)
+        media = audio.result()
+    return [mid, tl, *media, *([png] if png else [])]
+
+
+def _write_audio(work: Path, input_path: Path, cfg: Config, timeline: Timeline, notes: list[Note],
+                 chans: dict, warnings: list[str]) -> list[Path]:
+    """soundtrack.wav and soundtrack.mp4, or none of them (with a warning) where no synth can be loaded."""
+    from cuecast.streams.audio_render import AudioRenderError, SynthUnavailable, render_audio
+    from cuecast.streams.mp4 import MuxError, mux_soundtrack
+
+    wav, mp4 = work / "soundtrack.wav", work / "soundtrack.mp4"
     try:
         render_audio(notes, chans, timeline.duration, wav, sample_rate=cfg.output.sample_rate,
                      soundfont=cfg.output.soundfont, gain=cfg.output.gain)
-        made.append(wav)
     except SynthUnavailable as e:
         warnings.append(f"no audio (soundtrack.wav and soundtrack.mp4 skipped): {e}")
+        return []
     except AudioRenderError as e:
         raise UserError(str(e)) from None
-    if wav in made:
-        mp4 = work / "soundtrack.mp4"
-        try:
-            mux_soundtrack(input_path, wav, mp4, cfg.output.mix_original_audio)
-        except MuxError as e:
-            raise UserError(f"cannot write soundtrack.mp4: {e}") from None
-        made.append(mp4)
-    if cfg.output.report:
-        from cuecast.engine.report import write_report
-
-        png = work / "report.png"
-        write_report(png, timeline, notes)
-        made.append(png)
-    return made
+    try:
+        mux_soundtrack(input_path, wav, mp4, cfg.output.mix_original_audio)
+    except MuxError as e:
+        raise UserError(f"cannot write soundtrack.mp4: {e}") from None
+    return [wav, mp4]
 
 
 def with_overrides(cfg: Config, **sections) -> Config:
