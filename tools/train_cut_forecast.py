@@ -87,7 +87,7 @@ def main(argv=None) -> int:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             step += 1
-            run_loss, n_loss = run_loss + float(loss), n_loss + 1
+            run_loss, n_loss = run_loss + loss.item(), n_loss + 1
             if step % args.eval_every == 0:
                 model.eval()
                 m = evaluate(model, val)

@@ -156,7 +156,7 @@ def bin_features(ctx: torch.Tensor, taus: torch.Tensor) -> torch.Tensor:
     tau = taus[None, :]
     d = c["tsl"] + tau  # the current shot's length if the cut fell in this bin
     ld = torch.log(d + 1e-3)
-    feats = [ld, torch.log(tau), torch.log1p(c["n_shots"]).expand_as(ld), (c["n_shots"] == 0).float().expand_as(ld)]
+    feats = [ld, torch.log(tau).expand_as(ld), torch.log1p(c["n_shots"]).expand_as(ld), (c["n_shots"] == 0).float().expand_as(ld)]
     lens = ctx[:, CI["len0"]: CI["len0"] + N_SHOTS]
     have = (lens > 0).float()
     for i in range(N_SHOTS):  # against each recent shot: 0 where the shot would be as long as that one
@@ -184,7 +184,7 @@ def bin_features(ctx: torch.Tensor, taus: torch.Tensor) -> torch.Tensor:
     # how many beats the shot would last, and how far that is from a whole number
     beats = d / per
     feats.append(conf * (beats - beats.round()).abs() * 2)
-    return torch.stack(feats, dim=-1)
+    return torch.stack([f.expand_as(ld) for f in feats], dim=-1)
 
 
 class HazardNet(nn.Module):
