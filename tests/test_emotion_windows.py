@@ -110,3 +110,9 @@ def test_window_ends_do_not_drift_over_long_runs():
     est.process_frame(Frame(t=0.0, index=0, image=flat((90, 90, 90))))
     ws = est.process_frame(Frame(t=3600.0, index=1, image=flat((90, 90, 90))))
     assert ws[-1].end == 3600.0  # k * hop, not a sum of 36000 hops
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_cuda_is_a_clear_error():
+    with pytest.raises(ValueError, match="no CUDA device"):
+        EmotionEstimator(EmotionConfig(faces=False, device="cuda"))

@@ -38,8 +38,11 @@ CUT_HIST_JUMP = 0.5  # L1 distance of 4x4x4 colour histograms (0..2) above which
 
 
 def resolve_device(device: str) -> torch.device:
+    """"auto" is CUDA when present, else the CPU; asking for CUDA without it is a clear error."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"emotion.device is {device!r} but torch sees no CUDA device here; use \"auto\" or \"cpu\"")
     return torch.device(device)
 
 
