@@ -1,0 +1,99 @@
+"""The cut forecaster: shapes, sanity, the shipped weights against a constant-rate baseline."""
+
+import numpy as np
+import pytest
+import torch
+
+from cuecast.models.cuts.config import CutConfig
+from cuecast.models.cuts.detector import OnlineCutDetector
+from cuecast.models.cuts.forecast import (N_FEATURES, CutForecaster, OnsetEnvelope, bin_features, bin_taus,
+                                          constant_rate_hazard, load_forecaster, survival_nll, CTX)
+from cuecast.models.cuts.forecast_data import one_step_ll, predicted_time, targets
+from cuecast.models.cuts.synth import Shot, render
+from cuecast.types import AudioChunk, Boundary, Forecast, Frame
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_features_and_loss_shapes():
+    ctx = torch.rand(5, len(CTX))
+    taus = torch.tensor(bin_taus(), dtype=torch.float32)
+    f = bin_features(ctx, taus)
+    assert f.shape == (5, len(taus), N_FEATURES) and torch.isfinite(f).all()
+    logits = torch.zeros(3, 4)  # hazard 0.5 everywhere
+    nll = survival_nll(logits, torch.tensor([0, 2, 4]))
+    ln2 = np.log(2)
+    assert torch.allclose(nll, torch.tensor([ln2, 3 * ln2, 4 * ln2]))  # cut in bin 0, bin 2, censored
+
+
+def test_onset_envelope_finds_the_beat():
+    rate, bpm = 22050, 132.0
+    env = OnsetEnvelope(rate)
+    x = 0.01 * np.random.default_rng(0).standard_normal(rate * 8).astype(np.float32)
+    beats = np.arange(0.3, 8, 60 / bpm)
+    for b in beats:
+        i = int(b * rate)
+        x[i:i + 300] += np.exp(-np.arange(300) / 60).astype(np.float32)
+    for i in range(0, len(x), 1500):
+        env.add(AudioChunk(t=i / rate, samples=x[i:i + 1500], rate=rate))
+    period, anchor, conf = env.beat()
+    assert period == pytest.approx(60 / bpm, rel=0.02)
+    assert np.min(np.abs(beats - anchor)) < 0.03 and conf > 0.3
+
+
+def test_missing_and_broken_weights_say_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match="make_edits"):
+        load_forecaster(CutConfig(device="cpu", forecast_weights=str(tmp_path / "none.pt")))
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="train_cut_forecast"):
+        load_forecaster(CutConfig(device="cpu", forecast_weights=str(bad)))
+
+
+def run_edit(shots, fps=25.0, seed=0):
+    """Detector + shipped forecaster over a synthetic edit, as the engine runs them."""
+    imgs, times, truth = render(shots, fps=fps, size=(96, 54), seed=seed)
+    det, fc = OnlineCutDetector(CutConfig(device="cpu")), load_forecaster(CutConfig(device="cpu"))
+    forecasts, labels = [], []
+    for i, (im, t) in enumerate(zip(imgs, times)):
+        fr = Frame(t=t, index=i, image=im)
+        new = det.process_frame(fr)
+        labels += [b.t for b in new]
+        f = fc.update(fr, new)
+        if f is not None:
+            forecasts.append((f, fc.ctx.row(t)))
+    return forecasts, labels, truth
+
+
+def test_forecasts_shape_and_monotonic():
+    forecasts, labels, truth = run_edit([Shot(2.0, seed=k) for k in range(6)])
+    assert len(labels) == 5
+    ts = [f.t for f, _ in forecasts]
+    assert all(b - a >= 0.079 for a, b in zip(ts, ts[1:]))  # about one forecast per 0.1 s of media time
+    for f, _ in forecasts:
+        assert isinstance(f, Forecast) and f.hazard.shape == (40,) and f.bin_s == pytest.approx(0.1)
+        assert np.all((f.hazard > 0) & (f.hazard < 1))
+        ps = [f.probability_by(h) for h in (0.5, 1.0, 2.0, 4.0)]
+        assert ps == sorted(ps)
+
+
+def test_steady_edit_beats_constant_rate_and_anticipates():
+    forecasts, labels, truth = run_edit([Shot(1.6, seed=10 + k) for k in range(12)], seed=3)
+    ctx = np.stack([r for _, r in forecasts])
+    tgt, _ = targets(ctx, np.array(labels), 40)
+    h_model = np.array([f.hazard[0] for f, _ in forecasts])
+    h_base = constant_rate_hazard(torch.from_numpy(ctx), 40).numpy()[:, 0]
+    assert one_step_ll(h_model, tgt) > one_step_ll(h_base, tgt) + 0.5 * len(labels)  # > 0.5 nats per cut
+    # with the rhythm established, the forecast 0.5 s before a cut points at it
+    late = [c for c in labels if c > 6.0]
+    hits = 0
+    for c in late:
+        f, _ = max(((f, r) for f, r in forecasts if f.t <= c - 0.5), key=lambda x: x[0].t)
+        hits += abs(predicted_time(f.hazard, f.t, f.bin_s) - c) <= 0.15
+    assert hits >= 0.7 * len(late)

@@ -1,0 +1,168 @@
+"""Benchmark of the online cut detector on the real clips, side by side with PySceneDetect.
+
+    python tools/bench_cuts.py ../shared/media
+
+Accuracy: every clip of MEDIA/cuts.json through cuecast's OnlineCutDetector (online, frame by frame, via
+FileSource) and through scenedetect's AdaptiveDetector (offline, its own `detect()`), scored the same way:
+a hard cut counts when within one frame of a hand-checked hard cut; a boundary inside a gradual
+transition (+-0.25 s) finds that transition (and is not a false hard cut); anything else is a false
+boundary. Speed: the same decoded 1280x720 frames through OnlineCutDetector.process_frame and through
+scenedetect's ContentDetector.process_frame (at full size, and downscaled the way its SceneManager
+does by default, the downscale counted), frames per second and ratios.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+GRADUAL_SLACK = 0.25
+
+
+def score(found: list[tuple[float, str]], truth: dict, fps: float) -> dict:
+    """found: (time, kind). Greedy one-to-one matching of hard cuts at +-1 frame."""
+    tol = 1.0 / fps + 1e-3
+    hard = list(truth.get("hard", []))
+    gradual = [tuple(g) for g in truth.get("gradual", [])]
+    tp = fp = 0
+    grad_hit = set()
+    for t, kind in sorted(found):
+        near = [h for h in hard if abs(h - t) <= tol]
+        if near:
+            hard.remove(min(near, key=lambda h: abs(h - t)))
+            tp += 1
+            continue
+        inside = [i for i, (s, e) in enumerate(gradual) if s - GRADUAL_SLACK <= t <= e + GRADUAL_SLACK]
+        if inside:
+            grad_hit.update(inside)
+            continue
+        fp += 1
+    return {"hard_tp": tp, "hard_fp": fp, "hard_fn": len(hard), "gradual_found": len(grad_hit),
+            "gradual_total": len(gradual), "false_boundaries": fp}
+
+
+def ours(path: Path) -> tuple[list[tuple[float, str]], float, int]:
+    import torch
+
+    from cuecast.models.cuts.config import CutConfig
+    from cuecast.models.cuts.detector import OnlineCutDetector
+    from cuecast.streams.video import FileSource
+    from cuecast.types import Frame
+
+    torch.set_num_threads(1)
+    src = FileSource(path, analysis_width=320, audio=False)
+    det = OnlineCutDetector(CutConfig())
+    out, n = [], 0
+    for item in src:
+        if isinstance(item, Frame):
+            out += det.process_frame(item)
+            n += 1
+    out += det.flush()
+    return [(b.t, b.kind) for b in out], src.info.fps, n
+
+
+def adaptive(path: Path) -> list[tuple[float, str]]:
+    from scenedetect import AdaptiveDetector, detect
+
+    scenes = detect(str(path), AdaptiveDetector())
+    return [(s[0].get_seconds(), "cut") for s in scenes[1:]]
+
+
+def accuracy_rows(media: Path) -> list[dict]:
+    clips = json.loads((media / "cuts.json").read_text())["clips"]
+    rows = []
+    for name, truth in clips.items():
+        found, fps, _ = ours(media / name)
+        rows.append({"section": "accuracy", "clip": name, "detector": "cuecast online", **score(found, truth, fps)})
+        rows.append({"section": "accuracy", "clip": name, "detector": "scenedetect Adaptive (offline)",
+                     **score(adaptive(media / name), truth, fps)})
+    for det in ("cuecast online", "scenedetect Adaptive (offline)"):
+        sel = [r for r in rows if r["detector"] == det]
+        tot = {k: sum(r[k] for r in sel) for k in ("hard_tp", "hard_fp", "hard_fn", "gradual_found",
+                                                   "gradual_total", "false_boundaries")}
+        tot["precision"] = tot["hard_tp"] / max(1, tot["hard_tp"] + tot["hard_fp"])
+        tot["recall"] = tot["hard_tp"] / max(1, tot["hard_tp"] + tot["hard_fn"])
+        tot["gradual_recall"] = tot["gradual_found"] / max(1, tot["gradual_total"])
+        tot["false_on_counter_fades"] = sum(r["false_boundaries"] for r in sel if r["clip"] in ("counter.mp4", "fades.mp4"))
+        rows.append({"section": "total", "clip": "all", "detector": det, **tot})
+    return rows
+
+
+def speed_rows(media: Path, n_frames: int = 300) -> list[dict]:
+    """Same frames, one after the other through each detector; decoding is not timed."""
+    import cv2
+    import torch
+    from scenedetect import ContentDetector, FrameTimecode
+    from scenedetect.scene_manager import compute_downscale_factor
+
+    from cuecast.models.cuts.config import CutConfig
+    from cuecast.models.cuts.detector import OnlineCutDetector
+    from cuecast.streams.video import FileSource
+    from cuecast.types import Frame
+
+    torch.set_num_threads(1)
+    path = media / "testvideo.mp4"
+    src = FileSource(path, analysis_width=1280, audio=False)
+    ours_det, cd_full, cd_small = OnlineCutDetector(CutConfig()), ContentDetector(), ContentDetector()
+    t_ours = t_full = t_small = 0.0
+    n = 0
+    for item in src:
+        if not isinstance(item, Frame):
+            continue
+        rgb = item.image
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+        tc = FrameTimecode(item.index, src.info.fps)
+        a = time.perf_counter()
+        ours_det.process_frame(item)
+        b = time.perf_counter()
+        cd_full.process_frame(tc, bgr)
+        c = time.perf_counter()
+        h, w = bgr.shape[:2]
+        f = compute_downscale_factor(w)
+        cd_small.process_frame(tc, cv2.resize(bgr, (round(w / f), round(h / f)), interpolation=cv2.INTER_LINEAR))
+        d = time.perf_counter()
+        t_ours, t_full, t_small = t_ours + b - a, t_full + c - b, t_small + d - c
+        n += 1
+        if n >= n_frames:
+            break
+    size = f"{rgb.shape[1]}x{rgb.shape[0]}"
+    fps_o, fps_f, fps_s = n / t_ours, n / t_full, n / t_small
+    return [
+        {"section": "speed", "detector": "cuecast online (torch, 1 thread)", "frames": n, "size": size, "fps": fps_o, "ratio": 1.0},
+        {"section": "speed", "detector": "scenedetect Content, full frame", "frames": n, "size": size, "fps": fps_f, "ratio": fps_o / fps_f},
+        {"section": "speed", "detector": "scenedetect Content, SceneManager downscale", "frames": n, "size": size, "fps": fps_s, "ratio": fps_o / fps_s},
+    ]
+
+
+def run(media_dir: str) -> list[dict]:
+    media = Path(media_dir)
+    return accuracy_rows(media) + speed_rows(media)
+
+
+def markdown(rows: list[dict]) -> str:
+    out = ["### Cut detection (tools/bench_cuts.py)", "",
+           "| clip | detector | hard TP | hard FP | hard FN | gradual found | false boundaries |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if r["section"] == "accuracy":
+            out.append(f"| {r['clip']} | {r['detector']} | {r['hard_tp']} | {r['hard_fp']} | {r['hard_fn']} | "
+                       f"{r['gradual_found']}/{r['gradual_total']} | {r['false_boundaries']} |")
+    out += ["", "| detector | hard precision (+-1 frame) | hard recall | gradual found | false boundaries on counter/fades |",
+            "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        if r["section"] == "total":
+            out.append(f"| {r['detector']} | {r['precision']:.3f} | {r['recall']:.3f} | "
+                       f"{r['gradual_found']}/{r['gradual_total']} ({r['gradual_recall']:.0%}) | {r['false_on_counter_fades']} |")
+    out += ["", "| speed, same decoded frames | size | frames | frames/s | cuecast ÷ this |", "|---|---|---:|---:|---:|"]
+    for r in rows:
+        if r["section"] == "speed":
+            out.append(f"| {r['detector']} | {r['size']} | {r['frames']} | {r['fps']:.0f} | {r['ratio']:.2f} |")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(markdown(run(sys.argv[1] if len(sys.argv) > 1 else "../shared/media")))
