@@ -32,13 +32,13 @@ def test_window_steps_bins_and_masks():
 def test_head_learns_a_separable_rule():
     torch.manual_seed(0)
     head = FusionHead()
-    n = 128
+    n = 64
     x = {k: torch.randn(n, N_STEPS, d) for k, d in DIMS.items()}
     m = {k: torch.ones(n, N_STEPS) for k in DIMS}
     y = (x["picture"][:, :, 0].mean(1) > 0).long() * EKMAN6.index("joy")  # bright -> joy, else anger
     opt = torch.optim.Adam(head.parameters(), lr=3e-3)
     first = None
-    for _ in range(60):
+    for _ in range(40):
         loss = F.cross_entropy(head(x, m), y)
         first = first if first is not None else loss.item()
         opt.zero_grad()

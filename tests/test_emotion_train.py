@@ -1,8 +1,9 @@
 """tools/train_emotion.py trains a head from class folders of videos, and the estimator loads it."""
 
-import subprocess
+import importlib.util
 import sys
 from pathlib import Path
+
 
 import numpy as np
 
@@ -15,7 +16,23 @@ from cuecast.types import Frame
 TOOL = Path(__file__).resolve().parent.parent / "tools" / "train_emotion.py"
 
 
-def test_train_tool_end_to_end(tmp_path):
+def run_tool(monkeypatch, capsys, *args) -> tuple[int, str, str]:
+    """Run the tool's main() in this process (a subprocess would pay torch's import again)."""
+    spec = importlib.util.spec_from_file_location("train_emotion", TOOL)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(sys, "argv", ["train_emotion.py", *map(str, args)])
+    try:
+        code = mod.main()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+        if not isinstance(e.code, int):
+            print(e.code, file=sys.stderr)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_train_tool_end_to_end(tmp_path, monkeypatch, capsys):
     data = tmp_path / "data"
     for cls, colours, motion in (("happy", [(230, 200, 90), (240, 180, 60)], 6.0),
                                  ("sad", [(30, 30, 45), (45, 40, 50)], 0.0)):
@@ -23,10 +40,10 @@ def test_train_tool_end_to_end(tmp_path):
         for i, c in enumerate(colours):
             make_test_video(data / cls / f"{i}.mp4", [(2.0, c)], fps=15, size=(160, 90), motion=motion)
     out = tmp_path / "head.pt"
-    r = subprocess.run([sys.executable, str(TOOL), str(data), "--out", str(out), "--epochs", "30", "--no-faces",
-                        "--val-frac", "0.25"], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    assert "validation accuracy" in r.stdout and out.is_file()
+    code, stdout, stderr = run_tool(monkeypatch, capsys, data, "--out", out, "--epochs", "30", "--no-faces",
+                                    "--val-frac", "0.25")
+    assert code == 0, stderr
+    assert "validation accuracy" in stdout and out.is_file()
     head = load_head(out, "cpu")
     assert "picture" in head.signals and "faces" not in head.signals
     est = EmotionEstimator(EmotionConfig(faces=False, fusion_weights=str(out)))
@@ -37,7 +54,7 @@ def test_train_tool_end_to_end(tmp_path):
     assert ws[-1].signals[-1] == "head"
 
 
-def test_train_tool_rejects_unknown_class(tmp_path):
+def test_train_tool_rejects_unknown_class(tmp_path, monkeypatch, capsys):
     (tmp_path / "boredom").mkdir()
-    r = subprocess.run([sys.executable, str(TOOL), str(tmp_path)], capture_output=True, text=True, timeout=120)
-    assert r.returncode != 0 and "not a class" in r.stderr
+    code, _, stderr = run_tool(monkeypatch, capsys, tmp_path)
+    assert code != 0 and "not a class" in stderr
