@@ -1,6 +1,5 @@
 """Each emotion signal responds in the right direction on synthetic input; EMSYNC's mapping holds."""
 
-import math
 
 import numpy as np
 import pytest
