@@ -173,10 +173,21 @@ def keras_forward(h5: h5py.File, x: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- main
 
 def test_crops(rng: np.random.Generator) -> np.ndarray:
-    """Crops in the network's input range: smooth random fields (face-like statistics are not needed)."""
-    base = rng.normal(size=(4, 8, 8))
+    """Crops in the network's input range: the face of the NASA photo in tests/data (a real face, as the
+    estimator crops it) and three smooth random fields."""
+    base = rng.normal(size=(3, 8, 8))
     up = np.kron(base, np.ones((8, 8)))  # blocky 64x64
-    return np.tanh(up + 0.3 * rng.normal(size=up.shape)).astype(np.float32)
+    crops = list(np.tanh(up + 0.3 * rng.normal(size=up.shape)))
+    photo = ROOT / "tests" / "data" / "astronaut_nasa.jpg"
+    if photo.is_file():
+        import cv2
+        from cuecast.models.emotion.faces import load_cascade, square
+        gray = cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2GRAY)
+        box = max(load_cascade().detectMultiScale(gray, 1.15, 5, minSize=(20, 20)), key=lambda b: b[2] * b[3])
+        x0, y0, x1, y1 = square(tuple(int(v) for v in box), gray.shape)
+        face = cv2.resize(gray[y0:y1, x0:x1], (64, 64), interpolation=cv2.INTER_AREA)
+        crops.insert(0, face / 127.5 - 1.0)
+    return np.stack(crops).astype(np.float32)
 
 
 MODEL_CARD = """# FER mini-Xception (ported)
