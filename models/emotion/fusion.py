@@ -75,9 +75,11 @@ def window_steps(frames, faces, audio_blocks, cuts, start: float, end: float):
         if start <= c < end:
             x["picture"][idx(c), 5] += 1
     for t, p6, wgt in faces:
-        if start <= t < end:
+        # only analyses that found a face: "no face" is the learned missing vector, so a head trained on
+        # footage without faces has never fitted its face projection and masks it (see save_head)
+        if start <= t < end and p6 is not None:
             i = idx(t)
-            x["faces"][i] = np.concatenate([p6 if p6 is not None else np.full(6, 1 / 6), [wgt]])
+            x["faces"][i] = np.concatenate([p6, [wgt]])
             m["faces"][i] = 1
     aud: list[list] = [[] for _ in range(N_STEPS)]
     for t, db, hz, onset in audio_blocks:
