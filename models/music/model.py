@@ -56,12 +56,16 @@ def offset_features(off: torch.Tensor) -> torch.Tensor:
     return torch.stack([b / OFFSET_MAX, torch.exp(-b), torch.exp(-6.0 * b)], dim=-1)
 
 
-def rope(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    """Rotary embedding of x (B, H, T, hd) at absolute positions pos (T,)."""
-    hd = x.shape[-1]
-    inv = 1.0 / (10000.0 ** (torch.arange(0, hd, 2, device=x.device, dtype=torch.float32) / hd))
+def rope_tables(pos: torch.Tensor, hd: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin (T, hd/2) of the rotary angles at absolute positions pos (T,), shared by every layer."""
+    inv = 1.0 / (10000.0 ** (torch.arange(0, hd, 2, device=pos.device, dtype=torch.float32) / hd))
     ang = pos.to(torch.float32)[:, None] * inv[None, :]
-    cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
+    return ang.cos(), ang.sin()
+
+
+def rope(x: torch.Tensor, rot: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Rotary embedding of x (B, H, T, hd) with the tables of `rope_tables`."""
+    cos, sin = rot
     x1, x2 = x[..., 0::2], x[..., 1::2]
     return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
 
@@ -96,12 +100,12 @@ class Block(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.p_drop = cfg.dropout
 
-    def forward(self, x: torch.Tensor, pos: torch.Tensor, cache: KVCache | None, layer: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rot: tuple[torch.Tensor, torch.Tensor], cache: KVCache | None, layer: int) -> torch.Tensor:
         B, Tn, D = x.shape
         q, k, v = self.qkv(self.ln1(x)).split(D, dim=2)
         shape = (B, Tn, self.n_head, D // self.n_head)
         q, k, v = (t.view(shape).transpose(1, 2) for t in (q, k, v))
-        q, k = rope(q, pos), rope(k, pos)
+        q, k = rope(q, rot), rope(k, rot)
         if cache is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.p_drop if self.training else 0.0)
         else:
@@ -147,6 +151,10 @@ class MusicTransformer(nn.Module):
         elif isinstance(m, nn.Embedding):
             nn.init.normal_(m.weight, 0.0, 0.02)
 
+    def train(self, mode: bool = True):
+        self._va_memo = {}  # step()'s memo of condition vectors is stale once the weights may change
+        return super().train(mode)
+
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
@@ -165,8 +173,9 @@ class MusicTransformer(nn.Module):
         start = cache.pos if cache is not None else 0
         pos = torch.arange(start, start + Tn, device=idx.device)
         x = self.embed(idx, val, aro, off)
+        rot = rope_tables(pos, self.cfg.d_model // self.cfg.n_head)
         for i, b in enumerate(self.blocks):
-            x = b(x, pos, cache, i)
+            x = b(x, rot, cache, i)
         logits = self.head(self.ln_f(x))
         if cache is not None:
             cache.pos += Tn
@@ -178,14 +187,31 @@ class MusicTransformer(nn.Module):
     def new_cache(self, window: int | None = None) -> KVCache:
         return KVCache(self.cfg.n_layer, window or self.cfg.context)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def step(self, tok: int, val: float, aro: float, off: float, cache: KVCache) -> torch.Tensor:
-        """Feed one token with its conditions (NaN = missing); logits (V,) of the next token."""
+        """Feed one token with its conditions (NaN = missing); logits (V,) of the next token.
+
+        The same maths as forward() with a cache, with fewer tiny ops: valence/arousal vectors are
+        memoised (they change rarely within a stream), the offset MLP runs on one scalar."""
         dev = self.tok.weight.device
-        t = torch.tensor([[tok]], device=dev)
-        c = torch.tensor([[[val, aro, off]]], dtype=torch.float32, device=dev)
-        logits, _ = self(t, c[..., 0], c[..., 1], c[..., 2], cache=cache)
-        return logits[0, -1]
+        key = (val, aro)
+        va = self._va_memo.get(key) if hasattr(self, "_va_memo") else None
+        if va is None:
+            c = torch.tensor([val, aro], dtype=torch.float32, device=dev)
+            va = self.val(c[:1].nan_to_num(0.0), ~c[0].isnan()) + self.aro(c[1:].nan_to_num(0.0), ~c[1].isnan())
+            if not hasattr(self, "_va_memo") or len(self._va_memo) > 256:
+                self._va_memo = {}
+            self._va_memo[key] = va
+        if math.isnan(off):
+            ob = self.off.missing
+        else:
+            ob = self.off.net(offset_features(torch.tensor(off, dtype=torch.float32, device=dev)))
+        x = (self.tok.weight[tok] + va + ob).view(1, 1, -1)
+        rot = rope_tables(torch.tensor([cache.pos], device=dev), self.cfg.d_model // self.cfg.n_head)
+        for i, b in enumerate(self.blocks):
+            x = b(x, rot, cache, i)
+        cache.pos += 1
+        return self.head(self.ln_f(x))[0, -1]
 
     @torch.no_grad()
     def full_step(self, toks: list[int], conds: list[tuple[float, float, float]]) -> torch.Tensor:

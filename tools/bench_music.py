@@ -1,0 +1,174 @@
+"""Benchmark of the music transformer, side by side in one run:
+
+- next-token speed with the KV cache against recomputing the whole context for every token (EMSYNC's way),
+  same model, same full context;
+- generation through the engine's compose path: seconds of music per second of compute;
+- music metrics of generated pieces next to the held-out corpus (pitch-in-scale rate, pitch-class entropy,
+  empty-beat rate, polyphony);
+- cut alignment on the real clips' cut lists (media_dir/cuts.json).
+
+    python tools/bench_music.py ../shared/media [--weights W] [--data data/music]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cuecast.models.music import metrics as MM
+from cuecast.models.music import model as M
+from cuecast.models.music import tokens as T
+from cuecast.models.music.transformer import DEFAULT_WEIGHTS
+from cuecast.types import Note
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _seq(model: M.MusicTransformer, data: Path | None, n: int) -> tuple[list[int], list[tuple[float, float, float]]]:
+    """n real tokens with their conditions from the held-out corpus (random valid tokens without one)."""
+    if data is not None and (data / "corpus.npz").exists():
+        z = np.load(data / "corpus.npz")
+        s = int(z["n_train"])
+        toks = z["tokens"][s:s + n].astype(int).tolist()
+        conds = np.stack([z["valence"], z["arousal"], z["offset"]], 1)[s:s + n].astype(float).tolist()
+        if len(toks) == n:
+            return toks, [tuple(c) for c in conds]
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(4, T.VOCAB_SIZE, (n,), generator=g).tolist(), [(0.0, 0.0, math.nan)] * n
+
+
+@torch.no_grad()
+def cache_vs_full(model: M.MusicTransformer, data: Path | None, n_cache: int = 200, n_full: int = 12) -> dict:
+    """Tokens/s at a full context: KV-cache steps (sliding window) against whole-context recomputation."""
+    ctx = model.cfg.context
+    toks, conds = _seq(model, data, ctx + n_cache)
+    cache = model.new_cache()
+    for i in range(ctx):
+        model.step(toks[i], *conds[i], cache)
+    t = time.perf_counter()
+    for i in range(ctx, ctx + n_cache):
+        model.step(toks[i], *conds[i], cache)
+    kv = n_cache / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for i in range(ctx, ctx + n_full):
+        model.full_step(toks[: i + 1], conds[: i + 1])
+    full = n_full / (time.perf_counter() - t)
+    return {"context": ctx, "kv_tokens_per_s": kv, "full_tokens_per_s": full, "ratio": kv / full}
+
+
+def corpus_notes(data: Path, max_pieces: int = 40) -> list[tuple[list[Note], list[float]]]:
+    """Held-out pieces as notes in seconds, with their beat times."""
+    z = np.load(data / "corpus.npz")
+    meta = [m for m in json.loads((data / "pieces.json").read_text()) if m["split"] == "heldout"][:max_pieces]
+    out = []
+    for m in meta:
+        toks = z["tokens"][m["start"]:m["start"] + m["length"]].astype(int)
+        sec = z["sec"][m["start"]:m["start"] + m["length"]].astype(float)
+        ticks = np.cumsum([t - T.SHIFT0 + 1 if T.KIND[t] == 1 else 0 for t in toks])
+        if ticks[-1] < T.TICKS_PER_BEAT * 4:
+            continue
+        to_s = lambda x: float(np.interp(x, ticks, sec))  # noqa: E731
+        notes = [Note(to_s(n.start * T.TICKS_PER_BEAT), to_s(n.end * T.TICKS_PER_BEAT), n.pitch, n.velocity,
+                      T.TO_CUECAST[T.INSTS[n.inst]]) for n in T.to_notes(toks.tolist())]
+        notes = [n for n in notes if n.end > n.start]
+        beats = [to_s(b) for b in range(0, int(ticks[-1]), T.TICKS_PER_BEAT)]
+        if notes:
+            out.append((notes, beats))
+    return out
+
+
+def music_metrics(pieces: list[tuple[list[Note], list[float]]]) -> dict:
+    rows = [(MM.pitch_in_scale_rate(n), MM.pitch_class_entropy(n), MM.empty_beat_rate(n, beats=b), MM.polyphony(n),
+             MM.notes_per_second(n)) for n, b in pieces]
+    keys = ("pitch_in_scale", "pc_entropy", "empty_beat_rate", "polyphony", "notes_per_s")
+    return {k: statistics.fmean(r[i] for r in rows if not math.isnan(r[i])) for i, k in enumerate(keys)} | {"pieces": len(rows)}
+
+
+def clip_cuts(media_dir: Path) -> dict[str, tuple[list[float], float]]:
+    info = json.loads((media_dir / "cuts.json").read_text())["clips"]
+    out = {}
+    for name, c in info.items():
+        cuts = sorted([float(x) for x in c.get("hard", [])] + [float(g[0]) for g in c.get("gradual", [])])
+        m = re.search(r"([\d.]+)\s*s\b", c.get("size", ""))
+        dur = float(m.group(1)) if m else (max(cuts) + 3.0 if cuts else 0.0)
+        if cuts and dur > 2:
+            out[name] = (cuts, dur)
+    return out
+
+
+def run(media_dir: str, weights: str | None = None, data: str = "data/music", seconds: float = 20.0) -> list[dict]:
+    from cuecast.engine.compose import compose
+    from cuecast.engine.config import load_config
+
+    torch.set_num_threads(1)
+    weights = weights or str(DEFAULT_WEIGHTS)
+    model, ck = M.load(weights, "cpu")
+    data_p = Path(data) if data and (Path(data) / "corpus.npz").exists() else None
+    rows: list[dict] = []
+    sp = cache_vs_full(model, data_p)
+    rows.append({"what": "next token, KV cache vs full recompute", "model": f"{model.n_params()/1e6:.2f}M params, ctx {sp['context']}",
+                 "kv_tok_s": round(sp["kv_tokens_per_s"], 1), "full_tok_s": round(sp["full_tokens_per_s"], 2),
+                 "ratio": round(sp["ratio"], 1)})
+    cfg = load_config(None, {"generator.backend": "transformer", "generator.weights": str(Path(weights).resolve())})
+    gen_pieces, music_s, compute_s = [], 0.0, 0.0
+    for v, a in ((-0.7, -0.7), (-0.7, 0.7), (0.7, -0.7), (0.7, 0.7), (0.0, 0.0)):
+        t = time.perf_counter()
+        notes, tl = compose(cfg, v, a, seconds, [], seed=0)
+        compute_s += time.perf_counter() - t
+        music_s += seconds
+        bpm = tl.tempo[0][1] if tl.tempo else 120.0
+        gen_pieces.append((notes, MM.beat_times(bpm, seconds)))
+    rows.append({"what": "generation through compose (5 emotions)", "music_s": round(music_s, 1),
+                 "compute_s": round(compute_s, 2), "x_realtime": round(music_s / compute_s, 1)})
+    gm = music_metrics(gen_pieces)
+    rows.append({"what": "metrics: generated", **{k: round(x, 3) for k, x in gm.items()}})
+    if data_p is not None:
+        cm = music_metrics(corpus_notes(data_p))
+        rows.append({"what": "metrics: held-out corpus", **{k: round(x, 3) for k, x in cm.items()}})
+    media = Path(media_dir)
+    if (media / "cuts.json").exists():
+        for name, (cuts, dur) in clip_cuts(media).items():
+            notes, _ = compose(cfg, 0.2, 0.2, dur, cuts, seed=0)
+            al = MM.cut_alignment(notes, cuts, dur)
+            rows.append({"what": f"cuts of {name}", "cuts": len(cuts), "hit_rate": round(al["hit_rate"], 3),
+                         "random_rate": round(al["random_rate"], 3)})
+    rows.append({"what": "checkpoint", "step": ck.get("step"), "heldout_loss": round(float(ck.get("heldout_loss", math.nan)), 4),
+                 "minutes": round(float(ck.get("minutes", math.nan)), 1)})
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["### Music transformer", ""]
+    for r in rows:
+        rest = ", ".join(f"{k} {v}" for k, v in r.items() if k != "what")
+        lines.append(f"- **{r['what']}**: {rest}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("media_dir")
+    ap.add_argument("--weights", default=None)
+    ap.add_argument("--data", default=str(ROOT / "data" / "music"))
+    ap.add_argument("--seconds", type=float, default=20.0)
+    a = ap.parse_args(argv)
+    try:
+        rows = run(a.media_dir, a.weights, a.data, a.seconds)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"bench_music: error: {e}", file=sys.stderr)
+        return 2
+    print(markdown(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
