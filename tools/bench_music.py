@@ -65,7 +65,7 @@ def cache_vs_full(model: M.MusicTransformer, data: Path | None, n_cache: int = 2
     return {"context": ctx, "kv_tokens_per_s": kv, "full_tokens_per_s": full, "ratio": kv / full}
 
 
-def corpus_notes(data: Path, max_pieces: int = 40) -> list[tuple[list[Note], list[float]]]:
+def corpus_notes(data: Path, max_pieces: int = 200) -> list[tuple[list[Note], list[float]]]:
     """Held-out pieces as notes in seconds, with their beat times."""
     z = np.load(data / "corpus.npz")
     meta = [m for m in json.loads((data / "pieces.json").read_text()) if m["split"] == "heldout"][:max_pieces]

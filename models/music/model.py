@@ -123,6 +123,28 @@ class Block(nn.Module):
         x = x + self.drop(self.proj(y.transpose(1, 2).reshape(B, Tn, D)))
         return x + self.drop(self.mlp(self.ln2(x)))
 
+    def weights(self) -> tuple:
+        """The block's tensors, for the functional one-token path (no module-call overhead)."""
+        return (self.ln1.weight, self.ln1.bias, self.qkv.weight, self.qkv.bias, self.proj.weight, self.proj.bias,
+                self.ln2.weight, self.ln2.bias, self.mlp[0].weight, self.mlp[0].bias, self.mlp[2].weight,
+                self.mlp[2].bias, self.ln1.eps)
+
+
+def block_step(w: tuple, n_head: int, x: torch.Tensor, rot, cache: KVCache, layer: int) -> torch.Tensor:
+    """Block.forward for one token with a cache, in plain functional calls (same maths, eval mode)."""
+    l1w, l1b, qw, qb, pw, pb, l2w, l2b, m0w, m0b, m2w, m2b, eps = w
+    D = x.shape[-1]
+    q, k, v = F.linear(F.layer_norm(x, (D,), l1w, l1b, eps), qw, qb).view(1, 1, 3, n_head, D // n_head).unbind(2)
+    q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+    q, k = rope(q, rot), rope(k, rot)
+    if cache.k[layer] is not None:
+        k = torch.cat([cache.k[layer], k], dim=2)
+        v = torch.cat([cache.v[layer], v], dim=2)
+    y = F.scaled_dot_product_attention(q, k, v)
+    cache.k[layer], cache.v[layer] = k[:, :, -cache.window:], v[:, :, -cache.window:]
+    x = x + F.linear(y.transpose(1, 2).reshape(1, 1, D), pw, pb)
+    return x + F.linear(F.gelu(F.linear(F.layer_norm(x, (D,), l2w, l2b, eps), m0w, m0b)), m2w, m2b)
+
 
 class MusicTransformer(nn.Module):
     def __init__(self, cfg: ModelConfig):
@@ -152,7 +174,8 @@ class MusicTransformer(nn.Module):
             nn.init.normal_(m.weight, 0.0, 0.02)
 
     def train(self, mode: bool = True):
-        self._va_memo = {}  # step()'s memo of condition vectors is stale once the weights may change
+        self._va_memo = {}  # step()'s memos are stale once the weights may change
+        self._fast = None
         return super().train(mode)
 
     def n_params(self) -> int:
@@ -208,10 +231,12 @@ class MusicTransformer(nn.Module):
             ob = self.off.net(offset_features(torch.tensor(off, dtype=torch.float32, device=dev)))
         x = (self.tok.weight[tok] + va + ob).view(1, 1, -1)
         rot = rope_tables(torch.tensor([cache.pos], device=dev), self.cfg.d_model // self.cfg.n_head)
-        for i, b in enumerate(self.blocks):
-            x = b(x, rot, cache, i)
+        if getattr(self, "_fast", None) is None:
+            self._fast = [b.weights() for b in self.blocks]
+        for i, w in enumerate(self._fast):
+            x = block_step(w, self.cfg.n_head, x, rot, cache, i)
         cache.pos += 1
-        return self.head(self.ln_f(x))[0, -1]
+        return F.linear(self.ln_f(x)[0, -1], self.tok.weight)
 
     @torch.no_grad()
     def full_step(self, toks: list[int], conds: list[tuple[float, float, float]]) -> torch.Tensor:
