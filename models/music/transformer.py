@@ -47,11 +47,12 @@ class _State:
     clock: float
     level: int
     last_bar: float = math.nan  # time of the last BAR fed (never two at one time)
+    chord_at: float = math.nan  # time of the last CHORD token
     sounding: dict[int, tuple[float, int]] = field(default_factory=dict)  # on-token -> (start s, velocity)
 
     def copy(self) -> "_State":
         return _State(self.cache.clone(), self.logits, self.guard.copy(), self.clock, self.level, self.last_bar,
-                      dict(self.sounding))
+                      self.chord_at, dict(self.sounding))
 
 
 class TransformerGenerator:
@@ -104,8 +105,16 @@ class TransformerGenerator:
         if abs(s.clock - plan.t0) < EPS and grid.is_bar(plan.t0):
             self._bar(plan)
         budget = 4000
+        # running ahead of t1 (to learn when the notes started before t1 end) never passes the next boundary:
+        # what follows it belongs to the next shot, which later plans describe
+        limit = plan.next_boundary if plan.next_boundary is not None and plan.next_boundary >= plan.t1 - EPS else math.inf
         while budget > 0 and (s.clock < plan.t1 - EPS or any(st < plan.t1 - EPS for st, _ in s.sounding.values())):
             budget -= 1
+            if s.clock >= max(limit, plan.t1) - EPS:  # at the boundary: the old shot's notes end on the cut
+                for on, (st, _) in sorted(s.sounding.items()):
+                    if st < plan.t1 - EPS:
+                        self._feed(on_to_off(on), plan)
+                break
             forced = s.guard.forced()
             if forced is not None:
                 self._feed(forced, plan)
@@ -167,6 +176,8 @@ class TransformerGenerator:
     def _offset(self, plan: StepPlan, t: float) -> float:
         """Seconds from t to the boundary this token runs towards (NaN when none is known or passed)."""
         b = plan.t0 if plan.at_boundary and t <= plan.t0 + EPS else plan.next_boundary
+        if b is not None and abs(self.s.chord_at - b) < EPS:  # its chord is placed: the next one is unknown
+            b = plan.next_boundary if plan.next_boundary is not None and plan.next_boundary > b + EPS else None
         if b is None or t > b + EPS:
             return math.nan
         return min(M.OFFSET_MAX, max(0.0, b - t))
@@ -185,6 +196,8 @@ class TransformerGenerator:
         kind = T.KIND[tok]
         if tok == T.BAR:
             s.last_bar = t
+        elif tok == T.CHORD:
+            s.chord_at = t
         elif kind == 2:
             s.level = tok - T.VEL0
         elif kind == 3:
