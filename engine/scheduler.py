@@ -578,8 +578,10 @@ def _on_abort(signum, frame) -> None:
 
 def child_main(fd: int) -> None:
     """Entry point of the sender interpreter: the setup arrives first on the socket."""
+    import faulthandler  # noqa: PLC0415
     from multiprocessing.connection import Connection  # noqa: PLC0415
 
+    faulthandler.enable()  # a crash inside a MIDI backend leaves a Python traceback on stderr
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
         signal.signal(sig, _on_abort)
     conn = Connection(fd)

@@ -1,7 +1,7 @@
 """Live timing benchmark: the real-time sender against deadlines, MIDI clock jitter at a JACK receiver next to
 an ideal busy-waiting sender, and (lookahead 0) the time from a cut frame's arrival to the boundary chord.
 
-    python tools/bench_live.py ../shared/media
+    python tools/bench_live.py ../shared/media [--timing | --cuts] [--json]
 
 Everything runs against a private JACK server (dummy driver, 32 frames at 48 kHz) started here, with and
 without real-time scheduling for the server (the ideal sender busy-waits at normal priority). The load is
@@ -81,14 +81,18 @@ def _pct(xs, qs=(50, 95, 99)) -> dict:
 
 
 def clock_jitter_ms(times: list[float], expected: int) -> dict:
-    """Receive-time deviation of each tick from the ideal tick grid (ms, absolute).
+    """Receive-time deviation of each tick from the ideal tick grid (ms, absolute; grid offset = median).
 
-    Each tick is placed on the grid by the time since the one before (so a tick JACK dropped in a missed
-    cycle does not shift the ones after it); the grid's offset is the median. `lost` counts missing ticks.
+    With every tick received, tick i is grid point i. When JACK dropped some (a missed cycle), each tick
+    is placed by the time since the one before instead; a sender that stalls and then catches up in a burst
+    looks like a loss to that rule, so rows with lost ticks are less exact (the table says how many).
     """
     period = 60.0 / BPM / PPQN
     t = np.asarray(times)
-    k = np.concatenate([[0], np.cumsum(np.maximum(1, np.round(np.diff(t) / period)))])
+    if len(t) >= expected:
+        k = np.arange(len(t))
+    else:
+        k = np.concatenate([[0], np.cumsum(np.maximum(1, np.round(np.diff(t) / period)))])
     res = t - k * period
     res -= np.median(res)
     out = _pct(np.abs(res) * 1000)
@@ -220,7 +224,10 @@ def cut_to_chord(media: Path, rx: JackReceiver, overrides: dict) -> dict:
 
         source = stamped(FileSource(path, cfg.source.analysis_width, audio=cfg.source.audio, realtime=True))
         engine = Engine(cfg, source, watch, clock, stages)
+        started = time.monotonic()
         tl = asyncio.run(engine.run())
+        _say(f"  {name}: {len(tl.boundaries)} boundaries, {engine.state.dropped} frames dropped, "
+             f"{time.monotonic() - started:.0f} s")
         dropped += engine.state.dropped
         log = sorted((w, m) for w, m in sched.report.log if m[0] & 0xF0 == 0x90 and m[2] > 0)
         for b in tl.boundaries:
@@ -246,6 +253,10 @@ def cut_to_chord(media: Path, rx: JackReceiver, overrides: dict) -> dict:
     return out
 
 
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
 def _first_chord_after(log, t: float, window: float = 0.03) -> float | None:
     """Send time of the first moment after t where 3+ note-ons go out within `window` seconds."""
     times = [w for w, _ in log if w >= t]
@@ -259,13 +270,18 @@ def _first_chord_after(log, t: float, window: float = 0.03) -> float | None:
 
 
 def timing_rows(media: Path, realtime: bool) -> list[dict]:
-    """Our sender and the ideal one, taking turns under the analysis load, on one JACK server."""
+    """Our sender and the ideal one on one JACK server: once idle (the floor), then taking turns under load."""
     mode = "realtime" if realtime else "no-realtime"
+    expected = int(6.0 / (60.0 / BPM / PPQN)) - 2
     rows: list[dict] = []
     server = JackServer(period=32, realtime=realtime).start()
     try:
         rx = JackReceiver(client="bench-rx")
         try:
+            _, _, idle_ours = ours(rx, 6.0)
+            idle_ideal = ideal(rx, 6.0, fifo=False)
+            rows.append({"what": f"[{mode}] idle: JACK receive jitter, cuecast sender", **clock_jitter_ms(idle_ours, expected)})
+            rows.append({"what": f"[{mode}] idle: JACK receive jitter, ideal busy-wait sender", **clock_jitter_ms(idle_ideal, expected)})
             load = start_load(media)
             time.sleep(4.0)  # let the analysis warm up (model load) so the load is on
             try:
@@ -283,32 +299,39 @@ def timing_rows(media: Path, realtime: bool) -> list[dict]:
     finally:
         server.stop()
     for i in range(2):
-        rows.append({"what": f"[{mode}] sender: note messages vs deadline (turn {i + 1})", **notes[i]})
-        rows.append({"what": f"[{mode}] sender: clock ticks vs deadline (turn {i + 1})", **clock[i]})
-    expected = int(6.0 / (60.0 / BPM / PPQN)) - 2
+        rows.append({"what": f"[{mode}] load: sender, note messages vs deadline (turn {i + 1})", **notes[i]})
+        rows.append({"what": f"[{mode}] load: sender, clock ticks vs deadline (turn {i + 1})", **clock[i]})
     jo = [clock_jitter_ms(t, expected) for t in ours_ticks]
     ji = [clock_jitter_ms(t, expected) for t in ideal_ticks]
     for i in range(2):
-        rows.append({"what": f"[{mode}] JACK receive jitter, cuecast sender (turn {i + 1})", **jo[i]})
-        rows.append({"what": f"[{mode}] JACK receive jitter, ideal busy-wait sender (turn {i + 1})", **ji[i]})
-    rows.append({"what": f"[{mode}] receive jitter, cuecast minus ideal (mean of turns)",
+        rows.append({"what": f"[{mode}] load: JACK receive jitter, cuecast sender (turn {i + 1})", **jo[i]})
+        rows.append({"what": f"[{mode}] load: JACK receive jitter, ideal busy-wait sender (turn {i + 1})", **ji[i]})
+    rows.append({"what": f"[{mode}] load: receive jitter, cuecast minus ideal (mean of turns)",
                  "p95": float(np.mean([a["p95"] - b["p95"] for a, b in zip(jo, ji)])),
                  "p99": float(np.mean([a["p99"] - b["p99"] for a, b in zip(jo, ji)]))})
     return rows
 
 
-def run(media_dir: str) -> list[dict]:
+def run(media_dir: str, only: str = "") -> list[dict]:
     from jack_server import can_realtime
 
     media = Path(media_dir)
     rows: list[dict] = []
     for realtime in ((True, False) if can_realtime() else (False,)):
+        if only == "cuts":
+            break
+        _say(f"timing, JACK {'realtime' if realtime else 'no-realtime'} ...")
         rows += timing_rows(media, realtime)
+    if only == "timing":
+        return rows
     server = JackServer(period=32).start()
     try:
         rx = JackReceiver(client="bench-cuts")
         try:
-            for label, over in (("vj preset", {}), ("vj preset, source.queue_frames = 2", {"source.queue_frames": 2})):
+            configs = (("vj preset", {}),
+                       ("vj, queue_frames = 2, source.audio = false", {"source.queue_frames": 2, "source.audio": False}))
+            for label, over in configs:
+                _say(f"cut -> chord, {label} ...")
                 r = cut_to_chord(media, rx, over)
                 rows.append({"what": f"cut frame arrival -> boundary chord sent, lookahead 0 ({label}; "
                                      f"median {r['to_plan_p50']:.0f} ms to the re-plan, {r['plan_to_send_p50']:.1f} ms "
@@ -331,8 +354,10 @@ def markdown(rows: list[dict]) -> str:
 
 
 if __name__ == "__main__":
-    media = sys.argv[1] if len(sys.argv) > 1 else str(HERE.parent.parent / "shared" / "media")
-    result = run(media)
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    media = args[0] if args else str(HERE.parent.parent / "shared" / "media")
+    only = "timing" if "--timing" in sys.argv else "cuts" if "--cuts" in sys.argv else ""
+    result = run(media, only)
     print(markdown(result))
     if "--json" in sys.argv:
         print(json.dumps(result, indent=1))
