@@ -110,7 +110,7 @@ class Guard:
             self.events_this_tick = 0
             self.strikes = {k: [t for t in v if self.tick - t < T.TICKS_PER_BEAT] for k, v in self.strikes.items()}
             self.strikes = {k: v for k, v in self.strikes.items() if v}
-        else:
+        elif kind in (2, 3) or tok == T.CHORD:  # offs are bounded by the open notes; BAR is the grid's
             self.events_this_tick += 1
         if tok == T.CHORD:
             self.chord_tick, self.chord_pcs, self.chord_notes = self.tick, set(), set()
