@@ -44,6 +44,7 @@ def markdown(m: dict) -> str:
         "| metric | forecaster | constant-rate baseline |", "|---|---:|---:|",
         f"| log-likelihood per cut (nats) | {m['ll_per_cut']:.3f} | {m['ll_per_cut_baseline']:.3f} |",
         f"| rhythmic cuts forecast 0.5 s ahead within +-150 ms | {m['rhythmic_hit_rate']:.1%} ({m['rhythmic_cuts']} cuts) | |",
+        f"| ... same, with the most likely bin as the forecast | {m['rhythmic_hit_rate_most_likely']:.1%} | |",
         f"| ... steady | {m['hit_steady']:.1%} | |",
         f"| ... accelerating | {m['hit_accelerating']:.1%} | |",
         f"| ... beat grid | {m['hit_beat']:.1%} | |",

@@ -43,6 +43,7 @@ def main(argv=None) -> int:
     ap.add_argument("--ckpt-minutes", type=float, default=2.0)
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--wd", type=float, default=1e-4, help="AdamW weight decay")
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
@@ -59,7 +60,7 @@ def main(argv=None) -> int:
     print(f"{len(train)} train edits ({len(ctx)} ticks, {(tgt == 0).sum()} cuts), {len(val)} val edits", flush=True)
     taus = torch.tensor(bin_taus(), dtype=torch.float32)
     model = HazardNet(N_FEATURES, args.hidden)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.wd)
     ckpt = Path(args.ckpt or str(Path(args.out).with_suffix(".ckpt")))
     step, best = 0, -float("inf")
     if ckpt.exists():

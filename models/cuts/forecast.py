@@ -223,13 +223,19 @@ def constant_rate_hazard(ctx: torch.Tensor, n_bins: int, bin_s: float = BIN_S, p
 
 
 class CutForecaster:
-    """Online forecaster: call update() for every frame with the boundaries just reported."""
+    """Online forecaster: call update() for every frame with the boundaries just reported.
 
-    def __init__(self, cfg: CutConfig | None = None, device: str | None = None, model: HazardNet | None = None,
-                 horizon: float = HORIZON_S, bin_s: float = BIN_S):
+    Without `model` it loads the shipped weights (or cfg.forecast_weights); a missing or broken file
+    raises FileNotFoundError / ValueError saying how to make it.
+    """
+
+    def __init__(self, cfg: CutConfig | None = None, device: str | None = None, model: HazardNet | None = None):
         self.cfg = cfg or CutConfig()
         self.device = pick_device(device or self.cfg.device)
-        self.model = (model or HazardNet()).to(self.device).eval()
+        horizon, bin_s = HORIZON_S, BIN_S
+        if model is None:
+            model, horizon, bin_s = _load_weights(self.cfg)
+        self.model = model.to(self.device).eval()
         self.bin_s = bin_s
         self.taus = torch.tensor(bin_taus(horizon, bin_s), dtype=torch.float32, device=self.device)
         self.ctx = ContextTracker()
@@ -254,9 +260,7 @@ class CutForecaster:
         return Forecast(t=t, bin_s=self.bin_s, hazard=torch.sigmoid(logits).cpu().numpy().astype(np.float64))
 
 
-def load_forecaster(cfg: CutConfig | None = None, device: str | None = None) -> CutForecaster:
-    """The forecaster with the shipped weights (or cfg.forecast_weights)."""
-    cfg = cfg or CutConfig()
+def _load_weights(cfg: CutConfig) -> tuple[HazardNet, float, float]:
     path = Path(cfg.forecast_weights) if cfg.forecast_weights else WEIGHTS
     how = ("make it with `python tools/make_edits.py --out data/edits` then "
            "`python tools/train_cut_forecast.py --data data/edits --out models/weights/cut_forecast.pt`")
@@ -268,5 +272,9 @@ def load_forecaster(cfg: CutConfig | None = None, device: str | None = None) -> 
         model.load_state_dict(ck["model"])
     except Exception as e:  # a truncated or foreign file: say what to do, not a traceback
         raise ValueError(f"cut forecast weights at {path} are unreadable ({e.__class__.__name__}): {how}") from None
-    return CutForecaster(cfg, device=device, model=model, horizon=ck.get("horizon", HORIZON_S),
-                         bin_s=ck.get("bin_s", BIN_S))
+    return model, float(ck.get("horizon", HORIZON_S)), float(ck.get("bin_s", BIN_S))
+
+
+def load_forecaster(cfg: CutConfig | None = None, device: str | None = None) -> CutForecaster:
+    """The forecaster with the shipped weights (or cfg.forecast_weights)."""
+    return CutForecaster(cfg or CutConfig(), device=device)
