@@ -9,9 +9,11 @@ Use the `jack` fixture:  from jack_server import jack  # noqa: F401
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -103,69 +105,136 @@ def jack():
         server.stop()
 
 
+RECEIVER_SCRIPT = r"""
+import json, sys, threading, time
+import rtmidi
+
+client, port = sys.argv[1], sys.argv[2]
+lock = threading.Lock()
+state = {"midi": None, "t": 0.0}
+buf = []
+
+
+def open_port():
+    m = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, client, queue_size_limit=16384)
+    m.ignore_types(sysex=True, timing=False, active_sense=True)
+    m.open_virtual_port(port)
+    return m
+
+
+def take():
+    while state["midi"] is not None:
+        x = state["midi"].get_message()
+        if x is None:
+            return
+        state["t"] += x[1]
+        buf.append((state["t"], x[0]))
+
+
+def poll():
+    while True:
+        with lock:
+            take()
+        time.sleep(0.002)
+
+
+state["midi"] = open_port()
+threading.Thread(target=poll, daemon=True).start()
+print("ready", flush=True)
+for line in sys.stdin:
+    cmd = line.strip()
+    with lock:
+        take()
+        if cmd == "close_port":
+            state["midi"].close_port()
+            state["midi"].delete()
+            state["midi"] = None
+        elif cmd == "reopen":
+            state["midi"] = open_port()
+        elif cmd == "quit":
+            if state["midi"] is not None:
+                state["midi"].close_port()
+                state["midi"].delete()
+            print(json.dumps(buf), flush=True)
+            break
+        print(json.dumps(buf), flush=True)
+        buf.clear()
+"""
+
+
+class ReceiverCrashed(RuntimeError):
+    pass
+
+
 class JackReceiver:
     """A JACK MIDI input port that keeps every message with its receive time.
 
     Times come from RtMidi's JACK process callback (jack_get_time deltas, microseconds), so they are the
-    receiver's view and are not affected by Python polling the queue late.
+    receiver's view and are not affected by Python polling the queue late. The port lives in a small
+    child process: RtMidi's JACK input has been seen to crash (reading a sender's buffer while that
+    sender's client goes away), and such a crash must fail one test, not end the whole test run.
     """
 
     def __init__(self, client: str = "cuecast-recv", port: str = "in"):
         self.client, self.port_name = client, port
-        self.messages: list[tuple[float, list[int]]] = []  # (receiver seconds since the first message, bytes)
-        self._t = 0.0
+        self._messages: list[tuple[float, list[int]]] = []  # (receiver seconds since the first message, bytes)
         self._lock = threading.Lock()
-        self.midi = None
-        self.reopen_port()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-
-    def _open(self):
-        import rtmidi
-
-        midi = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, self.client, queue_size_limit=16384)
-        midi.ignore_types(sysex=True, timing=False, active_sense=True)
-        midi.open_virtual_port(self.port_name)
-        return midi
+        self._closed = False
+        self._proc = subprocess.Popen([sys.executable, "-c", RECEIVER_SCRIPT, client, port], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, text=True, bufsize=1)
+        if self._proc.stdout.readline().strip() != "ready":
+            raise ReceiverCrashed(f"the JACK MIDI receiver {self.full_name} did not start")
 
     @property
     def full_name(self) -> str:
         return f"{self.client}:{self.port_name}"
 
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            self.drain()
-            time.sleep(0.002)
+    def _ask(self, cmd: str) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            if cmd == "quit":
+                self._closed = True
+            if self._proc.poll() is not None:
+                if cmd == "quit":
+                    return
+                raise ReceiverCrashed(f"the JACK MIDI receiver died (exit {self._proc.returncode})")
+            try:
+                self._proc.stdin.write(cmd + "\n")
+                self._proc.stdin.flush()
+                line = self._proc.stdout.readline()
+            except (BrokenPipeError, OSError):
+                line = ""
+            if not line:
+                raise ReceiverCrashed(f"the JACK MIDI receiver died (exit {self._proc.wait()})")
+            self._messages.extend((t, list(m)) for t, m in json.loads(line))
+
+    @property
+    def messages(self) -> list[tuple[float, list[int]]]:
+        self.drain()
+        return self._messages
 
     def drain(self) -> None:
-        with self._lock:
-            while self.midi is not None:
-                m = self.midi.get_message()
-                if m is None:
-                    return
-                msg, delta = m
-                self._t += delta
-                self.messages.append((self._t, msg))
+        self._ask("drain")
 
     def close_port(self) -> None:
         """The port disappears (as when a synth is unplugged): the JACK client goes away."""
-        self.drain()
-        with self._lock:
-            midi, self.midi = self.midi, None
-            midi.close_port()
-            midi.delete()
+        self._ask("close_port")
 
     def reopen_port(self) -> None:
         """The same port comes back (its clock restarts at the last time seen)."""
-        with self._lock:
-            self.midi = self._open()
+        self._ask("reopen")
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(1)
-        if self.midi is not None:
-            self.close_port()
+        try:
+            self._ask("quit")
+        except ReceiverCrashed:
+            pass
+        try:
+            self._proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
 
     # ---- checks ----
     def notes(self) -> list[tuple[float, int, int, int]]:
