@@ -105,3 +105,13 @@ def test_shipped_weights_load_and_play():
     assert gen.model.n_params() < 10_000_000
     notes = run(gen, plans(8))
     assert notes and not any(math.isnan(n.start) for n in notes)
+
+
+def test_guidance_runs_two_streams_and_stays_valid():
+    model = tiny_model()
+    plain = run(Gen(GeneratorConfig(backend="transformer", seed=3), model=model), plans(4))
+    guided_gen = Gen(GeneratorConfig(backend="transformer", seed=3, guidance=3.0), model=model)
+    guided = run(guided_gen, plans(4))
+    assert guided_gen.s.cache.k[0].shape[0] == 2  # conditioned and valence-free streams in one batch
+    assert guided and guided != plain
+    assert all(n.end > n.start for n in guided)

@@ -99,3 +99,15 @@ def test_save_load_round_trip_and_clear_errors(tmp_path):
         raise AssertionError("broken weights must raise")
     except ValueError as e:
         assert "train_music.py" in str(e)
+
+
+def test_batched_rows_equal_separate_streams():
+    m = tiny()
+    toks, conds = random_seq(12)
+    both, a, b = m.new_cache(), m.new_cache(), m.new_cache()
+    for i in range(12):
+        other = (math.nan, conds[i][1], conds[i][2])  # the same stream without valence (guidance baseline)
+        rows = m.step_rows(toks[i], (conds[i], other), both)
+        la, lb = m.step(toks[i], *conds[i], a), m.step(toks[i], *other, b)
+    assert torch.allclose(rows[0], la, atol=1e-5) and torch.allclose(rows[1], lb, atol=1e-5)
+    assert not torch.allclose(la, lb, atol=1e-4)

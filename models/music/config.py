@@ -24,6 +24,7 @@ class GeneratorConfig:
     chord_bias: float = 3.0  # transformer: logit bonus of CHORD where a boundary is (the conductor's help)
     max_hold_beats: float = 4.0  # transformer: the guard closes a note held this long
     threads: int = 1  # transformer: torch threads while stepping (one token at a time gains nothing from more)
+    guidance: float = 1.0  # transformer: classifier-free guidance on valence (1 = off); the two streams run as one batch
 
     def validate(self, key: str) -> None:
         _check(self.backend in BACKENDS, f"{key}.backend", f"must be one of {', '.join(BACKENDS)}", self.backend)
@@ -34,3 +35,4 @@ class GeneratorConfig:
         _check(0.0 <= self.chord_bias <= 20.0, f"{key}.chord_bias", "must be in 0..20", self.chord_bias)
         _check(0.5 <= self.max_hold_beats <= 16.0, f"{key}.max_hold_beats", "must be in 0.5..16", self.max_hold_beats)
         _check(1 <= self.threads <= 64, f"{key}.threads", "must be in 1..64", self.threads)
+        _check(0.0 <= self.guidance <= 10.0, f"{key}.guidance", "must be in 0..10", self.guidance)

@@ -71,20 +71,55 @@ def rope(x: torch.Tensor, rot: tuple[torch.Tensor, torch.Tensor]) -> torch.Tenso
 
 
 class KVCache:
-    """Keys and values of every layer for the tokens seen so far, at most `window` of them."""
+    """Keys and values of every layer for the last `window` tokens, in a ring buffer.
+
+    Keys carry their rotary position, so attention does not care in which order they sit: a new token
+    overwrites the oldest slot and nothing is copied per step (the sliding window for endless streams)."""
 
     def __init__(self, n_layer: int, window: int):
         self.window = window
         self.k: list[torch.Tensor | None] = [None] * n_layer
         self.v: list[torch.Tensor | None] = [None] * n_layer
+        self.n = 0  # filled slots
+        self.slot = 0  # next slot to write
         self.pos = 0  # absolute position of the next token
 
     def __len__(self) -> int:
-        return 0 if self.k[0] is None else int(self.k[0].shape[2])
+        return self.n
+
+    def past(self, layer: int, extra: int = 0) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The filled part of the buffer (plus `extra` slots just written this step)."""
+        n = min(self.n + extra, self.window)
+        if self.k[layer] is None or n == 0:
+            return None
+        return self.k[layer][:, :, :n], self.v[layer][:, :, :n]
+
+    def write(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Store the keys/values (B, H, T, hd) of this step's tokens from slot `slot` on (ring order)."""
+        if self.k[layer] is None:
+            B, H, _, hd = k.shape
+            self.k[layer] = k.new_zeros(B, H, self.window, hd)
+            self.v[layer] = v.new_zeros(B, H, self.window, hd)
+        k, v = k[:, :, -self.window:], v[:, :, -self.window:]
+        idx = (self.slot + torch.arange(k.shape[2])) % self.window
+        if k.shape[2] == 1:
+            self.k[layer][:, :, self.slot] = k[:, :, 0]
+            self.v[layer][:, :, self.slot] = v[:, :, 0]
+        else:
+            self.k[layer][:, :, idx] = k
+            self.v[layer][:, :, idx] = v
+
+    def advance(self, n_tokens: int) -> None:
+        self.pos += n_tokens
+        kept = min(n_tokens, self.window)
+        self.slot = (self.slot + kept) % self.window
+        self.n = min(self.n + kept, self.window)
 
     def clone(self) -> "KVCache":
         c = KVCache(len(self.k), self.window)
-        c.k, c.v, c.pos = list(self.k), list(self.v), self.pos  # tensors are never written in place
+        c.k = [None if t is None else t.clone() for t in self.k]
+        c.v = [None if t is None else t.clone() for t in self.v]
+        c.n, c.slot, c.pos = self.n, self.slot, self.pos
         return c
 
 
@@ -109,17 +144,18 @@ class Block(nn.Module):
         if cache is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.p_drop if self.training else 0.0)
         else:
-            past = cache.k[layer]
-            if past is not None:
-                k = torch.cat([past, k], dim=2)
-                v = torch.cat([cache.v[layer], v], dim=2)
-            L = k.shape[2]
-            if Tn == 1:
-                y = F.scaled_dot_product_attention(q, k, v)
+            if Tn == 1:  # write first, then attend over the window including itself
+                cache.write(layer, k, v)
+                kk, vv = cache.past(layer, extra=1)
+                y = F.scaled_dot_product_attention(q, kk, vv)
             else:  # a chunk: token i sees the past and chunk tokens up to itself
+                past = cache.past(layer)
+                kk = k if past is None else torch.cat([past[0], k], dim=2)
+                vv = v if past is None else torch.cat([past[1], v], dim=2)
+                L = kk.shape[2]
                 allowed = torch.arange(L, device=x.device)[None, :] <= (L - Tn + torch.arange(Tn, device=x.device))[:, None]
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
-            cache.k[layer], cache.v[layer] = k[:, :, -cache.window:], v[:, :, -cache.window:]
+                y = F.scaled_dot_product_attention(q, kk, vv, attn_mask=allowed)
+                cache.write(layer, k, v)
         x = x + self.drop(self.proj(y.transpose(1, 2).reshape(B, Tn, D)))
         return x + self.drop(self.mlp(self.ln2(x)))
 
@@ -131,18 +167,18 @@ class Block(nn.Module):
 
 
 def block_step(w: tuple, n_head: int, x: torch.Tensor, rot, cache: KVCache, layer: int) -> torch.Tensor:
-    """Block.forward for one token with a cache, in plain functional calls (same maths, eval mode)."""
+    """Block.forward for one token per row (x: B, 1, D) with a cache, in plain functional calls (eval mode)."""
     l1w, l1b, qw, qb, pw, pb, l2w, l2b, m0w, m0b, m2w, m2b, eps = w
-    D = x.shape[-1]
-    q, k, v = F.linear(F.layer_norm(x, (D,), l1w, l1b, eps), qw, qb).view(1, 1, 3, n_head, D // n_head).unbind(2)
-    q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-    q, k = rope(q, rot), rope(k, rot)
-    if cache.k[layer] is not None:
-        k = torch.cat([cache.k[layer], k], dim=2)
-        v = torch.cat([cache.v[layer], v], dim=2)
-    y = F.scaled_dot_product_attention(q, k, v)
-    cache.k[layer], cache.v[layer] = k[:, :, -cache.window:], v[:, :, -cache.window:]
-    x = x + F.linear(y.transpose(1, 2).reshape(1, 1, D), pw, pb)
+    B, _, D = x.shape
+    hd = D // n_head
+    qkv = F.linear(F.layer_norm(x, (D,), l1w, l1b, eps), qw, qb).view(B, 3, n_head, 1, hd).transpose(0, 1)
+    # rotary on q and k at once, as a complex product over the (even, odd) pairs: the same maths as rope()
+    qk = torch.view_as_real(torch.view_as_complex(qkv[:2].reshape(2, B, n_head, 1, hd // 2, 2)) * rot).flatten(-2)
+    q, k, v = qk[0], qk[1], qkv[2]
+    cache.write(layer, k, v)
+    kk, vv = cache.past(layer, extra=1)
+    y = F.scaled_dot_product_attention(q, kk, vv)
+    x = x + F.linear(y.transpose(1, 2).reshape(B, 1, D), pw, pb)
     return x + F.linear(F.gelu(F.linear(F.layer_norm(x, (D,), l2w, l2b, eps), m0w, m0b)), m2w, m2b)
 
 
@@ -175,6 +211,7 @@ class MusicTransformer(nn.Module):
 
     def train(self, mode: bool = True):
         self._va_memo = {}  # step()'s memos are stale once the weights may change
+        self._off_memo = {}
         self._fast = None
         return super().train(mode)
 
@@ -201,7 +238,7 @@ class MusicTransformer(nn.Module):
             x = b(x, rot, cache, i)
         logits = self.head(self.ln_f(x))
         if cache is not None:
-            cache.pos += Tn
+            cache.advance(Tn)
         if targets is None:
             return logits, None
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=T.PAD)
@@ -212,31 +249,50 @@ class MusicTransformer(nn.Module):
 
     @torch.inference_mode()
     def step(self, tok: int, val: float, aro: float, off: float, cache: KVCache) -> torch.Tensor:
-        """Feed one token with its conditions (NaN = missing); logits (V,) of the next token.
+        """Feed one token with its conditions (NaN = missing); logits (V,) of the next token."""
+        return self.step_rows(tok, ((val, aro, off),), cache)[0]
 
-        The same maths as forward() with a cache, with fewer tiny ops: valence/arousal vectors are
-        memoised (they change rarely within a stream), the offset MLP runs on one scalar."""
+    @torch.inference_mode()
+    def step_rows(self, tok: int, rows, cache: KVCache) -> torch.Tensor:
+        """One token fed to B streams that differ only in their conditions (rows of (val, aro, off)), e.g. with
+        and without valence for guidance; logits (B, V). The cache holds all B streams.
+
+        The same maths as forward() with a cache, with fewer tiny ops: condition vectors are memoised
+        (valence/arousal change rarely within a stream; tokens at one time share their offset)."""
+        x = torch.stack([self._cond_vector(*r) for r in rows]) + self.tok.weight[tok]
+        x = x.unsqueeze(1)
+        if getattr(self, "_fast", None) is None:
+            hd = self.cfg.d_model // self.cfg.n_head
+            inv = 1.0 / (10000.0 ** (torch.arange(0, hd, 2, device=x.device, dtype=torch.float32) / hd))
+            self._fast = ([b.weights() for b in self.blocks], inv)
+        weights, inv = self._fast
+        rot = torch.polar(torch.ones_like(inv), cache.pos * inv)  # cos + i sin of this position's angles
+        for i, w in enumerate(weights):
+            x = block_step(w, self.cfg.n_head, x, rot, cache, i)
+        cache.advance(1)
+        return F.linear(self.ln_f(x)[:, -1], self.tok.weight)
+
+    def _cond_vector(self, val: float, aro: float, off: float) -> torch.Tensor:
         dev = self.tok.weight.device
         key = (val, aro)
-        va = self._va_memo.get(key) if hasattr(self, "_va_memo") else None
+        if not hasattr(self, "_va_memo") or len(self._va_memo) > 256:
+            self._va_memo = {}
+            self._off_memo = {}
+        va = self._va_memo.get(key)
         if va is None:
             c = torch.tensor([val, aro], dtype=torch.float32, device=dev)
             va = self.val(c[:1].nan_to_num(0.0), ~c[0].isnan()) + self.aro(c[1:].nan_to_num(0.0), ~c[1].isnan())
-            if not hasattr(self, "_va_memo") or len(self._va_memo) > 256:
-                self._va_memo = {}
             self._va_memo[key] = va
         if math.isnan(off):
-            ob = self.off.missing
-        else:
-            ob = self.off.net(offset_features(torch.tensor(off, dtype=torch.float32, device=dev)))
-        x = (self.tok.weight[tok] + va + ob).view(1, 1, -1)
-        rot = rope_tables(torch.tensor([cache.pos], device=dev), self.cfg.d_model // self.cfg.n_head)
-        if getattr(self, "_fast", None) is None:
-            self._fast = [b.weights() for b in self.blocks]
-        for i, w in enumerate(self._fast):
-            x = block_step(w, self.cfg.n_head, x, rot, cache, i)
-        cache.pos += 1
-        return F.linear(self.ln_f(x)[0, -1], self.tok.weight)
+            return va + self.off.missing
+        ok = (off, key)
+        cv = self._off_memo.get(ok)
+        if cv is None:
+            cv = va + self.off.net(offset_features(torch.tensor(off, dtype=torch.float32, device=dev)))
+            if len(self._off_memo) > 64:
+                self._off_memo = {}
+            self._off_memo[ok] = cv
+        return cv
 
     @torch.no_grad()
     def full_step(self, toks: list[int], conds: list[tuple[float, float, float]]) -> torch.Tensor:

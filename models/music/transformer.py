@@ -68,6 +68,7 @@ class TransformerGenerator:
         self.chord_bias = float(cfg.chord_bias)
         self.max_hold_beats = float(cfg.max_hold_beats)
         self.threads = int(cfg.threads)
+        self.guidance = float(cfg.guidance)
         self.reset(cfg.seed)
 
     # ---- Generator protocol ------------------------------------------------------------------------
@@ -75,14 +76,14 @@ class TransformerGenerator:
     def reset(self, seed: int) -> None:
         self.gen = torch.Generator().manual_seed(int(seed))
         cache = self.model.new_cache()
-        logits = self.model.step(T.BOS, math.nan, math.nan, math.nan, cache)
+        logits = self.model.step_rows(T.BOS, ((math.nan,) * 3,) * (1 if self.guidance == 1.0 else 2), cache)[0]
         guard = Guard(max_polyphony=self.cfg.max_polyphony, max_hold_ticks=int(self.max_hold_beats * T.TICKS_PER_BEAT),
                       max_events_per_tick=self.events_per_tick)
         self.s = _State(cache, logits, guard, clock=math.nan, level=-1)
         self.closed: list[Note] = []  # notes closed, not yet returned
         self.emitted_until = -math.inf  # notes starting before this were returned already
         self.log: list[tuple[int, float, float, float, float]] = []  # (token, time, val, aro, off)
-        self.snaps: deque[tuple[float, int, _State]] = deque(maxlen=48)  # (clock, log length, state)
+        self.snaps: deque[tuple[float, int, _State]] = deque(maxlen=24)  # (clock, log length, state): ~12 s of steps, 2.4 MB each
         self.tokens_generated = 0
 
     def step(self, plan: StepPlan) -> list[Note]:
@@ -214,7 +215,11 @@ class TransformerGenerator:
                 inst = T.TO_CUECAST[T.INSTS[int(T.TOK_INST[tok])]]
                 self._emit(Note(st, max(t, st + 1e-3), int(T.TOK_PITCH[tok]), vel, inst), record_notes)
         s.guard.update(tok)
-        s.logits = self.model.step(tok, val, aro, off, s.cache)
+        if self.guidance == 1.0:
+            s.logits = self.model.step(tok, val, aro, off, s.cache)
+        else:  # guidance on valence: the same stream without valence (its learned missing vector) as a baseline
+            lc, lu = self.model.step_rows(tok, ((val, aro, off), (math.nan, aro, off)), s.cache)
+            s.logits = lu + self.guidance * (lc - lu)
         self.log.append((tok, t, val, aro, off))
         self.tokens_generated += 1
         if len(self.log) > 20000 and self.snaps:  # keep the log from the oldest snapshot on
