@@ -42,7 +42,8 @@ class JackServer:
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(
                 ["jackd", "--realtime" if self.realtime else "--no-realtime", "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **self.env()})
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **self.env()},
+                preexec_fn=_die_with_parent)
         for k, v in self.env().items():
             self._saved_env[k] = os.environ.get(k)
             os.environ[k] = v
@@ -75,6 +76,17 @@ class JackServer:
     def ports(self) -> list[str]:
         r = subprocess.run(["jack_lsp", "-s", self.name], capture_output=True, text=True, env={**os.environ, **self.env()})
         return r.stdout.split("\n")
+
+
+def _die_with_parent() -> None:
+    """jackd ends when the process that started it ends, even by a crash (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def can_realtime() -> bool:
