@@ -57,16 +57,20 @@ class Batches:
         self.context = context
         self.rng = np.random.default_rng(seed)
         self.tabs = transpose_tables()
+        self.bos = np.flatnonzero(self.tokens[: self.n_train] == T.BOS)
         if self.n_train <= context + 1 or len(self.tokens) - self.n_train <= context + 1:
             raise SystemExit("train_music: corpus too small for the context; build a bigger one")
 
-    def _window(self, lo: int, hi: int, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    def _window(self, lo: int, hi: int, n: int, rng, bos_frac: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         starts = rng.integers(lo, hi - self.context - 1, size=n)
+        if bos_frac > 0:  # some windows open a piece: the conditions must carry it while context is short
+            at_bos = rng.random(n) < bos_frac
+            starts[at_bos] = rng.choice(self.bos[self.bos < hi - self.context - 1], size=int(at_bos.sum()))
         idx = starts[:, None] + np.arange(self.context + 1)[None, :]
         return self.tokens[idx], self.cond[idx[:, :-1]]
 
-    def train(self, batch: int, p_drop: tuple[float, float, float] = (0.15, 0.15, 0.1)):
-        toks, cond = self._window(0, self.n_train, batch, self.rng)
+    def train(self, batch: int, p_drop: tuple[float, float, float] = (0.15, 0.15, 0.1), bos_frac: float = 0.0):
+        toks, cond = self._window(0, self.n_train, batch, self.rng, bos_frac)
         shift = self.rng.integers(-5, 7, size=batch)
         toks = np.stack([self.tabs[s + 6, t] for s, t in zip(shift, toks)])
         cond = cond.copy()
@@ -152,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ship", action="store_true", help="copy the best checkpoint and log to models/weights/")
     ap.add_argument("--ship-minutes", type=float, default=10.0)
     ap.add_argument("--commit", action="store_true", help="git commit what --ship copies")
+    ap.add_argument("--bos-frac", type=float, default=0.0,
+                    help="fraction of training windows that start at a piece's first token (conditions matter most there)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bench", action="store_true")
     a = ap.parse_args(argv)
@@ -198,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         lr = lr_at(frac, a.lr)
         for g in opt.param_groups:
             g["lr"] = lr
-        x, y, v, ar, o = data.train(a.batch)
+        x, y, v, ar, o = data.train(a.batch, bos_frac=a.bos_frac)
         _, loss = model(x, v, ar, o, targets=y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
