@@ -633,14 +633,14 @@ def sender_main(conn, status, setup: dict) -> None:
     finally:
         s.stop()
         time.sleep(FLUSH_S)  # let the backend deliver the last messages before the ports go
-        for out in outputs:
-            out.close()
         status[ST_ALIVE] = 0.0
-        if mode != "eof":
+        if mode != "eof":  # report before closing the ports: a backend that crashes on close loses nothing
             try:
                 conn.send(("closed", s.result()))
             except (BrokenPipeError, OSError):
                 pass
+        for out in outputs:
+            out.close()
 
 
 def _loop(s: Sender, conn) -> str:
