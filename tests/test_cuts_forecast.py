@@ -29,7 +29,7 @@ def test_features_and_loss_shapes():
     logits = torch.zeros(3, 4)  # hazard 0.5 everywhere
     nll = survival_nll(logits, torch.tensor([0, 2, 4]))
     ln2 = np.log(2)
-    assert torch.allclose(nll, torch.tensor([ln2, 3 * ln2, 4 * ln2]))  # cut in bin 0, bin 2, censored
+    assert torch.allclose(nll, torch.tensor([ln2, 3 * ln2, 4 * ln2], dtype=torch.float32))  # cut in bin 0, bin 2, censored
 
 
 def test_onset_envelope_finds_the_beat():
@@ -75,7 +75,8 @@ def test_forecasts_shape_and_monotonic():
     forecasts, labels, truth = run_edit([Shot(2.0, seed=k) for k in range(6)])
     assert len(labels) == 5
     ts = [f.t for f, _ in forecasts]
-    assert all(b - a >= 0.079 for a, b in zip(ts, ts[1:]))  # about one forecast per 0.1 s of media time
+    # one forecast per 0.1 s tick, on the first frame past it (frames every 0.04 s)
+    assert all(0.06 <= b - a <= 0.14 for a, b in zip(ts, ts[1:]))
     for f, _ in forecasts:
         assert isinstance(f, Forecast) and f.hazard.shape == (40,) and f.bin_s == pytest.approx(0.1)
         assert np.all((f.hazard > 0) & (f.hazard < 1))

@@ -69,7 +69,7 @@ def adaptive(path: Path) -> list[tuple[float, str]]:
     from scenedetect import AdaptiveDetector, detect
 
     scenes = detect(str(path), AdaptiveDetector())
-    return [(s[0].get_seconds(), "cut") for s in scenes[1:]]
+    return [(s[0].seconds, "cut") for s in scenes[1:]]
 
 
 def accuracy_rows(media: Path) -> list[dict]:

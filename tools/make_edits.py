@@ -28,7 +28,7 @@ import torch
 
 from cuecast.models.cuts.config import CutConfig
 from cuecast.models.cuts.detector import OnlineCutDetector
-from cuecast.models.cuts.forecast import BIN_S, ContextTracker
+from cuecast.models.cuts.forecast import BIN_S, ContextTracker, next_tick_after
 from cuecast.types import AudioChunk, Frame
 
 RHYTHMS = ("steady", "accelerating", "beat", "random")
@@ -198,7 +198,7 @@ def play(frames: list[np.ndarray], audio: np.ndarray | None, fps: float) -> dict
         ctx.add_frame(frame)
         ctx.add_cuts(found)
         if next_tick is None or t >= next_tick:
-            next_tick = (np.floor(t / BIN_S) + 1) * BIN_S
+            next_tick = next_tick_after(t, BIN_S)
             rows.append(ctx.row(t))
     labels += [b.t for b in det.flush()]
     return {"ctx": np.stack(rows), "labels": np.array(labels)}

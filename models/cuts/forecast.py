@@ -75,7 +75,8 @@ class OnsetEnvelope:
         e = np.asarray(self.env, np.float64)
         if e.size < 3 * self.fps:
             return 0.0, 0.0, 0.0
-        e = e - e.mean()
+        # a little smoothing (about one hop) so a period between two whole lags still lines up
+        e = np.convolve(e - e.mean(), [0.25, 0.5, 0.25], mode="same")
         lo, hi = int(self.fps * 60 / max_bpm), int(self.fps * 60 / min_bpm)
         lags = np.arange(lo, hi + 1)
         ac = np.array([np.dot(e[:-lag], e[lag:]) for lag in lags])
@@ -143,6 +144,11 @@ class ContextTracker:
             r[CI["beat_period"]], r[CI["beat_anchor"]], r[CI["beat_conf"]] = p, anchor, conf
             r[CI["has_audio"]] = 1.0
         return r
+
+
+def next_tick_after(t: float, bin_s: float = BIN_S) -> float:
+    """The tick after media time t (the epsilon keeps 8.6/0.1 = 85.999... from ticking twice)."""
+    return (math.floor(t / bin_s + 1e-6) + 1) * bin_s
 
 
 def bin_taus(horizon: float = HORIZON_S, bin_s: float = BIN_S) -> np.ndarray:
@@ -250,7 +256,7 @@ class CutForecaster:
         self.ctx.add_cuts(boundaries)
         if self.next_tick is not None and frame.t < self.next_tick:
             return None
-        self.next_tick = (math.floor(frame.t / self.bin_s) + 1) * self.bin_s
+        self.next_tick = next_tick_after(frame.t, self.bin_s)
         return self.forecast(frame.t)
 
     @torch.no_grad()
