@@ -211,12 +211,13 @@ class RealtimeScheduler:
             while time.monotonic() < deadline:
                 if self._aborted and timeout > 5.0:  # a signal arrived while draining: stop waiting long
                     deadline = min(deadline, time.monotonic() + 5.0)
+                exited = not self._alive()  # looked at before the poll: a report sent just before exit is still read
                 if self._conn.poll(0.05):
                     kind, payload = self._conn.recv()
                     if kind == "closed":
                         report = SendReport(**payload)
                         break
-                if not self._alive():
+                elif exited:
                     break
         except (EOFError, OSError):
             pass
