@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from cuecast.models.cuts.config import CutConfig
 from cuecast.types import Boundary, Frame
 
-# Luma weights (BT.601): structure is judged on luma, colour on the chroma-aware histogram.
+# Luma weights (BT.601): structure is judged on luma; fades and dissolves on colour (the small frames).
 _LUMA = (0.299, 0.587, 0.114)
 FLAT_STD = 0.03  # luma std (0..1) below which a frame has no picture to correlate (black, a flat card)
 DARK_MEAN = 0.08  # mean luma (0..1) below which a flat-ish frame counts as black for fades
@@ -56,7 +56,6 @@ class Feat:
     t: float
     luma: torch.Tensor  # H x W float in 0..1 at analysis width
     small: torch.Tensor  # 3 x h x w float in 0..1, half the analysis size, for blend tests
-    hist: torch.Tensor  # 64-bin RGB histogram, sums to 1
     mean: float
     std: float
     sat: float  # fraction of blown-out pixels
@@ -88,12 +87,8 @@ def features(image: np.ndarray, t: float, width: int, device: torch.device) -> F
     rgb = downscale(image, width, device)
     w = torch.tensor(_LUMA, device=device).view(3, 1, 1)
     luma = (rgb * w).sum(0)
-    q = (rgb * 3.999).long().clamp_(0, 3)  # 4 levels per channel
-    idx = (q[0] * 16 + q[1] * 4 + q[2]).flatten()
-    hist = torch.bincount(idx, minlength=64).float()
-    hist /= hist.sum()
     small = F.avg_pool2d(rgb.unsqueeze(0), 2, ceil_mode=True)[0]
-    return Feat(t, luma, small, hist, float(luma.mean()), float(luma.std()), float((luma > SATURATED).float().mean()))
+    return Feat(t, luma, small, float(luma.mean()), float(luma.std()), float((luma > SATURATED).float().mean()))
 
 
 def structure_distance(a: torch.Tensor, b: torch.Tensor, shift: int = MAX_SHIFT) -> float:
@@ -127,10 +122,6 @@ def structure_distance(a: torch.Tensor, b: torch.Tensor, shift: int = MAX_SHIFT)
     ncc = (da * db).sum(dim=(1, 2)) / ((da ** 2).sum(dim=(1, 2)) * (db ** 2).sum(dim=(1, 2)) + 1e-8).sqrt()
     ncc = torch.where(n[:, 0, 0] >= 0.15 * ac.numel(), ncc, torch.full_like(ncc, -1.0))
     return float(1.0 - ncc.max().clamp(-1.0, 1.0))
-
-
-def hist_distance(a: Feat, b: Feat) -> float:
-    return float(0.5 * (a.hist - b.hist).abs().sum())
 
 
 def cut_score(a: Feat, b: Feat) -> float:
@@ -350,6 +341,10 @@ class GradualTracker:
         diag = g.diagonal()
         ge = g[:, e]
         dss = (g[e, e] - 2 * ge + diag).clamp_min(1e-8)  # |B - A_s|^2 for each s
+        rms = (dss / d).sqrt()
+        if float(rms[: e - n_min + 1].max()) < self.min_rms:  # nothing changed enough: the usual case
+            none = torch.zeros(n, dtype=torch.bool, device=g.device)
+            return none, rms, None, None
         alpha = (ge[None, :] - g - ge[:, None] + diag[:, None]) / dss[:, None]  # row s, column k
         dist2 = diag[None, :] - 2 * g + diag[:, None]
         rel = (dist2 - alpha ** 2 * dss[:, None]).clamp_min(0.0).sqrt() / dss.sqrt()[:, None]
@@ -361,7 +356,6 @@ class GradualTracker:
         steps = (k_row[:, :-1] >= s_col) & (k_row[:, :-1] < e)
         max_step = torch.where(steps, da, torch.full_like(da, -9.0)).max(1).values
         mono = ((da >= -0.05) & steps).sum(1) / steps.sum(1).clamp_min(1)
-        rms = (dss / d).sqrt()
         ok = (idx <= e - n_min) & (rms >= self.min_rms) & (resid <= self.max_resid)
         ok &= (max_step <= self.max_step) & (mono >= 0.9)
         if not final:
