@@ -69,7 +69,12 @@ class Engine:
         self.timeline = Timeline()
         self.state = EngineState()
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="cuecast-analysis")
+        # Live, emotion runs beside the cut path so a slow face pass never delays a cut's chord. Offline it
+        # runs in step with the frames, which keeps the render a pure function of the input and the seed.
+        self._emotion_pool = (concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="cuecast-emotion")
+                              if clock.realtime and stages.emotion is not None else None)
         self._stop = threading.Event()
+        self._emotion_error: BaseException | None = None
         self._last_frame_t: float | None = None
         self._frame_dt = 1 / 25
 
@@ -108,6 +113,8 @@ class Engine:
                 t.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
+            if self._emotion_pool is not None:
+                self._emotion_pool.shutdown(wait=True, cancel_futures=True)
             self._pool.shutdown(wait=True)
             if not closed:
                 self.sink.close()  # error or cancel: never leave a note sounding
@@ -115,12 +122,10 @@ class Engine:
     # ---- source thread ---------------------------------------------------------------------------
     def _read(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue) -> None:
         def offer(item) -> None:
-            if self.clock.realtime and queue.full() and isinstance(item, Frame):
-                try:  # live: the newest frame matters, the oldest waiting one goes
-                    queue.get_nowait()
+            if queue.full():  # live: the newest input matters, the oldest waiting item goes
+                old = queue.get_nowait()
+                if isinstance(old, Frame):
                     self.state.dropped += 1
-                except asyncio.QueueEmpty:
-                    pass
             queue.put_nowait(item)
 
         try:
@@ -144,41 +149,70 @@ class Engine:
         st = self.stages
         if isinstance(item, AudioChunk):
             if st.emotion is not None:
-                st.emotion.process_audio(item)
+                self._emotion(st.emotion.process_audio, item)
             if st.forecaster is not None:
                 st.forecaster.add_audio(item)
             return
+        if self._emotion_error is not None:
+            raise self._emotion_error
         started = time.perf_counter()
         frame = item
         if self._last_frame_t is not None and frame.t > self._last_frame_t:
             self._frame_dt = 0.9 * self._frame_dt + 0.1 * min(1.0, frame.t - self._last_frame_t)
         self._last_frame_t = frame.t
         boundaries = st.detector.process_frame(frame)
-        self._take_boundaries(boundaries)
+        self.clock.observe(frame.t)
+        if self._take_boundaries(boundaries):
+            self._plan()  # an unplanned cut: the boundary chord goes out before anything else is analysed
         if st.emotion is not None:
-            self._take_emotion(st.emotion.process_frame(frame))
+            self._emotion(st.emotion.process_frame, frame, then=self._take_emotion)
         if st.forecaster is not None:
             forecast = st.forecaster.update(frame, boundaries)
             if forecast is not None:
                 self.conductor.set_forecast(forecast)
                 if self.cfg.conductor.lookahead_s == 0 and self.cfg.conductor.use_forecast:
                     self.timeline.forecasts.append(forecast)
-        self.clock.observe(frame.t)
         self.state.frames += 1
         self.state.t_in = frame.t
         self._plan()
         self.state.analysis_ms = (time.perf_counter() - started) * 1000
 
-    def _take_boundaries(self, boundaries: list[Boundary]) -> None:
+    def _take_boundaries(self, boundaries: list[Boundary]) -> bool:
+        """Hand boundaries to the conductor; True when one forced a re-plan."""
+        replanned = False
         for b in boundaries:
             self.timeline.boundaries.append(b)
-            if self.stages.emotion is not None and hasattr(self.stages.emotion, "observe_cut"):
-                self.stages.emotion.observe_cut(b.t)
+            if self.stages.emotion is not None:
+                self._emotion(self.stages.emotion.observe_cut, b.t)
             now = self.clock.playhead() if self.clock.realtime else None
             if self.conductor.add_boundary(b, now=now):
+                replanned = True
                 self.state.replans += 1
                 self.state.last_cut_arrival = time.monotonic()
         self.state.boundaries = len(self.timeline.boundaries)
+        return replanned
+
+    def _emotion(self, fn, arg, then=None) -> None:
+        """Call an emotion-estimator method in step (offline) or on the emotion thread (live)."""
+        if self._emotion_pool is None:
+            out = fn(arg)
+            if then is not None:
+                then(out)
+            return
+        fut = self._emotion_pool.submit(fn, arg)
+        if then is not None:
+            fut.add_done_callback(lambda f: self._hand_back(then, f))
+
+    def _hand_back(self, then, fut: concurrent.futures.Future) -> None:
+        if fut.cancelled():
+            return
+        if fut.exception() is not None:
+            self._emotion_error = fut.exception()  # raised on the analysis thread with the next frame
+            return
+        try:
+            self._pool.submit(then, fut.result())  # the conductor is only touched from the analysis thread
+        except RuntimeError:
+            pass  # the engine is shutting down
 
     def _take_emotion(self, windows: list[EmotionWindow]) -> None:
         for w in windows:
@@ -205,7 +239,10 @@ class Engine:
             raise NoFramesError("the input has no video frames")
         self._take_boundaries(st.detector.flush())
         if st.emotion is not None:
-            self._take_emotion(st.emotion.flush())
+            if self._emotion_pool is not None:
+                self._take_emotion(self._emotion_pool.submit(st.emotion.flush).result())
+            else:
+                self._take_emotion(st.emotion.flush())
         duration = self._last_frame_t + self._frame_dt
         if not self._stop.is_set() or not self.clock.realtime:
             self.conductor.finish(duration)

@@ -19,6 +19,7 @@ import numpy as np
 from cuecast.types import AudioChunk, Frame
 
 AUDIO_RATE = 22050  # enough for loudness, spectral brightness and onsets
+AUDIO_BLOCK = 2205  # samples per AudioChunk (0.1 s): codec frames are ~20 ms, too small to queue one by one
 
 
 class SourceError(Exception):
@@ -137,6 +138,7 @@ class FileSource:
             resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE) if self.audio else None
             t0 = None  # media time zero is the first video frame's presentation time
             pending_audio: list[av.AudioFrame] = []
+            blocks = _AudioBlocks()
             for packet in container.demux(streams):
                 try:
                     frames = packet.decode()
@@ -150,7 +152,7 @@ class FileSource:
                         if t0 is None:
                             t0 = pts
                             for af in pending_audio:
-                                yield from self._audio(af, resampler, t0, offset)
+                                yield from blocks.add(self._audio(af, resampler, t0, offset))
                             pending_audio.clear()
                         yield Frame(t=offset + pts - t0, index=index, image=self._picture(frame),
                                     source_size=(self.info.width, self.info.height))
@@ -159,7 +161,8 @@ class FileSource:
                         if t0 is None:
                             pending_audio.append(frame)
                         else:
-                            yield from self._audio(frame, resampler, t0, offset)
+                            yield from blocks.add(self._audio(frame, resampler, t0, offset))
+            yield from blocks.flush()
 
     def _picture(self, frame: av.VideoFrame) -> np.ndarray:
         rotation = int(getattr(frame, "rotation", 0) or 0)
@@ -180,6 +183,31 @@ class FileSource:
             samples = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
             if samples.size:
                 yield AudioChunk(t=t, samples=samples, rate=AUDIO_RATE)
+
+
+class _AudioBlocks:
+    """Joins decoded audio into AUDIO_BLOCK-sample chunks; a gap in the timestamps starts a new chunk."""
+
+    def __init__(self):
+        self.t: float | None = None
+        self.parts: list[np.ndarray] = []
+        self.n = 0
+
+    def add(self, chunks: Iterator[AudioChunk]) -> Iterator[AudioChunk]:
+        for c in chunks:
+            if self.t is not None and abs(self.t + self.n / c.rate - c.t) > 0.05:
+                yield from self.flush()
+            if self.t is None:
+                self.t = c.t
+            self.parts.append(c.samples)
+            self.n += len(c.samples)
+            if self.n >= AUDIO_BLOCK:
+                yield from self.flush()
+
+    def flush(self) -> Iterator[AudioChunk]:
+        if self.n:
+            yield AudioChunk(t=self.t, samples=np.concatenate(self.parts), rate=AUDIO_RATE)
+        self.t, self.parts, self.n = None, [], 0
 
 
 def _scene(rng: np.random.Generator, h: int, w: int, colour) -> np.ndarray:
