@@ -35,17 +35,22 @@ LOAD_CLIP = "testvideo.mp4"
 CUT_CLIPS = ("issue-195-aspect-ratio.mp4", "goldeneye-vfr-drop3.mp4", "issue-134-rotate.mp4")
 
 LOAD_SCRIPT = r"""
-import sys
+import os, sys, time
 from cuecast.engine.config import load_config
 from cuecast.engine.stages import build_stages
 from cuecast.streams.video import FileSource
 cfg = load_config(None, {"conductor.lookahead_s": 3.0})
 st = build_stages(cfg)
-while True:  # the analysis the engine does per frame, as fast as it goes
+parent, end = os.getppid(), time.monotonic() + float(sys.argv[2])
+# the analysis the engine does per frame, as fast as it goes; bounded in time, and gone with its parent
+while time.monotonic() < end and os.getppid() == parent:
     for item in FileSource(sys.argv[1], cfg.source.analysis_width, audio=False):
         st.detector.process_frame(item)
         st.emotion.process_frame(item)
+        if os.getppid() != parent:
+            break
 """
+LOAD_LIMIT_S = 900
 
 IDEAL_SCRIPT = r"""
 import os, sys, time, rtmidi
@@ -102,7 +107,7 @@ def clock_jitter_ms(times: list[float], expected: int) -> dict:
 
 def start_load(media: Path, n: int = 2) -> list[subprocess.Popen]:
     clip = media / LOAD_CLIP
-    return [subprocess.Popen([sys.executable, "-c", LOAD_SCRIPT, str(clip)], stdout=subprocess.DEVNULL,
+    return [subprocess.Popen([sys.executable, "-c", LOAD_SCRIPT, str(clip), str(LOAD_LIMIT_S)], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL) for _ in range(n)]
 
 
