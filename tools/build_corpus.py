@@ -203,7 +203,8 @@ def process(items: list[tuple[str, Path]], cache: Path, mma_out: Path, deadline:
 
 # ---- assembling -------------------------------------------------------------------------------------
 
-def assemble(items: list[tuple[str, Path]], cache: Path, out: Path, seed: int, heldout: float, counts: Counter) -> dict:
+def assemble(items: list[tuple[str, Path]], cache: Path, out: Path, seed: int, heldout: float, counts: Counter,
+             valence_scope: str = "piece") -> dict:
     pieces = []
     for kind, src in items:
         cp = cache_path(cache, kind, src)
@@ -215,6 +216,8 @@ def assemble(items: list[tuple[str, Path]], cache: Path, out: Path, seed: int, h
         raise SystemExit("build_corpus: no pieces parsed; check the sources")
     for p in pieces:
         p["split"] = C.split_of(p["name"], seed, heldout)
+        if valence_scope == "piece":  # EMSYNC labels a whole piece: one valence, its mean key score
+            p["val_raw"] = np.full_like(p["val_raw"], float(np.mean(p["val_raw"])))
     train = [p for p in pieces if p["split"] == "train"] or pieces
     vtab = C.quantile_table(np.concatenate([p["val_raw"] for p in train]))
     atab = C.quantile_table(np.concatenate([p["aro_raw"] for p in train]))
@@ -239,6 +242,7 @@ def assemble(items: list[tuple[str, Path]], cache: Path, out: Path, seed: int, h
              sec=cat["sec"].astype(np.float32), n_train=np.array(n_train), valence_table=vtab, arousal_table=atab)
     (out / "pieces.json").write_text(json.dumps(meta))
     stats = statistics(meta, cat, counts, seed, heldout, vtab, atab)
+    stats["valence_scope"] = valence_scope
     (out / "stats.json").write_text(json.dumps(stats, indent=1))
     return stats
 
@@ -284,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-minutes", type=float, default=15.0, help="stop parsing new files after this long")
     ap.add_argument("--file-timeout", type=int, default=60, help="seconds one source file may take (default 60)")
     ap.add_argument("--chord-min-beats", type=float, default=2.0, help="hold of a CHORD target in beats")
+    ap.add_argument("--valence-scope", choices=("piece", "window"), default="piece",
+                    help="valence label per piece (EMSYNC; default) or per +-8 s window around each token")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--heldout", type=float, default=0.05, help="held-out fraction of pieces")
     ap.add_argument("--stats-copy", default="models/weights/music_corpus_stats.json", help="'' to skip")
@@ -308,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     items = interleave(lists)
     print(f"build_corpus: {len(items)} source files; cache {cache}")
     counts = process(items, cache, out / "mma", time.time() + a.max_minutes * 60, a.chord_min_beats, a.file_timeout)
-    stats = assemble(items, cache, out, a.seed, a.heldout, counts)
+    stats = assemble(items, cache, out, a.seed, a.heldout, counts, a.valence_scope)
     if a.stats_copy:
         Path(a.stats_copy).parent.mkdir(parents=True, exist_ok=True)
         Path(a.stats_copy).write_text(json.dumps(stats, indent=1))
