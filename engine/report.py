@@ -7,8 +7,6 @@ faintly through every panel so a glance shows whether chords land on them.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from cuecast.engine.errors import UserError
+from cuecast.streams.files import replacing
 from cuecast.types import EKMAN6, Boundary, Note, Timeline
 
 EMOTION_COLOURS = {"anger": "#d62728", "disgust": "#8c9d2a", "fear": "#7b3fa0", "joy": "#f2c12e",
@@ -27,8 +26,6 @@ INSTRUMENT_COLOURS = {"drums": "#555555", "bass": "#1f77b4", "chords": "#d62728"
                       "pad": "#9467bd"}
 OTHER_COLOURS = ["#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 DRUM_LANE = 6  # pitch rows the drum lane takes below the lowest pitched note
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read once at import: os.umask can only be read by setting it
 
 
 def write_report(path: str | Path, timeline: Timeline, notes: list[Note]) -> None:
@@ -36,19 +33,10 @@ def write_report(path: str | Path, timeline: Timeline, notes: list[Note]) -> Non
     fig = build_figure(timeline, notes)
     path = Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part.png", dir=str(path.parent))
-    except OSError as e:
-        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with replacing(path, suffix=".part.png") as tmp, open(tmp, "wb") as f:
             fig.savefig(f, format="png", dpi=100)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a report is as readable as any other file
-        os.replace(tmp, path)
     except OSError as e:
         raise UserError(f"cannot write {path}: {e.strerror or e}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def build_figure(timeline: Timeline, notes: list[Note]) -> Figure:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from cuecast import __version__
-from cuecast.streams.midi_file import FILE_MODE
+from cuecast.streams.files import replacing
 from cuecast.types import Timeline
 
 SCHEMA = 1
@@ -38,13 +36,5 @@ def timeline_json(tl: Timeline, **meta) -> dict:
 
 def write_json(path: Path, data: dict) -> None:
     """Write atomically so a half-written file never carries the final name."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=str(path.parent))
-    try:
-        os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600; outputs are ordinary files
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1) + "\n")

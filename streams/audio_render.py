@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import math
-import os
-import tempfile
 import wave
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -19,7 +17,8 @@ import numpy as np
 
 from cuecast.types import Note
 
-from .midi_file import DRUM_CHANNEL, FILE_MODE, note_spans, resolve_channels
+from .files import replacing
+from .midi_file import DRUM_CHANNEL, note_spans, resolve_channels
 
 DEBIAN_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 BLOCK = 1 << 16  # frames per rendered block (1.5 s at 44.1 kHz)
@@ -174,24 +173,14 @@ def write_wav(path: str | Path, audio: np.ndarray | Iterable[np.ndarray], sample
     path = Path(path)
     blocks = [audio] if isinstance(audio, np.ndarray) else audio
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=str(path.parent))
-    except OSError as e:
-        raise AudioRenderError(f"cannot write {path}: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "wb") as f, wave.open(f, "wb") as w:
+        with replacing(path) as tmp, open(tmp, "wb") as f, wave.open(f, "wb") as w:
             w.setnchannels(2)
             w.setsampwidth(2)
             w.setframerate(int(sample_rate))
             for block in blocks:
                 w.writeframes(np.round(np.clip(block, -1.0, 1.0) * 32767.0).astype("<i2").tobytes())
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
     except OSError as e:
-        _unlink(tmp)
         raise AudioRenderError(f"cannot write {path}: {e.strerror or e}") from None
-    except BaseException:
-        _unlink(tmp)
-        raise
 
 
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
@@ -202,8 +191,3 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     return data.astype(np.float32) / 32767.0, rate
 
 
-def _unlink(p: str) -> None:
-    try:
-        os.unlink(p)
-    except OSError:
-        pass

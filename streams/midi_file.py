@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import bisect
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import mido
 
+from cuecast.streams.files import replacing
 from cuecast.types import Note
 
 PPQ = 960
@@ -25,9 +24,6 @@ DRUM_CHANNEL = 10  # as musicians count channels (1..16); mido counts from 0
 DEFAULT_BPM = 120.0
 CONDUCTOR_NAME = "cuecast tempo"
 
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read once at import: os.umask can only be read by setting it
-FILE_MODE = 0o666 & ~_UMASK  # mkstemp makes 0600; outputs follow the umask like any other file
 
 
 class MidiFileError(Exception):
@@ -249,27 +245,10 @@ def write_midi(path: str | Path, notes: Sequence[Note], tempo_map: Sequence[tupl
 
 def _atomic_save(path: Path, save) -> None:
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=str(path.parent or "."))
-    except OSError as e:
-        raise MidiFileError(f"cannot write {path}: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with replacing(path) as tmp, open(tmp, "wb") as f:
             save(file=f)
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
     except OSError as e:
-        _unlink(tmp)
         raise MidiFileError(f"cannot write {path}: {e.strerror or e}") from None
-    except BaseException:
-        _unlink(tmp)
-        raise
-
-
-def _unlink(p: str) -> None:
-    try:
-        os.unlink(p)
-    except OSError:
-        pass
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -8,8 +8,6 @@ placed at media time zero (the first video frame) and padded or trimmed to the v
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import wave
 from dataclasses import dataclass
 from fractions import Fraction
@@ -17,7 +15,10 @@ from pathlib import Path
 from typing import Iterator
 
 import av
+
 import numpy as np
+
+from cuecast.streams.files import replacing
 
 # Codecs MP4 players take as they are, with the sample entry tag MP4 uses for each (an AVI's 'H264' or
 # an MKV's empty tag would be refused; hvc1 is the HEVC tag Apple players need).
@@ -27,8 +28,6 @@ AAC_BITRATE = 192_000
 AUDIO_BLOCK = AAC_FRAME * 64  # frames read from the WAV at a time (1.5 s at 44.1 kHz)
 
 
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read once at import: os.umask can only be read by setting it
 
 class MuxError(Exception):
     """The MP4 cannot be written (the engine reports it as a user error)."""
@@ -58,27 +57,18 @@ def mux_soundtrack(video_in: str | Path, wav_path: str | Path, out_path: str | P
                                   original_audio_mix)
 
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".part.mp4", dir=str(out_path.parent))
-        os.close(fd)
-    except OSError as e:
-        raise MuxError(f"cannot write {out_path}: {e.strerror or e}") from None
-    try:
-        copy = span.codec in COPY_CODECS
-        try:
-            _write(video_in, tmp, audio(), rate, span, copy)
-        except av.error.FFmpegError:
-            if not copy:
-                raise
-            _write(video_in, tmp, audio(), rate, span, copy=False)  # e.g. a codec tag MP4 refuses
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs follow the umask like any file
-        os.replace(tmp, out_path)
+        with replacing(out_path, suffix=".part.mp4") as tmp:
+            copy = span.codec in COPY_CODECS
+            try:
+                _write(video_in, str(tmp), audio(), rate, span, copy)
+            except av.error.FFmpegError:
+                if not copy:
+                    raise
+                _write(video_in, str(tmp), audio(), rate, span, copy=False)  # e.g. a codec tag MP4 refuses
     except av.error.FFmpegError as e:
         raise MuxError(f"cannot write {out_path}: {e}") from None
     except OSError as e:
         raise MuxError(f"cannot write {out_path}: {e.strerror or e}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def video_span(path: str | Path) -> _VideoSpan:
