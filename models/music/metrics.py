@@ -1,7 +1,7 @@
 """Objective measures of generated music, pure functions over lists of cuecast.types.Note.
 
-Each function also takes a MIDI file path (read with pretty_midi) where that is handy. Drum notes
-(instrument "drums", or a drum track in a MIDI file) are left out of everything pitch-based.
+Drum notes (instrument "drums") are left out of everything pitch-based. To measure a MIDI file, read it
+with cuecast.streams.midi_file.read_midi_notes (file I/O lives in streams/, not in the models).
 """
 
 from __future__ import annotations
@@ -9,9 +9,6 @@ from __future__ import annotations
 import bisect
 import math
 import random
-from collections import defaultdict
-from os import PathLike
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -19,32 +16,10 @@ import numpy as np
 from cuecast.models.music import theory
 from cuecast.types import INSTRUMENTS, Note, is_chord_onset
 
-NotesLike = Sequence[Note] | str | PathLike
-
-
-def notes_from_midi(path: str | PathLike) -> list[Note]:
-    """Notes of a MIDI file; a track named after an instrument keeps that name, drum tracks become 'drums'."""
-    import pretty_midi
-
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"no MIDI file at {p}; pass the path of a .mid file")
-    try:
-        pm = pretty_midi.PrettyMIDI(str(p))
-    except Exception as e:  # pretty_midi raises many kinds on corrupt files
-        raise ValueError(f"{p} is not a readable MIDI file ({e})") from None
-    out: list[Note] = []
-    for inst in pm.instruments:
-        name = inst.name.strip().lower()
-        kind = "drums" if inst.is_drum else name if name in INSTRUMENTS else "chords"
-        out.extend(Note(float(n.start), float(n.end), int(n.pitch), int(n.velocity), kind) for n in inst.notes)
-    out.sort()
-    return out
+NotesLike = Sequence[Note]  # MIDI files: read them with cuecast.streams.midi_file.read_midi_notes
 
 
 def _notes(x: NotesLike) -> list[Note]:
-    if isinstance(x, (str, PathLike)):
-        return notes_from_midi(x)
     return list(x)
 
 
@@ -242,32 +217,6 @@ def polyphony(notes: NotesLike) -> float:
         active += d
         prev = t
     return area / busy if busy > 0 else 0.0
-
-
-def stuck_notes(midi_path: str | PathLike) -> list[tuple[int, int, int]]:
-    """Note-ons that never get a note-off in a MIDI file: [(channel 1..16, pitch, open count)].
-
-    Reads raw messages with mido (pretty_midi would hide them); a note-on with velocity 0 is a note-off.
-    Repeated note-ons of a sounding (channel, pitch) each need their own off.
-    """
-    import mido
-
-    p = Path(midi_path)
-    if not p.is_file():
-        raise FileNotFoundError(f"no MIDI file at {p}; pass the path of a .mid file")
-    try:
-        mf = mido.MidiFile(str(p))
-    except Exception as e:
-        raise ValueError(f"{p} is not a readable MIDI file ({e})") from None
-    open_: dict[tuple[int, int], int] = defaultdict(int)
-    for msg in mido.merge_tracks(mf.tracks):
-        if msg.type == "note_on" and msg.velocity > 0:
-            open_[(msg.channel + 1, msg.note)] += 1
-        elif msg.type == "note_off" or (msg.type == "note_on" and msg.velocity == 0):
-            key = (msg.channel + 1, msg.note)
-            if open_[key] > 0:
-                open_[key] -= 1
-    return sorted((ch, pitch, k) for (ch, pitch), k in open_.items() if k > 0)
 
 
 def invalid_notes(notes: NotesLike) -> list[Note]:
