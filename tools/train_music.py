@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--commit", action="store_true", help="git commit what --ship copies")
     ap.add_argument("--bos-frac", type=float, default=0.0,
                     help="fraction of training windows that start at a piece's first token (conditions matter most there)")
+    ap.add_argument("--init", default="", help="weights to start from (fine-tuning); ignored when resuming")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bench", action="store_true")
     a = ap.parse_args(argv)
@@ -175,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.05, betas=(0.9, 0.95))
     step, elapsed, best, seen = 0, 0.0, math.inf, 0
     ck_path = out / "ckpt.pt"
+    if a.init and not ck_path.exists():  # fine-tune: start from shipped weights with a fresh optimizer
+        model, _ = M.load(a.init, "cpu")
+        model.train()
+        opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.05, betas=(0.9, 0.95))
+        print(f"train_music: initialised from {a.init}", flush=True)
     if ck_path.exists():
         ck = torch.load(ck_path, map_location="cpu", weights_only=False)
         model = M.MusicTransformer(M.ModelConfig(**ck["config"]))
