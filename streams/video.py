@@ -7,6 +7,7 @@ containers without a frame count.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -86,10 +87,13 @@ def probe(path: str | Path) -> VideoInfo:
 
 
 def analysis_size(width: int, height: int, analysis_width: int) -> tuple[int, int]:
-    """Downscaled size keeping the display aspect ratio; even numbers suit every scaler."""
-    aw = min(analysis_width, width)
-    ah = max(2, int(round(height * aw / width / 2)) * 2)
-    return aw - aw % 2, ah
+    """Downscaled size keeping the display aspect ratio, at most analysis_width wide and no more pixels
+    than a 16:9 picture of that width (a portrait phone video must not cost four times a landscape one).
+    Even numbers suit every scaler."""
+    scale = min(1.0, analysis_width / width, math.sqrt(analysis_width * analysis_width * 9 / 16 / (width * height)))
+    aw = max(2, int(round(width * scale / 2)) * 2)
+    ah = max(2, int(round(height * scale / 2)) * 2)
+    return aw, ah
 
 
 class FileSource:

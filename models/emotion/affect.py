@@ -41,8 +41,8 @@ NORM = {
 
 
 def small(image: np.ndarray, max_width: int = 96) -> np.ndarray:
-    """Subsample by an integer stride: the affect statistics do not need more than ~100 px."""
-    step = max(1, image.shape[1] // max_width)
+    """Subsample by an integer stride: the affect statistics do not need more than ~100 px a side."""
+    step = max(1, max(image.shape[0], image.shape[1]) // max_width)
     return image[::step, ::step]
 
 
@@ -56,7 +56,8 @@ def colour_stats(img: np.ndarray) -> tuple[float, float, float, float]:
     """(brightness, saturation, colourfulness, warmth) of an RGB uint8 image."""
     f = img.astype(np.float32) / 255.0
     r, g, b = f[..., 0], f[..., 1], f[..., 2]
-    mx, mn = f.max(axis=2), f.min(axis=2)
+    # elementwise over the three planes: numpy's reduction over a length-3 last axis is ~20x slower
+    mx, mn = np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)
     sat = np.where(mx > 1e-6, (mx - mn) / np.maximum(mx, 1e-6), 0.0)
     rg, yb = r - g, 0.5 * (r + g) - b
     colourfulness = math.hypot(float(rg.std()), float(yb.std())) + 0.3 * math.hypot(float(rg.mean()), float(yb.mean()))
