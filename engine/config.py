@@ -124,6 +124,29 @@ class LiveConfig:
 
 
 @dataclass
+class HintsConfig:
+    """Cuts announced from outside (a switcher, a show controller, OBS) join the boundary stream."""
+
+    mqtt: str = ""  # "host:port" of an MQTT broker; payload {"in": seconds} or {"t": media time}
+    mqtt_topic: str = "cuecast/cut"
+    osc: str = ""  # "host:port" to listen on for /cuecast/cut [seconds] and /cuecast/cut_at media_time
+    obs: str = ""  # obs-websocket v5 URL, e.g. "ws://127.0.0.1:4455"
+    obs_password: str = ""
+    obs_delay_s: float = 0.0  # seconds from SceneTransitionStarted to the cut
+
+    def validate(self, key: str) -> None:
+        for name in ("mqtt", "osc"):
+            spec = getattr(self, name)
+            if spec:
+                host, _, port = spec.rpartition(":")
+                check(bool(host) and port.isdigit() and 0 < int(port) < 65536, f"{key}.{name}",
+                      "must be host:port", spec)
+        if self.obs:
+            check(self.obs.startswith(("ws://", "wss://")), f"{key}.obs", "must be a ws:// or wss:// URL", self.obs)
+        check(0.0 <= self.obs_delay_s <= 10.0, f"{key}.obs_delay_s", "must be in 0..10", self.obs_delay_s)
+
+
+@dataclass
 class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     cuts: CutConfig = field(default_factory=CutConfig)
@@ -134,6 +157,7 @@ class Config:
     output: OutputConfig = field(default_factory=OutputConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    hints: HintsConfig = field(default_factory=HintsConfig)
 
     def validate(self) -> "Config":
         for f in dataclasses.fields(self):

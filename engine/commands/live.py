@@ -14,6 +14,7 @@ from cuecast.engine.compose import channel_map
 from cuecast.engine.errors import InputError, UserError
 from cuecast.engine.pipeline import Engine, NoFramesError
 from cuecast.engine.scheduler import RealtimeScheduler, SenderError, write_record
+from cuecast.engine.hints import hint_sources
 from cuecast.engine.stages import build_stages
 from cuecast.engine.timeline import timeline_json, write_json
 from cuecast.streams.midi_file import MidiFileSink
@@ -146,7 +147,8 @@ def run(args) -> int:
         lo, hi = cfg.conductor.tempo_min, cfg.conductor.tempo_max
         tempo_for = lambda arousal: follower.bpm or tempo_for_arousal(arousal, lo, hi)  # noqa: E731
     keeper = MidiFileSink()
-    engine = Engine(cfg, source, TeeSink(scheduler, keeper), clock, stages, tempo_for=tempo_for)
+    engine = Engine(cfg, source, TeeSink(scheduler, keeper), clock, stages, tempo_for=tempo_for,
+                    hints=hint_sources(cfg.hints, clock.playhead))
     stopped_by: list[int] = []
 
     def on_signal(signum, frame):
