@@ -6,11 +6,11 @@ import torch
 
 from cuecast.models.cuts.config import CutConfig
 from cuecast.models.cuts.detector import OnlineCutDetector
-from cuecast.models.cuts.forecast import (N_FEATURES, CutForecaster, OnsetEnvelope, bin_features, bin_taus,
+from cuecast.models.cuts.forecast import (N_FEATURES, OnsetEnvelope, bin_features, bin_taus,
                                           constant_rate_hazard, load_forecaster, survival_nll, CTX)
 from cuecast.models.cuts.forecast_data import one_step_ll, predicted_time, targets
 from cuecast.models.cuts.synth import Shot, render
-from cuecast.types import AudioChunk, Boundary, Forecast, Frame
+from cuecast.types import AudioChunk, Forecast, Frame
 
 
 @pytest.fixture(autouse=True)

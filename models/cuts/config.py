@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
-def _check(cond: bool, key: str, msg: str, value) -> None:
-    if not cond:
-        # models stay free of engine imports; the engine turns ValueError from validate() into a config error
-        raise ValueError(f"config: {key} {msg} (got {value!r})")
+from cuecast.models.common import check
 
 
 @dataclass
@@ -21,7 +17,7 @@ class CutConfig:
     forecast_weights: str = ""  # empty: the shipped models/weights/cut_forecast.pt
 
     def validate(self, key: str) -> None:
-        _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), f"{key}.device",
+        check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), f"{key}.device",
                "must be auto, cpu, cuda or cuda:N", self.device)
-        _check(16 <= self.width <= 640, f"{key}.width", "must be in 16..640", self.width)
-        _check(0.0 <= self.min_shot_s <= 10.0, f"{key}.min_shot_s", "must be in 0..10", self.min_shot_s)
+        check(16 <= self.width <= 640, f"{key}.width", "must be in 16..640", self.width)
+        check(0.0 <= self.min_shot_s <= 10.0, f"{key}.min_shot_s", "must be in 0..10", self.min_shot_s)

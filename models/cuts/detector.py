@@ -15,7 +15,6 @@ Brightness ramps between flat frames (no picture on either side) are never bound
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cuecast.models.common import pick_device
 from cuecast.models.cuts.config import CutConfig
 from cuecast.types import Boundary, Frame
 
@@ -38,15 +38,6 @@ HARD_STRUCTURE = 0.35  # structure distance above which two pictures are differe
 # deformation (hands, faces) already reach the hard-cut level
 GRADUAL_STRUCTURE = 0.5
 MAX_SHIFT = 2  # motion compensation: +-2 px at 64 px wide is +-3% of the width per frame
-
-
-def pick_device(name: str) -> torch.device:
-    """"auto" means CUDA when present, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"cuts.device is {name!r} but this torch has no CUDA; use \"auto\" or \"cpu\"")
-    return torch.device(name)
 
 
 @dataclass(slots=True)
@@ -199,7 +190,7 @@ class OnlineCutDetector:
 
     def __init__(self, cfg: CutConfig | None = None):
         self.cfg = cfg or CutConfig()
-        self.device = pick_device(self.cfg.device)
+        self.device = pick_device(self.cfg.device, "cuts.device")
         self.hard = HardCutTracker()
         self.gradual = GradualTracker() if self.cfg.gradual else None
         self.last_t: float | None = None  # time of the last boundary reported

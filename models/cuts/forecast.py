@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ import torch
 import torch.nn as nn
 
 from cuecast.models.cuts.config import CutConfig
-from cuecast.models.cuts.detector import pick_device
+from cuecast.models.common import pick_device
 from cuecast.types import AudioChunk, Boundary, Forecast, Frame
 
 BIN_S = 0.1  # forecast resolution: well inside the +-150 ms a musician can still hit
@@ -237,7 +236,7 @@ class CutForecaster:
 
     def __init__(self, cfg: CutConfig | None = None, device: str | None = None, model: HazardNet | None = None):
         self.cfg = cfg or CutConfig()
-        self.device = pick_device(device or self.cfg.device)
+        self.device = pick_device(device or self.cfg.device, "cuts.device")
         horizon, bin_s = HORIZON_S, BIN_S
         if model is None:
             model, horizon, bin_s = _load_weights(self.cfg)

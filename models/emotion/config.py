@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
-def _check(cond: bool, key: str, msg: str, value) -> None:
-    if not cond:
-        raise ValueError(f"config: {key} {msg} (got {value!r})")
+from cuecast.models.common import check
 
 
 @dataclass
@@ -27,12 +24,12 @@ class EmotionConfig:
     fusion_weights: str = ""  # trained fusion head (tools/train_emotion.py); empty: the documented fixed fusion
 
     def validate(self, key: str) -> None:
-        _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), f"{key}.device",
+        check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), f"{key}.device",
                "must be auto, cpu, cuda or cuda:N", self.device)
-        _check(0.25 <= self.window_s <= 30.0, f"{key}.window_s", "must be in 0.25..30 seconds", self.window_s)
-        _check(0.05 <= self.hop_s <= self.window_s, f"{key}.hop_s", "must be in 0.05..window_s", self.hop_s)
-        _check(0.0 <= self.smoothing_s <= 60.0, f"{key}.smoothing_s", "must be in 0..60", self.smoothing_s)
-        _check(0.0 <= self.face_interval_s <= 10.0, f"{key}.face_interval_s", "must be in 0..10 seconds", self.face_interval_s)
-        _check(0.0 <= self.hysteresis <= 0.5, f"{key}.hysteresis", "must be in 0..0.5", self.hysteresis)
-        _check(0.0 <= self.direct_va_weight <= 1.0, f"{key}.direct_va_weight", "must be in 0..1", self.direct_va_weight)
-        _check(1.0 <= self.cut_rate_s <= 60.0, f"{key}.cut_rate_s", "must be in 1..60 seconds", self.cut_rate_s)
+        check(0.25 <= self.window_s <= 30.0, f"{key}.window_s", "must be in 0.25..30 seconds", self.window_s)
+        check(0.05 <= self.hop_s <= self.window_s, f"{key}.hop_s", "must be in 0.05..window_s", self.hop_s)
+        check(0.0 <= self.smoothing_s <= 60.0, f"{key}.smoothing_s", "must be in 0..60", self.smoothing_s)
+        check(0.0 <= self.face_interval_s <= 10.0, f"{key}.face_interval_s", "must be in 0..10 seconds", self.face_interval_s)
+        check(0.0 <= self.hysteresis <= 0.5, f"{key}.hysteresis", "must be in 0..0.5", self.hysteresis)
+        check(0.0 <= self.direct_va_weight <= 1.0, f"{key}.direct_va_weight", "must be in 0..1", self.direct_va_weight)
+        check(1.0 <= self.cut_rate_s <= 60.0, f"{key}.cut_rate_s", "must be in 1..60 seconds", self.cut_rate_s)

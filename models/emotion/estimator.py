@@ -26,6 +26,7 @@ from collections import deque
 import numpy as np
 import torch
 
+from cuecast.models.common import pick_device
 from cuecast.models.emotion.affect import FrameAffect, colour_stats, luma, motion_energy, picture_va, small
 from cuecast.models.emotion.audio import AudioFeatures, audio_arousal
 from cuecast.models.emotion.config import EmotionConfig
@@ -35,15 +36,6 @@ from cuecast.types import AudioChunk, EmotionWindow, Frame
 
 MAX_GAP_S = 60.0  # a gap in the input longer than this is skipped, not filled with held windows
 CUT_HIST_JUMP = 0.5  # L1 distance of 4x4x4 colour histograms (0..2) above which a frame change is a cut
-
-
-def resolve_device(device: str) -> torch.device:
-    """"auto" is CUDA when present, else the CPU; asking for CUDA without it is a clear error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"emotion.device is {device!r} but torch sees no CUDA device here; use \"auto\" or \"cpu\"")
-    return torch.device(device)
 
 
 def colour_hist(img: np.ndarray) -> np.ndarray:
@@ -82,7 +74,7 @@ class EmotionEstimator:
     def __init__(self, cfg: EmotionConfig | None = None):
         self.cfg = cfg or EmotionConfig()
         self.cfg.validate("emotion")
-        self.device = resolve_device(self.cfg.device)
+        self.device = pick_device(self.cfg.device, "emotion.device")
         self.faces = None
         if self.cfg.faces:
             from cuecast.models.emotion.faces import FaceExpressions  # cv2 only when faces are on

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cuecast.models.common import check
+
 BACKENDS = ("arranger", "transformer")
-
-
-def _check(cond: bool, key: str, msg: str, value) -> None:
-    if not cond:
-        raise ValueError(f"config: {key} {msg} (got {value!r})")
 
 
 @dataclass
@@ -27,12 +24,12 @@ class GeneratorConfig:
     guidance: float = 1.0  # transformer: classifier-free guidance on valence (1 = off); the two streams run as one batch
 
     def validate(self, key: str) -> None:
-        _check(self.backend in BACKENDS, f"{key}.backend", f"must be one of {', '.join(BACKENDS)}", self.backend)
-        _check(self.seed >= 0, f"{key}.seed", "must be >= 0", self.seed)
-        _check(0.05 <= self.temperature <= 5.0, f"{key}.temperature", "must be in 0.05..5", self.temperature)
-        _check(0.0 < self.top_p <= 1.0, f"{key}.top_p", "must be in (0, 1]", self.top_p)
-        _check(1 <= self.max_polyphony <= 64, f"{key}.max_polyphony", "must be in 1..64", self.max_polyphony)
-        _check(0.0 <= self.chord_bias <= 20.0, f"{key}.chord_bias", "must be in 0..20", self.chord_bias)
-        _check(0.5 <= self.max_hold_beats <= 16.0, f"{key}.max_hold_beats", "must be in 0.5..16", self.max_hold_beats)
-        _check(1 <= self.threads <= 64, f"{key}.threads", "must be in 1..64", self.threads)
-        _check(0.0 <= self.guidance <= 10.0, f"{key}.guidance", "must be in 0..10", self.guidance)
+        check(self.backend in BACKENDS, f"{key}.backend", f"must be one of {', '.join(BACKENDS)}", self.backend)
+        check(self.seed >= 0, f"{key}.seed", "must be >= 0", self.seed)
+        check(0.05 <= self.temperature <= 5.0, f"{key}.temperature", "must be in 0.05..5", self.temperature)
+        check(0.0 < self.top_p <= 1.0, f"{key}.top_p", "must be in (0, 1]", self.top_p)
+        check(1 <= self.max_polyphony <= 64, f"{key}.max_polyphony", "must be in 1..64", self.max_polyphony)
+        check(0.0 <= self.chord_bias <= 20.0, f"{key}.chord_bias", "must be in 0..20", self.chord_bias)
+        check(0.5 <= self.max_hold_beats <= 16.0, f"{key}.max_hold_beats", "must be in 0.5..16", self.max_hold_beats)
+        check(1 <= self.threads <= 64, f"{key}.threads", "must be in 1..64", self.threads)
+        check(0.0 <= self.guidance <= 10.0, f"{key}.guidance", "must be in 0..10", self.guidance)

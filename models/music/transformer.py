@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from cuecast.models.common import pick_device
 from cuecast.models.music import model as M
 from cuecast.models.music import tokens as T
 from cuecast.models.music.config import GeneratorConfig
@@ -29,12 +30,6 @@ from cuecast.types import Note, StepPlan
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "music_transformer.pt"
 EPS = 1e-6
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 @dataclass
@@ -61,7 +56,7 @@ class TransformerGenerator:
 
     def __init__(self, cfg: GeneratorConfig, model: M.MusicTransformer | None = None):
         self.cfg = cfg
-        self.device = resolve_device(cfg.device)
+        self.device = str(pick_device(cfg.device, "generator.device"))
         if model is None:
             model, _ = M.load(cfg.weights or str(DEFAULT_WEIGHTS), self.device)
         self.model = model.to(self.device).eval()
