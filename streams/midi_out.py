@@ -269,13 +269,8 @@ class RtMidiOutput(MidiOutput):
 
     def close(self) -> None:
         self.ok = False
-        if self.port is not None:
-            try:
-                self.port.close_port()
-                self.port.delete()
-            except Exception:
-                pass
-            self.port = None
+        _release(self.port)
+        self.port = None
 
 
 def open_output(spec: OutputSpec | str, client_name: str = CLIENT_NAME, **synth_options) -> MidiOutput:
@@ -398,10 +393,16 @@ class MidiClockIn:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(1)
-        if self.port is not None:
-            try:
-                self.port.close_port()
-                self.port.delete()
-            except Exception:
-                pass
-            self.port = None
+        _release(self.port)
+        self.port = None
+
+
+def _release(port) -> None:
+    """Close and free an rtmidi port; a port whose backend already went away may raise, which is fine here."""
+    if port is None:
+        return
+    try:
+        port.close_port()
+        port.delete()
+    except Exception:
+        pass
