@@ -20,10 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cuecast.models.music import theory
 from cuecast.models.music import tokens as T
 
-MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 OFFSET_MAX = 8.0  # seconds, EMSYNC's clamp of the boundary offset
 VALENCE_WINDOW = 8.0  # seconds either side of a token for its key score
 AROUSAL_WINDOW = 4.0  # seconds either side of a token for its note density
@@ -154,15 +153,8 @@ def _realise_symbols(symbols, end: float) -> list[T.BeatNote]:
 
 def major_minor_score(hist: np.ndarray) -> float:
     """Best major-key minus best minor-key correlation of a pitch-class histogram (0 when empty)."""
-    if hist.sum() <= 0 or np.allclose(hist, hist[0]):
-        return 0.0
-    h = (hist - hist.mean()) / (hist.std() + 1e-9)
-
-    def best(profile: np.ndarray) -> float:
-        pr = (profile - profile.mean()) / profile.std()
-        return max(float(np.dot(h, np.roll(pr, k))) / 12.0 for k in range(12))
-
-    return best(MAJOR) - best(MINOR)
+    major, minor = theory.key_correlations(hist)
+    return float(major.max() - minor.max())
 
 
 def raw_labels(piece: Piece, tok_sec: np.ndarray, step: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
