@@ -34,7 +34,7 @@ class MidiFileSink:
     """A NoteSink that keeps everything in memory for write_midi (used by `cuecast render`)."""
 
     def __init__(self) -> None:
-        self._notes: list[Note] = []
+        self._notes = _NoteList()
         self._tempo: list[tuple[float, float, float]] = []
         self.closed = False
 
@@ -54,7 +54,7 @@ class MidiFileSink:
             if n.end > t:  # copy: the generator may still hold the original object
                 n = Note(n.start, t, n.pitch, n.velocity, n.instrument)
             kept.append(n)
-        self._notes = kept
+        self._notes = _NoteList(sorted(kept))  # shortened ends can change the order
         self._tempo = [e for e in self._tempo if e[0] <= t]
 
     def close(self) -> None:
@@ -62,9 +62,11 @@ class MidiFileSink:
 
     # `.notes` is both the protocol method and, per the engine's interface, the sorted list of notes;
     # a callable list keeps both working: sink.notes([...]) adds, sink.notes is the sorted list.
+    # The list is kept sorted as notes arrive, so neither use sorts everything again (the conductor
+    # adds notes every beat).
     @property  # type: ignore[override]
     def notes(self) -> "_NoteList":  # noqa: F811
-        return _NoteList(sorted(self._notes), self._notes)
+        return self._notes
 
     @property
     def tempo_map(self) -> list[tuple[float, float, float]]:
@@ -72,14 +74,11 @@ class MidiFileSink:
 
 
 class _NoteList(list):
-    """The sorted notes of a MidiFileSink; calling it adds notes (NoteSink.notes)."""
-
-    def __init__(self, items: list[Note], store: list[Note]):
-        super().__init__(items)
-        self._store = store
+    """The notes of a MidiFileSink, kept sorted; calling it adds notes (NoteSink.notes)."""
 
     def __call__(self, notes: Iterable[Note]) -> None:
-        self._store.extend(notes)
+        for n in notes:  # notes arrive mostly in time order: each lands near the end
+            bisect.insort(self, n)
 
 
 # ---------------------------------------------------------------------------------------------------
