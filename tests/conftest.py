@@ -1,6 +1,7 @@
 """Shared fixtures: synthetic clips made with PyAV, with cuts at known times."""
 
 import pytest
+import torch
 
 from cuecast.streams.video import make_test_video
 
@@ -13,3 +14,12 @@ def cut_clip(tmp_path_factory):
              (1.6, (120, 200, 230), 2.0), (3.2, (240, 220, 90), 3.0)]
     cuts = make_test_video(path, shots, fps=25, size=(320, 180), audio_hz=330.0)
     return path, cuts
+
+
+@pytest.fixture
+def one_torch_thread():
+    """The engine's default (runtime.torch_threads = 1): tiny per-frame tensors run far faster on one thread."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

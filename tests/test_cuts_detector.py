@@ -12,13 +12,7 @@ from cuecast.types import Frame
 FPS = 25.0
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # the detector's tensors are tiny: one intra-op thread is many times faster than two fighting
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def detect(imgs, times, cfg=None):

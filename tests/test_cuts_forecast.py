@@ -13,12 +13,7 @@ from cuecast.models.cuts.synth import Shot, render
 from cuecast.types import AudioChunk, Forecast, Frame
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_features_and_loss_shapes():
