@@ -30,6 +30,15 @@ class Clock:
         return self.t
 
 
+async def take(hints, n: int, got: list) -> list:
+    """Append the first n hints to `got` (visible to the test while it waits) and stop listening."""
+    async for b in hints:
+        got.append(b)
+        if len(got) == n:
+            break
+    return got
+
+
 def test_payload_mapping():
     assert hint_from_payload(b'{"in": 1.5}', 10.0, "mqtt").t == 11.5
     assert hint_from_payload('{"t": 42.0, "confidence": 0.5}', 10.0, "mqtt").confidence == 0.5
@@ -72,13 +81,8 @@ def test_mqtt_hints_through_a_real_broker(mosquitto):
         clock, errors, ready = Clock(), [], asyncio.Event()
         got = []
 
-        async def consume():
-            async for b in mqtt_hints("127.0.0.1", mosquitto, clock, on_error=errors.append, ready=ready):
-                got.append(b)
-                if len(got) == 2:
-                    return
-
-        task = asyncio.create_task(consume())
+        task = asyncio.create_task(take(mqtt_hints("127.0.0.1", mosquitto, clock, on_error=errors.append,
+                                                   ready=ready), 2, got))
         await asyncio.wait_for(ready.wait(), 5)
         async with aiomqtt.Client("127.0.0.1", port=mosquitto) as pub:
             await pub.publish("cuecast/cut", b'{"in": 2.0}')
@@ -112,13 +116,8 @@ def test_osc_hints_over_udp():
     async def run():
         clock, ready, got, errors = Clock(5.0), asyncio.Event(), [], []
 
-        async def consume():
-            async for b in osc_hints("127.0.0.1", port, clock, on_error=errors.append, ready=ready):
-                got.append(b)
-                if len(got) == 3:
-                    return
-
-        task = asyncio.create_task(consume())
+        task = asyncio.create_task(take(osc_hints("127.0.0.1", port, clock, on_error=errors.append, ready=ready),
+                                        3, got))
         await asyncio.wait_for(ready.wait(), 5)
         client = SimpleUDPClient("127.0.0.1", port)
         client.send_message("/cuecast/cut", 1.25)
@@ -187,11 +186,7 @@ def test_obs_scene_transitions_become_hints():
         seen = []
         server = await fake_obs("s3cret", script, seen)
         port = server.sockets[0].getsockname()[1]
-        got = []
-        async for b in obs_hints(f"ws://127.0.0.1:{port}", Clock(3.0), password="s3cret", delay=0.2):
-            got.append(b)
-            if len(got) == 3:
-                break
+        got = await take(obs_hints(f"ws://127.0.0.1:{port}", Clock(3.0), password="s3cret", delay=0.2), 3, [])
         server.close()
         return got, seen
 
