@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import dataclasses
 import shutil
 import sys
 import tempfile
@@ -151,12 +150,3 @@ def _write_audio(work: Path, input_path: Path, cfg: Config, timeline: Timeline, 
     except MuxError as e:
         raise UserError(f"cannot write soundtrack.mp4: {e}") from None
     return [wav, mp4]
-
-
-def with_overrides(cfg: Config, **sections) -> Config:
-    """A copy of cfg with some fields of some sections replaced, validated again."""
-    out = cfg
-    for section, fields in sections.items():
-        if fields:
-            out = dataclasses.replace(out, **{section: dataclasses.replace(getattr(out, section), **fields)})
-    return out.validate()
