@@ -179,7 +179,7 @@ def write(path: Path, parts: list[tuple[str, str]]) -> None:
     lines = ["# Benchmarks", "",
              "Produced by `python tools/bench.py ../shared/media` (sections: `--only NAME`). Each section notes "
              "when, on which commit and on which machine it ran. Speeds are compared side by side in one run.", ""]
-    for name in SECTIONS:
+    for name in list(SECTIONS) + [n for n in blocks if n not in SECTIONS]:  # hand-kept sections stay
         if name in blocks:
             lines += [f"<!-- section: {name} -->", blocks[name], "<!-- end -->", ""]
     path.write_text("\n".join(lines))
