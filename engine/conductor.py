@@ -17,6 +17,8 @@ from cuecast.engine.config import ConductorConfig
 from cuecast.types import Boundary, EmotionWindow, Forecast, Generator, Note, NoteSink, StepPlan
 
 EPS = 1e-6
+# A chord this close to a cut is that cut's chord: the tolerance of the chord-on-cut measure (±100 ms).
+SAME_CUT_S = 0.1
 
 
 @dataclass
@@ -24,6 +26,7 @@ class _Planned:
     t: float
     kind: str
     known: bool  # False for a forecast the conductor chose to plan for
+    source: str = "detector"  # who reported it ("forecast" for the conductor's own speculative plans)
 
 
 class Conductor:
@@ -39,7 +42,7 @@ class Conductor:
         self.beat_in_bar = 0
         self.tempo: float | None = None
         self.boundaries: list[_Planned] = []  # sorted, not yet reached by the cursor
-        self.landed: list[float] = []  # boundaries the music already started a chord on
+        self.landed: list[_Planned] = []  # boundaries the music already started a chord on
         self.emotion: list[EmotionWindow] = []
         self.forecast: Forecast | None = None
         self.tempo_map: list[tuple[float, float]] = []
@@ -54,45 +57,62 @@ class Conductor:
         self.forecast = forecast
 
     def add_boundary(self, b: Boundary, now: float | None = None) -> bool:
-        """Take a boundary into the plan. Returns True when it forced a re-plan.
+        """Take a real boundary (detector or hint) into the plan. Returns True when it forced a re-plan.
 
         `now` is the earliest media time that can still change (the playhead live; None offline, where
-        everything not yet written can change).
+        everything not yet written can change). Every real cut gets its chord: only a chord already at the
+        cut (within SAME_CUT_S), or the same event reported by another source, makes it redundant.
         """
         t = b.t
-        if self._near_existing(t):
+        twin = self._same_event(t, b.source)
+        if twin is not None:
+            self._confirm(twin, t, b.source)
             return False
-        if t >= self.cursor - EPS:
-            bisect.insort(self.boundaries, _Planned(t, b.kind, True), key=lambda p: p.t)
-            return False
-        # the cut falls inside music already generated: re-plan from it (or from now, if it is past)
-        t_from = t if now is None else max(t, now)
+        self._drop_forecasts_near(t)  # a real cut replaces the guesses around it
+        # a cut inside music already generated is re-planned from the cut (or from now, if that is past)
+        t_from = t if now is None or t >= self.cursor - EPS else max(t, now)
         if t_from >= self.cursor - EPS:
-            bisect.insort(self.boundaries, _Planned(t_from, b.kind, True), key=lambda p: p.t)
+            bisect.insort(self.boundaries, _Planned(t_from, b.kind, True, b.source), key=lambda p: p.t)
             return False
-        self._replan(t_from, b.kind)
+        self._replan(t_from, b.kind, b.source)
         return True
 
-    def _near_existing(self, t: float) -> bool:
-        gap = self.cfg.min_boundary_gap_s
-        planned = [p for p in self.boundaries if abs(p.t - t) < gap]
-        for p in planned:
-            if not p.known:  # a forecast we planned for turns out real: the real time wins
-                if abs(p.t - t) > 0.05:
-                    self.boundaries.remove(p)
-                    return False
-                p.known = True
-            return True
-        return any(abs(x - t) < gap for x in self.landed[-4:])
+    def _same_event(self, t: float, source: str) -> _Planned | None:
+        """The planned or landed boundary that already stands for a cut at t, if any (a pure query).
 
-    def _replan(self, t: float, kind: str) -> None:
+        Any boundary within SAME_CUT_S: the music hits the cut there. A real one from another source within
+        min_boundary_gap_s: the same event seen twice (a hint and the detector's view of one transition).
+        """
+        gap = self.cfg.min_boundary_gap_s
+        for p in self.boundaries + self.landed[-4:]:
+            if abs(p.t - t) <= SAME_CUT_S:
+                return p
+            if p.known and p.source != source and abs(p.t - t) < gap:
+                return p
+        return None
+
+    def _confirm(self, p: _Planned, t: float, source: str) -> None:
+        """A forecast the music planned for turned out real: it is known now, at the real time if not yet played."""
+        if p.known:
+            return
+        p.known, p.source = True, source
+        if any(q is p for q in self.boundaries) and t >= self.cursor - EPS:
+            self.boundaries.remove(p)
+            p.t = t
+            bisect.insort(self.boundaries, p, key=lambda q: q.t)
+
+    def _drop_forecasts_near(self, t: float) -> None:
+        gap = self.cfg.min_boundary_gap_s
+        self.boundaries = [p for p in self.boundaries if p.known or abs(p.t - t) >= gap]
+
+    def _replan(self, t: float, kind: str, source: str) -> None:
         self.replans += 1
         self.sink.cut_at(t)
         self.generator.rewind(t)
         self.tempo_map = [(tt, bpm) for tt, bpm in self.tempo_map if tt < t - EPS]
-        self.landed = [x for x in self.landed if x < t - EPS]
+        self.landed = [p for p in self.landed if p.t < t - EPS]
         self.boundaries = [p for p in self.boundaries if p.known and p.t > t + EPS]
-        self.boundaries.insert(0, _Planned(t, kind, True))
+        self.boundaries.insert(0, _Planned(t, kind, True, source))
         self.cursor = t
         self.next_beat = t
 
@@ -114,7 +134,7 @@ class Conductor:
         return w.valence, w.arousal
 
     def _speculative(self, t0: float) -> _Planned | None:
-        """Plan for a forecast cut when the lookahead does not reach the next one."""
+        """The forecast cut worth planning for when the lookahead does not reach the next one (a pure query)."""
         f = self.forecast
         if not (self.cfg.use_forecast and f is not None):
             return None
@@ -126,19 +146,25 @@ class Conductor:
             return None
         if self.cfg.lookahead_s > 0 and t <= f.t + horizon:
             return None  # within the lookahead, the detector will know for sure
-        if self._near_existing(t) or any(abs(x - t) < self.cfg.min_boundary_gap_s for x in self.landed[-2:]):
+        gap = self.cfg.min_boundary_gap_s
+        if any(abs(q.t - t) < gap for q in self.landed[-2:]):
             return None
-        return _Planned(t, "forecast", False)
+        if any(q.known and abs(q.t - t) < gap for q in self.boundaries):
+            return None
+        return _Planned(t, "forecast", False, "forecast")
 
-    def _next_boundary(self, t0: float) -> _Planned | None:
+    def _follow_forecast(self, t0: float) -> None:
+        """Re-plan the speculative boundary from the newest forecast: it moves with it, or goes."""
+        self.boundaries = [p for p in self.boundaries if p.known]
         known = next((p for p in self.boundaries if p.t > t0 + EPS), None)
         if self.cfg.lookahead_s > 0 and known is not None:
-            return known
+            return  # the lookahead already shows the next cut
         spec = self._speculative(t0)
         if spec is not None and (known is None or spec.t < known.t - self.cfg.min_boundary_gap_s):
             bisect.insort(self.boundaries, spec, key=lambda p: p.t)
-            return spec
-        return known
+
+    def _next_boundary(self, t0: float) -> _Planned | None:
+        return next((p for p in self.boundaries if p.t > t0 + EPS), None)
 
     def _target_tempo(self, t0: float, free: bool) -> float:
         _, arousal = self._emotion_at(t0)
@@ -157,13 +183,14 @@ class Conductor:
             p = self.boundaries.pop(0)
             kind = p.kind
             on_grid = abs(self.next_beat - t0) < 1e-4
-            self.landed.append(t0)
+            self.landed.append(p)
             self.next_beat = t0  # the boundary is the downbeat of a new bar
             self.beat_in_bar = 0
         if abs(self.next_beat - t0) < 1e-4:  # a beat starts here
             if self.beat_in_bar == 0 or self.tempo is None:
                 self.tempo = self._target_tempo(t0, free=at_boundary or self.tempo is None)
             beat_s = 60.0 / self.tempo
+            self._follow_forecast(t0)
             nxt = self._next_boundary(t0)
             if nxt is not None:
                 beat_s = self._landing_beat(t0, nxt.t, beat_s)
@@ -209,4 +236,4 @@ class Conductor:
         self.end = duration
         self.advance(duration)
         self.sink.cut_at(duration)
-        self.landed = [x for x in self.landed if x < duration]
+        self.landed = [p for p in self.landed if p.t < duration]

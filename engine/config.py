@@ -56,7 +56,7 @@ class ConductorConfig:
     tempo_min: float = 60.0
     tempo_max: float = 160.0
     max_tempo_nudge: float = 0.08  # fraction by which tempo may bend to land a beat on a known cut
-    min_boundary_gap_s: float = 0.6  # boundaries closer than this to the previous one are merged
+    min_boundary_gap_s: float = 0.6  # no forecast is planned this close to another boundary; one event from two sources this close is one
     use_forecast: bool = True  # plan for forecast cuts where the lookahead does not reach
     forecast_threshold: float = 0.5  # forecast probability at which a predicted cut is planned for
 

@@ -9,7 +9,7 @@ from cuecast.models.music.arranger import Arranger
 from cuecast.models.music.config import GeneratorConfig
 from cuecast.models.music.metrics import cut_alignment
 from cuecast.streams.midi_file import MidiFileSink
-from cuecast.types import Boundary, EmotionWindow, Forecast, StepPlan
+from cuecast.types import Boundary, EmotionWindow, Forecast, StepPlan, is_chord_onset
 
 
 class RecordingArranger(Arranger):
@@ -120,3 +120,81 @@ def test_weak_forecast_is_ignored():
     c.set_forecast(Forecast(t=0.0, bin_s=0.1, hazard=np.full(40, 0.005)))
     c.advance(3.0)
     assert not any(p.at_boundary for p in gen.plans)
+
+
+def peaked_forecast(t, at, p=0.95, bin_s=0.1):
+    """A forecast made at media time t that is sure of a cut at about `at`."""
+    hazard = np.zeros(40)
+    hazard[int((at - t) / bin_s)] = p
+    return Forecast(t=t, bin_s=bin_s, hazard=hazard)
+
+
+def chord_at(sink, t):
+    return is_chord_onset(list(sink.notes), t)
+
+
+def test_real_cut_after_a_wrong_forecast_chord_gets_its_own_chord():
+    c, gen, sink = make(lookahead=0.0, tempo=100.0)
+    c.set_forecast(peaked_forecast(0.5, 1.95))
+    c.advance(2.1)
+    assert [p.t0 for p in gen.plans if p.at_boundary] == pytest.approx([1.95], abs=0.06)
+    c.set_forecast(None)
+    cut = [p.t0 for p in gen.plans if p.at_boundary][0] + 0.2  # the forecast chord landed 0.2 s early
+    assert c.add_boundary(Boundary(t=cut), now=cut)
+    c.advance(cut + 1.0)
+    assert gen.plans[-1].t0 > cut
+    assert any(p.at_boundary and p.t0 == pytest.approx(cut) for p in gen.plans)
+    assert chord_at(sink, cut)
+
+
+def test_real_cut_near_a_landed_chord_still_gets_a_chord():
+    c, gen, sink = make(lookahead=0.0, tempo=100.0, min_boundary_gap_s=0.6)
+    c.advance(2.5)
+    assert c.add_boundary(Boundary(t=2.0), now=2.0)
+    c.advance(2.6)
+    second = 2.45  # within min_boundary_gap_s of the chord that landed at 2.0
+    assert c.add_boundary(Boundary(t=second), now=second)
+    c.advance(3.5)
+    assert chord_at(sink, 2.0) and chord_at(sink, second)
+
+
+def test_a_forecast_seen_twice_does_not_swallow_a_real_cut():
+    # the same forecast on two steps once promoted the planned guess to a known boundary, and the real cut
+    # 0.35 s later was merged into it
+    c, gen, sink = make(lookahead=0.0, tempo=100.0)
+    c.set_forecast(peaked_forecast(0.5, 1.95))
+    c.advance(0.7)
+    c.advance(1.2)
+    assert not c.add_boundary(Boundary(t=2.3), now=1.2)  # ahead of the music: planned, no re-plan
+    c.set_forecast(None)
+    c.advance(3.5)
+    at = [p.t0 for p in gen.plans if p.at_boundary]
+    assert at == pytest.approx([2.3])
+    assert chord_at(sink, 2.3)
+
+
+def test_a_forecast_follows_the_newest_forecast():
+    c, gen, _ = make(lookahead=0.0, tempo=100.0)
+    c.set_forecast(peaked_forecast(0.5, 1.95))
+    c.advance(0.7)
+    c.set_forecast(peaked_forecast(0.7, 2.45))  # the forecaster changed its mind
+    c.advance(3.5)
+    at = [p.t0 for p in gen.plans if p.at_boundary]
+    assert at == pytest.approx([2.45], abs=0.06)
+
+
+def test_real_cut_at_a_forecast_still_ahead_moves_it_to_the_real_time():
+    c, gen, _ = make(lookahead=0.0, tempo=100.0)
+    c.set_forecast(peaked_forecast(0.5, 1.95))
+    c.advance(1.0)
+    assert not c.add_boundary(Boundary(t=1.99), now=1.0)
+    c.advance(3.0)
+    assert [p.t0 for p in gen.plans if p.at_boundary] == pytest.approx([1.99])
+
+
+def test_one_event_from_two_sources_gets_one_chord():
+    c, gen, _ = make(lookahead=3.0)
+    c.add_boundary(Boundary(t=2.0, kind="hint", source="osc"))
+    c.add_boundary(Boundary(t=2.3, source="detector"))  # the detector's view of the announced cut
+    c.finish(4.0)
+    assert [p.t0 for p in gen.plans if p.at_boundary] == pytest.approx([2.0])
