@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 
+SETTLE_S = 1.0  # media seconds from the first frame during which the live clock follows the earliest arrival
+
 
 class FastClock:
     """Offline render: the playhead is the live edge minus the lookahead, no waiting."""
@@ -30,7 +32,8 @@ class RealtimeClock:
     """Live: media time advances with the wall clock from the first frame's arrival.
 
     wall_of(t) is the time.monotonic() at which media time t is played: the arrival of the first
-    frame plus its media offset plus the lookahead (the picture is delayed by L downstream).
+    frame plus its media offset plus the lookahead (the picture is delayed by L downstream). The engine
+    anchors the clock on the frames' arrival (anchor); without that, at the first frame analysed.
     """
 
     realtime = True
@@ -38,8 +41,19 @@ class RealtimeClock:
     def __init__(self, lookahead: float, monotonic=time.monotonic):
         self.lookahead = lookahead
         self._now = monotonic
-        self._anchor: tuple[float, float] | None = None  # (media time, wall time) of the first frame
+        self._anchor: tuple[float, float] | None = None  # (media time, wall time) of a frame's arrival
+        self._first_t = 0.0
         self.t_in = 0.0
+
+    def anchor(self, t: float, wall: float) -> None:
+        """Pin media time t to the wall time its frame arrived; the engine's source thread calls this for
+        every frame. The picture is on screen from its arrival, so the music must not also carry the analysis's
+        start-up. A source's first frames come late (opening, the first decode): for SETTLE_S the clock
+        follows the earliest arrival; after that it holds still, so a burst after a stall moves nothing."""
+        if self._anchor is None:
+            self._anchor, self._first_t = (t, wall), t
+        elif t - self._first_t < SETTLE_S and wall - t < self._anchor[1] - self._anchor[0]:
+            self._anchor = (t, wall)
 
     def observe(self, t_in: float) -> None:
         if self._anchor is None:

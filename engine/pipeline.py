@@ -17,6 +17,7 @@ from typing import AsyncIterator, Callable, Iterable
 
 from cuecast.engine.conductor import Conductor
 from cuecast.engine.config import Config
+from cuecast.engine.cut_candidates import hard_cut_candidate, hard_cut_pending
 from cuecast.models.music.theory import tempo_for_arousal
 from cuecast.types import AudioChunk, Boundary, EmotionWindow, Frame, NoteSink, Timeline
 
@@ -77,6 +78,7 @@ class Engine:
         self._emotion_error: BaseException | None = None
         self._last_frame_t: float | None = None
         self._frame_dt = 1 / 25
+        self._early_cut: float | None = None  # a hard-cut candidate acted on before the detector confirmed it
 
     def stop(self) -> None:
         """Ask the engine to end soon (Ctrl-C, --duration); run() then finishes cleanly."""
@@ -133,6 +135,8 @@ class Engine:
                 if self._stop.is_set():
                     break
                 if self.clock.realtime:
+                    if isinstance(item, Frame):
+                        self.clock.anchor(item.t, time.monotonic())  # its arrival, before it waits in the queue
                     loop.call_soon_threadsafe(offer, item)
                 else:
                     asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
@@ -162,7 +166,11 @@ class Engine:
         self._last_frame_t = frame.t
         boundaries = st.detector.process_frame(frame)
         self.clock.observe(frame.t)
-        if self._take_boundaries(boundaries):
+        self._check_early_cut(boundaries)
+        replanned = self._take_boundaries(boundaries)
+        if self.cfg.conductor.lookahead_s < self._frame_dt and self._take_early_cut(frame):
+            replanned = True
+        if replanned:
             self._plan()  # an unplanned cut: the boundary chord goes out before anything else is analysed
         if st.emotion is not None:
             self._emotion(st.emotion.process_frame, frame, then=self._take_emotion)
@@ -191,6 +199,29 @@ class Engine:
                 self.state.last_cut_arrival = time.monotonic()
         self.state.boundaries = len(self.timeline.boundaries)
         return replanned
+
+    def _take_early_cut(self, frame: Frame) -> bool:
+        """The detector confirms a hard cut one frame after it. With less lookahead than one frame that is
+        after the cut is on screen, so the conductor takes the cut on its own frame; the confirmation is
+        then the same event and changes nothing. True when it forced a re-plan."""
+        t = hard_cut_candidate(self.stages.detector, frame)
+        if t is None:
+            return False
+        self._early_cut = t
+        now = self.clock.playhead() if self.clock.realtime else None
+        if not self.conductor.add_boundary(Boundary(t=t, kind="hard", decided_at=frame.t), now=now):
+            return False
+        self.state.replans += 1
+        self.state.last_cut_arrival = time.monotonic()
+        return True
+
+    def _check_early_cut(self, boundaries: list[Boundary]) -> None:
+        """Count early cuts the detector then refused (a glitch frame): their chord has already sounded."""
+        if self._early_cut is None or hard_cut_pending(self.stages.detector):
+            return
+        if not any(abs(b.t - self._early_cut) < 1e-6 for b in boundaries):
+            self.timeline.meta["early_cuts_refused"] = self.timeline.meta.get("early_cuts_refused", 0) + 1
+        self._early_cut = None
 
     def _emotion(self, fn, arg, then=None) -> None:
         """Call an emotion-estimator method in step (offline) or on the emotion thread (live)."""

@@ -1,7 +1,7 @@
 """Live timing benchmark: the real-time sender against deadlines, MIDI clock jitter at a JACK receiver next to
 an ideal busy-waiting sender, and (lookahead 0) the time from a cut frame's arrival to the boundary chord.
 
-    python tools/bench_live.py ../shared/media [--timing | --cuts] [--json]
+    python tools/bench_live.py ../shared/media [--timing | --cuts] [--json] [--verbose]   (--verbose: one line per cut)
 
 Everything runs against a private JACK server (dummy driver, 32 frames at 48 kHz) started here, with and
 without real-time scheduling for the server (the ideal sender busy-waits at normal priority). The load is
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import subprocess
 import sys
 import time
@@ -170,15 +171,20 @@ def ideal(rx: JackReceiver, seconds: float, fifo: bool) -> list[float]:
 
 
 class _CutWatch:
-    """Passes everything to the scheduler and notes the wall time of every re-plan (cut_at)."""
+    """Passes everything to the scheduler and notes, with wall times, every re-plan (cut_at) and every
+    chord onset handed over (3+ pitch classes starting together), so each cut can be traced."""
 
     def __init__(self, inner):
-        self.inner, self.cuts = inner, []
+        self.inner, self.cuts, self.chords = inner, [], []
 
     def tempo(self, t, bpm, beat):
         self.inner.tempo(t, bpm, beat)
 
     def notes(self, notes):
+        from cuecast.models.music.metrics import chord_onsets
+
+        wall = time.monotonic()
+        self.chords += [(wall, t) for t in chord_onsets(notes)]
         self.inner.notes(notes)
 
     def cut_at(self, t):
@@ -189,10 +195,37 @@ class _CutWatch:
         self.inner.close()
 
 
-def cut_to_chord(media: Path, rx: JackReceiver, overrides: dict) -> dict:
-    """lookahead 0: wall time from the arrival of a cut's frame to the send of the boundary chord.
+def trace_cut(b, arrivals: dict, watch: _CutWatch, sent_log, wall_of) -> dict:
+    """What happened to one detected hard cut: when its frame and the deciding frame arrived, the re-plan
+    it caused (if any), the chord the music had planned near it, and when the first chord went out after
+    its frame arrived. Times in ms from the cut frame's arrival."""
+    arrival = arrivals.get(round(b.t, 4))
+    decided = arrivals.get(round(b.decided_at, 4)) if b.decided_at is not None else None
+    if arrival is None:
+        return {"t": b.t, "missing_frame": True}
+    ms = lambda w: None if w is None else round((w - arrival) * 1000, 1)  # noqa: E731
+    # a re-plan this cut caused: at or after the frame arrived, before the next frame could matter, from the cut on
+    plan = next((w for w, t in watch.cuts if arrival <= w <= arrival + 0.5 and b.t - 0.05 <= t <= b.t + 0.5), None)
+    # a chord onset the music had planned within 0.6 s of the cut's media time before the frame arrived
+    planned = [round(t - b.t, 3) for w, t in watch.chords if w < arrival and abs(t - b.t) < 0.6]
+    # the first chord handed to the sender after the frame arrived (when, and for which media time)
+    handed = next(((w, t) for w, t in watch.chords if w >= arrival and t >= b.t - PREDICTED_S), None)
+    chord = _first_chord_after(sent_log, arrival - PREDICTED_S)
+    return {"t": round(b.t, 3), "decided_frame": ms(decided), "replan": ms(plan), "planned_near": planned,
+            "handed": None if handed is None else (ms(handed[0]), ms(wall_of(handed[1]))),
+            "chord": ms(chord), "play_time": ms(wall_of(b.t))}
 
-    Also split: arrival -> re-plan (queue wait + analysis + detector decision) and re-plan -> chord sent.
+
+PREDICTED_S = 0.1  # a chord sent up to this long before the cut frame arrived was planned for it (a forecast)
+LATE_S = 1.0  # no chord this long after the cut frame's arrival: the cut got none
+
+
+def cut_to_chord(media: Path, rx: JackReceiver, overrides: dict, verbose: bool = False) -> dict:
+    """lookahead 0: wall time from the arrival of a cut's frame to the send of the first chord after it.
+
+    Cuts a forecast already put a chord on (sent up to PREDICTED_S before the frame arrived) are counted
+    apart; the latency is over the others, the cuts nothing predicted. Also split: arrival -> re-plan
+    (queue wait + analysis + detector decision) and re-plan -> chord sent. With verbose, one line per cut.
     """
     from cuecast.engine.clock import RealtimeClock
     from cuecast.engine.compose import channel_map
@@ -201,20 +234,14 @@ def cut_to_chord(media: Path, rx: JackReceiver, overrides: dict) -> dict:
     from cuecast.engine.stages import build_stages
     from cuecast.streams.video import FileSource
 
-    lat: list[float] = []
-    to_plan: list[float] = []
-    plan_to_send: list[float] = []
-    missed = dropped = 0
+    traces: list[dict] = []
+    dropped = 0
     for name in CUT_CLIPS:
         path = media / name
         if not path.exists():
             continue
         cfg = load_config("vj", overrides)
-        try:
-            stages = build_stages(cfg)
-        except Exception:  # the cut forecaster may not be there yet: plan without it
-            cfg = load_config("vj", {**overrides, "conductor.use_forecast": False})
-            stages = build_stages(cfg)
+        stages = build_stages(cfg)
         clock = RealtimeClock(0.0)
         sched = RealtimeScheduler([f"jack:{rx.full_name}"], clock.wall_of, channel_map(cfg), record=True)
         watch = _CutWatch(sched)
@@ -233,44 +260,61 @@ def cut_to_chord(media: Path, rx: JackReceiver, overrides: dict) -> dict:
         _say(f"  {name}: {len(tl.boundaries)} boundaries, {engine.state.dropped} frames dropped, "
              f"{time.monotonic() - started:.0f} s")
         dropped += engine.state.dropped
-        log = sorted((w, m) for w, m in sched.report.log if m[0] & 0xF0 == 0x90 and m[2] > 0)
+        chords = sent_chords(sched.report.log)
         for b in tl.boundaries:
-            if b.kind != "hard" or b.t < 0.5:
-                continue
-            arrival = arrivals.get(round(b.t, 4))
-            if arrival is None:
-                continue
-            # the re-plan this cut caused: the first cut_at after the frame arrived, at or after the cut
-            plan = next((w for w, t in watch.cuts if w >= arrival and t >= b.t - 0.05), None)
-            chord = _first_chord_after(log, plan) if plan is not None else None
-            if chord is None:
-                missed += 1
-                continue
-            lat.append((chord - arrival) * 1000)
-            to_plan.append((plan - arrival) * 1000)
-            plan_to_send.append((chord - plan) * 1000)
+            if b.kind == "hard" and b.t >= 0.5:
+                tr = {"clip": name, **trace_cut(b, arrivals, watch, chords, clock.wall_of)}
+                traces.append(tr)
+                if verbose:
+                    _say(f"    {tr}")
+    return summarise(traces, dropped)
+
+
+def summarise(traces: list[dict], dropped: int) -> dict:
+    seen = [t for t in traces if not t.get("missing_frame")]
+    predicted = [t for t in seen if t["chord"] is not None and t["chord"] <= 0]
+    unplanned = [t for t in seen if t not in predicted]
+    lat = [t["chord"] for t in unplanned if t["chord"] is not None and t["chord"] <= LATE_S * 1000]
+    to_plan = [t["replan"] for t in unplanned if t["replan"] is not None]
+    plan_to_send = [t["chord"] - t["replan"] for t in unplanned if t["replan"] is not None and t["chord"] is not None]
     out = _pct(lat, (50, 95))
-    out["missed"] = missed
+    out["missed"] = len(unplanned) - len(lat)
+    out["predicted"] = len(predicted)
     out["dropped_frames"] = dropped
     out["to_plan_p50"] = float(np.median(to_plan)) if to_plan else float("nan")
     out["plan_to_send_p50"] = float(np.median(plan_to_send)) if plan_to_send else float("nan")
+    out["traces"] = traces
     return out
+
+
+def sent_chords(log, drum_channel: int = 9) -> list[float]:
+    """Wall times of the chord onsets actually sent: the notes rebuilt from note-on/off pairs in the send log
+    (drums left out), then the metrics' chord rule (3+ pitch classes within 30 ms, each held >= 0.4 s)."""
+    from cuecast.models.music.metrics import chord_onsets
+    from cuecast.types import Note
+
+    sounding: dict[tuple[int, int], float] = {}
+    notes = []
+    for w, m in sorted(log, key=lambda e: e[0]):
+        kind, ch = m[0] & 0xF0, m[0] & 0x0F
+        if kind not in (0x80, 0x90) or ch == drum_channel:
+            continue
+        key = (ch, m[1])
+        if kind == 0x90 and m[2] > 0:
+            sounding[key] = w
+        elif key in sounding:
+            notes.append(Note(sounding.pop(key), w, m[1], 64, "chords"))
+    notes += [Note(w, math.inf, k[1], 64, "chords") for k, w in sounding.items()]
+    return chord_onsets(notes)
 
 
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _first_chord_after(log, t: float, window: float = 0.03) -> float | None:
-    """Send time of the first moment after t where 3+ note-ons go out within `window` seconds."""
-    times = [w for w, _ in log if w >= t]
-    for i in range(len(times)):
-        j = i
-        while j < len(times) and times[j] - times[i] <= window:
-            j += 1
-        if j - i >= 3:
-            return times[i]
-    return None
+def _first_chord_after(chords: list[float], t: float) -> float | None:
+    """The first chord onset (wall time) at or after t."""
+    return next((w for w in chords if w >= t), None)
 
 
 def timing_rows(media: Path, realtime: bool) -> list[dict]:
@@ -316,7 +360,7 @@ def timing_rows(media: Path, realtime: bool) -> list[dict]:
     return rows
 
 
-def run(media_dir: str, only: str = "") -> list[dict]:
+def run(media_dir: str, only: str = "", verbose: bool = False) -> list[dict]:
     from jack_server import can_realtime
 
     media = Path(media_dir)
@@ -332,14 +376,15 @@ def run(media_dir: str, only: str = "") -> list[dict]:
     try:
         rx = JackReceiver(client="bench-cuts")
         try:
-            configs = (("vj preset", {}),
-                       ("vj, queue_frames = 2, source.audio = false", {"source.queue_frames": 2, "source.audio": False}))
+            # with the forecaster some cuts are planned for ahead; without it every cut is a surprise
+            configs = (("vj preset", {}), ("vj, no forecast", {"conductor.use_forecast": False}))
             for label, over in configs:
                 _say(f"cut -> chord, {label} ...")
-                r = cut_to_chord(media, rx, over)
-                rows.append({"what": f"cut frame arrival -> boundary chord sent, lookahead 0 ({label}; "
-                                     f"median {r['to_plan_p50']:.0f} ms to the re-plan, {r['plan_to_send_p50']:.1f} ms "
-                                     f"from re-plan to send; {r['dropped_frames']} frames dropped)", **r})
+                r = cut_to_chord(media, rx, over, verbose)
+                rows.append({"what": f"cut frame arrival -> first chord sent, lookahead 0, cuts nothing predicted ({label}; "
+                                     f"{r['predicted']} more cuts had a forecast chord; median {r['to_plan_p50']:.0f} ms to "
+                                     f"the re-plan, {r['plan_to_send_p50']:.1f} ms from re-plan to send; "
+                                     f"{r['dropped_frames']} frames dropped)", **r})
         finally:
             rx.close()
     finally:
@@ -361,7 +406,7 @@ if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     media = args[0] if args else str(HERE.parent.parent / "shared" / "media")
     only = "timing" if "--timing" in sys.argv else "cuts" if "--cuts" in sys.argv else ""
-    result = run(media, only)
+    result = run(media, only, verbose="--verbose" in sys.argv)
     print(markdown(result))
     if "--json" in sys.argv:
         print(json.dumps(result, indent=1))
