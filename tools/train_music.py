@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import os
 import shutil
@@ -25,6 +26,8 @@ import torch
 
 from cuecast.models.music import model as M
 from cuecast.models.music import tokens as T
+from cuecast.models.music.corpus import quantile_table, to_unit
+from cuecast.models.music.theory import key_correlations
 
 SHIP_FILES = ("models/weights/music_transformer.pt", "models/weights/music_train_log.csv")
 
@@ -46,10 +49,54 @@ def transpose_tables(max_shift: int = 6) -> np.ndarray:
     return tabs
 
 
-class Batches:
-    """Random windows of the token stream (pieces separated by BOS) with their per-token conditions."""
+# The scale degrees that tell major from minor (third, sixth, seventh): moving them by a semitone turns a
+# passage into its parallel mode while its rhythm, voicing and instruments stay as they were.
+MAJOR_TO_MINOR = {4: 3, 9: 8, 11: 10}
+MINOR_TO_MAJOR = {3: 4, 8: 9, 10: 11}
 
-    def __init__(self, path: Path, context: int, seed: int):
+
+def parallel_mode_tables() -> np.ndarray:
+    """tab[m, r, tok]: the token in the parallel mode of tonic r (m=0: major -> minor, m=1: minor -> major)."""
+    tabs = np.tile(np.arange(T.VOCAB_SIZE), (2, 12, 1))
+    for tok in range(T.VOCAB_SIZE):
+        kind, inst, pitch = T.decode(tok)
+        if kind not in ("on", "off") or inst == 0:
+            continue
+        for m, moves in enumerate((MAJOR_TO_MINOR, MINOR_TO_MAJOR)):
+            for r in range(12):
+                dst = moves.get((pitch - r) % 12)
+                if dst is None:
+                    continue
+                p = pitch + dst - (pitch - r) % 12
+                p = p + 12 if p < T.PITCH_LO else p - 12 if p > T.PITCH_HI else p
+                tabs[m, r, tok] = T.on_token(inst, p) if kind == "on" else T.off_token(inst, p)
+    return tabs
+
+
+_PITCHED_ON = (T.KIND == 3) & (T.TOK_INST > 0)
+
+
+def window_key(toks: np.ndarray) -> tuple[int, int, float]:
+    """(mode 0 major / 1 minor, tonic, major-minor key score) of a window's pitched note-ons."""
+    on = toks[_PITCHED_ON[toks]]
+    hist = np.bincount(T.TOK_PITCH[on] % 12, minlength=12).astype(float)
+    major, minor = key_correlations(hist)
+    tm, tn = int(np.argmax(major)), int(np.argmax(minor))
+    return (0, tm, float(major[tm] - minor[tn])) if major[tm] >= minor[tn] else (1, tn, float(major[tm] - minor[tn]))
+
+
+class Batches:
+    """Random windows of the token stream (pieces separated by BOS) with their per-token conditions.
+
+    With `mode_flip` > 0, that fraction of training windows is moved to its parallel mode and every window's
+    valence becomes its own key score (ranked over the corpus's windows). The flips balance major and minor
+    over the same material, so at the start of a window, before the context shows the mode, the valence
+    input is the only thing that tells it: the model has to learn to use it (EMSYNC's labels alone let it
+    read the mode off the context and ignore valence).
+    """
+
+    def __init__(self, path: Path, context: int, seed: int, mode_flip: float = 0.0,
+                 source_weights: dict[str, float] | None = None):
         z = np.load(path / "corpus.npz")
         self.tokens = z["tokens"].astype(np.int64)
         self.cond = np.stack([z["valence"], z["arousal"], z["offset"]], axis=1).astype(np.float32)
@@ -57,30 +104,87 @@ class Batches:
         self.context = context
         self.rng = np.random.default_rng(seed)
         self.tabs = transpose_tables()
+        self.mode_flip = mode_flip
+        self.start_cdf = self._start_cdf(path, source_weights) if source_weights else None
+        self.mode_tabs = parallel_mode_tables()
+        self.key_table = self._window_key_table(np.random.default_rng(seed + 7)) if mode_flip > 0 else None
         self.bos = np.flatnonzero(self.tokens[: self.n_train] == T.BOS)
         if self.n_train <= context + 1 or len(self.tokens) - self.n_train <= context + 1:
             raise SystemExit("train_music: corpus too small for the context; build a bigger one")
 
+    def _start_cdf(self, path: Path, weights: dict[str, float]) -> np.ndarray:
+        """CDF over training start positions that gives each source its weight's share of the windows.
+
+        The sources differ in kind (dense multi-track game music, sparse one-voice folk tunes, grooves in
+        between); drawn by token count the largest decides what a fresh start sounds like."""
+        pieces = [m for m in json.loads((path / "pieces.json").read_text()) if m["split"] == "train"]
+        src = np.zeros(self.n_train, dtype=np.int64)
+        names = sorted({m["source"].split("/")[0] for m in pieces})
+        for m in pieces:
+            src[m["start"]:m["start"] + m["length"]] = names.index(m["source"].split("/")[0])
+        src = src[: self.n_train - self.context - 1]
+        counts = np.bincount(src, minlength=len(names)).astype(float)
+        w = np.array([weights.get(n, 0.0) for n in names]) / np.maximum(counts, 1)
+        if not w.any():
+            raise SystemExit(f"train_music: --source-weights names none of the corpus's sources {names}")
+        print("train_music: window share by source " + ", ".join(
+            f"{n} {x:.2f}" for n, x in zip(names, w * counts / (w * counts).sum())), flush=True)
+        cdf = np.cumsum(w[src])
+        return cdf / cdf[-1]
+
     def _window(self, lo: int, hi: int, n: int, rng, bos_frac: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-        starts = rng.integers(lo, hi - self.context - 1, size=n)
+        if self.start_cdf is not None and lo == 0:
+            starts = np.searchsorted(self.start_cdf, rng.random(n))
+        else:
+            starts = rng.integers(lo, hi - self.context - 1, size=n)
         if bos_frac > 0:  # some windows open a piece: the conditions must carry it while context is short
             at_bos = rng.random(n) < bos_frac
             starts[at_bos] = rng.choice(self.bos[self.bos < hi - self.context - 1], size=int(at_bos.sum()))
         idx = starts[:, None] + np.arange(self.context + 1)[None, :]
         return self.tokens[idx], self.cond[idx[:, :-1]]
 
+    def _window_key_table(self, rng, n: int = 3000) -> np.ndarray:
+        """Quantiles of the window key score over training windows, half of them flipped (as in training)."""
+        toks, _ = self._window(0, self.n_train, n, rng)
+        scores = []
+        for i, t in enumerate(toks):
+            mode, tonic, score = window_key(t)
+            if i % 2:
+                mode, tonic, score = window_key(self.mode_tabs[mode, tonic, t])
+            scores.append(score)
+        return quantile_table(np.array(scores))
+
+    def _flip_modes(self, toks: np.ndarray, cond: np.ndarray) -> np.ndarray:
+        for i, t in enumerate(toks):
+            mode, tonic, score = window_key(t[:-1])
+            if self.rng.random() < self.mode_flip:
+                toks[i] = self.mode_tabs[mode, tonic, t]
+                score = window_key(toks[i, :-1])[2]
+            cond[i, :, 0] = to_unit(np.array([score]), self.key_table)[0]
+        return toks
+
     def train(self, batch: int, p_drop: tuple[float, float, float] = (0.15, 0.15, 0.1), bos_frac: float = 0.0):
         toks, cond = self._window(0, self.n_train, batch, self.rng, bos_frac)
+        cond = cond.copy()
+        if self.mode_flip > 0:
+            toks = self._flip_modes(toks.copy(), cond)
         shift = self.rng.integers(-5, 7, size=batch)
         toks = np.stack([self.tabs[s + 6, t] for s, t in zip(shift, toks)])
-        cond = cond.copy()
         for c, p in enumerate(p_drop):  # condition dropout, per sequence: teaches the missing vectors
             cond[self.rng.random(batch) < p, :, c] = np.nan
         return self._tensors(toks, cond)
 
     def heldout(self, batch: int, n_batches: int, seed: int = 1234):
         rng = np.random.default_rng(seed)
-        return [self._tensors(*self._window(self.n_train, len(self.tokens), batch, rng)) for _ in range(n_batches)]
+        out = []
+        for _ in range(n_batches):
+            toks, cond = self._window(self.n_train, len(self.tokens), batch, rng)
+            if self.key_table is not None:  # the same valence labels as training sees (no flips)
+                cond = cond.copy()
+                for i, t in enumerate(toks):
+                    cond[i, :, 0] = to_unit(np.array([window_key(t[:-1])[2]]), self.key_table)[0]
+            out.append(self._tensors(toks, cond))
+        return out
 
     @staticmethod
     def _tensors(toks: np.ndarray, cond: np.ndarray):
@@ -158,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--commit", action="store_true", help="git commit what --ship copies")
     ap.add_argument("--bos-frac", type=float, default=0.0,
                     help="fraction of training windows that start at a piece's first token (conditions matter most there)")
+    ap.add_argument("--mode-flip", type=float, default=0.0,
+                    help="fraction of training windows moved to their parallel mode, valence from each window's key")
+    ap.add_argument("--source-weights", default="",
+                    help="share of training windows per source, e.g. debian=0.4,mma=0.35,music21=0.25 (default: by tokens)")
     ap.add_argument("--init", default="", help="weights to start from (fine-tuning); ignored when resuming")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bench", action="store_true")
@@ -169,7 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(a.seed)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    data = Batches(Path(a.data), a.context, a.seed)
+    try:
+        weights = {k: float(v) for k, v in (x.split("=") for x in a.source_weights.split(",") if x.strip())}
+    except ValueError:
+        ap.error("--source-weights must look like debian=0.4,mma=0.35,music21=0.25")
+    data = Batches(Path(a.data), a.context, a.seed, mode_flip=a.mode_flip, source_weights=weights)
     held = data.heldout(a.batch, 8)
     cfg = M.ModelConfig(n_layer=a.layers, n_head=a.heads, d_model=a.d_model, context=a.context, dropout=a.dropout)
     model = M.MusicTransformer(cfg)

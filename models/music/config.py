@@ -22,6 +22,8 @@ class GeneratorConfig:
     max_hold_beats: float = 4.0  # transformer: the guard closes a note held this long
     threads: int = 1  # transformer: torch threads while stepping (one token at a time gains nothing from more)
     guidance: float = 1.0  # transformer: classifier-free guidance on valence (1 = off); the two streams run as one batch
+    mode_steer: float = 2.0  # transformer: logit bias towards the mode valence asks for (0 = off; see steer.py)
+    density_steer: float = 1.5  # transformer: logit bias towards the note density arousal asks for (0 = off)
 
     def validate(self, key: str) -> None:
         check(self.backend in BACKENDS, f"{key}.backend", f"must be one of {', '.join(BACKENDS)}", self.backend)
@@ -33,3 +35,5 @@ class GeneratorConfig:
         check(0.5 <= self.max_hold_beats <= 16.0, f"{key}.max_hold_beats", "must be in 0.5..16", self.max_hold_beats)
         check(1 <= self.threads <= 64, f"{key}.threads", "must be in 1..64", self.threads)
         check(0.0 <= self.guidance <= 10.0, f"{key}.guidance", "must be in 0..10", self.guidance)
+        check(0.0 <= self.mode_steer <= 10.0, f"{key}.mode_steer", "must be in 0..10", self.mode_steer)
+        check(0.0 <= self.density_steer <= 10.0, f"{key}.density_steer", "must be in 0..10", self.density_steer)

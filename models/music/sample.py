@@ -9,6 +9,8 @@ Guards (masks on the logits, never edits of what was played):
   gives the note-offs of everything still sounding;
 - no runaway repetition: at most `max_events_per_tick` events without time moving, a key struck at most
   `max_repeats_per_beat` times per beat, no velocity or CHORD token twice in a row;
+- a drummer's two hands and feet: at most `max_drums_per_tick` drum hits at once and `max_drums_per_beat`
+  in a beat (a small model can fall into a roll over every drum key, which no kit plays);
 - the CHORD token keeps its meaning from the data (3+ pitch classes starting together, held about two
   beats): after it, time does not move until the model has struck 3 distinct pitch classes, and those
   notes are not released before `chord_hold_ticks`. Which notes, on which instruments, is the model's choice.
@@ -30,6 +32,7 @@ _VEL = _KIND == 2
 _ON = _KIND == 3
 _OFF = _KIND == 4
 _PITCHED_ON = _ON & (torch.from_numpy(T.TOK_INST.astype(np.int64)) > 0)
+_DRUM_ON = _ON & ~_PITCHED_ON
 _ALWAYS_MASKED = torch.zeros(T.VOCAB_SIZE, dtype=torch.bool)
 _ALWAYS_MASKED[[T.PAD, T.BOS, T.BAR]] = True
 
@@ -41,6 +44,8 @@ class Guard:
     max_events_per_tick: int = 24
     max_repeats_per_beat: int = 4
     chord_hold_ticks: int = 2 * T.TICKS_PER_BEAT
+    max_drums_per_tick: int = 3
+    max_drums_per_beat: int = 10
     tick: int = 0  # ticks since the start
     open: dict[int, int] = field(default_factory=dict)  # on-token -> tick it started
     events_this_tick: int = 0
@@ -49,12 +54,13 @@ class Guard:
     chord_tick: int = -1  # tick of the last CHORD token
     chord_pcs: set[int] = field(default_factory=set)  # pitch classes struck at it
     chord_notes: set[int] = field(default_factory=set)  # on-tokens struck at it
+    drum_ticks: list[int] = field(default_factory=list)  # ticks of the drum hits of the last beat
 
     def copy(self) -> "Guard":
         return Guard(self.max_polyphony, self.max_hold_ticks, self.max_events_per_tick, self.max_repeats_per_beat,
-                     self.chord_hold_ticks, self.tick, dict(self.open), self.events_this_tick, self.last,
-                     {k: list(v) for k, v in self.strikes.items()}, self.chord_tick, set(self.chord_pcs),
-                     set(self.chord_notes))
+                     self.chord_hold_ticks, self.max_drums_per_tick, self.max_drums_per_beat, self.tick,
+                     dict(self.open), self.events_this_tick, self.last, {k: list(v) for k, v in self.strikes.items()},
+                     self.chord_tick, set(self.chord_pcs), set(self.chord_notes), list(self.drum_ticks))
 
     def chord_pending(self) -> bool:
         """A CHORD token at this tick still waits for its third pitch class."""
@@ -87,6 +93,9 @@ class Guard:
         if self.events_this_tick >= self.max_events_per_tick:
             m |= ~_SHIFT  # let time move
             m[T.VEL0:T.VOCAB_SIZE] = True
+        drums_now = sum(1 for t in self.drum_ticks if t == self.tick)
+        if drums_now >= self.max_drums_per_tick or len(self.drum_ticks) >= self.max_drums_per_beat:
+            m |= _DRUM_ON
         for on, ticks in self.strikes.items():
             if sum(1 for t in ticks if self.tick - t < T.TICKS_PER_BEAT) >= self.max_repeats_per_beat:
                 m[on] = True
@@ -110,6 +119,7 @@ class Guard:
             self.events_this_tick = 0
             self.strikes = {k: [t for t in v if self.tick - t < T.TICKS_PER_BEAT] for k, v in self.strikes.items()}
             self.strikes = {k: v for k, v in self.strikes.items() if v}
+            self.drum_ticks = [t for t in self.drum_ticks if self.tick - t < T.TICKS_PER_BEAT]
         elif kind in (2, 3) or tok == T.CHORD:  # offs are bounded by the open notes; BAR is the grid's
             self.events_this_tick += 1
         if tok == T.CHORD:
@@ -120,6 +130,8 @@ class Guard:
                 if self.chord_tick == self.tick:
                     self.chord_pcs.add(int(T.TOK_PITCH[tok]) % 12)
                     self.chord_notes.add(tok)
+            else:
+                self.drum_ticks.append(self.tick)
             self.strikes.setdefault(tok, []).append(self.tick)
         elif kind == 4:
             self.open.pop(off_to_on(tok), None)

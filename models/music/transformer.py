@@ -6,6 +6,7 @@ follows `plan.tempo_bpm`), shifts stop at every beat line, at the end of the ste
 conductor's bar lines are. Every token gets the plan's valence and arousal and the seconds from its time
 to the next boundary (EMSYNC's boundary offset); at the boundary the CHORD token gets a small logit bonus
 (the conductor's help the issue allows; the chord itself, its notes and their length are the model's).
+Valence and arousal also steer sampling (`steer.py`: mode and note density as soft logit biases).
 
 A step returns the notes that start in [t0, t1). A note's end is known only when the model closes it, so
 generation runs ahead of t1 until every note started before t1 is closed (at most `max_hold_beats`, the
@@ -26,6 +27,7 @@ from cuecast.models.music import model as M
 from cuecast.models.music import tokens as T
 from cuecast.models.music.config import GeneratorConfig
 from cuecast.models.music.sample import Guard, on_to_off, sample
+from cuecast.models.music.steer import Steering
 from cuecast.types import Note, StepPlan
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "music_transformer.pt"
@@ -39,6 +41,7 @@ class _State:
     cache: M.KVCache
     logits: torch.Tensor
     guard: Guard
+    steer: Steering
     clock: float
     level: int
     last_bar: float = math.nan  # time of the last BAR fed (never two at one time)
@@ -46,8 +49,8 @@ class _State:
     sounding: dict[int, tuple[float, int]] = field(default_factory=dict)  # on-token -> (start s, velocity)
 
     def copy(self) -> "_State":
-        return _State(self.cache.clone(), self.logits, self.guard.copy(), self.clock, self.level, self.last_bar,
-                      self.chord_at, dict(self.sounding))
+        return _State(self.cache.clone(), self.logits, self.guard.copy(), self.steer.copy(), self.clock, self.level,
+                      self.last_bar, self.chord_at, dict(self.sounding))
 
 
 class TransformerGenerator:
@@ -74,7 +77,8 @@ class TransformerGenerator:
         logits = self.model.step_rows(T.BOS, ((math.nan,) * 3,) * (1 if self.guidance == 1.0 else 2), cache)[0]
         guard = Guard(max_polyphony=self.cfg.max_polyphony, max_hold_ticks=int(self.max_hold_beats * T.TICKS_PER_BEAT),
                       max_events_per_tick=self.events_per_tick)
-        self.s = _State(cache, logits, guard, clock=math.nan, level=-1)
+        steer = Steering(mode_strength=self.cfg.mode_steer, density_strength=self.cfg.density_steer)
+        self.s = _State(cache, logits, guard, steer, clock=math.nan, level=-1)
         self.closed: list[Note] = []  # notes closed, not yet returned
         self.emitted_until = -math.inf  # notes starting before this were returned already
         self.log: list[tuple[int, float, float, float, float]] = []  # (token, time, val, aro, off)
@@ -119,10 +123,10 @@ class TransformerGenerator:
             tick_s = plan.beat_s / T.TICKS_PER_BEAT
             max_shift = max(1, min(T.MAX_SHIFT, int(math.ceil((stop - s.clock) / tick_s - 1e-3))))
             off = self._offset(plan, s.clock)
-            bias = None
+            bias = s.steer.bias(s.clock, plan.valence, plan.arousal)
             if not math.isnan(off) and off < tick_s / 2:
-                bias = torch.zeros_like(s.logits)
-                bias[T.CHORD] = self.chord_bias
+                bias = torch.zeros_like(s.logits) if bias is None else bias
+                bias[T.CHORD] += self.chord_bias
             tok = sample(s.logits, s.guard.mask(max_shift), self.cfg.temperature, self.cfg.top_p, self.gen, bias)
             if T.KIND[tok] == 1:
                 k = tok - T.SHIFT0 + 1
@@ -210,6 +214,7 @@ class TransformerGenerator:
                 inst = T.TO_CUECAST[T.INSTS[int(T.TOK_INST[tok])]]
                 self._emit(Note(st, max(t, st + 1e-3), int(T.TOK_PITCH[tok]), vel, inst), record_notes)
         s.guard.update(tok)
+        s.steer.on_token(tok, t)
         if self.guidance == 1.0:
             s.logits = self.model.step(tok, val, aro, off, s.cache)
         else:  # guidance on valence: the same stream without valence (its learned missing vector) as a baseline

@@ -1,0 +1,132 @@
+"""Emotion steering at sampling time: the conductor's valence and arousal as soft biases on the logits.
+
+The transformer takes valence and arousal as inputs, but a small model trained for an hour or two on a CPU
+follows them loosely: once its context has a mode and a texture it keeps them. Steering keeps the music on
+the emotion the picture asks for while every token stays the model's choice (biases, never edits):
+
+- mode: valence is the music's major-minor key score (EMSYNC's label: best major Krumhansl-Kessler
+  correlation minus best minor, of the pitch-class histogram). For the model's own recent notes,
+  steering asks which pitch class, played next, would raise that score and which would lower it (the
+  score's finite-difference gradient), and favours the ones that move it the way valence asks, in
+  proportion to |valence|: classifier guidance with the labelling function as the classifier. It needs no
+  tonic (relative keys share their notes, so a tonic estimate would often steer the wrong scale);
+- density: the note-on rate of the last seconds against a target rate from arousal (EMSYNC's arousal is
+  note density); note-ons get a bias of log(target / rate), bounded, so a sparse stream is nudged to
+  play and a dense one to wait. Pitched notes are held to a share of the target of their own, so a
+  drum groove alone cannot meet it: a soundtrack needs harmony.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from cuecast.models.music import tokens as T
+from cuecast.models.music.theory import KK_MAJOR, KK_MINOR
+
+_PITCHED_ON = torch.from_numpy((T.KIND == 3) & (T.TOK_INST > 0))
+_ANY_ON = torch.from_numpy(T.KIND == 3)
+_PC = torch.from_numpy(np.where(T.TOK_PITCH >= 0, T.TOK_PITCH % 12, 0).astype(np.int64))
+
+RATE_WINDOW_S = 3.0  # seconds of onsets the density is measured over
+PC_DECAY = 0.96  # per pitched onset: the key estimate remembers the last few dozen notes
+MIN_NOTES_FOR_KEY = 6
+MAX_BIAS = 3.0
+PITCHED_SHARE = 0.6  # of the target density, at least this much from pitched notes
+
+
+def _zscored(x: np.ndarray) -> np.ndarray:
+    x = x - x.mean(axis=-1, keepdims=True)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+# the 24 key profiles (12 major tonics, then 12 minor), z-scored once: a key fit is one small matmul
+_PROFILES = _zscored(np.stack([np.roll(KK_MAJOR, t) for t in range(12)] + [np.roll(KK_MINOR, t) for t in range(12)]))
+
+
+def target_notes_per_second(arousal: float, lo: float = 1.5, hi: float = 12.0) -> float:
+    """The density arousal asks for: geometric from `lo` (arousal -1) to `hi` (+1) notes per second."""
+    a = min(1.0, max(-1.0, arousal))
+    return lo * (hi / lo) ** ((a + 1.0) / 2.0)
+
+
+def key_score_gradient(pcs: np.ndarray, eps: float = 1.0) -> np.ndarray:
+    """(12,) change of the major-minor key score if one more note of each pitch class were played,
+    scaled so that the largest magnitude is 1 (zeros for a flat or empty histogram)."""
+    h = np.asarray(pcs, dtype=float)
+    if h.sum() <= 0 or np.allclose(h, h[0]):
+        return np.zeros(12)
+    trial = _zscored(h[None, :] + eps * np.eye(12))  # 12 histograms, one note added each
+    base = _PROFILES @ _zscored(h)
+    corr = trial @ _PROFILES.T  # (12 trials, 24 keys)
+    score = corr[:, :12].max(axis=1) - corr[:, 12:].max(axis=1)
+    grad = score - (base[:12].max() - base[12:].max())
+    m = np.abs(grad).max()
+    return grad / m if m > 1e-9 else np.zeros(12)
+
+
+def density_bias(rate: float, target: float, strength: float) -> float:
+    """Logit bias for note-ons: positive when the stream plays less than the target, negative when more."""
+    if strength <= 0:
+        return 0.0
+    return max(-MAX_BIAS, min(MAX_BIAS, strength * math.log((target + 0.5) / (rate + 0.5))))
+
+
+@dataclass
+class Steering:
+    """What steering remembers of the notes played so far (copied with the generator's snapshots)."""
+
+    mode_strength: float = 2.0
+    density_strength: float = 1.5
+    pcs: np.ndarray = field(default_factory=lambda: np.zeros(12))
+    n_pitched: int = 0
+    grad: np.ndarray = field(default_factory=lambda: np.zeros(12))  # key_score_gradient of pcs
+    onsets: list[tuple[float, bool]] = field(default_factory=list)  # (media time, pitched) of recent note-ons
+    started: float = math.nan
+
+    def copy(self) -> "Steering":
+        return Steering(self.mode_strength, self.density_strength, self.pcs.copy(), self.n_pitched, self.grad,
+                        list(self.onsets), self.started)
+
+    def on_token(self, tok: int, t: float) -> None:
+        """Take a fed token into account (note-ons only)."""
+        if math.isnan(self.started):
+            self.started = t
+        if T.KIND[tok] != 3:
+            return
+        pitched = bool(T.TOK_INST[tok] > 0)
+        self.onsets.append((t, pitched))
+        if self.onsets[0][0] < t - RATE_WINDOW_S:
+            self.onsets = [x for x in self.onsets if x[0] >= t - RATE_WINDOW_S]
+        if pitched:
+            self.pcs = self.pcs * PC_DECAY
+            self.pcs[int(T.TOK_PITCH[tok]) % 12] += 1.0
+            self.n_pitched += 1
+            if self.n_pitched >= MIN_NOTES_FOR_KEY and self.mode_strength > 0:
+                self.grad = key_score_gradient(self.pcs)
+
+    def rates(self, t: float) -> tuple[float, float]:
+        """Note-ons per second of the last few seconds: (all, pitched)."""
+        span = max(0.75, min(RATE_WINDOW_S, t - self.started)) if not math.isnan(self.started) else RATE_WINDOW_S
+        recent = [p for x, p in self.onsets if x > t - span]
+        return len(recent) / span, sum(recent) / span
+
+    def bias(self, t: float, valence: float, arousal: float) -> torch.Tensor | None:
+        """(V,) logit bias for the next token at media time t, or None when there is nothing to steer."""
+        out = torch.zeros(T.VOCAB_SIZE)
+        used = False
+        if self.mode_strength > 0 and self.n_pitched >= MIN_NOTES_FOR_KEY and not math.isnan(valence):
+            g = self.mode_strength * max(-1.0, min(1.0, valence))
+            by_pc = torch.from_numpy(g * self.grad).float()
+            out = torch.where(_PITCHED_ON, by_pc[_PC], out)
+            used = True
+        if self.density_strength > 0 and not math.isnan(arousal):
+            target = target_notes_per_second(arousal)
+            rate, pitched = self.rates(t)
+            out = out + torch.where(_PITCHED_ON, density_bias(pitched, PITCHED_SHARE * target, self.density_strength),
+                                    _ANY_ON * density_bias(rate, target, self.density_strength))
+            used = True
+        return out if used else None

@@ -1,0 +1,81 @@
+"""Emotion steering of the transformer's sampling: the pure functions and their effect on a tiny model."""
+
+import math
+
+import numpy as np
+import pytest
+
+from cuecast.models.music import metrics as Mx
+from cuecast.models.music import tokens as T
+from cuecast.models.music.config import GeneratorConfig
+from cuecast.models.music.sample import Guard
+from cuecast.models.music.theory import key_correlations
+from cuecast.models.music.steer import Steering, density_bias, key_score_gradient, target_notes_per_second
+
+from test_music_generator import Gen, plans, run, tiny_model
+
+C_MAJOR = np.array([6, 0, 4, 0, 5, 4, 0, 6, 0, 3, 0, 2], dtype=float)  # a C major tune's pitch classes
+
+
+def test_key_score_gradient_says_which_note_moves_the_key_score_which_way():
+    g = key_score_gradient(C_MAJOR)
+    assert max(abs(g)) == pytest.approx(1.0)
+    up, down = np.zeros(12), np.zeros(12)
+    up[int(np.argmax(g))] = down[int(np.argmin(g))] = 1.0
+    score = lambda h: float(np.subtract(*[x.max() for x in key_correlations(h)]))  # noqa: E731
+    assert score(C_MAJOR + up) > score(C_MAJOR) > score(C_MAJOR + down)
+    assert not key_score_gradient(np.zeros(12)).any()
+
+
+def test_density_bias_pushes_towards_the_target():
+    assert density_bias(0.0, 5.0, 1.5) > 0 > density_bias(20.0, 5.0, 1.5)
+    assert density_bias(5.0, 5.0, 1.5) == pytest.approx(0.0)
+    assert density_bias(0.0, 5.0, 0.0) == 0.0
+    assert target_notes_per_second(-1) < target_notes_per_second(0) < target_notes_per_second(1)
+
+
+def test_steering_bias_favours_minor_notes_for_negative_valence():
+    s = Steering(mode_strength=2.0, density_strength=0.0)
+    t = 0.0
+    for pc, n in enumerate(C_MAJOR.astype(int)):
+        for _ in range(n):
+            s.on_token(T.on_token(3, 60 + pc), t)
+            t += 0.1
+    sad, happy = s.bias(t, -0.9, math.nan), s.bias(t, 0.9, math.nan)
+    g = key_score_gradient(s.pcs)
+    minorish, majorish = T.on_token(3, 60 + int(np.argmin(g))), T.on_token(3, 60 + int(np.argmax(g)))
+    assert sad[minorish] > sad[majorish] and happy[majorish] > happy[minorish]
+    assert sad[T.shift_token(3)] == 0 and sad[T.on_token(0, 38)] == 0  # time and drums are not the mode's
+
+
+def test_rewind_takes_steering_back_to_the_rewound_time():
+    cfg = GeneratorConfig(backend="transformer", seed=5, mode_steer=3.0, density_steer=2.0)
+    ps = plans(12)
+    gen = Gen(cfg, model=tiny_model())
+    run(gen, ps[:8])
+    before = list(gen.s.steer.onsets)
+    gen.rewind(ps[4].t0)
+    after = gen.s.steer.onsets
+    assert after and all(t < ps[4].t0 for t, _ in after)
+    assert len(after) < len(before)
+
+
+def test_density_steering_thins_a_dense_stream():
+    """A random-init model plays a note on most ticks; low arousal must make it play far fewer."""
+    seconds = 8.0
+    ps = plans(16, valence=0.0, arousal=-1.0)
+    free = run(Gen(GeneratorConfig(backend="transformer", seed=1, density_steer=0.0), model=tiny_model()), ps)
+    steered = run(Gen(GeneratorConfig(backend="transformer", seed=1, density_steer=3.0), model=tiny_model()), ps)
+    assert Mx.notes_per_second(steered, seconds) < 0.7 * Mx.notes_per_second(free, seconds)
+
+
+def test_drum_hits_are_bounded_per_tick_and_beat():
+    g = Guard(max_drums_per_tick=2, max_drums_per_beat=3)
+    for pitch in (36, 38):
+        g.update(T.on_token(0, pitch))
+    assert g.mask()[T.on_token(0, 42)]  # two at once: no third
+    g.update(T.shift_token(1))
+    g.update(T.on_token(0, 42))
+    assert g.mask()[T.on_token(0, 46)]  # three in the beat
+    g.update(T.shift_token(12))
+    assert not g.mask()[T.on_token(0, 46)]  # a beat later the kit is free again
