@@ -11,6 +11,12 @@ candidate opens; when the picture is stable again it closes and is judged as a w
 one end is black and whose other end has a picture is a fade; one whose intermediate frames are a linear
 blend of its two ends is a dissolve; anything else (a pan, a zoom, someone walking through) is motion.
 Brightness ramps between flat frames (no picture on either side) are never boundaries.
+
+Cost: at 64 px wide a frame is a few thousand numbers, so the time goes to calls, not arithmetic. Each
+frame is prepared once (features(): downscale, luma, the correlation template and window spreads) with
+a few OpenCV/numpy calls on the CPU, where the decoded frame is, and its small tensors go to the device;
+comparisons then reuse that. On the CPU device the tensors are worked on through the numpy arrays they
+share memory with (host()), which costs a fraction of a tensor op per call.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -26,8 +33,7 @@ from cuecast.models.common import pick_device
 from cuecast.models.cuts.config import CutConfig
 from cuecast.types import Boundary, Frame
 
-# Luma weights (BT.601): structure is judged on luma; fades and dissolves on colour (the small frames).
-_LUMA = (0.299, 0.587, 0.114)
+# Structure is judged on luma (BT.601 weights); fades and dissolves on colour (the small frames).
 FLAT_STD = 0.03  # luma std (0..1) below which a frame has no picture to correlate (black, a flat card)
 DARK_MEAN = 0.08  # mean luma (0..1) below which a flat-ish frame counts as black for fades
 SATURATED = 0.96  # luma above this is blown out: no structure left in it
@@ -42,14 +48,17 @@ MAX_SHIFT = 2  # motion compensation: +-2 px at 64 px wide is +-3% of the width 
 
 @dataclass(slots=True)
 class Feat:
-    """What the detector keeps of one frame."""
+    """What the detector keeps of one frame: small tensors on the device, and a few numbers."""
 
     t: float
     luma: torch.Tensor  # H x W float in 0..1 at analysis width
-    small: torch.Tensor  # 3 x h x w float in 0..1, half the analysis size, for blend tests
+    small: torch.Tensor  # h x w x 3 float in 0..1, half the analysis size, for blend tests
+    centre: torch.Tensor  # luma without a MAX_SHIFT border, zero mean and unit spread (as template)
+    spread: torch.Tensor  # (2s+1) x (2s+1): luma spread of every shifted window x its pixel count
     mean: float
     std: float
     sat: float  # fraction of blown-out pixels
+    peak: float  # brightest luma
 
     @property
     def flat(self) -> bool:
@@ -60,26 +69,74 @@ class Feat:
         return self.mean < DARK_MEAN and self.std < 2 * FLAT_STD
 
 
-def downscale(image: np.ndarray, width: int, device: torch.device) -> torch.Tensor:
-    """uint8 H x W x 3 -> float 3 x h x w in 0..1 at `width`, area-averaged.
+def downscale(image: np.ndarray, width: int) -> np.ndarray:
+    """uint8 H x W x 3 -> float32 h x w x 3 in 0..1 at `width`, area-averaged.
 
-    Large inputs are first subsampled by an integer stride that still leaves >= 4x4 samples per output
-    pixel: it makes 1280x720 nearly as cheap as 320x180 and the area average removes the aliasing.
+    Inputs 8x the width or more are first resized bilinearly to twice the output size: that reads only
+    two source rows per intermediate row (a 1280x720 frame costs little more than a 320x180 one, since
+    the work is bound by memory reads), and the 2x2 area average after it still takes 4x4 samples per
+    output pixel, spread over its footprint, which removes the aliasing. Done with OpenCV on the CPU,
+    where the decoded frame already is: only the small frame goes to the device.
     """
     h0, w0 = image.shape[:2]
-    step = max(1, w0 // (4 * width))
-    x = torch.from_numpy(np.ascontiguousarray(image[::step, ::step])).to(device)
-    x = x.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
     height = max(8, int(round(h0 * width / w0)))
-    return F.interpolate(x, size=(height, width), mode="area")[0]
+    if w0 >= 8 * width:
+        image = cv2.resize(image, (2 * width, 2 * height), interpolation=cv2.INTER_LINEAR)
+    x = np.multiply(image, np.float32(1.0 / 255.0), dtype=np.float32)
+    return cv2.resize(x, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def _window_spread(luma: np.ndarray, s: int) -> np.ndarray:
+    """Luma spread of each of the (2s+1)^2 windows the correlation shifts over, times the window's
+    pixel count: the denominator of the normalised cross-correlation, from box-filtered moments."""
+    h, w = luma.shape
+    k = (w - 2 * s, h - 2 * s)
+    m1 = cv2.boxFilter(luma, -1, k, anchor=(0, 0), normalize=True, borderType=cv2.BORDER_REPLICATE)
+    m2 = cv2.boxFilter(luma * luma, -1, k, anchor=(0, 0), normalize=True, borderType=cv2.BORDER_REPLICATE)
+    m1, m2 = m1[: 2 * s + 1, : 2 * s + 1], m2[: 2 * s + 1, : 2 * s + 1]
+    return (np.sqrt(np.maximum(m2 - m1 * m1, 0.0)) + 1e-4) * np.float32(k[0] * k[1])
 
 
 def features(image: np.ndarray, t: float, width: int, device: torch.device) -> Feat:
-    rgb = downscale(image, width, device)
-    w = torch.tensor(_LUMA, device=device).view(3, 1, 1)
-    luma = (rgb * w).sum(0)
-    small = F.avg_pool2d(rgb.unsqueeze(0), 2, ceil_mode=True)[0]
-    return Feat(t, luma, small, float(luma.mean()), float(luma.std()), float((luma > SATURATED).float().mean()))
+    """Per-frame preparation in numpy (a handful of calls, no per-op overhead of tiny tensors), then the
+    small arrays go to the device in one go; pairs of frames are compared there (cut_score)."""
+    rgb = downscale(image, width)
+    luma = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)  # BT.601 weights
+    h, w = luma.shape
+    small = cv2.resize(rgb, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
+    s = MAX_SHIFT
+    mean, std = (float(v[0, 0]) for v in cv2.meanStdDev(luma))
+    ac = luma[s:h - s, s:w - s]
+    c_mean, c_std = (float(v[0, 0]) for v in cv2.meanStdDev(ac))
+    centre = (ac - np.float32(c_mean)) * np.float32(1.0 / (c_std + 1e-4))
+    sat = np.count_nonzero(luma > SATURATED) / luma.size
+    peak = cv2.minMaxLoc(luma)[1]
+    dev = lambda a: torch.from_numpy(a) if device.type == "cpu" else torch.from_numpy(a).to(device)  # noqa: E731
+    return Feat(t, dev(luma), dev(small), dev(centre), dev(_window_spread(luma, s)), mean, std, sat, peak)
+
+
+HOST_FAST_PATH = True  # False runs the CPU through the tensor code that other devices run (tests compare)
+
+
+def on_host(x: torch.Tensor) -> bool:
+    return HOST_FAST_PATH and x.device.type == "cpu"
+
+
+def host(x: torch.Tensor):
+    """A CPU tensor as the numpy array it shares memory with, any other as itself. Per-frame work on
+    frames this small is all call overhead, and a numpy or OpenCV call costs a fraction of a tensor op's;
+    code that indexes, slices and multiplies works the same on either."""
+    return x.numpy() if on_host(x) else x
+
+
+def _ncc_max(f: Feat, g: Feat) -> float:
+    """Best normalised cross-correlation of f's centre against g's shifted windows."""
+    if on_host(g.luma):  # one OpenCV call: the same correlation sums
+        corr = cv2.matchTemplate(host(g.luma), host(f.centre), cv2.TM_CCORR)
+        return float((corr / host(g.spread)).max())
+    hc, wc = f.centre.shape
+    wins = g.luma.unfold(0, hc, 1).unfold(1, wc, 1)
+    return float((torch.tensordot(wins, f.centre, dims=2) / g.spread).max())
 
 
 def structure_distance(a: torch.Tensor, b: torch.Tensor, shift: int = MAX_SHIFT) -> float:
@@ -88,6 +145,7 @@ def structure_distance(a: torch.Tensor, b: torch.Tensor, shift: int = MAX_SHIFT)
     Gain/offset invariant (brightness changes that keep the picture do not count) and tolerant of camera
     moves up to `shift` pixels per frame. Blown-out pixels (a flash, a light in shot) carry no structure
     and are left out of the correlation; a picture blown out almost everywhere counts as unrelated.
+    Frame-to-frame comparisons go through frame_distance (the same number from precomputed halves).
     """
     h, w = a.shape
     s = shift
@@ -115,6 +173,14 @@ def structure_distance(a: torch.Tensor, b: torch.Tensor, shift: int = MAX_SHIFT)
     return float(1.0 - ncc.max().clamp(-1.0, 1.0))
 
 
+def frame_distance(a: Feat, b: Feat) -> float:
+    """structure_distance(a.luma, b.luma) at MAX_SHIFT, from what features() prepared: the common case
+    (nothing blown out) is one convolution on the device instead of a dozen tensor ops."""
+    if a.peak < SATURATED and b.peak < SATURATED:
+        return 1.0 - min(1.0, max(-1.0, _ncc_max(a, b)))
+    return structure_distance(a.luma, b.luma)
+
+
 def cut_score(a: Feat, b: Feat) -> float:
     """How much b looks like a different shot from a, 0..~1.
 
@@ -125,7 +191,7 @@ def cut_score(a: Feat, b: Feat) -> float:
     """
     if a.flat or b.flat:
         return float(min(1.0, 3.0 * (a.luma - b.luma).abs().mean()))
-    return min(1.0, structure_distance(a.luma, b.luma))
+    return min(1.0, frame_distance(a, b))
 
 
 def _flash_like(before: Feat, cand: Feat) -> bool:
@@ -148,6 +214,7 @@ class HardCutTracker:
         self.ratio = ratio  # a cut stands this far above the shot's recent level
         self.recent: deque[float] = deque(maxlen=history)
         self.prev: Feat | None = None
+        self.older: deque[Feat] = deque(maxlen=FLASH_WAIT + 1)  # the frames before prev, newest last
         self.pending: tuple[Feat, Feat, float] | None = None  # (before, candidate, score)
         self.waited = 0
 
@@ -163,12 +230,19 @@ class HardCutTracker:
         # the picture coming back is not a cut
         if self.prev is not None and not was_pending:
             s = cut_score(self.prev, f)
-            if s > self.threshold and s > self.ratio * (self.level() + 0.02):
+            if s > self.threshold and s > self.ratio * (self.level() + 0.02) and not self._returned(f, s):
                 self.pending, self.waited = (self.prev, f, s), 0
             else:
                 self.recent.append(s)
+        if self.prev is not None:
+            self.older.append(self.prev)
         self.prev = f
         return found
+
+    def _returned(self, f: Feat, score: float) -> bool:
+        """f looks like one of the few frames before prev again: the odd ones were in between (a flash
+        whose first frame stayed just under the threshold), and the jump back from them is not a cut."""
+        return any(cut_score(o, f) < 0.5 * score for o in self.older)
 
     def _resolve(self, f: Feat) -> Feat | None:
         before, cand, score = self.pending
@@ -196,6 +270,7 @@ class OnlineCutDetector:
         self.last_t: float | None = None  # time of the last boundary reported
         self.last_frame_t: float | None = None
 
+    @torch.inference_mode()  # no autograd bookkeeping on the many tiny tensor ops of a frame
     def process_frame(self, frame: Frame) -> list[Boundary]:
         f = features(frame.image, frame.t, self.cfg.width, self.device)
         self.last_frame_t = frame.t
@@ -211,6 +286,7 @@ class OnlineCutDetector:
                 out.append(b)
         return self._space(out)
 
+    @torch.inference_mode()
     def flush(self) -> list[Boundary]:
         out: list[Boundary] = []
         if self.gradual is not None:
@@ -230,11 +306,6 @@ class OnlineCutDetector:
         return out
 
 
-def _raw_change(a: Feat, b: Feat) -> float:
-    """Mean absolute colour change on the small frames (not gain invariant: fades count)."""
-    return float((a.small - b.small).abs().mean())
-
-
 @dataclass(slots=True)
 class BlendWindow:
     s: int  # buffer index of the window's first end (A)
@@ -246,7 +317,7 @@ class BlendWindow:
 def _spread(a: Feat, b: Feat, grid: int = 4, share: float = 0.6) -> bool:
     """A fade or a dissolve changes the whole picture: most cells of a grid change by a fair part of the
     overall change (a person walking through changes a few cells a lot)."""
-    d2 = ((b.small - a.small) ** 2).mean(0, keepdim=True)[None]
+    d2 = ((b.small - a.small) ** 2).mean(-1)[None, None]
     cells = F.adaptive_avg_pool2d(d2, grid).flatten().sqrt()
     overall = float(d2.mean().sqrt())
     return float((cells > 0.3 * overall).float().mean()) >= share
@@ -273,28 +344,48 @@ class GradualTracker:
         self.max_resid = max_resid  # mean inner residual relative to the A -> B distance
         self.max_step = max_step  # largest blend-weight jump between neighbouring frames
         self.buf: list[Feat] = []
-        self.m: torch.Tensor | None = None  # N x d flattened small frames of buf
-        self.g: torch.Tensor | None = None  # their Gram matrix, kept up to date one row at a time
+        # flattened small frames of buf and their Gram matrix, in preallocated storage with room for twice
+        # the window: a new frame writes one row and column, dropping old frames only moves the start, and
+        # the storage is compacted once every max_frames frames (no per-frame reallocation or copy)
+        self.store_m = None  # host(): numpy on the CPU, a tensor on other devices
+        self.store_g = None
+        self.lo = self.hi = 0  # buf lives in rows lo..hi-1 of the storage
+
+    @property
+    def m(self) -> torch.Tensor:
+        return torch.as_tensor(self.store_m[self.lo:self.hi])
+
+    @property
+    def g(self) -> torch.Tensor:
+        return torch.as_tensor(self.store_g[self.lo:self.hi, self.lo:self.hi])
 
     def reset(self, f: Feat) -> None:
-        self.buf, self.m, self.g = [], None, None
+        self.buf, self.lo, self.hi = [], 0, 0
         self._push(f)
 
     def _push(self, f: Feat) -> None:
-        x = f.small.flatten()
+        x = host(f.small).reshape(-1)  # the storage is host(tensor) too: numpy on the CPU
+        if self.store_m is None or self.store_m.shape[1] != x.shape[0]:
+            cap = 2 * self.max_frames + 2
+            self.store_m = host(f.small.new_zeros(cap, x.shape[0]))
+            self.store_g = host(f.small.new_zeros(cap, cap))
+            self.buf, self.lo, self.hi = [], 0, 0
+        if self.hi == self.store_m.shape[0]:  # full: move the window to the front
+            n = self.hi - self.lo
+            # "+ 0" copies first (numpy or torch alike): the two ranges may overlap
+            self.store_m[:n] = self.store_m[self.lo:self.hi] + 0
+            self.store_g[:n, :n] = self.store_g[self.lo:self.hi, self.lo:self.hi] + 0
+            self.lo, self.hi = 0, n
         self.buf.append(f)
-        if self.m is None:
-            self.m, self.g = x[None], (x @ x).view(1, 1)
-            return
-        row = self.m @ x
-        self.m = torch.cat([self.m, x[None]])
-        n = self.g.shape[0]
-        g = self.g.new_empty(n + 1, n + 1)
-        g[:n, :n], g[n, :n], g[:n, n], g[n, n] = self.g, row, row, x @ x
-        self.g = g
+        self.store_m[self.hi] = x
+        self.hi += 1
+        row = self.store_m[self.lo:self.hi] @ x
+        self.store_g[self.hi - 1, self.lo:self.hi] = row
+        self.store_g[self.lo:self.hi, self.hi - 1] = row
 
     def _drop(self, k: int) -> None:
-        self.buf, self.m, self.g = self.buf[k:], self.m[k:], self.g[k:, k:]
+        self.buf = self.buf[k:]
+        self.lo += k
 
     def step(self, f: Feat, hard_pending: bool = False) -> list[Boundary]:
         self._push(f)
@@ -315,6 +406,8 @@ class GradualTracker:
         n_min = 4
         if e < n_min:
             return []
+        if not self._changed(e, n_min):
+            return []  # the usual case, decided without building the window tables
         ok, score, alpha, resid = self._qualify(e, n_min, final)
         if not bool(ok.any()):
             return []
@@ -325,6 +418,14 @@ class GradualTracker:
             self._drop(e)  # the new shot starts at e: never report this transition again
         return found
 
+    def _changed(self, e: int, n_min: int) -> bool:
+        """Does any window start differ from the end e by min_rms (RMS colour) or more? From the Gram
+        matrix on the host arrays: |B - A_s|^2 = g_ee - 2 g_se + g_ss."""
+        lo, k = self.lo, self.lo + e - n_min + 1
+        g = self.store_g
+        far = float((g[lo:k, lo:k].diagonal() - 2 * g[lo:k, lo + e]).max()) + float(g[lo + e, lo + e])
+        return far >= self.min_rms ** 2 * self.store_m.shape[1]
+
     def _qualify(self, e: int, n_min: int, final: bool):
         """All window starts s at once: which qualify, their RMS change, blend weights, residuals."""
         g, n = self.g, self.g.shape[0]
@@ -333,9 +434,6 @@ class GradualTracker:
         ge = g[:, e]
         dss = (g[e, e] - 2 * ge + diag).clamp_min(1e-8)  # |B - A_s|^2 for each s
         rms = (dss / d).sqrt()
-        if float(rms[: e - n_min + 1].max()) < self.min_rms:  # nothing changed enough: the usual case
-            none = torch.zeros(n, dtype=torch.bool, device=g.device)
-            return none, rms, None, None
         alpha = (ge[None, :] - g - ge[:, None] + diag[:, None]) / dss[:, None]  # row s, column k
         dist2 = diag[None, :] - 2 * g + diag[:, None]
         rel = (dist2 - alpha ** 2 * dss[:, None]).clamp_min(0.0).sqrt() / dss.sqrt()[:, None]
