@@ -17,7 +17,9 @@ import json
 import math
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -220,13 +222,19 @@ PREDICTED_S = 0.1  # a chord sent up to this long before the cut frame arrived w
 LATE_S = 1.0  # no chord this long after the cut frame's arrival: the cut got none
 
 
-def cut_to_chord(media: Path, rx: JackReceiver, overrides: dict, verbose: bool = False) -> dict:
-    """lookahead 0: wall time from the arrival of a cut's frame to the send of the first chord after it.
+@dataclass
+class LiveRun:
+    """One clip played live through the engine at lookahead 0 into JACK, with what it takes to trace it."""
 
-    Cuts a forecast already put a chord on (sent up to PREDICTED_S before the frame arrived) are counted
-    apart; the latency is over the others, the cuts nothing predicted. Also split: arrival -> re-plan
-    (queue wait + analysis + detector decision) and re-plan -> chord sent. With verbose, one line per cut.
-    """
+    timeline: object
+    log: list  # (wall, message) of everything sent
+    watch: "_CutWatch"
+    arrivals: dict  # frame media time -> wall time it left the source
+    wall_of: object  # the run's media time -> wall time
+    dropped: int
+
+
+def play_live(path: Path, rx: JackReceiver, overrides: dict) -> LiveRun:
     from cuecast.engine.clock import RealtimeClock
     from cuecast.engine.compose import channel_map
     from cuecast.engine.config import load_config
@@ -234,40 +242,109 @@ def cut_to_chord(media: Path, rx: JackReceiver, overrides: dict, verbose: bool =
     from cuecast.engine.stages import build_stages
     from cuecast.streams.video import FileSource
 
+    cfg = load_config("vj", overrides)
+    stages = build_stages(cfg)
+    clock = RealtimeClock(0.0)
+    sched = RealtimeScheduler([f"jack:{rx.full_name}"], clock.wall_of, channel_map(cfg), record=True)
+    watch = _CutWatch(sched)
+    arrivals: dict[float, float] = {}
+
+    def stamped(src):
+        for item in src:
+            if hasattr(item, "index"):
+                arrivals[round(item.t, 4)] = time.monotonic()
+            yield item
+
+    source = stamped(FileSource(path, cfg.source.analysis_width, audio=cfg.source.audio, realtime=True))
+    engine = Engine(cfg, source, watch, clock, stages)
+    started = time.monotonic()
+    tl = asyncio.run(engine.run())
+    _say(f"  {path.name}: {len(tl.boundaries)} boundaries, {engine.state.dropped} frames dropped, "
+         f"{time.monotonic() - started:.0f} s")
+    return LiveRun(tl, sched.report.log, watch, arrivals, clock.wall_of, engine.state.dropped)
+
+
+def cut_to_chord(media: Path, rx: JackReceiver, overrides: dict, verbose: bool = False) -> dict:
+    """lookahead 0: wall time from the arrival of a cut's frame to the send of the first chord after it.
+
+    Cuts a forecast already put a chord on (sent up to PREDICTED_S before the frame arrived) are counted
+    apart; the latency is over the others, the cuts nothing predicted. Also split: arrival -> re-plan
+    (queue wait + analysis + detector decision) and re-plan -> chord sent. With verbose, one line per cut.
+    """
     traces: list[dict] = []
     dropped = 0
     for name in CUT_CLIPS:
         path = media / name
         if not path.exists():
             continue
-        cfg = load_config("vj", overrides)
-        stages = build_stages(cfg)
-        clock = RealtimeClock(0.0)
-        sched = RealtimeScheduler([f"jack:{rx.full_name}"], clock.wall_of, channel_map(cfg), record=True)
-        watch = _CutWatch(sched)
-        arrivals: dict[float, float] = {}
-
-        def stamped(src):
-            for item in src:
-                if hasattr(item, "index"):
-                    arrivals[round(item.t, 4)] = time.monotonic()
-                yield item
-
-        source = stamped(FileSource(path, cfg.source.analysis_width, audio=cfg.source.audio, realtime=True))
-        engine = Engine(cfg, source, watch, clock, stages)
-        started = time.monotonic()
-        tl = asyncio.run(engine.run())
-        _say(f"  {name}: {len(tl.boundaries)} boundaries, {engine.state.dropped} frames dropped, "
-             f"{time.monotonic() - started:.0f} s")
-        dropped += engine.state.dropped
-        chords = sent_chords(sched.report.log)
-        for b in tl.boundaries:
+        run = play_live(path, rx, overrides)
+        dropped += run.dropped
+        chords = sent_chords(run.log)
+        for b in run.timeline.boundaries:
             if b.kind == "hard" and b.t >= 0.5:
-                tr = {"clip": name, **trace_cut(b, arrivals, watch, chords, clock.wall_of)}
+                tr = {"clip": name, **trace_cut(b, run.arrivals, run.watch, chords, run.wall_of)}
                 traces.append(tr)
                 if verbose:
                     _say(f"    {tr}")
     return summarise(traces, dropped)
+
+
+# ---- lookahead 0 on rhythmically cut video: how many cuts get a chord -----------------------------------
+
+RHYTHM_EDITS = (("steady", 11), ("accelerating", 12), ("beat", 13), ("steady", 14), ("beat", 15))  # (rhythm, seed)
+EDIT_S = 24.0
+EDIT_FPS = 25.0
+EDIT_SIZE = (320, 180)
+
+
+def make_rhythmic_edits(media: Path, out: Path) -> list[tuple[Path, list[float], str]]:
+    """Real footage re-cut with tools/make_edits.py's rhythms (steady, accelerating, on a beat grid with its
+    beat track as audio). Returns (video, the cut times made, rhythm) per edit."""
+    sys.path.insert(0, str(HERE))
+    import make_edits as me  # noqa: PLC0415
+
+    sources, pool = [], []
+    for p in me.find_videos([media]):
+        imgs, times = me.load_source(p, EDIT_SIZE)
+        if len(imgs) >= 10:
+            pool += [(len(sources), shot) for shot in me.source_shots(imgs, times)]
+            sources.append((imgs, times))
+    edits = []
+    for kind, seed in RHYTHM_EDITS:
+        rng = np.random.default_rng(seed)
+        cuts, info = me.rhythm_cuts(kind, EDIT_S, rng)
+        cuts = [float(np.ceil(c * EDIT_FPS - 1e-6) / EDIT_FPS) for c in cuts]  # a cut lands on a frame
+        frames = me.compose(sources, pool, cuts, EDIT_S, EDIT_FPS, rng)
+        audio = me.beat_track(EDIT_S, info["bpm"], cuts[0], rng) if kind == "beat" else None
+        path = out / f"{kind}_{seed}.mp4"
+        me.write_video(path, frames, audio, EDIT_FPS)
+        edits.append((path, cuts, kind))
+    return edits
+
+
+def chords_on_cuts(edits, rx: JackReceiver, overrides: dict) -> dict:
+    """Share of the made cuts with a chord onset sent within ±100 ms of the cut (metrics.cut_alignment on
+    the notes actually sent, in media time), how many of those a forecast put there before the cut's frame
+    arrived, and the chord rate at random moments (the baseline of what 'on the cut' means)."""
+    from cuecast.models.music.metrics import cut_alignment
+
+    hits = predicted = n = 0
+    random_rates = []
+    for path, cuts, _ in edits:
+        run = play_live(path, rx, overrides)
+        offset = run.wall_of(0.0)
+        notes = [Note(a - offset, b - offset, n_.pitch, 64, "chords") for a, b, n_ in _sent_notes(run.log)]
+        cuts = [c for c in cuts if c >= 0.5]
+        stats = cut_alignment(notes, cuts, EDIT_S)
+        hits += round(stats["hit_rate"] * len(cuts))
+        random_rates.append(stats["random_rate"])
+        n += len(cuts)
+        for c in cuts:
+            arrival = run.arrivals.get(round(c, 4))
+            if arrival is not None and any(w < arrival and abs(t - c) <= 0.1 for w, t in run.watch.chords):
+                predicted += 1
+    return {"cuts": n, "hit_rate": hits / max(1, n), "predicted_rate": predicted / max(1, n),
+            "random_rate": float(np.mean(random_rates)) if random_rates else float("nan")}
 
 
 def summarise(traces: list[dict], dropped: int) -> dict:
@@ -287,14 +364,11 @@ def summarise(traces: list[dict], dropped: int) -> dict:
     return out
 
 
-def sent_chords(log, drum_channel: int = 9) -> list[float]:
-    """Wall times of the chord onsets actually sent: the notes rebuilt from note-on/off pairs in the send log
-    (drums left out), then the metrics' chord rule (3+ pitch classes within 30 ms, each held >= 0.4 s)."""
-    from cuecast.models.music.metrics import chord_onsets
-    from cuecast.types import Note
-
+def _sent_notes(log, drum_channel: int = 9) -> list[tuple[float, float, "Note"]]:
+    """(on wall time, off wall time, note) of every pitched note actually sent, rebuilt from note-on/off
+    pairs in the send log (drums left out)."""
     sounding: dict[tuple[int, int], float] = {}
-    notes = []
+    out = []
     for w, m in sorted(log, key=lambda e: e[0]):
         kind, ch = m[0] & 0xF0, m[0] & 0x0F
         if kind not in (0x80, 0x90) or ch == drum_channel:
@@ -303,9 +377,18 @@ def sent_chords(log, drum_channel: int = 9) -> list[float]:
         if kind == 0x90 and m[2] > 0:
             sounding[key] = w
         elif key in sounding:
-            notes.append(Note(sounding.pop(key), w, m[1], 64, "chords"))
-    notes += [Note(w, math.inf, k[1], 64, "chords") for k, w in sounding.items()]
-    return chord_onsets(notes)
+            on = sounding.pop(key)
+            out.append((on, w, Note(on, w, m[1], 64, "chords")))
+    out += [(w, math.inf, Note(w, math.inf, k[1], 64, "chords")) for k, w in sounding.items()]
+    return out
+
+
+def sent_chords(log) -> list[float]:
+    """Wall times of the chord onsets actually sent, by the metrics' chord rule (3+ pitch classes within
+    30 ms, each held >= 0.4 s)."""
+    from cuecast.models.music.metrics import chord_onsets
+
+    return chord_onsets([n for _, _, n in _sent_notes(log)])
 
 
 def _say(msg: str) -> None:
@@ -385,6 +468,13 @@ def run(media_dir: str, only: str = "", verbose: bool = False) -> list[dict]:
                                      f"{r['predicted']} more cuts had a forecast chord; median {r['to_plan_p50']:.0f} ms to "
                                      f"the re-plan, {r['plan_to_send_p50']:.1f} ms from re-plan to send; "
                                      f"{r['dropped_frames']} frames dropped)", **r})
+            with tempfile.TemporaryDirectory() as tmp:
+                _say("rhythmic edits ...")
+                edits = make_rhythmic_edits(media, Path(tmp))
+                for label, over in configs:
+                    _say(f"chords on cuts, {label} ...")
+                    rows.append({"rhythm": label, "edits": ", ".join(k for _, _, k in edits),
+                                 **chords_on_cuts(edits, rx, over)})
         finally:
             rx.close()
     finally:
@@ -395,10 +485,24 @@ def run(media_dir: str, only: str = "", verbose: bool = False) -> list[dict]:
 def markdown(rows: list[dict]) -> str:
     lines = ["### Live timing (ms)", "", "| measure | p50 | p95 | p99 | max | n |", "|---|---:|---:|---:|---:|---:|"]
     for r in rows:
+        if "rhythm" in r:
+            continue
         cell = lambda k: "" if k not in r or r[k] != r[k] else (f"{r[k]:.3f}" if isinstance(r[k], float) else str(r[k]))  # noqa: E731
         extra = f" (missed {r['missed']})" if r.get("missed") else ""
         extra += f" ({r['lost']} ticks lost in JACK)" if r.get("lost") else ""
         lines.append(f"| {r['what']}{extra} | {cell('p50')} | {cell('p95')} | {cell('p99')} | {cell('max')} | {cell('n')} |")
+    rhythm = [r for r in rows if "rhythm" in r]
+    if rhythm:
+        lines += ["", "### Lookahead 0 on rhythmically cut video: chords on cuts", "",
+                  f"Real footage re-cut by tools/make_edits.py's rhythms ({rhythm[0]['edits']}; {EDIT_S:.0f} s each), "
+                  "played live at lookahead 0 into JACK. A cut counts when a chord onset (3+ pitch classes within "
+                  "30 ms, each held >= 0.4 s) is sent within ±100 ms of it; *forecast* = that chord was handed to the "
+                  "sender before the cut's frame arrived (planned from the cut forecaster); the rest were re-planned "
+                  "on the cut's own frame. *Random* = the same measure at random moments >= 0.5 s from any cut.", "",
+                  "| run | cuts | chord on cut (±100 ms) | of them by forecast (share of all cuts) | chord at random |",
+                  "|---|---:|---:|---:|---:|"]
+        for r in rhythm:
+            lines.append(f"| {r['rhythm']} | {r['cuts']} | {r['hit_rate']:.0%} | {r['predicted_rate']:.0%} | {r['random_rate']:.0%} |")
     return "\n".join(lines) + "\n"
 
 
