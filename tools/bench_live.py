@@ -19,8 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -222,8 +222,7 @@ PREDICTED_S = 0.1  # a chord sent up to this long before the cut frame arrived w
 LATE_S = 1.0  # no chord this long after the cut frame's arrival: the cut got none
 
 
-@dataclass
-class LiveRun:
+class LiveRun(NamedTuple):  # not a dataclass: tools/bench.py loads this file without registering the module
     """One clip played live through the engine at lookahead 0 into JACK, with what it takes to trace it."""
 
     timeline: object
