@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import heapq
+import importlib.util
 import math
 import mmap
 import multiprocessing as mp
@@ -83,17 +84,19 @@ class RealtimeScheduler:
 
     outputs: specs (`rtmidi:NAME`, `virtual:NAME`, `jack:NAME`, `synth`, `none`); wall_of: media time ->
     time.monotonic(); channel_map: instrument -> (channel 1..16, program[, volume]); latency_ms: per-output
-    offset (positive sends later, to line up with a slower output). Raises SenderError when a port cannot
-    be opened.
+    offset (positive sends later, to line up with a slower output); link: also lead an Ableton Link
+    session with the music's tempo and beat (LinkLeader). Raises SenderError when a port cannot be opened.
     """
 
     def __init__(self, outputs: Sequence[str], wall_of: Callable[[float], float], channel_map: dict[str, tuple],
                  clock_out: bool = True, latency_ms: dict[str, float] | Sequence[float] | None = None,
                  record: bool = False, realtime_priority: bool = True, synth_options: dict | None = None,
-                 client_name: str = "cuecast", start_timeout: float = 20.0):
+                 client_name: str = "cuecast", start_timeout: float = 20.0, link: bool = False):
         self.outputs = [str(o) for o in outputs]
         if not self.outputs:
             raise SenderError("no output: give at least one --midi-out (or `none`)")
+        if link and importlib.util.find_spec("aalink") is None:
+            raise SenderError("Ableton Link needs the aalink package: pip install 'cuecast[link]'")
         self.wall_of = wall_of
         self.channel_map = {k: tuple(v) for k, v in channel_map.items()}
         if isinstance(latency_ms, dict):
@@ -115,7 +118,7 @@ class RealtimeScheduler:
         self._conn, child = mp.Pipe(duplex=True)
         setup = {"outputs": self.outputs, "latency_s": lat, "channel_map": self.channel_map, "clock_out": clock_out,
                  "record": record, "realtime": realtime_priority, "synth_options": synth_options or {},
-                 "client_name": client_name, "status_path": self._status_file.name}
+                 "client_name": client_name, "status_path": self._status_file.name, "link": link}
         fd = child.fileno()
         self._proc = subprocess.Popen(
             [sys.executable, "-c", f"from cuecast.engine.scheduler import child_main; child_main({fd})"],
@@ -308,6 +311,16 @@ class _TempoMap:
         while len(self.segs) > 2 and self.segs[1][1] <= k_min and self.segs[1][0] < time.monotonic() - 1.0:
             self.segs.pop(0)
 
+    def segment_at(self, wall: float) -> tuple[float, float, float] | None:
+        """The segment playing at wall time `wall` (None before the first one starts)."""
+        now = None
+        for seg in self.segs:
+            if seg[0] <= wall:
+                now = seg
+            else:
+                break
+        return now
+
     def wall_of_tick(self, k: int) -> float:
         seg = self.segs[0]
         for s in self.segs:
@@ -317,6 +330,37 @@ class _TempoMap:
                 break
         w, tick, rate = seg
         return w + (k - tick) / rate
+
+
+class LinkLeader:
+    """Ableton Link (the `link` extra, aalink): the Link session follows the music's tempo and beat.
+
+    cuecast leads, since its tempo comes from the picture: whenever a tempo segment starts, the session gets
+    its tempo and the beat of our MIDI clock at that moment (force_beat), so other Link apps bend with the
+    conductor's tempo moves and stay in phase with the MIDI clock. Link's clock is the monotonic clock.
+    """
+
+    def __init__(self) -> None:
+        import asyncio  # noqa: PLC0415
+        from aalink import Link  # noqa: PLC0415
+
+        # aalink wants an event loop for its awaitables (sync); the sender awaits nothing, so it never runs
+        self._loop = asyncio.new_event_loop()
+        self.link = Link(120.0, self._loop)
+        self.link.enabled = True
+        self.playing: tuple[float, float, float] | None = None  # the tempo segment last published
+
+    def follow(self, tempo: _TempoMap, now: float) -> None:
+        seg = tempo.segment_at(now)
+        if seg is None or seg == self.playing:
+            return
+        self.playing = seg
+        self.link.tempo = seg[2] * 60.0 / PPQN
+        self.link.force_beat(tempo.position(now) / PPQN)
+
+    def close(self) -> None:
+        self.link.enabled = False  # peers see us leave at once
+        self._loop.close()
 
 
 class Sender:
@@ -352,6 +396,7 @@ class Sender:
         self.priority = priority
         self.next_check = time.monotonic() + CHECK_PORTS_S
         self.next_status = 0.0
+        self.link: LinkLeader | None = None
 
     # ---- sending ----
     def _out(self, o: int, msg: bytes, deadline: float | None = None, clock: bool = False) -> None:
@@ -562,6 +607,9 @@ class Sender:
                 self._out(o, bytes([SONG_POSITION, s & 0x7F, (s >> 7) & 0x7F]))
             self.panic(o)
         self.heap = []
+        if self.link is not None:
+            self.link.close()
+            self.link = None
 
     def result(self) -> dict:
         return {"lateness": self.lateness, "clock_lateness": self.clock_lateness, "log": self.log,
@@ -618,8 +666,16 @@ def sender_main(conn, status, setup: dict) -> None:
             out.close()
         conn.send(("error", f"cannot open MIDI output: {type(e).__name__}: {e}"))
         return
+    try:  # Link's network threads start here, before the priority rises: they need none
+        leader = LinkLeader() if setup.get("link") else None
+    except Exception as e:
+        for out in outputs:
+            out.close()
+        conn.send(("error", f"cannot join an Ableton Link session: {type(e).__name__}: {e}"))
+        return
     priority = _raise_priority(setup["realtime"])
     s = Sender(outputs, setup["latency_s"], setup["channel_map"], setup["clock_out"], setup["record"], status, priority)
+    s.link = leader
     status[ST_PRIORITY] = priority
     status[ST_ALIVE] = 1.0
     for o in range(len(outputs)):
@@ -651,6 +707,8 @@ def _loop(s: Sender, conn) -> str:
         if _abort_requested:
             return "abort"
         now = time.monotonic()
+        if s.link is not None:  # a tempo segment starts at most POLL_CAP_S (or a clock tick) before this
+            s.link.follow(s.tempo, now)
         due = s.next_due()
         # housekeeping (a port check can take milliseconds) only where no deadline is near
         if now >= s.next_check and (due - now > HOUSEKEEPING_GAP_S or now - s.next_check > 2.0):

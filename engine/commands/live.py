@@ -42,7 +42,8 @@ outputs (--midi-out, several allowed):
   none               play nothing (display only)
 
 The sender runs in its own process at real-time priority where the OS allows it; `--clock-in` follows
-an external MIDI clock's tempo instead of sending one. Exit status: 0 at the end of the source or of
+an external MIDI clock's tempo instead of sending one; `--link` leads an Ableton Link session (other
+Link apps follow the music's tempo, including the bends that land beats on cuts). Exit status: 0 at the end of the source or of
 --duration, 130 after Ctrl-C, 143 after SIGTERM, 2 for a user error (a missing port, file or device).
 
 examples:
@@ -63,6 +64,9 @@ def add_arguments(p) -> None:
     p.add_argument("--clock-in", metavar="SPEC",
                    help="follow the tempo of an external MIDI clock on rtmidi:NAME, jack:NAME or virtual:NAME "
                         "(the music's tempo follows it; MIDI clock out is then off)")
+    p.add_argument("--link", action="store_true",
+                   help="also lead an Ableton Link session with the music's tempo and beat "
+                        "(needs the link extra: pip install 'cuecast[link]')")
     p.add_argument("-q", "--quiet", action="store_true", help="no live display")
 
 
@@ -128,7 +132,7 @@ def run(args) -> int:
         scheduler = RealtimeScheduler(args.midi_out, clock.wall_of, channel_map(cfg),
                                       clock_out=cfg.live.clock_out and not args.no_clock and not args.clock_in,
                                       latency_ms=cfg.live.latency_ms, record=record is not None, synth_options=synth,
-                                      realtime_priority=cfg.live.realtime_priority)
+                                      realtime_priority=cfg.live.realtime_priority, link=args.link)
     except SenderError as e:
         raise UserError(str(e)) from None
     follower = None
