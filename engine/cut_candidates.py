@@ -21,6 +21,9 @@ def hard_cut_candidate(detector: OnlineCutDetector, frame: Frame) -> float | Non
     before, candidate, _ = pending
     if candidate.t != frame.t or _flash_like(before, candidate):
         return None
+    last = detector.last_t  # the detector reports no two boundaries closer than min_shot_s: neither do we
+    if last is not None and candidate.t - last < detector.cfg.min_shot_s:
+        return None
     return candidate.t
 
 

@@ -1,7 +1,7 @@
 """Live timing benchmark: the real-time sender against deadlines, MIDI clock jitter at a JACK receiver next to
 an ideal busy-waiting sender, and (lookahead 0) the time from a cut frame's arrival to the boundary chord.
 
-    python tools/bench_live.py ../shared/media [--timing | --cuts] [--json] [--verbose]   (--verbose: one line per cut)
+    python tools/bench_live.py ../shared/media [--timing | --cuts] [--json]   (stderr: one line per cut)
 
 Everything runs against a private JACK server (dummy driver, 32 frames at 48 kHz) started here, with and
 without real-time scheduling for the server (the ideal sender busy-waits at normal priority). The load is
@@ -263,12 +263,12 @@ def play_live(path: Path, rx: JackReceiver, overrides: dict) -> LiveRun:
     return LiveRun(tl, sched.report.log, watch, arrivals, clock.wall_of, engine.state.dropped)
 
 
-def cut_to_chord(media: Path, rx: JackReceiver, overrides: dict, verbose: bool = False) -> dict:
+def cut_to_chord(media: Path, rx: JackReceiver, overrides: dict) -> dict:
     """lookahead 0: wall time from the arrival of a cut's frame to the send of the first chord after it.
 
     Cuts a forecast already put a chord on (sent up to PREDICTED_S before the frame arrived) are counted
     apart; the latency is over the others, the cuts nothing predicted. Also split: arrival -> re-plan
-    (queue wait + analysis + detector decision) and re-plan -> chord sent. With verbose, one line per cut.
+    (queue wait + analysis + detector decision) and re-plan -> chord sent. One line per cut to stderr.
     """
     traces: list[dict] = []
     dropped = 0
@@ -283,8 +283,7 @@ def cut_to_chord(media: Path, rx: JackReceiver, overrides: dict, verbose: bool =
             if b.kind == "hard" and b.t >= 0.5:
                 tr = {"clip": name, **trace_cut(b, run.arrivals, run.watch, chords, run.wall_of)}
                 traces.append(tr)
-                if verbose:
-                    _say(f"    {tr}")
+                _say(f"    {tr}")  # one line per cut in the log: where a late chord lost its time
     return summarise(traces, dropped)
 
 
@@ -447,7 +446,7 @@ def timing_rows(media: Path, realtime: bool) -> list[dict]:
     return rows
 
 
-def run(media_dir: str, only: str = "", verbose: bool = False) -> list[dict]:
+def run(media_dir: str, only: str = "") -> list[dict]:
     from jack_server import can_realtime
 
     media = Path(media_dir)
@@ -468,7 +467,7 @@ def run(media_dir: str, only: str = "", verbose: bool = False) -> list[dict]:
             pooled: list[dict] = []
             for label, over in configs:
                 _say(f"cut -> chord, {label} ...")
-                r = cut_to_chord(media, rx, over, verbose)
+                r = cut_to_chord(media, rx, over)
                 pooled.append(r)
                 rows.append({"what": f"cut frame arrival -> first chord sent, lookahead 0, cuts nothing predicted ({label}; "
                                      f"{r['predicted']} more cuts had a forecast chord; median {r['to_plan_p50']:.0f} ms to "
@@ -521,7 +520,7 @@ if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     media = args[0] if args else str(HERE.parent.parent / "shared" / "media")
     only = "timing" if "--timing" in sys.argv else "cuts" if "--cuts" in sys.argv else ""
-    result = run(media, only, verbose="--verbose" in sys.argv)
+    result = run(media, only)
     print(markdown(result))
     if "--json" in sys.argv:
         print(json.dumps(result, indent=1))
