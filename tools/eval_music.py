@@ -3,6 +3,7 @@ the engine's compose path (tools/eval_generator.py's grid over valence x arousal
 
     python tools/eval_music.py                                    # the shipped weights
     python tools/eval_music.py --weights runs/music/best.pt --grid 4 --seconds 20 --seeds 0
+    python tools/eval_music.py --mode-steer 0 --density-steer 0   # the model alone, without steering
 
 Checks (issue 5): Spearman(valence, key score) >= 0.6, Spearman(arousal, notes/s) >= 0.7, >= 90% of cuts
 get a chord onset within +-100 ms, random moments >= 0.5 s from cuts get one <= 35% of the time.
@@ -78,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chord-bias", type=float, default=None)
     ap.add_argument("--temperature", type=float, default=None)
     ap.add_argument("--top-p", type=float, default=None)
+    ap.add_argument("--mode-steer", type=float, default=None, help="0: the model's own valence control, unsteered")
+    ap.add_argument("--density-steer", type=float, default=None, help="0: the model's own arousal control")
     ap.add_argument("--no-align", action="store_true")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
@@ -90,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {"weights": a.weights}
     if a.data and (Path(a.data) / "corpus.npz").exists():
         result.update(heldout_loss(a.weights, a.data))
-    cfg = config_file(a.weights, {"chord_bias": a.chord_bias, "temperature": a.temperature, "top_p": a.top_p})
+    cfg = config_file(a.weights, {"chord_bias": a.chord_bias, "temperature": a.temperature, "top_p": a.top_p,
+                                  "mode_steer": a.mode_steer, "density_steer": a.density_steer})
     seeds = tuple(int(s) for s in a.seeds.split(","))
     grid = eval_generator.run("transformer", a.seconds, a.grid, seeds, cfg, align=not a.no_align)
     Path(cfg).unlink(missing_ok=True)

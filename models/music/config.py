@@ -14,7 +14,9 @@ class GeneratorConfig:
     backend: str = "arranger"
     seed: int = 0
     device: str = "auto"
-    temperature: float = 1.3  # transformer sampling, EMSYNC's values
+    # transformer sampling. EMSYNC samples its 11-layer model at 1.3 / 0.6; the small CPU model here plays
+    # near-atonal clusters at 1.3 (pitch-in-scale 0.73 on the grid) and stays in key at 1.0 (0.95, as the corpus)
+    temperature: float = 1.0
     top_p: float = 0.6
     weights: str = ""  # empty: the shipped models/weights/music_transformer.pt
     max_polyphony: int = 16
@@ -22,7 +24,7 @@ class GeneratorConfig:
     max_hold_beats: float = 4.0  # transformer: the guard closes a note held this long
     threads: int = 1  # transformer: torch threads while stepping (one token at a time gains nothing from more)
     guidance: float = 1.0  # transformer: classifier-free guidance on valence (1 = off); the two streams run as one batch
-    mode_steer: float = 2.0  # transformer: logit bias towards the mode valence asks for (0 = off; see steer.py)
+    mode_steer: float = 3.0  # transformer: logit bias towards the mode valence asks for (0 = off; see steer.py)
     density_steer: float = 1.5  # transformer: logit bias towards the note density arousal asks for (0 = off)
 
     def validate(self, key: str) -> None:

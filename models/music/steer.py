@@ -79,7 +79,7 @@ def density_bias(rate: float, target: float, strength: float) -> float:
 class Steering:
     """What steering remembers of the notes played so far (copied with the generator's snapshots)."""
 
-    mode_strength: float = 2.0
+    mode_strength: float = 3.0
     density_strength: float = 1.5
     pcs: np.ndarray = field(default_factory=lambda: np.zeros(12))
     n_pitched: int = 0
