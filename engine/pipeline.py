@@ -47,6 +47,38 @@ class EngineState:
     events: list[str] = field(default_factory=list)
 
 
+class LiveQueue:
+    """The live input queue: at most `frames` video frames wait; when one more comes, the oldest frame goes,
+    with the audio queued before it. Audio chunks do not count against the frames: about two come with
+    every frame, and counted they pushed frames out of a 2-frame queue whenever an analysis ran late."""
+
+    def __init__(self, frames: int):
+        self.items: asyncio.Queue = asyncio.Queue()  # unbounded: offer() bounds the frames, audio rides along
+        self.limit = max(1, frames)
+        self.frames = 0
+
+    def offer(self, item) -> int:
+        """Queue an item without waiting (the loop's thread); returns how many frames it pushed out."""
+        dropped = 0
+        if isinstance(item, Frame):
+            while self.frames >= self.limit:
+                if isinstance(self.items.get_nowait(), Frame):
+                    self.frames -= 1
+                    dropped += 1
+            self.frames += 1
+        self.items.put_nowait(item)
+        return dropped
+
+    async def put(self, item) -> None:
+        self.offer(item)
+
+    async def get(self):
+        item = await self.items.get()
+        if isinstance(item, Frame):
+            self.frames -= 1
+        return item
+
+
 class Stages:
     """The per-frame analysis stages, built from the config (see build_stages)."""
 
@@ -86,7 +118,8 @@ class Engine:
 
     async def run(self, progress: Callable[[float], None] | None = None) -> Timeline:
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue(maxsize=self.cfg.source.queue_frames)
+        n = self.cfg.source.queue_frames  # offline the reader waits for room; live old frames make room
+        queue = LiveQueue(n) if self.clock.realtime else asyncio.Queue(maxsize=n)
         reader = threading.Thread(target=self._read, args=(loop, queue), name="cuecast-source", daemon=True)
         tasks: list[asyncio.Task] = []
         closed = False
@@ -122,13 +155,9 @@ class Engine:
                 self.sink.close()  # error or cancel: never leave a note sounding
 
     # ---- source thread ---------------------------------------------------------------------------
-    def _read(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue) -> None:
-        def offer(item) -> None:
-            if queue.full():  # live: the newest input matters, the oldest waiting item goes
-                old = queue.get_nowait()
-                if isinstance(old, Frame):
-                    self.state.dropped += 1
-            queue.put_nowait(item)
+    def _read(self, loop: asyncio.AbstractEventLoop, queue) -> None:
+        def offer(item) -> None:  # live: the newest input matters, the oldest waiting frame goes
+            self.state.dropped += queue.offer(item)
 
         try:
             for item in self.source:
