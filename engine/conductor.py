@@ -27,6 +27,11 @@ class _Planned:
     kind: str
     known: bool  # False for a forecast the conductor chose to plan for
     source: str = "detector"  # who reported it ("forecast" for the conductor's own speculative plans)
+    cut: float | None = None  # the cut's own time, when it came too late to land there (t is then later)
+
+    def near(self, t: float, tol: float) -> bool:
+        """Within tol of t, by where it lands or by the cut it stands for."""
+        return abs(self.t - t) <= tol or (self.cut is not None and abs(self.cut - t) <= tol)
 
 
 class Conductor:
@@ -71,10 +76,11 @@ class Conductor:
         self._drop_forecasts_near(t)  # a real cut replaces the guesses around it
         # a cut inside music already generated is re-planned from the cut (or from now, if that is past)
         t_from = t if now is None or t >= self.cursor - EPS else max(t, now)
+        planned = _Planned(t_from, b.kind, True, b.source, cut=t)
         if t_from >= self.cursor - EPS:
-            bisect.insort(self.boundaries, _Planned(t_from, b.kind, True, b.source), key=lambda p: p.t)
+            bisect.insort(self.boundaries, planned, key=lambda p: p.t)
             return False
-        self._replan(t_from, b.kind, b.source)
+        self._replan(planned)
         return True
 
     def _same_event(self, t: float, source: str) -> _Planned | None:
@@ -85,9 +91,9 @@ class Conductor:
         """
         gap = self.cfg.min_boundary_gap_s
         for p in self.boundaries + self.landed[-4:]:
-            if abs(p.t - t) <= SAME_CUT_S:
+            if p.near(t, SAME_CUT_S):
                 return p
-            if p.known and p.source != source and abs(p.t - t) < gap:
+            if p.known and p.source != source and p.near(t, gap - EPS):
                 return p
         return None
 
@@ -105,14 +111,15 @@ class Conductor:
         gap = self.cfg.min_boundary_gap_s
         self.boundaries = [p for p in self.boundaries if p.known or abs(p.t - t) >= gap]
 
-    def _replan(self, t: float, kind: str, source: str) -> None:
+    def _replan(self, p: _Planned) -> None:
+        t = p.t
         self.replans += 1
         self.sink.cut_at(t)
         self.generator.rewind(t)
         self.tempo_map = [(tt, bpm) for tt, bpm in self.tempo_map if tt < t - EPS]
-        self.landed = [p for p in self.landed if p.t < t - EPS]
-        self.boundaries = [p for p in self.boundaries if p.known and p.t > t + EPS]
-        self.boundaries.insert(0, _Planned(t, kind, True, source))
+        self.landed = [q for q in self.landed if q.t < t - EPS]
+        self.boundaries = [q for q in self.boundaries if q.known and q.t > t + EPS]
+        self.boundaries.insert(0, p)
         self.cursor = t
         self.next_beat = t
 

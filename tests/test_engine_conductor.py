@@ -198,3 +198,14 @@ def test_one_event_from_two_sources_gets_one_chord():
     c.add_boundary(Boundary(t=2.3, source="detector"))  # the detector's view of the announced cut
     c.finish(4.0)
     assert [p.t0 for p in gen.plans if p.at_boundary] == pytest.approx([2.0])
+
+
+def test_a_cut_seen_late_and_reported_again_gets_one_chord():
+    # the analysis fell behind: the chord lands at the playhead, 0.3 s after the cut; the same cut reported
+    # again (the detector confirming an early decision) must not start a second chord
+    c, gen, _ = make(lookahead=0.0)
+    c.advance(3.0)
+    assert c.add_boundary(Boundary(t=2.0), now=2.3)
+    assert not c.add_boundary(Boundary(t=2.0), now=2.34)
+    c.advance(4.0)
+    assert [p.t0 for p in gen.plans if p.at_boundary] == pytest.approx([2.3])
