@@ -8,7 +8,7 @@ import pytest
 from cuecast.models.music import metrics as Mx
 from cuecast.models.music import tokens as T
 from cuecast.models.music.config import GeneratorConfig
-from cuecast.models.music.sample import Guard
+from cuecast.models.music.sample import Guard, on_to_off
 from cuecast.models.music.theory import key_correlations
 from cuecast.models.music.steer import Steering, density_bias, key_score_gradient, target_notes_per_second
 
@@ -79,3 +79,19 @@ def test_drum_hits_are_bounded_per_tick_and_beat():
     assert g.mask()[T.on_token(0, 46)]  # three in the beat
     g.update(T.shift_token(12))
     assert not g.mask()[T.on_token(0, 46)]  # a beat later the kit is free again
+
+
+def test_one_pitch_is_not_hammered_forever():
+    g = Guard(max_same_share=0.5)
+    e4, g4 = T.on_token(2, 64), T.on_token(2, 67)
+    for _ in range(3):
+        g.update(e4)
+        g.update(T.shift_token(2))
+        g.update(on_to_off(e4))
+        g.update(T.shift_token(4))
+    assert g.mask()[e4] and not g.mask()[g4]
+    for p in (67, 65, 62, 60):
+        g.update(T.on_token(2, p))
+        g.update(T.shift_token(2))
+        g.update(on_to_off(T.on_token(2, p)))
+    assert not g.mask()[e4]  # other notes in between: the melody may come back to it

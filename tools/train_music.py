@@ -106,6 +106,8 @@ class Batches:
         self.tabs = transpose_tables()
         self.mode_flip = mode_flip
         self.start_cdf = self._start_cdf(path, source_weights) if source_weights else None
+        if self.start_cdf is not None:
+            self._rerank_arousal(z["arousal_table"], np.random.default_rng(seed + 11))
         self.mode_tabs = parallel_mode_tables()
         self.key_table = self._window_key_table(np.random.default_rng(seed + 7)) if mode_flip > 0 else None
         self.bos = np.flatnonzero(self.tokens[: self.n_train] == T.BOS)
@@ -131,6 +133,18 @@ class Batches:
             f"{n} {x:.2f}" for n, x in zip(names, w * counts / (w * counts).sum())), flush=True)
         cdf = np.cumsum(w[src])
         return cdf / cdf[-1]
+
+    def _rerank_arousal(self, raw_table: np.ndarray, rng, n: int = 200_000) -> None:
+        """Arousal ranked over the windows training draws, not over the corpus's tokens.
+
+        The corpus ranks arousal over its tokens; when one source holds most of them (thousands of one-voice
+        folk tunes) it takes most of the range, and the music the weights favour is squeezed into the top."""
+        unit = self.cond[:, 1]
+        raw = np.interp(unit, np.linspace(-1, 1, len(raw_table)), raw_table)
+        at = np.searchsorted(self.start_cdf, rng.random(n)) + rng.integers(0, self.context, n)
+        drawn = raw[at]
+        table = quantile_table(drawn[~np.isnan(drawn)])
+        self.cond[:, 1] = np.where(np.isnan(unit), np.nan, to_unit(raw, table))
 
     def _window(self, lo: int, hi: int, n: int, rng, bos_frac: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         if self.start_cdf is not None and lo == 0:

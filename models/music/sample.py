@@ -8,7 +8,9 @@ Guards (masks on the logits, never edits of what was played):
 - every note closed: a note held longer than `max_hold_ticks` is closed by a forced note-off, and `close_all`
   gives the note-offs of everything still sounding;
 - no runaway repetition: at most `max_events_per_tick` events without time moving, a key struck at most
-  `max_repeats_per_beat` times per beat, no velocity or CHORD token twice in a row;
+  `max_repeats_per_beat` times per beat, no velocity or CHORD token twice in a row, and no pitch taking
+  more than `max_same_share` of an instrument's last 8 notes (a small model sampled cool falls into
+  hammering one note: a melody, not a loop, is what the data holds);
 - a drummer's two hands and feet: at most `max_drums_per_tick` drum hits at once and `max_drums_per_beat`
   in a beat (a small model can fall into a roll over every drum key, which no kit plays);
 - the CHORD token keeps its meaning from the data (3+ pitch classes starting together, held about two
@@ -46,6 +48,7 @@ class Guard:
     chord_hold_ticks: int = 2 * T.TICKS_PER_BEAT
     max_drums_per_tick: int = 3
     max_drums_per_beat: int = 10
+    max_same_share: float = 0.5
     tick: int = 0  # ticks since the start
     open: dict[int, int] = field(default_factory=dict)  # on-token -> tick it started
     events_this_tick: int = 0
@@ -55,12 +58,14 @@ class Guard:
     chord_pcs: set[int] = field(default_factory=set)  # pitch classes struck at it
     chord_notes: set[int] = field(default_factory=set)  # on-tokens struck at it
     drum_ticks: list[int] = field(default_factory=list)  # ticks of the drum hits of the last beat
+    recent: dict[int, list[int]] = field(default_factory=dict)  # pitched inst -> its last 8 on-tokens
 
     def copy(self) -> "Guard":
         return Guard(self.max_polyphony, self.max_hold_ticks, self.max_events_per_tick, self.max_repeats_per_beat,
-                     self.chord_hold_ticks, self.max_drums_per_tick, self.max_drums_per_beat, self.tick,
-                     dict(self.open), self.events_this_tick, self.last, {k: list(v) for k, v in self.strikes.items()},
-                     self.chord_tick, set(self.chord_pcs), set(self.chord_notes), list(self.drum_ticks))
+                     self.chord_hold_ticks, self.max_drums_per_tick, self.max_drums_per_beat, self.max_same_share,
+                     self.tick, dict(self.open), self.events_this_tick, self.last,
+                     {k: list(v) for k, v in self.strikes.items()}, self.chord_tick, set(self.chord_pcs),
+                     set(self.chord_notes), list(self.drum_ticks), {k: list(v) for k, v in self.recent.items()})
 
     def chord_pending(self) -> bool:
         """A CHORD token at this tick still waits for its third pitch class."""
@@ -96,6 +101,10 @@ class Guard:
         drums_now = sum(1 for t in self.drum_ticks if t == self.tick)
         if drums_now >= self.max_drums_per_tick or len(self.drum_ticks) >= self.max_drums_per_beat:
             m |= _DRUM_ON
+        for last in self.recent.values():
+            for on in set(last):
+                if last.count(on) + 1 > self.max_same_share * (len(last) + 1) and last.count(on) >= 2:
+                    m[on] = True
         for on, ticks in self.strikes.items():
             if sum(1 for t in ticks if self.tick - t < T.TICKS_PER_BEAT) >= self.max_repeats_per_beat:
                 m[on] = True
@@ -127,6 +136,9 @@ class Guard:
         if kind == 3:
             if T.TOK_INST[tok] > 0:
                 self.open[tok] = self.tick
+                last = self.recent.setdefault(int(T.TOK_INST[tok]), [])
+                last.append(tok)
+                del last[:-8]
                 if self.chord_tick == self.tick:
                     self.chord_pcs.add(int(T.TOK_PITCH[tok]) % 12)
                     self.chord_notes.add(tok)
