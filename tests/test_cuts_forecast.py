@@ -49,6 +49,12 @@ def test_missing_and_broken_weights_say_what_to_do(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="train_cut_forecast"):
         load_forecaster(CutConfig(device="cpu", forecast_weights=str(bad)))
+    from cuecast.models.cuts.forecast import HazardNet
+
+    old = tmp_path / "old.pt"  # weights of an older feature set
+    torch.save({"model": HazardNet(N_FEATURES - 7, 8).state_dict(), "n_features": N_FEATURES - 7, "hidden": 8}, old)
+    with pytest.raises(ValueError, match="features.*train_cut_forecast"):
+        load_forecaster(CutConfig(device="cpu", forecast_weights=str(old)))
 
 
 def run_edit(shots, fps=25.0, seed=0):
@@ -93,3 +99,32 @@ def test_steady_edit_beats_constant_rate_and_anticipates():
         f, _ = max(((f, r) for f, r in forecasts if f.t <= c - 0.5), key=lambda x: x[0].t)
         hits += abs(predicted_time(f.hazard, f.t, f.bin_s) - c) <= 0.15
     assert hits >= 0.7 * len(late)
+
+
+def test_replay_rebuilds_the_recorded_rows():
+    """make_edits records the signals behind every context row; replaying them gives the same rows."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    import make_edits
+    from cuecast.models.cuts.forecast_data import replay
+
+    imgs, _, truth = render([Shot(1.2, seed=60 + k) for k in range(6)], fps=25.0, size=(96, 54))
+    audio = make_edits.beat_track(len(imgs) / 25.0, 125.0, 0.1, np.random.default_rng(0))
+    rec = make_edits.play(imgs, audio, 25.0)
+    assert len(rec["labels"]) == len(truth["hard"]) and rec["sig_has_audio"].all()
+    np.testing.assert_array_equal(replay(rec), rec["ctx"])
+
+
+def test_on_beat_tells_edits_that_follow_the_music():
+    from cuecast.models.cuts.forecast import on_beat
+
+    per, anchor = 0.5, torch.tensor([[0.1]])
+    on = torch.tensor([[1.0, 2.0, 1.0, 1.5, 2.0, 1.0, 0.5, 1.0]])  # whole beats apart
+    off = torch.tensor([[1.13, 0.71, 1.37, 0.92, 1.61, 0.58, 1.24, 0.83]])
+    have = torch.ones_like(on)
+    last = torch.tensor([[30.1]])  # on a beat (anchor + 60 beats)
+    assert float(on_beat(last, on, have, anchor, torch.tensor([[per]]))) > 0.95
+    assert float(on_beat(last, off, have, anchor, torch.tensor([[per]]))) < 0.4
+    assert float(on_beat(last, on, torch.zeros_like(have), anchor, torch.tensor([[per]]))) == 0.0  # no history

@@ -10,6 +10,9 @@ audio for a look, or for tools/eval_cuts.py --video.
 
     python tools/make_edits.py --out data/edits --n 240
     python tools/make_edits.py --out data/edits --media ~/my/videos --n 400
+    python tools/make_edits.py --out data/edits-test --seed 1 --n 48 --only issue-195-aspect-ratio.mp4 ...
+
+Held-out evaluation edits should come from footage (--only / --exclude) and a seed not used in training.
 
 Default footage: ../shared/media (when present) and Debian opencv-doc's examples/data videos.
 """
@@ -182,10 +185,17 @@ def compose(sources, shots_pool, cuts: list[float], seconds: float, fps: float, 
 
 
 def play(frames: list[np.ndarray], audio: np.ndarray | None, fps: float) -> dict:
-    """Run the detector and the context tracker as the engine would; record every tick."""
+    """Run the detector and the context tracker as the engine would; record every tick.
+
+    Besides the context rows it records the signals they came from (motion and the onset envelope at
+    every tick, each cut with the frame at which the detector decided it), so that forecast_data.replay
+    can rebuild the rows with a changed ContextTracker without running the detector again.
+    """
     det = OnlineCutDetector(CutConfig(device="cpu"))
     ctx = ContextTracker()
-    rows, labels, next_tick, a_pos = [], [], None, 0
+    rows, labels, decided, next_tick, a_pos = [], [], [], None, 0
+    sig = {"t": [], "motion": [], "env_count": [], "env_t_end": [], "has_audio": []}
+    env_values: list[float] = []
     chunk = 2048
     for i, im in enumerate(frames):
         t = i / fps
@@ -195,13 +205,23 @@ def play(frames: list[np.ndarray], audio: np.ndarray | None, fps: float) -> dict
         frame = Frame(t=t, index=i, image=im)
         found = det.process_frame(frame)
         labels += [b.t for b in found]
+        decided += [t for _ in found]
         ctx.add_frame(frame)
         ctx.add_cuts(found)
         if next_tick is None or t >= next_tick:
             next_tick = next_tick_after(t, BIN_S)
             rows.append(ctx.row(t))
-    labels += [b.t for b in det.flush()]
-    return {"ctx": np.stack(rows), "labels": np.array(labels)}
+            new = ctx.audio.n_values - len(env_values)
+            env_values += list(ctx.audio.env)[len(ctx.audio.env) - new:] if new else []
+            for k, v in (("t", t), ("motion", ctx.motion), ("env_count", ctx.audio.n_values),
+                         ("env_t_end", ctx.audio.t_end), ("has_audio", float(ctx.has_audio))):
+                sig[k].append(v)
+    tail = det.flush()
+    labels += [b.t for b in tail]
+    decided += [np.inf for _ in tail]  # decided after the edit: never known while it played
+    out = {"ctx": np.stack(rows), "labels": np.array(labels), "label_decided": np.array(decided),
+           "env_values": np.array(env_values, np.float32)}
+    return out | {f"sig_{k}": np.array(v, np.float64) for k, v in sig.items()}
 
 
 def make_edit(k: int, sources, pool, args) -> dict:
@@ -218,8 +238,8 @@ def make_edit(k: int, sources, pool, args) -> dict:
         info["unrelated_bpm"] = float(rng.uniform(80, 160))
         audio = beat_track(seconds, info["unrelated_bpm"], float(rng.uniform(0, 1)), rng)
     rec = play(frames, audio, args.fps)
-    return {"ctx": rec["ctx"], "labels": rec["labels"], "truth": np.array(cuts), "frames": frames,
-            "audio": audio, "info": info | {"seconds": seconds, "kind": kind}}
+    return rec | {"truth": np.array(cuts), "frames": frames, "audio": audio,
+                  "info": info | {"seconds": seconds, "kind": kind}}
 
 
 def write_video(path: Path, frames: list[np.ndarray], audio: np.ndarray | None, fps: float) -> None:
@@ -254,6 +274,10 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True, help="folder for edit_NNNN.npz (and .mp4 with --write-video)")
     ap.add_argument("--media", action="append", default=[], help="a folder (or file) of footage; repeatable")
     ap.add_argument("--no-default-media", action="store_true", help="use only --media")
+    ap.add_argument("--exclude", action="append", default=[], metavar="NAME",
+                    help="leave out footage with this file name (repeatable): e.g. the held-out test footage")
+    ap.add_argument("--only", action="append", default=[], metavar="NAME",
+                    help="use only footage with these file names (repeatable): e.g. for a held-out test set")
     ap.add_argument("--n", type=int, default=240, help="number of edits")
     ap.add_argument("--seconds", type=float, default=40.0, help="mean edit length")
     ap.add_argument("--fps", type=float, default=25.0)
@@ -264,7 +288,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     dirs = [Path(m).expanduser() for m in args.media] + ([] if args.no_default_media else DEFAULT_MEDIA)
-    videos = find_videos(dirs)
+    videos = [v for v in find_videos(dirs) if v.name not in args.exclude and (not args.only or v.name in args.only)]
     if not videos:
         print("make_edits: no videos found; pass --media DIR", file=sys.stderr)
         return 2
@@ -293,8 +317,8 @@ def main(argv=None) -> int:
             continue  # resumable: a killed run picks up where it stopped
         e = make_edit(k, sources, pool, args)
         tmp = out / f"edit_{k:04d}.tmp.npz"
-        np.savez_compressed(tmp, ctx=e["ctx"], labels=e["labels"], truth=e["truth"],
-                            info=json.dumps(e["info"]))
+        arrays = {k: v for k, v in e.items() if k not in ("frames", "audio", "info")}
+        np.savez_compressed(tmp, **arrays, info=json.dumps(e["info"]))
         tmp.rename(path)
         if k - args.start < args.write_video:
             write_video(out / f"edit_{k:04d}.mp4", e["frames"], e["audio"], args.fps)

@@ -25,11 +25,17 @@ from cuecast.models.cuts.forecast import BIN_S, HORIZON_S, N_FEATURES, HazardNet
 from cuecast.models.cuts.forecast_data import evaluate, load_edits
 
 
-def batches(ctx: np.ndarray, tgt: np.ndarray, size: int, rng: np.random.Generator):
-    idx = rng.permutation(len(ctx))
+def batches(feats: torch.Tensor, tgt: np.ndarray, size: int, rng: np.random.Generator):
+    idx = torch.from_numpy(rng.permutation(len(feats)))
     for i in range(0, len(idx), size):
         j = idx[i:i + size]
-        yield torch.from_numpy(ctx[j]), torch.from_numpy(tgt[j])
+        yield feats[j], torch.from_numpy(tgt[j.numpy()])
+
+
+def all_features(ctx: np.ndarray, taus: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+    """bin_features of every training row, once: a step then costs only the MLP (rows x bins x features
+    floats; 150k rows are under 1 GB)."""
+    return torch.cat([bin_features(torch.from_numpy(ctx[i:i + chunk]), taus) for i in range(0, len(ctx), chunk)])
 
 
 def main(argv=None) -> int:
@@ -44,6 +50,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--wd", type=float, default=1e-4, help="AdamW weight decay")
+    ap.add_argument("--decay", action="store_true",
+                    help="lower the learning rate linearly to a tenth over the time budget (steadier end)")
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
@@ -59,6 +67,7 @@ def main(argv=None) -> int:
     tgt = np.concatenate([e.target for e in train])
     print(f"{len(train)} train edits ({len(ctx)} ticks, {(tgt == 0).sum()} cuts), {len(val)} val edits", flush=True)
     taus = torch.tensor(bin_taus(), dtype=torch.float32)
+    feats = all_features(ctx, taus)
     model = HazardNet(N_FEATURES, args.hidden)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.wd)
     ckpt = Path(args.ckpt or str(Path(args.out).with_suffix(".ckpt")))
@@ -80,9 +89,12 @@ def main(argv=None) -> int:
     deadline = t0 + args.minutes * 60
     run_loss, n_loss = 0.0, 0
     while time.time() < deadline:
-        for x, y in batches(ctx, tgt, args.batch, rng):
+        for x, y in batches(feats, tgt, args.batch, rng):
             model.train()
-            loss = survival_nll(model(bin_features(x, taus)), y).mean()
+            if args.decay:
+                for grp in opt.param_groups:
+                    grp["lr"] = args.lr * (1.0 - 0.9 * min(1.0, (time.time() - t0) / (deadline - t0)))
+            loss = survival_nll(model(x), y).mean()
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

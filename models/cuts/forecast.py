@@ -28,12 +28,13 @@ from cuecast.types import AudioChunk, Boundary, Forecast, Frame
 
 BIN_S = 0.1  # forecast resolution: well inside the +-150 ms a musician can still hit
 HORIZON_S = 4.0  # how far ahead the hazard reaches
-N_SHOTS = 6  # shot lengths remembered
+N_SHOTS = 8  # shot lengths remembered
 # one context row per tick; bin_features() turns it into per-bin covariates
 CTX = ("t", "tsl", "n_shots", *[f"len{i}" for i in range(N_SHOTS)], "motion", "beat_period", "beat_anchor",
        "beat_conf", "has_audio")
 CI = {k: i for i, k in enumerate(CTX)}
-N_FEATURES = 20
+CONTEXT_VERSION = 1  # bump when ContextTracker computes a column differently (cached replays are keyed on it)
+N_FEATURES = 27
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "cut_forecast.pt"
 
 
@@ -47,6 +48,7 @@ class OnsetEnvelope:
         self.t_buf = 0.0  # media time of buf[0]
         self.env: deque[float] = deque(maxlen=int(keep_s * self.fps))
         self.t_end = 0.0  # media time just after the newest envelope value
+        self.n_values = 0  # envelope values so far (recorded by make_edits for replays)
         self.prev_mag: np.ndarray | None = None
         self.window = np.hanning(n_fft).astype(np.float32)
 
@@ -64,10 +66,15 @@ class OnsetEnvelope:
             mag = np.log1p(10 * np.abs(np.fft.rfft(self.buf[: self.n_fft] * self.window)))
             flux = 0.0 if self.prev_mag is None else float(np.maximum(mag - self.prev_mag, 0).mean())
             self.prev_mag = mag
-            self.env.append(flux)
             self.buf = self.buf[self.hop:]
             self.t_buf += self.hop / self.rate
-            self.t_end = self.t_buf + self.n_fft / self.rate / 2
+            self.push(flux, self.t_buf + self.n_fft / self.rate / 2)
+
+    def push(self, flux: float, t_end: float) -> None:
+        """One envelope value, ending at media time t_end (replays of recorded envelopes come in here)."""
+        self.env.append(flux)
+        self.t_end = t_end
+        self.n_values += 1
 
     def beat(self, min_bpm: float = 60.0, max_bpm: float = 180.0) -> tuple[float, float, float]:
         """(period s, time of the latest beat, confidence 0..1); period 0 when there is no beat to see."""
@@ -188,8 +195,42 @@ def bin_features(ctx: torch.Tensor, taus: torch.Tensor) -> torch.Tensor:
     feats += [conf * torch.cos(phase), conf * torch.sin(phase), conf.expand_as(ld), c["has_audio"].expand_as(ld)]
     # how many beats the shot would last, and how far that is from a whole number
     beats = d / per
-    feats.append(conf * (beats - beats.round()).abs() * 2)
+    off_beat = (beats - beats.round()).abs() * 2
+    feats.append(conf * off_beat)
+    # does the editing follow this beat? Music the editor ignored has cuts anywhere on the grid; only
+    # when the past cuts sat on it should the phase of a bin count
+    follow = on_beat(c["t"] - c["tsl"], lens, have, c["beat_anchor"], per) * conf
+    feats += [follow.expand_as(ld), follow * torch.cos(phase), follow * off_beat]
+    # accelerating editing over three shots (less noisy than one ratio of two detected lengths)
+    feats.append(trend_feature(ld, lens, have))
+    # a take already longer than every recent shot: the history says less and less
+    longest = torch.where(have > 0, lens, torch.zeros_like(lens)).amax(1, keepdim=True).clamp_min(1e-3)
+    feats.append(have[:, 0:1] * (ld - torch.log(longest)).clamp(0, 3))
     return torch.stack([f.expand_as(ld) for f in feats], dim=-1)
+
+
+def on_beat(last_cut: torch.Tensor, lens: torch.Tensor, have: torch.Tensor, anchor: torch.Tensor,
+            per: torch.Tensor) -> torch.Tensor:
+    """1 when the recent cuts fell on the beat grid, about 0 when they fell anywhere on it (N x 1).
+
+    The cut times are the last cut and the ones before it (lens back); each one's distance from its
+    nearest beat is 0..0.5 beats, 0.25 on average for cuts that ignore the beat."""
+    back = torch.cat([torch.zeros_like(lens[:, :1]), torch.cumsum(lens * have, 1)], 1)  # N x (N_SHOTS+1)
+    known = torch.cat([torch.ones_like(have[:, :1]), have], 1)
+    ph = (last_cut - back - anchor) / per
+    dist = (ph - ph.round()).abs()
+    n = known.sum(1, keepdim=True)
+    mean = (dist * known).sum(1, keepdim=True) / n
+    return torch.where(n >= 3, (1 - 4 * mean).clamp(-1, 1), torch.zeros_like(mean))
+
+
+def trend_feature(ld: torch.Tensor, lens: torch.Tensor, have: torch.Tensor) -> torch.Tensor:
+    """The bin's shot length against the next length if the last three shot-to-shot ratios go on."""
+    ratio = torch.log(lens[:, 0:3].clamp_min(1e-3)) - torch.log(lens[:, 1:4].clamp_min(1e-3))
+    ok = have[:, 1:4]
+    r = ((ratio * ok).sum(1, keepdim=True) / ok.sum(1, keepdim=True).clamp_min(1)).clamp(-0.7, 0.7)
+    pred = torch.log(lens[:, 0:1].clamp_min(1e-3)) + r
+    return have[:, 3:4] * (ld - pred).clamp(-3, 3)
 
 
 class HazardNet(nn.Module):
@@ -277,6 +318,9 @@ def _load_weights(cfg: CutConfig) -> tuple[HazardNet, float, float]:
         model.load_state_dict(ck["model"])
     except Exception as e:  # a truncated or foreign file: say what to do, not a traceback
         raise ValueError(f"cut forecast weights at {path} are unreadable ({e.__class__.__name__}): {how}") from None
+    if ck["n_features"] != N_FEATURES:  # trained on an older feature set: it would fail at the first tick
+        raise ValueError(f"cut forecast weights at {path} take {ck['n_features']} features, this version makes "
+                         f"{N_FEATURES}: {how}")
     return model, float(ck.get("horizon", HORIZON_S)), float(ck.get("bin_s", BIN_S))
 
 
