@@ -328,6 +328,7 @@ def chords_on_cuts(edits, rx: JackReceiver, overrides: dict) -> dict:
     from cuecast.models.music.metrics import chord_onsets, cut_alignment
 
     hits = predicted = n = chords = chords_on_cut = 0
+    latency: list[float] = []  # ms from the frame's arrival to the first chord sent, cuts nothing predicted
     random_rates = []
     for path, cuts, _ in edits:
         run = play_live(path, rx, overrides)
@@ -341,12 +342,19 @@ def chords_on_cuts(edits, rx: JackReceiver, overrides: dict) -> dict:
         chords_on_cut += sum(any(abs(t - c) <= 0.1 for c in cuts) for t in onsets)
         random_rates.append(stats["random_rate"])
         n += len(cuts)
+        sent = sent_chords(run.log)
         for c in cuts:
             arrival = run.arrivals.get(round(c, 4))
-            if arrival is not None and any(w < arrival and abs(t - c) <= 0.1 for w, t in run.watch.chords):
+            if arrival is None:
+                continue
+            if any(w < arrival and abs(t - c) <= 0.1 for w, t in run.watch.chords):
                 predicted += 1
+                continue
+            chord = _first_chord_after(sent, arrival - PREDICTED_S)  # nothing predicted it: how fast did it come
+            if chord is not None and chord - arrival <= LATE_S:
+                latency.append(max(0.0, chord - arrival) * 1000)
     return {"cuts": n, "hit_rate": hits / max(1, n), "predicted_rate": predicted / max(1, n),
-            "chords": chords, "chords_on_cuts": chords_on_cut / max(1, chords),
+            "chords": chords, "chords_on_cuts": chords_on_cut / max(1, chords), "latency_ms": latency,
             "random_rate": float(np.mean(random_rates)) if random_rates else float("nan")}
 
 
@@ -473,6 +481,7 @@ def run(media_dir: str, only: str = "") -> list[dict]:
                                      f"{r['predicted']} more cuts had a forecast chord; median {r['to_plan_p50']:.0f} ms to "
                                      f"the re-plan, {r['plan_to_send_p50']:.1f} ms from re-plan to send; "
                                      f"{r['dropped_frames']} frames dropped)", **r})
+            pooled_ms: list[float] = []
             both = summarise([t for r in pooled for t in r["traces"]], sum(r["dropped_frames"] for r in pooled))
             rows.append({"what": "cut frame arrival -> first chord sent, lookahead 0, cuts nothing predicted (both runs above)",
                          **both})
@@ -481,8 +490,16 @@ def run(media_dir: str, only: str = "") -> list[dict]:
                 edits = make_rhythmic_edits(media, Path(tmp))
                 for label, over in configs:
                     _say(f"chords on cuts, {label} ...")
-                    rows.append({"rhythm": label, "edits": ", ".join(k for _, _, k in edits),
-                                 **chords_on_cuts(edits, rx, over)})
+                    r = chords_on_cuts(edits, rx, over)
+                    rows.append({"rhythm": label, "edits": ", ".join(k for _, _, k in edits), **r})
+                    lat = r["latency_ms"]
+                    rows.append({"what": f"cut frame arrival -> first chord sent, lookahead 0, cuts nothing predicted, "
+                                         f"rhythmic edits ({label})", **_pct(lat, (50, 95))})
+                    pooled_ms.extend(lat)
+            clips_ms = [t["chord"] for r in pooled for t in r["traces"]
+                        if t.get("chord") is not None and 0 < t["chord"] <= LATE_S * 1000]
+            rows.append({"what": "cut frame arrival -> first chord sent, lookahead 0, cuts nothing predicted: "
+                                 "all of the above (clips and edits)", **_pct(clips_ms + pooled_ms, (50, 95))})
         finally:
             rx.close()
     finally:
