@@ -34,7 +34,7 @@ CTX = ("t", "tsl", "n_shots", *[f"len{i}" for i in range(N_SHOTS)], "motion", "b
        "beat_conf", "has_audio")
 CI = {k: i for i, k in enumerate(CTX)}
 CONTEXT_VERSION = 1  # bump when ContextTracker computes a column differently (cached replays are keyed on it)
-N_FEATURES = 27
+N_FEATURES = 29
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "cut_forecast.pt"
 
 
@@ -201,6 +201,8 @@ def bin_features(ctx: torch.Tensor, taus: torch.Tensor) -> torch.Tensor:
     # when the past cuts sat on it should the phase of a bin count
     follow = on_beat(c["t"] - c["tsl"], lens, have, c["beat_anchor"], per) * conf
     feats += [follow.expand_as(ld), follow * torch.cos(phase), follow * off_beat]
+    # bar structure: music edits favour shots of an even number of beats, and of whole bars
+    feats += [follow * torch.cos(math.pi * beats), follow * torch.cos(math.pi * beats / 2)]
     # accelerating editing over three shots (less noisy than one ratio of two detected lengths)
     feats.append(trend_feature(ld, lens, have))
     # a take already longer than every recent shot: the history says less and less
