@@ -157,3 +157,16 @@ def test_tensor_path_matches_the_cpu_fast_path(monkeypatch):
     assert {"hard", "dissolve", "fade"} <= {k for _, k in fast}
     assert [k for _, k in fast] == [k for _, k in slow]
     assert np.allclose([t for t, _ in fast], [t for t, _ in slow])
+
+
+def test_large_frames_take_the_strided_downscale():
+    """Frames 8x the analysis width or more are downscaled from every step-th row: cuts stay exact."""
+    from cuecast.models.cuts.detector import downscale
+
+    shots = [Shot(1.2, seed=71), Shot(1.0, pan=(2.0, 1.0), seed=72), Shot(1.2, mover=6, seed=73)]
+    imgs, times, truth = render(shots, fps=FPS, size=(640, 360))
+    assert downscale(imgs[0], 64).shape == (36, 64, 3)
+    assert_hard_cuts(detect(imgs, times), truth["hard"], times)
+    tall = np.zeros((1280, 720, 3), np.uint8)
+    tall[-128:] = 255  # the bottom tenth of a portrait frame must survive the row stride
+    assert downscale(tall, 64)[-10:].mean() > 0.9
