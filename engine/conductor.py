@@ -127,8 +127,13 @@ class Conductor:
     def advance(self, t_until: float) -> list[Note]:
         """Generate every step that starts before t_until; returns the new notes (also sent to the sink)."""
         new: list[Note] = []
+        if self.end is not None:  # after finish() a late caller (the live planner) may ask past the end
+            t_until = min(t_until, self.end)
         while self.cursor < t_until - EPS:
+            before = self.cursor
             new.extend(self._step())
+            if self.cursor <= before:  # a step that cannot move time would spin here forever
+                break
         return new
 
     def _emotion_at(self, t: float) -> tuple[float, float]:

@@ -209,3 +209,12 @@ def test_a_cut_seen_late_and_reported_again_gets_one_chord():
     assert not c.add_boundary(Boundary(t=2.0), now=2.34)
     c.advance(4.0)
     assert [p.t0 for p in gen.plans if p.at_boundary] == pytest.approx([2.3])
+
+
+def test_advance_after_finish_returns_instead_of_spinning():
+    """Live, the planner thread may ask for music past the end after finish(): it must get none, at once."""
+    c, gen, _ = make()
+    c.finish(4.0)
+    n_plans = len(gen.plans)
+    assert c.advance(4.3) == [] and c.cursor == pytest.approx(4.0)
+    assert len(gen.plans) == n_plans
