@@ -152,14 +152,20 @@ def test_failed_run_leaves_no_complete_looking_outputs(tmp_path):
         assert (tmp_path / "out" / "soundtrack.mid").exists()
 
 
-def test_compose_writes_midi_with_chords_on_cuts(tmp_path):
-    out = tmp_path / "c.mid"
-    assert main(["compose", "--valence", "0.5", "--arousal", "0.2", "--seconds", "12", "--cuts", "2.5,6.1,9.3",
-                 "-o", str(out), "--seed", "1"]) == 0
-    notes = read_midi_notes(out)
-    assert cut_alignment(notes, [2.5, 6.1, 9.3], 12.0)["hit_rate"] == 1.0
-    assert midi_length(out) == pytest.approx(12.0, abs=0.01)
-    assert stuck_notes(out) == 0
+@pytest.mark.parametrize("generator,seeds,min_hit", [("arranger", (1,), 1.0), ("transformer", (1, 2, 3), 0.8)])
+def test_compose_writes_midi_with_chords_on_cuts(tmp_path, generator, seeds, min_hit):
+    """The arranger puts a chord on every cut by rule; the transformer's chords are sampled (the shipped
+    weights' own placement), so it is held to most cuts over a few seeds."""
+    cuts = [2.5, 6.1, 9.3]
+    hits = []
+    for seed in seeds:
+        out = tmp_path / f"c{seed}.mid"
+        assert main(["compose", "--valence", "0.5", "--arousal", "0.2", "--seconds", "12", "--cuts", "2.5,6.1,9.3",
+                     "-o", str(out), "--seed", str(seed), "--generator", generator]) == 0
+        hits.append(cut_alignment(read_midi_notes(out), cuts, 12.0)["hit_rate"])
+        assert midi_length(out) == pytest.approx(12.0, abs=0.01)
+        assert stuck_notes(out) == 0
+    assert sum(hits) / len(hits) >= min_hit
 
 
 def test_compose_bad_arguments(tmp_path):

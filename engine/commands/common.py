@@ -16,7 +16,7 @@ def add_engine_options(p: argparse.ArgumentParser, lookahead: bool = True) -> No
                        help="how far the playhead runs behind the newest frame, so cuts are known ahead "
                             "(default 3; 0 = no delay, cuts are forecast or re-planned)")
     p.add_argument("--seed", type=int, metavar="N", help="random seed; the same seed gives the same MIDI (default 0)")
-    p.add_argument("--generator", choices=BACKENDS, help="music generator backend (default from config: arranger)")
+    p.add_argument("--generator", choices=BACKENDS, help="music generator backend (default from config: transformer; vj preset: arranger)")
 
 
 def config_from_args(args) -> Config:

@@ -17,7 +17,7 @@ saturated and fast, ...), render its soundtrack, and say where everything is.
 
 example:
   cuecast demo                 outputs in ./cuecast-demo/
-  cuecast demo -o /tmp/demo --generator transformer"""
+  cuecast demo -o /tmp/demo --generator arranger   the light rule-based generator"""
 
 # (seconds, RGB, motion in px/frame): moods a listener can tell apart
 SHOTS = [

@@ -11,7 +11,7 @@ BACKENDS = ("arranger", "transformer")
 
 @dataclass
 class GeneratorConfig:
-    backend: str = "arranger"
+    backend: str = "transformer"  # EMSYNC's generator; "arranger" is the light, rule-based one
     seed: int = 0
     device: str = "auto"
     # transformer sampling. EMSYNC samples its 11-layer model at 1.3 / 0.6; the small CPU model here plays
