@@ -33,7 +33,7 @@ _SHIFT = _KIND == 1
 _VEL = _KIND == 2
 _ON = _KIND == 3
 _OFF = _KIND == 4
-_PITCHED_ON = _ON & (torch.from_numpy(T.TOK_INST.astype(np.int64)) > 0)
+_PITCHED_ON = torch.from_numpy(T.PITCHED_ON)
 _DRUM_ON = _ON & ~_PITCHED_ON
 _ALWAYS_MASKED = torch.zeros(T.VOCAB_SIZE, dtype=torch.bool)
 _ALWAYS_MASKED[[T.PAD, T.BOS, T.BAR]] = True

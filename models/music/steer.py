@@ -25,9 +25,9 @@ import numpy as np
 import torch
 
 from cuecast.models.music import tokens as T
-from cuecast.models.music.theory import KK_MAJOR, KK_MINOR
+from cuecast.models.music.theory import key_correlations
 
-_PITCHED_ON = torch.from_numpy((T.KIND == 3) & (T.TOK_INST > 0))
+_PITCHED_ON = torch.from_numpy(T.PITCHED_ON)
 _ANY_ON = torch.from_numpy(T.KIND == 3)
 _PC = torch.from_numpy(np.where(T.TOK_PITCH >= 0, T.TOK_PITCH % 12, 0).astype(np.int64))
 
@@ -36,15 +36,6 @@ PC_DECAY = 0.96  # per pitched onset: the key estimate remembers the last few do
 MIN_NOTES_FOR_KEY = 6
 MAX_BIAS = 3.0
 PITCHED_SHARE = 0.6  # of the target density, at least this much from pitched notes
-
-
-def _zscored(x: np.ndarray) -> np.ndarray:
-    x = x - x.mean(axis=-1, keepdims=True)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
-# the 24 key profiles (12 major tonics, then 12 minor), z-scored once: a key fit is one small matmul
-_PROFILES = _zscored(np.stack([np.roll(KK_MAJOR, t) for t in range(12)] + [np.roll(KK_MINOR, t) for t in range(12)]))
 
 
 def target_notes_per_second(arousal: float, lo: float = 1.5, hi: float = 12.0) -> float:
@@ -59,11 +50,9 @@ def key_score_gradient(pcs: np.ndarray, eps: float = 1.0) -> np.ndarray:
     h = np.asarray(pcs, dtype=float)
     if h.sum() <= 0 or np.allclose(h, h[0]):
         return np.zeros(12)
-    trial = _zscored(h[None, :] + eps * np.eye(12))  # 12 histograms, one note added each
-    base = _PROFILES @ _zscored(h)
-    corr = trial @ _PROFILES.T  # (12 trials, 24 keys)
-    score = corr[:, :12].max(axis=1) - corr[:, 12:].max(axis=1)
-    grad = score - (base[:12].max() - base[12:].max())
+    major, minor = key_correlations(h[None, :] + eps * np.eye(12))  # 12 histograms, one note added each
+    base_major, base_minor = key_correlations(h)
+    grad = major.max(axis=1) - minor.max(axis=1) - (base_major.max() - base_minor.max())
     m = np.abs(grad).max()
     return grad / m if m > 1e-9 else np.zeros(12)
 
@@ -83,12 +72,14 @@ class Steering:
     density_strength: float = 1.5
     pcs: np.ndarray = field(default_factory=lambda: np.zeros(12))
     n_pitched: int = 0
-    grad: np.ndarray = field(default_factory=lambda: np.zeros(12))  # key_score_gradient of pcs
+    # key_score_gradient of pcs, spread over the vocabulary (pitched note-ons; 0 elsewhere): it changes only
+    # with a pitched note, while the bias is asked for at every token
+    mode_tokens: torch.Tensor = field(default_factory=lambda: torch.zeros(T.VOCAB_SIZE))
     onsets: list[tuple[float, bool]] = field(default_factory=list)  # (media time, pitched) of recent note-ons
     started: float = math.nan
 
     def copy(self) -> "Steering":
-        return Steering(self.mode_strength, self.density_strength, self.pcs.copy(), self.n_pitched, self.grad,
+        return Steering(self.mode_strength, self.density_strength, self.pcs.copy(), self.n_pitched, self.mode_tokens,
                         list(self.onsets), self.started)
 
     def on_token(self, tok: int, t: float) -> None:
@@ -106,7 +97,8 @@ class Steering:
             self.pcs[int(T.TOK_PITCH[tok]) % 12] += 1.0
             self.n_pitched += 1
             if self.n_pitched >= MIN_NOTES_FOR_KEY and self.mode_strength > 0:
-                self.grad = key_score_gradient(self.pcs)
+                by_pc = torch.from_numpy(key_score_gradient(self.pcs)).float()
+                self.mode_tokens = torch.where(_PITCHED_ON, by_pc[_PC], 0.0)
 
     def rates(self, t: float) -> tuple[float, float]:
         """Note-ons per second of the last few seconds: (all, pitched)."""
@@ -119,9 +111,7 @@ class Steering:
         out = torch.zeros(T.VOCAB_SIZE)
         used = False
         if self.mode_strength > 0 and self.n_pitched >= MIN_NOTES_FOR_KEY and not math.isnan(valence):
-            g = self.mode_strength * max(-1.0, min(1.0, valence))
-            by_pc = torch.from_numpy(g * self.grad).float()
-            out = torch.where(_PITCHED_ON, by_pc[_PC], out)
+            out = self.mode_strength * max(-1.0, min(1.0, valence)) * self.mode_tokens
             used = True
         if self.density_strength > 0 and not math.isnan(arousal):
             target = target_notes_per_second(arousal)

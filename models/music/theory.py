@@ -281,19 +281,27 @@ def pc_histogram(pitches_weights: Sequence[tuple[int, float]]) -> np.ndarray:
     return h
 
 
+def _centred_unit(x: np.ndarray) -> np.ndarray:
+    """Rows minus their mean, scaled to unit length (a Pearson correlation is then a dot product)."""
+    x = x - x.mean(axis=-1, keepdims=True)
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return np.divide(x, norm, out=np.zeros_like(x), where=norm > 1e-12)
+
+
+# the 24 key profiles (12 major tonics, then 12 minor), prepared once: a key fit is one small matmul
+_KEY_PROFILES = _centred_unit(np.stack([np.roll(KK_MAJOR, t) for t in range(12)] + [np.roll(KK_MINOR, t) for t in range(12)]))
+
+
 def key_correlations(hist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pearson correlation of a pitch-class histogram with the 12 major and 12 minor KK profiles.
 
-    Returns (major[12], minor[12]) indexed by tonic. A flat or empty histogram correlates 0 with all.
+    Returns (major[12], minor[12]) indexed by tonic; for a stack of histograms (..., 12), arrays (..., 12).
+    A flat or empty histogram correlates 0 with all.
     """
     h = np.asarray(hist, dtype=float)
-    major, minor = np.zeros(12), np.zeros(12)
-    if h.sum() <= 0 or np.allclose(h, h[0]):
-        return major, minor
-    for t in range(12):
-        major[t] = np.corrcoef(h, np.roll(KK_MAJOR, t))[0, 1]
-        minor[t] = np.corrcoef(h, np.roll(KK_MINOR, t))[0, 1]
-    return major, minor
+    flat = np.isclose(h, h[..., :1]).all(axis=-1, keepdims=True) | (h.sum(axis=-1, keepdims=True) <= 0)
+    corr = np.where(flat, 0.0, _centred_unit(h) @ _KEY_PROFILES.T)
+    return corr[..., :12], corr[..., 12:]
 
 
 def best_key(hist: np.ndarray) -> tuple[int, str, float]:

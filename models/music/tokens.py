@@ -110,6 +110,7 @@ for _t in range(VOCAB_SIZE):
     KIND[_t] = {"shift": 1, "vel": 2, "on": 3, "off": 4}.get(_k, 0)
     if _k in ("on", "off"):
         TOK_INST[_t], TOK_PITCH[_t] = _a, _b
+PITCHED_ON = (KIND == 3) & (TOK_INST > 0)  # note-ons of the pitched instruments (not drums)
 
 
 # ---- notes -> tokens --------------------------------------------------------------------------------
