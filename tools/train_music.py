@@ -73,12 +73,9 @@ def parallel_mode_tables() -> np.ndarray:
     return tabs
 
 
-_PITCHED_ON = (T.KIND == 3) & (T.TOK_INST > 0)
-
-
 def window_key(toks: np.ndarray) -> tuple[int, int, float]:
     """(mode 0 major / 1 minor, tonic, major-minor key score) of a window's pitched note-ons."""
-    on = toks[_PITCHED_ON[toks]]
+    on = toks[T.PITCHED_ON[toks]]
     hist = np.bincount(T.TOK_PITCH[on] % 12, minlength=12).astype(float)
     major, minor = key_correlations(hist)
     tm, tn = int(np.argmax(major)), int(np.argmax(minor))
@@ -103,6 +100,8 @@ class Batches:
         self.n_train = int(z["n_train"])
         self.context = context
         self.rng = np.random.default_rng(seed)
+        if self.n_train <= context + 1 or len(self.tokens) - self.n_train <= context + 1:
+            raise SystemExit("train_music: corpus too small for the context; build a bigger one")
         self.tabs = transpose_tables()
         self.mode_flip = mode_flip
         self.start_cdf = self._start_cdf(path, source_weights) if source_weights else None
@@ -111,8 +110,6 @@ class Batches:
         self.mode_tabs = parallel_mode_tables()
         self.key_table = self._window_key_table(np.random.default_rng(seed + 7)) if mode_flip > 0 else None
         self.bos = np.flatnonzero(self.tokens[: self.n_train] == T.BOS)
-        if self.n_train <= context + 1 or len(self.tokens) - self.n_train <= context + 1:
-            raise SystemExit("train_music: corpus too small for the context; build a bigger one")
 
     def _start_cdf(self, path: Path, weights: dict[str, float]) -> np.ndarray:
         """CDF over training start positions that gives each source its weight's share of the windows.
@@ -168,13 +165,17 @@ class Batches:
             scores.append(score)
         return quantile_table(np.array(scores))
 
+    def _window_valence(self, score: float) -> float:
+        """A window's key score as valence: its rank among training windows, in [-1, 1]."""
+        return float(to_unit(np.array([score]), self.key_table)[0])
+
     def _flip_modes(self, toks: np.ndarray, cond: np.ndarray) -> np.ndarray:
         for i, t in enumerate(toks):
             mode, tonic, score = window_key(t[:-1])
             if self.rng.random() < self.mode_flip:
                 toks[i] = self.mode_tabs[mode, tonic, t]
                 score = window_key(toks[i, :-1])[2]
-            cond[i, :, 0] = to_unit(np.array([score]), self.key_table)[0]
+            cond[i, :, 0] = self._window_valence(score)
         return toks
 
     def train(self, batch: int, p_drop: tuple[float, float, float] = (0.15, 0.15, 0.1), bos_frac: float = 0.0):
@@ -196,7 +197,7 @@ class Batches:
             if self.key_table is not None:  # the same valence labels as training sees (no flips)
                 cond = cond.copy()
                 for i, t in enumerate(toks):
-                    cond[i, :, 0] = to_unit(np.array([window_key(t[:-1])[2]]), self.key_table)[0]
+                    cond[i, :, 0] = self._window_valence(window_key(t[:-1])[2])
             out.append(self._tensors(toks, cond))
         return out
 
