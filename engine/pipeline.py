@@ -17,7 +17,6 @@ from typing import AsyncIterator, Callable, Iterable
 
 from cuecast.engine.conductor import Conductor
 from cuecast.engine.config import Config
-from cuecast.engine.cut_candidates import hard_cut_candidate, hard_cut_pending
 from cuecast.models.music.theory import tempo_for_arousal
 from cuecast.types import AudioChunk, Boundary, EmotionWindow, Frame, NoteSink, Timeline
 
@@ -233,7 +232,7 @@ class Engine:
         """The detector confirms a hard cut one frame after it. With less lookahead than one frame that is
         after the cut is on screen, so the conductor takes the cut on its own frame; the confirmation is
         then the same event and changes nothing. True when it forced a re-plan."""
-        t = hard_cut_candidate(self.stages.detector, frame)
+        t = self.stages.detector.hard_candidate(frame.t)
         if t is None:
             return False
         self._early_cut = t
@@ -246,7 +245,7 @@ class Engine:
 
     def _check_early_cut(self, boundaries: list[Boundary]) -> None:
         """Count early cuts the detector then refused (a glitch frame): their chord has already sounded."""
-        if self._early_cut is None or hard_cut_pending(self.stages.detector):
+        if self._early_cut is None or self.stages.detector.hard_pending:
             return
         if not any(abs(b.t - self._early_cut) < 1e-6 for b in boundaries):
             self.timeline.meta["early_cuts_refused"] = self.timeline.meta.get("early_cuts_refused", 0) + 1

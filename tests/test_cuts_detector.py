@@ -170,3 +170,18 @@ def test_large_frames_take_the_strided_downscale():
     tall = np.zeros((1280, 720, 3), np.uint8)
     tall[-128:] = 255  # the bottom tenth of a portrait frame must survive the row stride
     assert downscale(tall, 64)[-10:].mean() > 0.9
+
+
+@pytest.mark.parametrize("flashes", [False, True])
+def test_hard_candidate_is_offered_on_the_cut_frame_before_confirmation(flashes):
+    """Lookahead 0 acts on the candidate: offered on the cut's own frame, never for a flash."""
+    fl = dict(flashes=[0.6], flash_frames=2) if flashes else {}
+    shots = [Shot(1.2, seed=1, **fl), Shot(1.2, seed=2, **fl), Shot(1.2, seed=3)]
+    imgs, times, truth = render(shots, fps=FPS)
+    det = OnlineCutDetector(CutConfig(device="cpu"))
+    offered, confirmed = [], []
+    for i, (im, t) in enumerate(zip(imgs, times)):
+        confirmed += [b.t for b in det.process_frame(Frame(t=t, index=i, image=im)) if b.kind == "hard"]
+        if det.hard_candidate(t) is not None:
+            offered.append(t)
+    assert offered == pytest.approx(truth["hard"]) and confirmed == pytest.approx(truth["hard"])

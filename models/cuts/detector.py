@@ -285,10 +285,30 @@ class OnlineCutDetector:
             if self.gradual is not None:
                 self.gradual.reset(first)
         if self.gradual is not None:
-            for b in self.gradual.step(f, hard_pending=self.hard.pending is not None):
+            for b in self.gradual.step(f, hard_pending=self.hard_pending):
                 b.decided_at = frame.t
                 out.append(b)
         return self._space(out)
+
+    def hard_candidate(self, t: float) -> float | None:
+        """The hard-cut candidate opened on the frame at t, before the next frame confirms it, or None.
+
+        A hard cut is confirmed one frame later (the next frame tells a cut from a flash); a caller that
+        cannot wait (lookahead 0) may act on the candidate. Flash-like candidates, which the detector may
+        hold for several frames, and ones closer than min_shot_s to the last boundary are not offered."""
+        if self.hard.pending is None:
+            return None
+        before, cand, _ = self.hard.pending
+        if cand.t != t or _flash_like(before, cand):
+            return None
+        if self.last_t is not None and cand.t - self.last_t < self.cfg.min_shot_s:
+            return None
+        return cand.t
+
+    @property
+    def hard_pending(self) -> bool:
+        """True while a hard-cut candidate waits for the next frame's decision."""
+        return self.hard.pending is not None
 
     @torch.inference_mode()
     def flush(self) -> list[Boundary]:
