@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     ckpt = Path(args.ckpt or str(Path(args.out).with_suffix(".ckpt")))
     step, best = 0, -float("inf")
     if ckpt.exists():
-        ck = torch.load(ckpt, map_location="cpu", weights_only=False)
+        ck = torch.load(ckpt, map_location="cpu", weights_only=True)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         step, best = ck["step"], ck["best"]

@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.05, betas=(0.9, 0.95))
         print(f"train_music: initialised from {a.init}", flush=True)
     if ck_path.exists():
-        ck = torch.load(ck_path, map_location="cpu", weights_only=False)
+        ck = torch.load(ck_path, map_location="cpu", weights_only=True)
         model = M.MusicTransformer(M.ModelConfig(**ck["config"]))
         model.load_state_dict(ck["state"])
         opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.05, betas=(0.9, 0.95))

@@ -318,8 +318,8 @@ def load(path: str, device: str = "cpu") -> tuple[MusicTransformer, dict]:
         raise FileNotFoundError(f"music transformer weights not found at {path}: {how}")
     import pickle
 
-    try:
-        ck = torch.load(path, map_location=device, weights_only=False)
+    try:  # a checkpoint is data: weights_only refuses anything that would run code while unpickling
+        ck = torch.load(path, map_location=device, weights_only=True)
         cfg = ModelConfig(**ck["config"])
         if ck.get("vocab_size") != T.VOCAB_SIZE or cfg.vocab_size != T.VOCAB_SIZE:
             raise ValueError(f"vocabulary {ck.get('vocab_size')} != {T.VOCAB_SIZE} of this cuecast")
