@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import pickle
 import random
 import shutil
 import signal
@@ -129,7 +128,34 @@ def interleave(lists: list[list]) -> list:
 # ---- parsing with a cache ---------------------------------------------------------------------------
 
 def cache_path(cache: Path, kind: str, src: Path) -> Path:
-    return cache / f"{kind}_{hashlib.sha1(str(src).encode()).hexdigest()[:16]}.pkl"
+    return cache / f"{kind}_{hashlib.sha1(str(src).encode()).hexdigest()[:16]}.npz"
+
+
+def write_cache(path: Path, data: list[dict] | dict) -> None:
+    """Parsed pieces as .npz (arrays, plus the rest as JSON): data, never a pickle that could run code."""
+    arrays, meta = {}, []
+    for i, piece in enumerate(data if isinstance(data, list) else []):
+        row = {}
+        for k, v in piece.items():
+            if isinstance(v, np.ndarray):
+                arrays[f"{i}.{k}"] = v
+            else:
+                row[k] = v
+        meta.append(row)
+    head = meta if isinstance(data, list) else data
+    with open(path, "wb") as f:
+        np.savez(f, __meta__=np.array(json.dumps(head)), **arrays)
+
+
+def read_cache(path: Path) -> list[dict] | dict:
+    with np.load(path, allow_pickle=False) as z:
+        head = json.loads(str(z["__meta__"]))
+        if not isinstance(head, list):
+            return head
+        for i, row in enumerate(head):
+            prefix = f"{i}."
+            row.update({k[len(prefix):]: z[k] for k in z.files if k.startswith(prefix)})
+        return head
 
 
 def parse_item(kind: str, src: Path, mma_out: Path) -> list[C.Piece]:
@@ -191,13 +217,11 @@ def process(items: list[tuple[str, Path]], cache: Path, mma_out: Path, deadline:
                     continue
                 data.append({"name": f"{kind}:{src}:{pc.name}", "source": pc.source, "insts": pc.instruments(),
                              "n_notes": len(pc.notes), **tk})
-            with open(cp, "wb") as f:
-                pickle.dump(data, f)
+            write_cache(cp, data)
             counts["parsed"] += 1
         except Exception as e:  # noqa: BLE001 - broken files are counted and skipped, as Lakh needs
             counts[f"broken_{kind}"] += 1
-            with open(cp, "wb") as f:
-                pickle.dump({"error": str(e)[:200]}, f)
+            write_cache(cp, {"error": str(e)[:200]})
     return counts
 
 
@@ -209,7 +233,7 @@ def assemble(items: list[tuple[str, Path]], cache: Path, out: Path, seed: int, h
     for kind, src in items:
         cp = cache_path(cache, kind, src)
         if cp.exists():
-            data = pickle.loads(cp.read_bytes())
+            data = read_cache(cp)
             if isinstance(data, list):
                 pieces.extend(data)
     if not pieces:

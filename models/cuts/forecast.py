@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 
 from cuecast.models.cuts.config import CutConfig
-from cuecast.models.common import pick_device
+from cuecast.models.common import checkpoint_fields, load_checkpoint, load_state, pick_device
 from cuecast.types import AudioChunk, Boundary, Forecast, Frame
 
 BIN_S = 0.1  # forecast resolution: well inside the +-150 ms a musician can still hit
@@ -314,15 +314,19 @@ def _load_weights(cfg: CutConfig) -> tuple[HazardNet, float, float]:
            "`python tools/train_cut_forecast.py --data data/edits --out models/weights/cut_forecast.pt`")
     if not path.exists():
         raise FileNotFoundError(f"cut forecast weights not found at {path}: {how}")
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-        model = HazardNet(ck["n_features"], ck["hidden"])
-        model.load_state_dict(ck["model"])
-    except Exception as e:  # a truncated or foreign file: say what to do, not a traceback
-        raise ValueError(f"cut forecast weights at {path} are unreadable ({e.__class__.__name__}): {how}") from None
+    what = "cut forecast weights"
+    ck = load_checkpoint(path, what, how)  # data only: a pickle that would run code is refused
+    checkpoint_fields(ck, {"n_features": int, "hidden": int, "model": dict}, what, path, how)
     if ck["n_features"] != N_FEATURES:  # trained on an older feature set: it would fail at the first tick
-        raise ValueError(f"cut forecast weights at {path} take {ck['n_features']} features, this version makes "
+        raise ValueError(f"{what} at {path} take {ck['n_features']} features, this version makes "
                          f"{N_FEATURES}: {how}")
+    if not 1 <= ck["hidden"] <= 4096:  # a file must not make the loader build a net of any size
+        raise ValueError(f"{what} at {path}: hidden size {ck['hidden']} is outside 1..4096: {how}")
+    model = HazardNet(ck["n_features"], ck["hidden"])
+    load_state(model, ck["model"], what, path, how)
+    for key in ("horizon", "bin_s"):
+        if not isinstance(ck.get(key, 1.0), (int, float)) or not 0 < ck.get(key, 1.0) <= 600:
+            raise ValueError(f"{what} at {path}: {key} = {ck[key]!r} is not a time in seconds: {how}")
     return model, float(ck.get("horizon", HORIZON_S)), float(ck.get("bin_s", BIN_S))
 
 

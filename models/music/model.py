@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cuecast.models.music import tokens as T
+from cuecast.models.common import checkpoint_fields, load_checkpoint, load_state
 
 OFFSET_MAX = 8.0
 
@@ -310,22 +311,38 @@ def save(model: MusicTransformer, path: str, **extra) -> None:
 
 
 def load(path: str, device: str = "cpu") -> tuple[MusicTransformer, dict]:
-    """Model and checkpoint dict; FileNotFoundError/ValueError say how to produce the weights."""
+    """Model and checkpoint dict; FileNotFoundError/ValueError (one line) say how to produce the weights."""
     import os
 
+    what = "music transformer weights"
     how = "train it with `python tools/build_corpus.py` then `python tools/train_music.py` (see models/weights/MUSIC_MODEL_CARD.md)"
     if not os.path.exists(path):
-        raise FileNotFoundError(f"music transformer weights not found at {path}: {how}")
-    import pickle
-
-    try:  # a checkpoint is data: weights_only refuses anything that would run code while unpickling
-        ck = torch.load(path, map_location=device, weights_only=True)
-        cfg = ModelConfig(**ck["config"])
-        if ck.get("vocab_size") != T.VOCAB_SIZE or cfg.vocab_size != T.VOCAB_SIZE:
-            raise ValueError(f"vocabulary {ck.get('vocab_size')} != {T.VOCAB_SIZE} of this cuecast")
-        model = MusicTransformer(cfg)
-        model.load_state_dict(ck["state"])
-    except (KeyError, RuntimeError, TypeError, EOFError, ValueError, OSError, pickle.UnpicklingError, AttributeError) as e:
-        raise ValueError(f"music transformer weights at {path} are broken or from another version ({e}); {how}") from None
+        raise FileNotFoundError(f"{what} not found at {path}: {how}")
+    ck = load_checkpoint(path, what, how, device)  # data only: a pickle that would run code is refused
+    checkpoint_fields(ck, {"config": dict, "state": dict}, what, path, how)
+    cfg = _checked_config(ck["config"], path, how)
+    if ck.get("vocab_size") != T.VOCAB_SIZE or cfg.vocab_size != T.VOCAB_SIZE:
+        raise ValueError(f"{what} at {path} have vocabulary {ck.get('vocab_size')}, this cuecast {T.VOCAB_SIZE}; {how}")
+    model = MusicTransformer(cfg)
+    load_state(model, ck["state"], what, path, how)
     model.to(device).eval()
     return model, ck
+
+
+# What a checkpoint's config may ask for: a file must not make the loader build a model of any size.
+_CONFIG_RANGES = {"vocab_size": (1, 1 << 16), "n_layer": (1, 64), "n_head": (1, 64), "d_model": (8, 8192),
+                  "context": (8, 1 << 16), "cond_hidden": (1, 8192)}
+
+
+def _checked_config(raw: dict, path: str, how: str) -> ModelConfig:
+    unknown = set(raw) - set(ModelConfig.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"music transformer weights at {path}: unknown config key {sorted(unknown)[0]!r}; {how}")
+    for key, (lo, hi) in _CONFIG_RANGES.items():
+        v = raw.get(key, getattr(ModelConfig, key))
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            raise ValueError(f"music transformer weights at {path}: config {key} = {v!r} is outside {lo}..{hi}; {how}")
+    cfg = ModelConfig(**raw)
+    if cfg.d_model % cfg.n_head or not isinstance(cfg.dropout, (int, float)) or not 0.0 <= cfg.dropout < 1.0:
+        raise ValueError(f"music transformer weights at {path}: config d_model/n_head/dropout do not fit; {how}")
+    return cfg
