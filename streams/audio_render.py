@@ -1,6 +1,7 @@
-"""Offline audio render of the soundtrack through a SoundFont synth (FluidSynth via pyfluidsynth).
+"""Audio of the soundtrack through a SoundFont synth (FluidSynth via pyfluidsynth): offline for a whole
+piece (render_audio), or in media time as the notes come (StreamingSynth, for live --video-out).
 
-The render is a pure function of its inputs: events are applied at their sample positions (FluidSynth
+The offline render is a pure function of its inputs: events are applied at their sample positions (FluidSynth
 starts them at its next 64-sample block) into float buffers (fluid_synth_write_float, no dither), so the
 same notes give the same WAV, rendered block by block so a feature-length input needs little memory.
 """
@@ -8,7 +9,10 @@ same notes give the same WAV, rendered block by block so a feature-length input 
 from __future__ import annotations
 
 import ctypes
+import heapq
+import itertools
 import math
+import threading
 import wave
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -126,9 +130,9 @@ def _silence(total: int) -> Iterator[np.ndarray]:
         yield np.zeros((min(BLOCK, total - pos), 2), np.float32)
 
 
-def _synth_blocks(events: list[tuple], total: int, chan: dict, sample_rate: int, soundfont: str,
-                  gain: float) -> Iterator[np.ndarray]:
-    """Run FluidSynth through the events. It starts a note at its next 64-sample block (1.5 ms at 44.1 kHz)."""
+def open_synth(chan: dict, sample_rate: int, soundfont: str, gain: float):
+    """A FluidSynth with the soundfont loaded and each channel's program set, and its float writer:
+    write(synth.synth, n, left_ptr, left_offset, left_step, right_ptr, right_offset, right_step)."""
     fs_mod = load_fluidsynth()
     sf = find_soundfont(soundfont)
     if sf is None:
@@ -147,7 +151,17 @@ def _synth_blocks(events: list[tuple], total: int, chan: dict, sample_rate: int,
             synth.program_select(ch - 1, sfid, bank, prog)
             if vol is not None:
                 synth.cc(ch - 1, 7, int(vol))
-        write = _WRITE_FLOAT(("fluid_synth_write_float", fs_mod._fl))
+    except BaseException:
+        synth.delete()
+        raise
+    return synth, _WRITE_FLOAT(("fluid_synth_write_float", fs_mod._fl))
+
+
+def _synth_blocks(events: list[tuple], total: int, chan: dict, sample_rate: int, soundfont: str,
+                  gain: float) -> Iterator[np.ndarray]:
+    """Run FluidSynth through the events. It starts a note at its next 64-sample block (1.5 ms at 44.1 kHz)."""
+    synth, write = open_synth(chan, sample_rate, soundfont, gain)
+    try:
         ei = 0
         for pos in range(0, total, BLOCK):
             block = np.zeros((min(BLOCK, total - pos), 2), np.float32)
@@ -166,6 +180,113 @@ def _synth_blocks(events: list[tuple], total: int, chan: dict, sample_rate: int,
             yield block
     finally:
         synth.delete()
+
+
+class StreamingSynth:
+    """A NoteSink that renders its notes in media time, as far as the output asks (render(n)).
+
+    It gets the notes the live MIDI outputs get and follows the sender's rules, so it sounds what they
+    play: a note handed over after its time sounds at once, a re-struck key ends the sounding one first,
+    cut_at drops notes not yet begun and ends those sounding at the cut. Sample 0 is media time zero.
+    notes()/cut_at() come from the engine's thread, render() from the writer's.
+    """
+
+    def __init__(self, channel_map: dict[str, tuple], sample_rate: int = 44100, soundfont: str = "",
+                 gain: float = 0.5):
+        self.rate = int(sample_rate)
+        self.chan = resolve_channels(channel_map, [])
+        self.synth, self._write = open_synth(self.chan, self.rate, soundfont, gain)
+        self.pos = 0  # samples rendered
+        self._heap: list[tuple] = []  # (sample, order, seq, kind, payload): note-offs before note-ons
+        self._seq = itertools.count()
+        self._ids = itertools.count()
+        self._sounding: dict[tuple[int, int], int] = {}
+        self._on_sent: set[int] = set()
+        self._lock = threading.Lock()
+
+    # ---- NoteSink ----
+    def tempo(self, t: float, bpm: float, beat: float) -> None:
+        pass  # notes are already in media seconds
+
+    def notes(self, notes: Sequence[Note]) -> None:
+        with self._lock:
+            for n in notes:
+                if not (math.isfinite(n.start) and math.isfinite(n.end)) or not 0 <= n.pitch <= 127:
+                    continue
+                ch = self._channel(n.instrument)
+                on = int(round(n.start * self.rate))
+                off = max(on + 1, int(round(n.end * self.rate)))
+                nid = next(self._ids)
+                heapq.heappush(self._heap, (on, 2, next(self._seq), "on", (nid, ch, n.pitch, max(1, min(127, int(n.velocity))))))
+                heapq.heappush(self._heap, (off, 1, next(self._seq), "off", (nid, ch, n.pitch)))
+
+    def cut_at(self, t: float) -> None:
+        cut = int(round(t * self.rate))
+        with self._lock:
+            dropped = {e[4][0] for e in self._heap if e[3] == "on" and e[0] >= cut}
+            kept = []
+            for e in self._heap:
+                if e[4][0] in dropped:
+                    continue
+                if e[3] == "off" and e[0] > cut:
+                    e = (max(cut, self.pos), *e[1:])
+                kept.append(e)
+            heapq.heapify(kept)
+            self._heap = kept
+
+    def close(self) -> None:
+        pass  # what sounds ends at its note-off; the writer asks for samples until its own end
+
+    # ---- output ----
+    def render(self, n: int) -> np.ndarray:
+        """The next n samples, float32 (n, 2)."""
+        block = np.zeros((n, 2), np.float32)
+        ptr, filled = block.ctypes.data, 0
+        with self._lock:
+            while filled < n:
+                here = self.pos + filled
+                while self._heap and self._heap[0][0] <= here:
+                    self._apply(heapq.heappop(self._heap))
+                upto = min(self.pos + n, self._heap[0][0] if self._heap else self.pos + n)
+                self._write(self.synth.synth, upto - here, ptr, 2 * filled, 2, ptr, 2 * filled + 1, 2)
+                filled = upto - self.pos
+            self.pos += n
+        return np.clip(block, -1.0, 1.0, out=block)
+
+    def release(self) -> None:
+        """Free FluidSynth (after the last render)."""
+        if self.synth is not None:
+            self.synth.delete()
+            self.synth = None
+
+    def _apply(self, event: tuple) -> None:
+        _, _, _, kind, payload = event
+        if kind == "on":
+            nid, ch, pitch, vel = payload
+            key = (ch, pitch)
+            if self._sounding.get(key, 0) > 0:
+                self.synth.noteoff(ch, pitch)
+            self.synth.noteon(ch, pitch, vel)
+            self._sounding[key] = self._sounding.get(key, 0) + 1
+            self._on_sent.add(nid)
+            return
+        nid, ch, pitch = payload
+        if nid not in self._on_sent:
+            return
+        self._on_sent.discard(nid)
+        key = (ch, pitch)
+        left = self._sounding.get(key, 0) - 1
+        if left <= 0:
+            self._sounding.pop(key, None)
+            self.synth.noteoff(ch, pitch)
+        else:
+            self._sounding[key] = left
+
+    def _channel(self, instrument: str) -> int:
+        spec = self.chan.get(instrument)
+        if spec is None:
+            return DRUM_CHANNEL - 1 if instrument == "drums" else 0
+        return spec[0] - 1
 
 
 def write_wav(path: str | Path, audio: np.ndarray | Iterable[np.ndarray], sample_rate: int) -> None:

@@ -1,7 +1,7 @@
-"""MP4 writer: put the rendered soundtrack onto the input video.
+"""soundtrack.mp4 of `cuecast render`: the rendered soundtrack put onto the input video.
 
-The picture is copied packet for packet when its codec fits MP4 (no quality loss, fast); otherwise it is
-re-encoded with libx264. The audio is AAC from the WAV (optionally mixed with the input's own sound),
+It is written by the same MediaWriter as `cuecast live --video-out`. The picture is copied packet for
+packet when its codec fits MP4 (no quality loss, fast); otherwise it is re-encoded with libx264. The audio is AAC from the WAV (optionally mixed with the input's own sound),
 placed at media time zero (the first video frame) and padded or trimmed to the video's length.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import wave
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
@@ -19,13 +18,15 @@ import av
 import numpy as np
 
 from cuecast.streams.files import replacing
+from cuecast.streams.video_out import EncoderSettings, MediaWriter, Target, VideoOutError
 
 # Codecs MP4 players take as they are, with the sample entry tag MP4 uses for each (an AVI's 'H264' or
 # an MKV's empty tag would be refused; hvc1 is the HEVC tag Apple players need).
 COPY_CODECS = {"h264": "avc1", "hevc": "hvc1", "mpeg4": "mp4v", "av1": "av01", "vp9": "vp09"}
-AAC_FRAME = 1024
-AAC_BITRATE = 192_000
-AUDIO_BLOCK = AAC_FRAME * 64  # frames read from the WAV at a time (1.5 s at 44.1 kHz)
+AUDIO_BLOCK = 1024 * 64  # frames read from the WAV at a time (1.5 s at 44.1 kHz)
+# Re-encoding only happens for codecs MP4 does not take, and render must stay faster than real time on two
+# cores (veryfast managed 0.6x real time at 720p here, ultrafast 1.3x under load): quality mode, ultrafast.
+RENDER_SETTINGS = EncoderSettings(preset="ultrafast", crf=20, keyframe_s=0, bframes=None, audio_kbps=192)
 
 
 
@@ -61,12 +62,14 @@ def mux_soundtrack(video_in: str | Path, wav_path: str | Path, out_path: str | P
             copy = span.codec in COPY_CODECS
             try:
                 _write(video_in, str(tmp), audio(), rate, span, copy)
-            except av.error.FFmpegError:
+            except (av.error.FFmpegError, VideoOutError):
                 if not copy:
                     raise
                 _write(video_in, str(tmp), audio(), rate, span, copy=False)  # e.g. a codec tag MP4 refuses
     except av.error.FFmpegError as e:
         raise MuxError(f"cannot write {out_path}: {e}") from None
+    except VideoOutError as e:
+        raise MuxError(str(e).replace(str(tmp), str(out_path))) from None
     except OSError as e:
         raise MuxError(f"cannot write {out_path}: {e.strerror or e}") from None
 
@@ -173,88 +176,51 @@ class _OriginalAudio:
 
 def _write(video_in: str | Path, out_file: str, audio: Iterator[np.ndarray], rate: int, span: _VideoSpan,
            copy: bool) -> None:
-    with av.open(str(video_in)) as inp, av.open(out_file, "w", format="mp4") as out:
+    """The same writer as `cuecast live --video-out`, fed in time order from the file and the WAV."""
+    with av.open(str(video_in)) as inp:
         vs = inp.streams.video[0]
-        if copy:
-            ov = out.add_stream_from_template(vs)
-            ov.codec_context.codec_tag = COPY_CODECS[span.codec]
-        else:
-            ov = _x264_stream(out, vs)
-        if span.rotation:
-            ov.set_display_rotation(span.rotation)
-        oa = out.add_stream("aac", rate=rate, layout="stereo")
-        oa.bit_rate = AAC_BITRATE
-        # FFmpeg's default AAC search ("twoloop") costs 5x more; at 192 kb/s "fast" sounds the same
-        oa.options = {"aac_coder": "fast"}
-        audio_packets = _encode_audio(oa, audio, rate, span.start)
-        video_packets = _copy_packets(inp, vs, ov) if copy else _encode_video(inp, vs, ov)
-        _interleave(out, video_packets, audio_packets)
+        writer = MediaWriter(Target(out_file, "mp4", True), rate, RENDER_SETTINGS)
+        try:
+            if copy:
+                writer.add_copied_video(vs, COPY_CODECS[span.codec], span.rotation)
+            else:
+                cc = vs.codec_context
+                # keep the input's timestamps: variable frame rate stays as it was
+                writer.add_encoded_video(cc.width, cc.height, float(vs.average_rate or vs.guessed_rate or 25),
+                                         rotation=span.rotation, time_base=vs.time_base,
+                                         sample_aspect_ratio=vs.sample_aspect_ratio)
+            writer.add_audio(start=span.start)
+            audio_t = span.start  # where the audio written so far ends
+            for t, packets in (_copy_packets(inp, vs) if copy else _encode_video(inp, vs, writer)):
+                while audio_t <= t:  # the soundtrack up to this picture first: players need no large buffers
+                    block = next(audio, None)
+                    if block is None:
+                        audio_t = math.inf
+                        break
+                    writer.mux(writer.encode_audio(block))
+                    audio_t += len(block) / rate
+                writer.mux(packets)
+            for block in audio:
+                writer.mux(writer.encode_audio(block))
+        finally:
+            writer.close()
 
 
-def _x264_stream(out, vs):
-    rate = vs.average_rate or vs.guessed_rate or Fraction(25)
-    ov = out.add_stream("libx264", rate=rate)
-    cc = vs.codec_context
-    ov.width, ov.height = cc.width - cc.width % 2, cc.height - cc.height % 2  # 4:2:0 needs even sizes
-    ov.pix_fmt = "yuv420p"
-    ov.time_base = vs.time_base  # keep the input's timestamps: variable frame rate stays as it was
-    ov.codec_context.time_base = vs.time_base
-    # ultrafast: re-encoding only happens for codecs MP4 does not take, and render must stay faster than
-    # real time on two cores (veryfast managed 0.6x real time at 720p here, ultrafast 1.3x under load)
-    ov.options = {"crf": "20", "preset": "ultrafast"}
-    if vs.sample_aspect_ratio:
-        ov.codec_context.sample_aspect_ratio = vs.sample_aspect_ratio
-    return ov
-
-
-def _copy_packets(inp, vs, ov):
+def _copy_packets(inp, vs) -> Iterator[tuple[float, list]]:
     for packet in inp.demux(vs):
         if packet.dts is None and packet.pts is None:
             continue  # the demuxer's flush packet
-        packet.stream = ov
-        yield packet
+        ts = packet.dts if packet.dts is not None else packet.pts
+        yield float(ts * vs.time_base), [packet]
 
 
-def _encode_video(inp, vs, ov):
+def _encode_video(inp, vs, writer: MediaWriter) -> Iterator[tuple[float, list]]:
     vs.thread_type = "AUTO"
     last_pts = None
     for frame in inp.decode(vs):
         if frame.pts is None or (last_pts is not None and frame.pts <= last_pts):
             continue  # x264 refuses repeated timestamps; a duplicate frame adds nothing
         last_pts = frame.pts
-        f = frame.reformat(width=ov.width, height=ov.height, format="yuv420p")
-        f.pts, f.time_base = frame.pts, vs.time_base
-        yield from ov.encode(f)
-    yield from ov.encode()
-
-
-def _encode_audio(oa, blocks: Iterator[np.ndarray], rate: int, start: float) -> Iterator:
-    """AAC packets, timed from the first video frame (the encoder wants 1024-sample frames)."""
-    pts = int(round(start * rate))
-    for block in blocks:
-        planar = np.ascontiguousarray(block.T)
-        for i in range(0, planar.shape[1], AAC_FRAME):
-            frame = av.AudioFrame.from_ndarray(planar[:, i:i + AAC_FRAME], format="fltp", layout="stereo")
-            frame.sample_rate, frame.pts, frame.time_base = rate, pts, Fraction(1, rate)
-            pts += frame.samples
-            yield from oa.encode(frame)
-    yield from oa.encode(None)
-
-
-def _interleave(out, video_packets: Iterator, audio_packets: Iterator) -> None:
-    """Mux video and audio in time order, so players need no large buffers (and neither do we)."""
-
-    def t(p) -> float:
-        ts = p.dts if p.dts is not None else p.pts
-        return float(ts * p.time_base) if ts is not None else 0.0
-
-    ap = next(audio_packets, None)
-    for vp in video_packets:
-        vt = t(vp)
-        while ap is not None and t(ap) <= vt:
-            out.mux(ap)
-            ap = next(audio_packets, None)
-        out.mux(vp)
-    while ap is not None:
-        out.mux(ap)
-        ap = next(audio_packets, None)
+        t = float(frame.pts * vs.time_base)
+        yield t, writer.encode_picture(frame, t)
+    yield math.inf, writer.flush_video()

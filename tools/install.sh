@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 venv="${CUECAST_VENV:-.venv}"
 python="${CUECAST_PYTHON:-python3}"
-apt_packages=(fluidsynth libfluidsynth3 fluid-soundfont-gm libportaudio2 python3-venv)
+apt_packages=(fluidsynth libfluidsynth3 fluid-soundfont-gm libportaudio2 libjack-jackd2-0 python3-venv)
 extra=".[live]"
 if [[ "${1:-}" == "--test" ]]; then
   apt_packages+=(jackd2 jack-tools mosquitto chromium iproute2 mma openttd-openmsx freedink-data planetblupi-music-midi)

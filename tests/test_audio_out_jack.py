@@ -1,0 +1,154 @@
+"""`--audio-out jack:NAME`: the synth as a named JACK client whose out_L/out_R ports others (OBS) capture.
+
+The synth runs in a child interpreter (as in the sender process); the test reads its ports with its own
+JACK client, connected the way OBS's JACK input would be, and measures the signal on them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from jack_server import jack  # noqa: F401 - `jack` is a fixture
+
+from cuecast.streams.midi_out import PortError
+from cuecast.streams.synth_live import parse_audio_out
+
+jack_client = pytest.importorskip("jack", reason="JACK-Client (the live extra) is not installed")
+
+SYNTH = r"""
+import json, sys, time
+from cuecast.streams.midi_out import PortError, open_output
+try:
+    out = open_output("synth", audio_out=sys.argv[1])
+except PortError as e:
+    print(json.dumps({"error": str(e)}), flush=True); sys.exit(0)
+print(json.dumps({"ready": out.label, "rate": out.sample_rate}), flush=True)
+for line in sys.stdin:
+    cmd = line.split()
+    if cmd[0] == "on":
+        for p in (60, 64, 67):
+            out.send(bytes([0x90, p, 110]))
+    elif cmd[0] == "panic":
+        for cc in (123, 120, 64):
+            out.send(bytes([0xB0, cc, 0]))
+    elif cmd[0] == "quit":
+        break
+    print("ok", flush=True)
+out.close()
+"""
+
+
+class Listener:
+    """A JACK client with two inputs, keeping the peak level of every period."""
+
+    def __init__(self, name: str = "listener"):
+        self.client = jack_client.Client(name, no_start_server=True)
+        self.ports = [self.client.inports.register(p) for p in ("in_L", "in_R")]
+        self.peaks: list[tuple[float, float, float]] = []  # (time, left peak, right peak)
+        self._lock = threading.Lock()
+
+        def process(frames):
+            left, right = (float(np.abs(p.get_array()).max()) for p in self.ports)
+            with self._lock:
+                self.peaks.append((time.monotonic(), left, right))
+
+        self.client.set_process_callback(process)
+        self.client.activate()
+
+    def peak_since(self, t: float) -> tuple[float, float]:
+        with self._lock:
+            rows = [(l, r) for w, l, r in self.peaks if w >= t]
+        return (max(l for l, _ in rows), max(r for _, r in rows)) if rows else (0.0, 0.0)
+
+    def close(self):
+        self.client.deactivate()
+        self.client.close()
+
+
+class SynthProcess:
+    def __init__(self, spec: str):
+        self.proc = subprocess.Popen([sys.executable, "-c", SYNTH, spec], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+        self.hello = json.loads(self.proc.stdout.readline())
+
+    def ask(self, cmd: str) -> None:
+        self.proc.stdin.write(cmd + "\n")
+        self.proc.stdin.flush()
+        assert self.proc.stdout.readline().strip() == "ok"
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.flush()
+        self.proc.wait(10)
+
+
+def test_named_client_ports_carry_the_synth(jack):  # noqa: F811
+    synth = SynthProcess("jack:showtime")
+    if "error" in synth.hello and "soundfont" in synth.hello["error"]:
+        pytest.skip(f"no synth here: {synth.hello['error']}")
+    try:
+        assert synth.hello.get("ready") == "synth -> JACK showtime:out_L/out_R", synth.hello
+        assert synth.hello["rate"] == jack.rate  # the synth renders at JACK's rate
+        ports = jack.ports()
+        assert "showtime:out_L" in ports and "showtime:out_R" in ports
+        assert not any(p.startswith("showtime:") and p not in ("showtime:out_L", "showtime:out_R") for p in ports)
+        listener = Listener()
+        try:
+            for src, dst in zip(("showtime:out_L", "showtime:out_R"), ("listener:in_L", "listener:in_R")):
+                listener.client.connect(src, dst)
+            time.sleep(0.3)
+            silent = listener.peak_since(time.monotonic() - 0.2)
+            synth.ask("on")
+            t_on = time.monotonic()
+            time.sleep(0.4)
+            sounding = listener.peak_since(t_on)
+            synth.ask("panic")
+            time.sleep(0.6)  # the reverb tail fades
+            after = listener.peak_since(time.monotonic() - 0.2)
+        finally:
+            listener.close()
+    finally:
+        synth.close()
+    assert max(silent) < 1e-4
+    assert min(sounding) > 0.02  # both channels carry the chord
+    assert max(after) < 0.05 * min(sounding)
+
+
+def test_connects_to_given_ports_and_refuses_a_taken_name(jack):  # noqa: F811
+    listener = Listener("obs")
+    try:
+        synth = SynthProcess("jack:music?connect=obs")
+        try:
+            if "error" in synth.hello and "soundfont" in synth.hello["error"]:
+                pytest.skip(f"no synth here: {synth.hello['error']}")
+            conns = {p.name for p in listener.client.get_all_connections("obs:in_L")}
+            assert conns == {"music:out_L"}
+            assert {p.name for p in listener.client.get_all_connections("obs:in_R")} == {"music:out_R"}
+            taken = SynthProcess("jack:music")
+            taken.close()
+            assert "exists already" in taken.hello.get("error", ""), taken.hello
+        finally:
+            synth.close()
+        missing = SynthProcess("jack:other?connect=nobody:in_1,nobody:in_2")
+        missing.close()
+        assert "no JACK audio input port" in missing.hello.get("error", ""), missing.hello
+    finally:
+        listener.close()
+
+
+def test_audio_out_specs():
+    assert parse_audio_out("jack").client == "cuecast" and parse_audio_out("jack").jack
+    t = parse_audio_out("jack:obs-music?connect=system:playback_1,system:playback_2")
+    assert (t.client, t.exact_name, t.connect) == ("obs-music", True, ("system:playback_1", "system:playback_2"))
+    assert parse_audio_out("3").device == 3 and parse_audio_out("USB Audio").device == "USB Audio"
+    for bad in ("jack:a?port=x", "jack:a?connect=p,q,r"):
+        with pytest.raises(PortError):
+            parse_audio_out(bad)
