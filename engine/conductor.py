@@ -17,6 +17,10 @@ from cuecast.engine.config import ConductorConfig
 from cuecast.types import Boundary, EmotionWindow, Forecast, Generator, Note, NoteSink, StepPlan
 
 EPS = 1e-6
+# Emotion windows older than this (behind the newest) can no longer be asked for: the playhead is at most
+# the lookahead (<= 30 s) behind the newest frame. Forgetting them keeps a night-long run flat in memory.
+EMOTION_MEMORY_S = 90.0
+LANDED_MEMORY = 8  # landed boundaries looked back at (same-cut checks use the last 4)
 # A chord this close to a cut is that cut's chord: the tolerance of the chord-on-cut measure (±100 ms).
 SAME_CUT_S = 0.1
 
@@ -48,7 +52,8 @@ class Conductor:
         self.tempo: float | None = None
         self.boundaries: list[_Planned] = []  # sorted, not yet reached by the cursor
         self.landed: list[_Planned] = []  # boundaries the music already started a chord on
-        self.emotion: list[EmotionWindow] = []
+        self.emotion: list[EmotionWindow] = []  # the recent windows, in time order (EMOTION_MEMORY_S)
+        self._emotion_mids: list[float] = []  # their middles, for bisect
         self.forecast: Forecast | None = None
         self.tempo_map: list[tuple[float, float]] = []
         self.replans = 0
@@ -56,7 +61,17 @@ class Conductor:
 
     # ---- inputs -------------------------------------------------------------------------------
     def add_emotion(self, window: EmotionWindow) -> None:
-        self.emotion.append(window)
+        mid = (window.start + window.end) / 2
+        if self._emotion_mids and mid < self._emotion_mids[-1]:  # out of order: keep the list sorted
+            i = bisect.bisect_right(self._emotion_mids, mid)
+            self.emotion.insert(i, window)
+            self._emotion_mids.insert(i, mid)
+        else:
+            self.emotion.append(window)
+            self._emotion_mids.append(mid)
+        old = bisect.bisect_left(self._emotion_mids, self._emotion_mids[-1] - EMOTION_MEMORY_S)
+        if old > 64:  # forget in batches: one slice now and then, not a shift per window
+            del self.emotion[:old], self._emotion_mids[:old]
 
     def set_forecast(self, forecast: Forecast | None) -> None:
         self.forecast = forecast
@@ -140,8 +155,7 @@ class Conductor:
         if not self.emotion:
             return 0.0, 0.0
         # the newest window whose middle is not after t; the first one before any
-        mids = [(w.start + w.end) / 2 for w in self.emotion]
-        i = bisect.bisect_right(mids, t) - 1
+        i = bisect.bisect_right(self._emotion_mids, t) - 1
         w = self.emotion[max(i, 0)]
         return w.valence, w.arousal
 
@@ -196,6 +210,7 @@ class Conductor:
             kind = p.kind
             on_grid = abs(self.next_beat - t0) < 1e-4
             self.landed.append(p)
+            del self.landed[:-LANDED_MEMORY]
             self.next_beat = t0  # the boundary is the downbeat of a new bar
             self.beat_in_bar = 0
         if abs(self.next_beat - t0) < 1e-4:  # a beat starts here

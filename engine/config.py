@@ -31,11 +31,19 @@ class SourceConfig:
     queue_frames: int = 32  # bounded queue between decoder and analysis; live sources drop the oldest
     decode_threads: int = 0  # 0 lets FFmpeg choose
     audio: bool = True  # decode the input's audio for the emotion and forecast stages
+    # Bounds on what an input can ask for (streams/limits.py): one pass over a file stops here, and a
+    # frame-time jump longer than max_gap_s is a discontinuity (a splice, a broken stream), not minutes of
+    # music. Raise max_gap_s for slide shows that hold a picture longer.
+    max_duration_s: float = 4 * 3600.0
+    max_gap_s: float = 10.0
 
     def validate(self, key: str) -> None:
         check(32 <= self.analysis_width <= 1920, f"{key}.analysis_width", "must be in 32..1920", self.analysis_width)
-        check(self.queue_frames >= 1, f"{key}.queue_frames", "must be >= 1", self.queue_frames)
-        check(self.decode_threads >= 0, f"{key}.decode_threads", "must be >= 0", self.decode_threads)
+        check(1 <= self.queue_frames <= 1024, f"{key}.queue_frames", "must be in 1..1024", self.queue_frames)
+        check(0 <= self.decode_threads <= 64, f"{key}.decode_threads", "must be in 0..64", self.decode_threads)
+        check(1.0 <= self.max_duration_s <= 7 * 86400.0, f"{key}.max_duration_s", "must be in 1..604800 seconds",
+              self.max_duration_s)
+        check(0.1 <= self.max_gap_s <= 3600.0, f"{key}.max_gap_s", "must be in 0.1..3600 seconds", self.max_gap_s)
 
 
 @dataclass

@@ -9,8 +9,12 @@ in again does not stop the show.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import glob
 import os
 import sys
+import time
 from dataclasses import dataclass
 
 KINDS = ("rtmidi", "virtual", "jack", "synth", "none")
@@ -135,6 +139,91 @@ def _available_text(names: list[str]) -> str:
     return ", ".join(repr(n) for n in names) if names else "none"
 
 
+# ---- seeing JACK faults ------------------------------------------------------------------------------
+
+
+def _libjack():
+    """libjack through ctypes: the copy bundled with python-rtmidi's wheel (the one its ports use), else the
+    system's. None when there is none."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(_rtmidi().__file__)))
+    for path in sorted(glob.glob(os.path.join(here, "python_rtmidi*", "libjack*.so*"))) + [ctypes.util.find_library("jack")]:
+        if path:
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            lib.jack_client_open.restype = ctypes.c_void_p
+            lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+            lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _SHUTDOWN, ctypes.c_void_p]
+            lib.jack_activate.argtypes = [ctypes.c_void_p]
+            lib.jack_client_close.argtypes = [ctypes.c_void_p]
+            lib.jack_port_by_name.restype = ctypes.c_void_p
+            lib.jack_port_by_name.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+            lib.jack_port_get_all_connections.restype = ctypes.POINTER(ctypes.c_char_p)
+            lib.jack_port_get_all_connections.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+            lib.jack_free.argtypes = [ctypes.c_void_p]
+            return lib
+    return None
+
+
+_SHUTDOWN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+JACK_NO_START_SERVER = 0x01
+
+
+class JackWatch:
+    """A port-less JACK client that sees what rtmidi does not say: the server going away (rtmidi's port
+    list and sends carry on as if nothing happened) and the connections of a port (a `jack_disconnect`
+    leaves both ports in place). One per JACK output, in the sender process."""
+
+    def __init__(self, client_name: str):
+        self.lib = _libjack()
+        self.client = None
+        self.gone = False
+        self._on_shutdown = _SHUTDOWN(self._shutdown)  # kept: libjack calls it from its own thread
+        if self.lib is None:
+            return
+        status = ctypes.c_int(0)
+        with quiet_stderr():
+            client = self.lib.jack_client_open(f"{client_name}-watch".encode(), JACK_NO_START_SERVER, ctypes.byref(status))
+        if not client:
+            return
+        self.lib.jack_on_shutdown(client, self._on_shutdown, None)
+        if self.lib.jack_activate(client) != 0:
+            self.lib.jack_client_close(client)
+            return
+        self.client = client
+
+    def _shutdown(self, _arg) -> None:
+        self.gone = True  # only a flag: libjack forbids calling it from here
+
+    @property
+    def usable(self) -> bool:
+        return self.client is not None and not self.gone
+
+    def connections(self, port: str) -> list[str] | None:
+        """Full names of the ports connected to `port`; None when the port does not exist (or no server)."""
+        if not self.usable:
+            return None
+        handle = self.lib.jack_port_by_name(self.client, port.encode())
+        if not handle:
+            return None
+        names = self.lib.jack_port_get_all_connections(self.client, handle)
+        if not names:
+            return []
+        out, i = [], 0
+        while names[i]:
+            out.append(names[i].decode(errors="replace"))
+            i += 1
+        self.lib.jack_free(ctypes.cast(names, ctypes.c_void_p))
+        return out
+
+    def close(self) -> None:
+        if self.client is not None and not self.gone:
+            with quiet_stderr():
+                self.lib.jack_client_close(self.client)
+        self.client = None
+
+
 # ---- outputs ---------------------------------------------------------------------------------------
 
 
@@ -176,6 +265,9 @@ class RtMidiOutput(MidiOutput):
         self.port = None  # rtmidi.MidiOut
         self.api: int | None = None
         self.target = ""  # the full name of the port we connect to ("" for an unconnected port)
+        self.watch: JackWatch | None = None  # jack: sees the server and the connection
+        self.own = ""  # jack: the full name of our own port, once known
+        self.fault = ""  # why the port is lost, for the user ("" while it is fine)
 
     def open(self) -> None:
         rtmidi = _rtmidi()
@@ -196,7 +288,8 @@ class RtMidiOutput(MidiOutput):
                     port.delete()
                     raise PortError(f"no JACK MIDI input port matches {name!r}; available: {_available_text(names)}")
                 self.target = names[i]
-                port.open_port(i, "out")
+                self.watch = JackWatch(self.client_name)
+                self._connect_jack(port, i)
             else:
                 port.open_virtual_port("out")
         else:  # rtmidi: search every backend for a matching port
@@ -217,6 +310,20 @@ class RtMidiOutput(MidiOutput):
                 raise PortError(f"no MIDI output port matches {name!r}; available: {_available_text(seen)}"
                                 " (`cuecast ports` lists them)")
         self.ok = True
+
+    def _connect_jack(self, port, index: int) -> None:
+        """Open our port connected to the target, then wait until JACK has the connection in its graph:
+        messages sent in the cycle before it takes effect are lost (start-up program changes were)."""
+        before = set(self.watch.connections(self.target) or [])
+        port.open_port(index, "out")
+        deadline = time.monotonic() + 1.0
+        while self.watch.usable and time.monotonic() < deadline:
+            new = set(self.watch.connections(self.target) or []) - before
+            if new:
+                self.own = sorted(new)[0]
+                break
+            time.sleep(0.005)
+        time.sleep(0.02)  # a few JACK periods: the graph change is applied at a cycle boundary
 
     def _open_virtual(self, name: str) -> None:
         if sys.platform == "win32":
@@ -246,6 +353,8 @@ class RtMidiOutput(MidiOutput):
             return False
 
     def alive(self) -> bool:
+        if self.watch is not None and self.watch.client is not None:
+            return self._jack_alive()
         if not self.target or self.port is None:
             return self.port is not None
         try:
@@ -253,9 +362,29 @@ class RtMidiOutput(MidiOutput):
         except Exception:
             return False
 
-    def reopen(self) -> bool:
-        if self.port is None:
+    def _jack_alive(self) -> bool:
+        if self.watch.gone:
+            self.fault = "the JACK server went away"
             return False
+        conns = self.watch.connections(self.target)
+        if conns is None:
+            self.fault = f"the JACK port {self.target} went away"
+            return False
+        if self.own and self.own not in conns:
+            self.fault = f"the connection to {self.target} was removed"
+            return False
+        self.fault = ""
+        return True
+
+    @property
+    def server_gone(self) -> bool:
+        return self.watch is not None and self.watch.gone
+
+    def reopen(self) -> bool:
+        if self.port is None or self.server_gone:
+            return False
+        if self.watch is not None and self.watch.usable:
+            return self._jack_reopen()
         try:
             names = self.port.get_ports()
             if self.target not in names:
@@ -267,10 +396,40 @@ class RtMidiOutput(MidiOutput):
         except Exception:
             return False
 
+    def _jack_reopen(self) -> bool:
+        """Back when the user connects us again; when the target port itself went and came back (a synth
+        restarted), we connect to it again. A connection the user removed is not forced back."""
+        conns = self.watch.connections(self.target)
+        if conns is None:
+            return False  # the target is still away
+        if self.own and self.own in conns:
+            self.fault = ""
+            self.ok = True
+            return True
+        if self.fault.startswith("the connection"):
+            return False
+        try:
+            names = self.port.get_ports()
+            if self.target not in names:
+                return False
+            self.port.close_port()
+            self._connect_jack(self.port, names.index(self.target))
+        except Exception:
+            return False
+        self.fault = ""
+        self.ok = True
+        return True
+
     def close(self) -> None:
         self.ok = False
-        _release(self.port)
-        self.port = None
+        if self.server_gone:
+            self.port = None  # its client is dead: closing it would only print JACK's complaints
+        else:
+            _release(self.port)
+            self.port = None
+        if self.watch is not None:
+            self.watch.close()
+            self.watch = None
 
 
 def open_output(spec: OutputSpec | str, client_name: str = CLIENT_NAME, **synth_options) -> MidiOutput:

@@ -66,8 +66,8 @@ def mux_soundtrack(video_in: str | Path, wav_path: str | Path, out_path: str | P
                 if not copy:
                     raise
                 _write(video_in, str(tmp), audio(), rate, span, copy=False)  # e.g. a codec tag MP4 refuses
-    except av.error.FFmpegError as e:
-        raise MuxError(f"cannot write {out_path}: {e}") from None
+    except av.error.FFmpegError as e:  # its text names our hidden temporary file: say what went wrong only
+        raise MuxError(f"cannot write {out_path}: {getattr(e, 'strerror', None) or type(e).__name__}") from None
     except VideoOutError as e:
         raise MuxError(str(e).replace(str(tmp), str(out_path))) from None
     except OSError as e:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from cuecast.engine.clock import RealtimeClock
-from cuecast.engine.commands.common import add_engine_options, config_from_args
+from cuecast.engine.commands.common import add_engine_options, config_from_args, duration_value
 from cuecast.engine.compose import channel_map
 from cuecast.engine.errors import InputError, UserError
 from cuecast.engine.pipeline import Engine, NoFramesError
@@ -58,7 +58,7 @@ def add_arguments(p) -> None:
                    help="rtmidi:NAME, virtual:NAME, jack:NAME, synth or none (repeat for several)")
     add_engine_options(p)
     p.add_argument("--record", metavar="DIR", help="write what was sent (sent.mid, real send times) and timeline.json here")
-    p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
+    p.add_argument("--duration", type=str, metavar="SECONDS", help="stop after this many seconds (at most a week)")
     p.add_argument("--loop", action="store_true", help="play a file source again and again")
     p.add_argument("--no-clock", action="store_true", help="do not send MIDI clock")
     p.add_argument("--clock-in", metavar="SPEC",
@@ -111,8 +111,8 @@ class TeeSink:
 
 def run(args) -> int:
     cfg = config_from_args(args)
-    if args.duration is not None and args.duration <= 0:
-        raise UserError("--duration must be more than 0 seconds")
+    if args.duration is not None:
+        args.duration = duration_value(args.duration)
     try:
         for spec in args.midi_out:
             parse_output_spec(spec)

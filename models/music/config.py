@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from cuecast.models.common import check
 
 BACKENDS = ("arranger", "transformer")
+SEED_MAX = 2**32 - 1  # what numpy, torch and random all take as a seed
 
 
 @dataclass
@@ -29,7 +30,7 @@ class GeneratorConfig:
 
     def validate(self, key: str) -> None:
         check(self.backend in BACKENDS, f"{key}.backend", f"must be one of {', '.join(BACKENDS)}", self.backend)
-        check(self.seed >= 0, f"{key}.seed", "must be >= 0", self.seed)
+        check(0 <= self.seed <= SEED_MAX, f"{key}.seed", f"must be in 0..{SEED_MAX}", self.seed)
         check(0.05 <= self.temperature <= 5.0, f"{key}.temperature", "must be in 0.05..5", self.temperature)
         check(0.0 < self.top_p <= 1.0, f"{key}.top_p", "must be in (0, 1]", self.top_p)
         check(1 <= self.max_polyphony <= 64, f"{key}.max_polyphony", "must be in 1..64", self.max_polyphony)
