@@ -93,3 +93,37 @@ def test_conductor_keeps_only_recent_emotion():
     t = 19_990 * hop + 1.0  # the middle of window 19990
     assert c._emotion_at(t)[0] == pytest.approx((19_990 % 7) / 10)
     assert c._emotion_at(t + 0.49)[0] == pytest.approx((19_990 % 7) / 10)
+
+
+def _tiny_video(path, w: int, h: int, frames: int = 40) -> None:
+    """MJPEG (4:4:4 takes any size): odd and 1-pixel sizes that a 4:2:0 re-encode must round."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mjpeg", rate=25)
+        s.width, s.height, s.pix_fmt = w, h, "yuvj444p"
+        for i in range(frames):
+            img = np.full((h, w, 3), 40 if i < frames // 2 else 220, np.uint8)
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+@pytest.mark.parametrize("w,h", [(1, 63)])  # 1 pixel wide, odd height
+def test_tiny_and_odd_videos_render(tmp_path, w, h):
+    import subprocess
+    import sys
+
+    import av
+
+    src = tmp_path / f"tiny_{w}x{h}.avi"
+    _tiny_video(src, w, h)
+    r = subprocess.run([sys.executable, "-m", "cuecast.engine.cli", "render", str(src), "-o", str(tmp_path / "out"),
+                        "--generator", "arranger", "-q"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-600:]
+    with av.open(str(tmp_path / "out" / "soundtrack.mp4")) as c:
+        vs = c.streams.video[0]
+        assert (vs.codec_context.width, vs.codec_context.height) == (w + w % 2, h + h % 2)
+        assert sum(1 for _ in c.decode(vs)) == 40
