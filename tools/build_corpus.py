@@ -314,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chord-min-beats", type=float, default=2.0, help="hold of a CHORD target in beats")
     ap.add_argument("--valence-scope", choices=("piece", "window"), default="piece",
                     help="valence label per piece (EMSYNC; default) or per +-8 s window around each token")
+    ap.add_argument("--shard", default="", help="I/N: parse only every N-th source file from the I-th (0-based), "
+                    "for parallel builders sharing OUT; the corpus is assembled from whatever the cache holds")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--heldout", type=float, default=0.05, help="held-out fraction of pieces")
     ap.add_argument("--stats-copy", default="models/weights/music_corpus_stats.json", help="'' to skip")
@@ -336,8 +338,16 @@ def main(argv: list[str] | None = None) -> int:
     if "music21" in sources:
         lists.append([("music21", p) for p in cap(music21_paths())])
     items = interleave(lists)
-    print(f"build_corpus: {len(items)} source files; cache {cache}")
-    counts = process(items, cache, out / "mma", time.time() + a.max_minutes * 60, a.chord_min_beats, a.file_timeout)
+    todo = items
+    if a.shard:
+        try:
+            i, n = (int(x) for x in a.shard.split("/"))
+            assert 0 <= i < n
+        except (ValueError, AssertionError):
+            ap.error("--shard must look like 0/2")
+        todo = items[i::n]
+    print(f"build_corpus: {len(todo)} of {len(items)} source files; cache {cache}")
+    counts = process(todo, cache, out / "mma", time.time() + a.max_minutes * 60, a.chord_min_beats, a.file_timeout)
     stats = assemble(items, cache, out, a.seed, a.heldout, counts, a.valence_scope)
     if a.stats_copy:
         Path(a.stats_copy).parent.mkdir(parents=True, exist_ok=True)

@@ -43,6 +43,17 @@ def irregular_cuts(seconds: float, seed: int = 0, lo: float = 0.8, hi: float = 6
     return out
 
 
+def energy(notes, seconds: float) -> dict:
+    """Loudness, register, drum activity and note length of a piece, and its notes per part."""
+    pitched = [n for n in notes if n.instrument != "drums"]
+    mean = lambda xs: statistics.fmean(xs) if xs else float("nan")  # noqa: E731
+    return {"mean_velocity": mean([n.velocity for n in notes]),
+            "mean_pitch": mean([n.pitch for n in pitched]),
+            "drums_per_second": sum(n.instrument == "drums" for n in notes) / seconds,
+            "mean_note_length": mean([n.end - n.start for n in pitched]),
+            **{f"notes_{part}": sum(n.instrument == part for n in notes) for part in ("drums", "bass", "chords", "pad", "melody")}}
+
+
 def _grid(n: int) -> list[float]:
     return [round(v, 3) for v in np.linspace(-0.9, 0.9, n)]
 
@@ -75,6 +86,7 @@ def run(generator_name: str = "arranger", seconds: float = 30.0, grid: int = 5, 
                     "polyphony": M.polyphony(notes),
                     "empty_beats": M.empty_beat_rate(notes, bpm, duration=seconds),
                     "onsets_per_min": 60.0 * len(M.chord_onsets(notes)) / seconds,
+                    **energy(notes, seconds),
                 })
                 if not align:
                     continue
@@ -94,6 +106,9 @@ def run(generator_name: str = "arranger", seconds: float = 30.0, grid: int = 5, 
         "runs": len(cells) + len(alignment),
         "spearman_valence_key": float(spearmanr(vs, [c["key_score"] for c in cells]).statistic),
         "spearman_arousal_nps": float(spearmanr(as_, [c["notes_per_second"] for c in cells]).statistic),
+        # what else a listener hears as energy: loudness, register, drums, note length (shorter = livelier)
+        **{f"spearman_arousal_{k}": float(spearmanr(as_, [c[k] for c in cells]).statistic)
+           for k in ("mean_velocity", "mean_pitch", "drums_per_second", "mean_note_length")},
         "pitch_in_scale": statistics.fmean(c["pitch_in_scale"] for c in cells),
         "invalid_notes": invalid,
         "realtime_factor": music_s / gen_time if gen_time > 0 else float("inf"),

@@ -1,10 +1,12 @@
 """Train the music transformer on the corpus of tools/build_corpus.py, on CPU, within a time budget.
 
-Checkpoints every few minutes (resumes from OUT/ckpt.pt when started again), logs the training curve to
-OUT/train_log.csv, keeps the best held-out checkpoint in OUT/best.pt, and with --ship copies it (and the
-log) to models/weights/ every few minutes, committing them with --commit.
+Checkpoints every few minutes (started again with the same arguments, it resumes from OUT/ckpt.pt, the
+learning-rate schedule where it was), logs the training curve to OUT/train_log.csv, keeps the best held-out
+checkpoint in OUT/best.pt and a snapshot every half hour (OUT/step_N.pt). Which one ships is decided by
+tools/eval_music.py's checks and copied by hand (see models/weights/MUSIC_MODEL_CARD.md).
 
-    nohup nice -n 5 python tools/train_music.py --data data/music --out runs/music --minutes 90 --ship --commit &
+    nohup nice -n 5 python tools/train_music.py --data data/music --out runs/music --minutes 240 \
+        --init models/weights/music_transformer.pt --context 384 --d-model 192 > runs/music/train.log 2>&1 &
     python tools/train_music.py --bench            # tokens/s of a few sizes and thread counts
 """
 
@@ -15,8 +17,6 @@ import csv
 import json
 import math
 import os
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,90 +26,37 @@ import torch
 
 from cuecast.models.music import model as M
 from cuecast.models.music import tokens as T
+from cuecast.models.music import windows as W
 from cuecast.models.music.corpus import quantile_table, to_unit
-from cuecast.models.music.theory import key_correlations
-
-SHIP_FILES = ("models/weights/music_transformer.pt", "models/weights/music_train_log.csv")
-
-
-def transpose_tables(max_shift: int = 6) -> np.ndarray:
-    """tab[s + max_shift, tok]: the token transposed by s semitones (pitched notes only, octave-folded at the edges)."""
-    tabs = np.tile(np.arange(T.VOCAB_SIZE), (2 * max_shift + 1, 1))
-    for tok in range(T.VOCAB_SIZE):
-        kind, inst, pitch = T.decode(tok)
-        if kind not in ("on", "off") or inst == 0:
-            continue
-        for s in range(-max_shift, max_shift + 1):
-            p = pitch + s
-            while p > T.PITCH_HI:
-                p -= 12
-            while p < T.PITCH_LO:
-                p += 12
-            tabs[s + max_shift, tok] = T.on_token(inst, p) if kind == "on" else T.off_token(inst, p)
-    return tabs
-
-
-# The scale degrees that tell major from minor (third, sixth, seventh): moving them by a semitone turns a
-# passage into its parallel mode while its rhythm, voicing and instruments stay as they were.
-MAJOR_TO_MINOR = {4: 3, 9: 8, 11: 10}
-MINOR_TO_MAJOR = {3: 4, 8: 9, 10: 11}
-
-
-def parallel_mode_tables() -> np.ndarray:
-    """tab[m, r, tok]: the token in the parallel mode of tonic r (m=0: major -> minor, m=1: minor -> major)."""
-    tabs = np.tile(np.arange(T.VOCAB_SIZE), (2, 12, 1))
-    for tok in range(T.VOCAB_SIZE):
-        kind, inst, pitch = T.decode(tok)
-        if kind not in ("on", "off") or inst == 0:
-            continue
-        for m, moves in enumerate((MAJOR_TO_MINOR, MINOR_TO_MAJOR)):
-            for r in range(12):
-                dst = moves.get((pitch - r) % 12)
-                if dst is None:
-                    continue
-                p = pitch + dst - (pitch - r) % 12
-                p = p + 12 if p < T.PITCH_LO else p - 12 if p > T.PITCH_HI else p
-                tabs[m, r, tok] = T.on_token(inst, p) if kind == "on" else T.off_token(inst, p)
-    return tabs
-
-
-def window_key(toks: np.ndarray) -> tuple[int, int, float]:
-    """(mode 0 major / 1 minor, tonic, major-minor key score) of a window's pitched note-ons."""
-    on = toks[T.PITCHED_ON[toks]]
-    hist = np.bincount(T.TOK_PITCH[on] % 12, minlength=12).astype(float)
-    major, minor = key_correlations(hist)
-    tm, tn = int(np.argmax(major)), int(np.argmax(minor))
-    return (0, tm, float(major[tm] - minor[tn])) if major[tm] >= minor[tn] else (1, tn, float(major[tm] - minor[tn]))
-
 
 class Batches:
-    """Random windows of the token stream (pieces separated by BOS) with their per-token conditions.
+    """Training windows (models/music/windows.py) with per-token conditions that lead the music.
 
-    With `mode_flip` > 0, that fraction of training windows is moved to its parallel mode and every window's
-    valence becomes its own key score (ranked over the corpus's windows). The flips balance major and minor
-    over the same material, so at the start of a window, before the context shows the mode, the valence
-    input is the only thing that tells it: the model has to learn to use it (EMSYNC's labels alone let it
-    read the mode off the context and ignore valence).
+    Every window is drawn from the corpus (by source share with `source_weights`); with probability
+    `p_split` it changes at a bar line inside it: the rest comes from another piece (`p_splice` of those) or
+    from the same one, each part moved to its parallel mode with probability `mode_flip` and louder or softer
+    by a few velocity levels; the join is a boundary (offsets to it, a swell before, an accent after). Labels
+    are measured on each part and ranked over windows drawn the same way (tables estimated at start).
     """
 
-    def __init__(self, path: Path, context: int, seed: int, mode_flip: float = 0.0,
-                 source_weights: dict[str, float] | None = None):
+    def __init__(self, path: Path, context: int, seed: int, mode_flip: float = 0.5,
+                 source_weights: dict[str, float] | None = None, p_split: float = 0.6, p_splice: float = 0.5,
+                 vel_spread: int = 2):
         z = np.load(path / "corpus.npz")
         self.tokens = z["tokens"].astype(np.int64)
-        self.cond = np.stack([z["valence"], z["arousal"], z["offset"]], axis=1).astype(np.float32)
+        self.sec = z["sec"].astype(np.float64)
+        self.offset = z["offset"].astype(np.float64)
         self.n_train = int(z["n_train"])
         self.context = context
         self.rng = np.random.default_rng(seed)
-        if self.n_train <= context + 1 or len(self.tokens) - self.n_train <= context + 1:
+        if self.n_train <= 3 * context or len(self.tokens) - self.n_train <= 3 * context:
             raise SystemExit("train_music: corpus too small for the context; build a bigger one")
-        self.tabs = transpose_tables()
-        self.mode_flip = mode_flip
+        self.tabs = W.transpose_tables()
+        self.mode_tabs = W.parallel_mode_tables()
+        self.mode_flip, self.p_split, self.p_splice, self.vel_spread = mode_flip, p_split, p_splice, vel_spread
         self.start_cdf = self._start_cdf(path, source_weights) if source_weights else None
-        if self.start_cdf is not None:
-            self._rerank_arousal(z["arousal_table"], np.random.default_rng(seed + 11))
-        self.mode_tabs = parallel_mode_tables()
-        self.key_table = self._window_key_table(np.random.default_rng(seed + 7)) if mode_flip > 0 else None
-        self.bos = np.flatnonzero(self.tokens[: self.n_train] == T.BOS)
+        self.bars = np.flatnonzero(self.tokens == T.BAR)
+        self.val_table, self.aro_table = self._label_tables(np.random.default_rng(seed + 7))
 
     def _start_cdf(self, path: Path, weights: dict[str, float]) -> np.ndarray:
         """CDF over training start positions that gives each source its weight's share of the windows.
@@ -121,7 +68,7 @@ class Batches:
         names = sorted({m["source"].split("/")[0] for m in pieces})
         for m in pieces:
             src[m["start"]:m["start"] + m["length"]] = names.index(m["source"].split("/")[0])
-        src = src[: self.n_train - self.context - 1]
+        src = src[: self.n_train - 3 * self.context]
         counts = np.bincount(src, minlength=len(names)).astype(float)
         w = np.array([weights.get(n, 0.0) for n in names]) / np.maximum(counts, 1)
         if not w.any():
@@ -131,81 +78,74 @@ class Batches:
         cdf = np.cumsum(w[src])
         return cdf / cdf[-1]
 
-    def _rerank_arousal(self, raw_table: np.ndarray, rng, n: int = 200_000) -> None:
-        """Arousal ranked over the windows training draws, not over the corpus's tokens.
+    def _start(self, rng, heldout: bool) -> int:
+        lo, hi = (self.n_train, len(self.tokens) - 3 * self.context) if heldout else (0, self.n_train - 3 * self.context)
+        if self.start_cdf is not None and not heldout:
+            return int(np.searchsorted(self.start_cdf, rng.random()))
+        return int(rng.integers(lo, hi))
 
-        The corpus ranks arousal over its tokens; when one source holds most of them (thousands of one-voice
-        folk tunes) it takes most of the range, and the music the weights favour is squeezed into the top."""
-        unit = self.cond[:, 1]
-        raw = np.interp(unit, np.linspace(-1, 1, len(raw_table)), raw_table)
-        at = np.searchsorted(self.start_cdf, rng.random(n)) + rng.integers(0, self.context, n)
-        drawn = raw[at]
-        table = quantile_table(drawn[~np.isnan(drawn)])
-        self.cond[:, 1] = np.where(np.isnan(unit), np.nan, to_unit(raw, table))
+    def _part(self, a: int, b: int, rng, plain: bool) -> W.Part:
+        flip = (not plain) and rng.random() < self.mode_flip
+        delta = 0 if plain else int(rng.integers(-self.vel_spread, self.vel_spread + 1))
+        return W.Part(self.tokens[a:b], self.sec[a:b], self.offset[a:b], W.level_before(self.tokens, a), flip, delta)
 
-    def _window(self, lo: int, hi: int, n: int, rng, bos_frac: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-        if self.start_cdf is not None and lo == 0:
-            starts = np.searchsorted(self.start_cdf, rng.random(n))
+    def _next_bar(self, i: int, lo: int, hi: int) -> int | None:
+        j = np.searchsorted(self.bars, i + lo)
+        return int(self.bars[j]) if j < len(self.bars) and self.bars[j] < i + hi else None
+
+    def window(self, rng, heldout: bool = False, plain: bool = False) -> W.Window:
+        """One window of context+1 tokens (plain: as in the corpus, for comparable held-out losses)."""
+        n, slack = self.context + 1, self.context // 2
+        a = self._start(rng, heldout)
+        split = None if plain or rng.random() >= self.p_split else self._next_bar(a, n // 4, 3 * n // 4)
+        if split is None:
+            return W.build([self._part(a, a + n + slack, rng, plain)], n, self.mode_tabs, boundary=False)
+        if rng.random() < self.p_splice:
+            b0 = self._start(rng, heldout)
+            b = self._next_bar(b0, 0, n) or b0
         else:
-            starts = rng.integers(lo, hi - self.context - 1, size=n)
-        if bos_frac > 0:  # some windows open a piece: the conditions must carry it while context is short
-            at_bos = rng.random(n) < bos_frac
-            starts[at_bos] = rng.choice(self.bos[self.bos < hi - self.context - 1], size=int(at_bos.sum()))
-        idx = starts[:, None] + np.arange(self.context + 1)[None, :]
-        return self.tokens[idx], self.cond[idx[:, :-1]]
+            b = split
+        parts = [self._part(a, split, rng, False), self._part(b, b + n + slack, rng, False)]
+        return W.build(parts, n, self.mode_tabs, boundary=True)
 
-    def _window_key_table(self, rng, n: int = 3000) -> np.ndarray:
-        """Quantiles of the window key score over training windows, half of them flipped (as in training)."""
-        toks, _ = self._window(0, self.n_train, n, rng)
-        scores = []
-        for i, t in enumerate(toks):
-            mode, tonic, score = window_key(t)
-            if i % 2:
-                mode, tonic, score = window_key(self.mode_tabs[mode, tonic, t])
-            scores.append(score)
-        return quantile_table(np.array(scores))
+    def _label_tables(self, rng, n: int = 1500) -> tuple[np.ndarray, np.ndarray]:
+        """Quantiles of the raw labels over windows drawn as in training (their rank is the [-1, 1] label)."""
+        vals, aros = [], []
+        for _ in range(n):
+            w = self.window(rng)
+            for x, out in ((w.valence_raw, vals), (w.arousal_raw, aros)):
+                x = x[~np.isnan(x)]
+                out.extend(np.unique(x))
+        return quantile_table(np.array(vals)), quantile_table(np.array(aros))
 
-    def _window_valence(self, score: float) -> float:
-        """A window's key score as valence: its rank among training windows, in [-1, 1]."""
-        return float(to_unit(np.array([score]), self.key_table)[0])
+    def batch(self, batch: int, rng, heldout: bool = False, plain: bool = False):
+        ws = [self.window(rng, heldout, plain) for _ in range(batch)]
+        toks = np.stack([w.tokens for w in ws])
+        cond = np.stack([np.stack([to_unit(w.valence_raw, self.val_table), to_unit(w.arousal_raw, self.aro_table),
+                                   w.offset], axis=1) for w in ws]).astype(np.float32)
+        cond[:, :, :2][np.isnan(np.stack([np.stack([w.valence_raw, w.arousal_raw], 1) for w in ws]))] = np.nan
+        if not heldout:
+            shift = rng.integers(-5, 7, size=batch)
+            toks = np.stack([self.tabs[s + 6, t] for s, t in zip(shift, toks)])
+        return toks, cond
 
-    def _flip_modes(self, toks: np.ndarray, cond: np.ndarray) -> np.ndarray:
-        for i, t in enumerate(toks):
-            mode, tonic, score = window_key(t[:-1])
-            if self.rng.random() < self.mode_flip:
-                toks[i] = self.mode_tabs[mode, tonic, t]
-                score = window_key(toks[i, :-1])[2]
-            cond[i, :, 0] = self._window_valence(score)
-        return toks
-
-    def train(self, batch: int, p_drop: tuple[float, float, float] = (0.15, 0.15, 0.1), bos_frac: float = 0.0):
-        toks, cond = self._window(0, self.n_train, batch, self.rng, bos_frac)
-        cond = cond.copy()
-        if self.mode_flip > 0:
-            toks = self._flip_modes(toks.copy(), cond)
-        shift = self.rng.integers(-5, 7, size=batch)
-        toks = np.stack([self.tabs[s + 6, t] for s, t in zip(shift, toks)])
-        for c, p in enumerate(p_drop):  # condition dropout, per sequence: teaches the missing vectors
+    def train(self, batch: int, p_drop: tuple[float, float, float] = (0.15, 0.15, 0.1), p_drop_emotion: float = 0.1):
+        toks, cond = self.batch(batch, self.rng)
+        for c, p in enumerate(p_drop):  # condition dropout, per sequence: the missing vectors
             cond[self.rng.random(batch) < p, :, c] = np.nan
+        # both emotions missing together: the unconditional model classifier-free guidance compares with
+        cond[self.rng.random(batch) < p_drop_emotion, :, :2] = np.nan
         return self._tensors(toks, cond)
 
-    def heldout(self, batch: int, n_batches: int, seed: int = 1234):
+    def heldout(self, batch: int, n_batches: int, seed: int = 1234, plain: bool = False):
         rng = np.random.default_rng(seed)
-        out = []
-        for _ in range(n_batches):
-            toks, cond = self._window(self.n_train, len(self.tokens), batch, rng)
-            if self.key_table is not None:  # the same valence labels as training sees (no flips)
-                cond = cond.copy()
-                for i, t in enumerate(toks):
-                    cond[i, :, 0] = self._window_valence(window_key(t[:-1])[2])
-            out.append(self._tensors(toks, cond))
-        return out
+        return [self._tensors(*self.batch(batch, rng, heldout=True, plain=plain)) for _ in range(n_batches)]
 
     @staticmethod
     def _tensors(toks: np.ndarray, cond: np.ndarray):
         t = torch.from_numpy(toks)
         c = torch.from_numpy(cond)
-        return t[:, :-1], t[:, 1:], c[..., 0], c[..., 1], c[..., 2]
+        return t[:, :-1], t[:, 1:], c[:, :-1, 0], c[:, :-1, 1], c[:, :-1, 2]
 
 
 def lr_at(frac: float, base: float, warm_frac: float = 0.03) -> float:
@@ -217,22 +157,13 @@ def lr_at(frac: float, base: float, warm_frac: float = 0.03) -> float:
 
 
 @torch.no_grad()
-def evaluate(model: M.MusicTransformer, batches) -> float:
+def evaluate(model: M.MusicTransformer, batches, drop_emotion: bool = False) -> float:
+    """Mean loss; with drop_emotion, valence and arousal given as missing (how much the model uses them)."""
     model.eval()
-    losses = [float(model(x, v, a, o, targets=y)[1]) for x, y, v, a, o in batches]
+    nan = lambda c: torch.full_like(c, math.nan) if drop_emotion else c  # noqa: E731
+    losses = [float(model(x, nan(v), nan(a), o, targets=y)[1]) for x, y, v, a, o in batches]
     model.train()
     return float(np.mean(losses))
-
-
-def git_commit(paths: tuple[str, ...], msg: str) -> None:
-    for _ in range(10):
-        r = subprocess.run(["git", "add", *paths], capture_output=True, text=True)
-        if r.returncode == 0:
-            r = subprocess.run(["git", "commit", "-m", msg, "--", *paths], capture_output=True, text=True)
-            if r.returncode == 0 or "nothing to commit" in r.stdout + r.stderr:
-                return
-        time.sleep(3)
-    print(f"train_music: commit failed: {r.stderr.strip()[:200]}", flush=True)
 
 
 def bench(args) -> None:
@@ -269,26 +200,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--minutes", type=float, default=90.0, help="training time budget (the lr schedule spans it)")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--ckpt-minutes", type=float, default=3.0)
-    ap.add_argument("--eval-minutes", type=float, default=3.0)
-    ap.add_argument("--ship", action="store_true", help="copy the best checkpoint and log to models/weights/")
-    ap.add_argument("--ship-minutes", type=float, default=10.0)
-    ap.add_argument("--commit", action="store_true", help="git commit what --ship copies")
-    ap.add_argument("--bos-frac", type=float, default=0.0,
-                    help="fraction of training windows that start at a piece's first token (conditions matter most there)")
-    ap.add_argument("--mode-flip", type=float, default=0.0,
-                    help="fraction of training windows moved to their parallel mode, valence from each window's key")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--ckpt-minutes", type=float, default=5.0, help="resumable checkpoint OUT/ckpt.pt this often")
+    ap.add_argument("--eval-minutes", type=float, default=5.0)
+    ap.add_argument("--snapshot-minutes", type=float, default=30.0,
+                    help="also keep OUT/step_N.pt this often (held-out loss alone does not pick the best music)")
+    ap.add_argument("--mode-flip", type=float, default=0.5, help="chance that a window part moves to its parallel mode")
+    ap.add_argument("--p-split", type=float, default=0.6, help="chance that a window changes at a bar inside it")
+    ap.add_argument("--p-splice", type=float, default=0.5, help="chance that the change is to another piece")
+    ap.add_argument("--vel-spread", type=int, default=2, help="a part's velocities move up to this many levels")
     ap.add_argument("--source-weights", default="",
                     help="share of training windows per source, e.g. debian=0.4,mma=0.35,music21=0.25 (default: by tokens)")
-    ap.add_argument("--init", default="", help="weights to start from (fine-tuning); ignored when resuming")
+    ap.add_argument("--init", default="", help="weights to start from (fine-tuning; new layers start at zero); "
+                                               "ignored when resuming")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bench", action="store_true")
     a = ap.parse_args(argv)
     if a.bench:
         bench(a)
         return 0
-    torch.set_num_threads(a.threads)
+    torch.set_num_threads(a.threads)  # a training process of its own: its threads are its business
     torch.manual_seed(a.seed)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -296,27 +227,13 @@ def main(argv: list[str] | None = None) -> int:
         weights = {k: float(v) for k, v in (x.split("=") for x in a.source_weights.split(",") if x.strip())}
     except ValueError:
         ap.error("--source-weights must look like debian=0.4,mma=0.35,music21=0.25")
-    data = Batches(Path(a.data), a.context, a.seed, mode_flip=a.mode_flip, source_weights=weights)
+    data = Batches(Path(a.data), a.context, a.seed, mode_flip=a.mode_flip, source_weights=weights,
+                   p_split=a.p_split, p_splice=a.p_splice, vel_spread=a.vel_spread)
     held = data.heldout(a.batch, 8)
-    cfg = M.ModelConfig(n_layer=a.layers, n_head=a.heads, d_model=a.d_model, context=a.context, dropout=a.dropout)
-    model = M.MusicTransformer(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.05, betas=(0.9, 0.95))
-    step, elapsed, best, seen = 0, 0.0, math.inf, 0
-    ck_path = out / "ckpt.pt"
-    if a.init and not ck_path.exists():  # fine-tune: start from shipped weights with a fresh optimizer
-        model, _ = M.load(a.init, "cpu")
-        model.train()
-        opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.05, betas=(0.9, 0.95))
-        print(f"train_music: initialised from {a.init}", flush=True)
-    if ck_path.exists():
-        ck = torch.load(ck_path, map_location="cpu", weights_only=True)
-        model = M.MusicTransformer(M.ModelConfig(**ck["config"]))
-        model.load_state_dict(ck["state"])
-        opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.05, betas=(0.9, 0.95))
-        opt.load_state_dict(ck["opt"])
-        step, elapsed, best, seen = ck["step"], ck["elapsed"], ck["best"], ck["seen"]
-        data.rng = np.random.default_rng(a.seed + step)
-        print(f"train_music: resumed at step {step}, {elapsed/60:.1f} min", flush=True)
+    held_plain = data.heldout(a.batch, 8, plain=True)
+    tables = {"valence_table": data.val_table.tolist(), "arousal_table": data.aro_table.tolist()}
+    model, opt, step, elapsed, best, seen = start_model(a, out / "ckpt.pt")
+    data.rng = np.random.default_rng(a.seed + step)
     print(f"train_music: {model.n_params()/1e6:.2f}M params, {data.n_train} train tokens, "
           f"{len(data.tokens) - data.n_train} held-out", flush=True)
     log_path = out / "train_log.csv"
@@ -324,10 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     log = open(log_path, "a", newline="")
     w = csv.writer(log)
     if new_log:
-        w.writerow(["step", "minutes", "tokens_seen", "train_loss", "heldout_loss", "lr"])
+        w.writerow(["step", "minutes", "tokens_seen", "train_loss", "heldout_loss", "heldout_no_emotion",
+                    "heldout_plain", "lr"])
     model.train()
     t_start = time.time() - elapsed
-    last_ck = last_eval = last_ship = time.time()
+    last_ck = last_eval = last_snap = time.time()
     run_loss, run_n = 0.0, 0
     while True:
         elapsed = time.time() - t_start
@@ -337,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         lr = lr_at(frac, a.lr)
         for g in opt.param_groups:
             g["lr"] = lr
-        x, y, v, ar, o = data.train(a.batch, bos_frac=a.bos_frac)
+        x, y, v, ar, o = data.train(a.batch)
         _, loss = model(x, v, ar, o, targets=y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -348,31 +266,57 @@ def main(argv: list[str] | None = None) -> int:
         run_loss, run_n = run_loss + loss.item(), run_n + 1
         now = time.time()
         if now - last_eval >= a.eval_minutes * 60 or step == 1:
-            hl = evaluate(model, held)
-            w.writerow([step, round(elapsed / 60, 2), seen, round(run_loss / run_n, 4), round(hl, 4), f"{lr:.2e}"])
+            hl, hn, hp = evaluate(model, held), evaluate(model, held, drop_emotion=True), evaluate(model, held_plain)
+            w.writerow([step, round(elapsed / 60, 2), seen, round(run_loss / run_n, 4), round(hl, 4), round(hn, 4),
+                        round(hp, 4), f"{lr:.2e}"])
             log.flush()
-            print(f"step {step} {elapsed/60:.1f} min train {run_loss/run_n:.3f} held-out {hl:.3f} lr {lr:.1e}", flush=True)
+            print(f"step {step} {elapsed/60:.1f} min train {run_loss/run_n:.3f} held-out {hl:.3f} "
+                  f"(without emotion {hn:.3f}, plain {hp:.3f}) lr {lr:.1e}", flush=True)
             run_loss, run_n = 0.0, 0
             last_eval = now
             if hl < best:
                 best = hl
-                M.save(model, str(out / "best.pt"), step=step, heldout_loss=hl, minutes=elapsed / 60, tokens_seen=seen)
+                M.save(model, str(out / "best.pt"), step=step, heldout_loss=hl, minutes=elapsed / 60, tokens_seen=seen, **tables)
         if now - last_ck >= a.ckpt_minutes * 60:
-            save_ckpt(ck_path, model, opt, step, elapsed, best, seen)
+            save_ckpt(out / "ckpt.pt", model, opt, step, elapsed, best, seen)
             last_ck = now
-        if a.ship and now - last_ship >= a.ship_minutes * 60:
-            ship(out, a.commit, step)
-            last_ship = now
+        if now - last_snap >= a.snapshot_minutes * 60:
+            M.save(model, str(out / f"step_{step}.pt"), step=step, minutes=elapsed / 60, tokens_seen=seen, **tables)
+            last_snap = now
     hl = evaluate(model, held)
-    w.writerow([step, round(elapsed / 60, 2), seen, round(run_loss / max(run_n, 1), 4), round(hl, 4), "end"])
+    w.writerow([step, round(elapsed / 60, 2), seen, round(run_loss / max(run_n, 1), 4), round(hl, 4), "", "", "end"])
     log.close()
     if hl < best:
-        M.save(model, str(out / "best.pt"), step=step, heldout_loss=hl, minutes=elapsed / 60, tokens_seen=seen)
-    save_ckpt(ck_path, model, opt, step, elapsed, min(best, hl), seen)
-    if a.ship:
-        ship(out, a.commit, step)
+        M.save(model, str(out / "best.pt"), step=step, heldout_loss=hl, minutes=elapsed / 60, tokens_seen=seen, **tables)
+    save_ckpt(out / "ckpt.pt", model, opt, step, elapsed, min(best, hl), seen)
     print(f"train_music: done at step {step}, held-out loss {hl:.3f}", flush=True)
     return 0
+
+
+def start_model(a, ck_path: Path):
+    """(model, optimizer, step, elapsed s, best held-out loss, tokens seen): resumed from ck_path when it
+    exists, else fine-tuned from --init, else new."""
+    cfg = M.ModelConfig(n_layer=a.layers, n_head=a.heads, d_model=a.d_model, context=a.context, dropout=a.dropout)
+    model = M.MusicTransformer(cfg)
+    step, elapsed, best, seen = 0, 0.0, math.inf, 0
+    if ck_path.exists():
+        ck = torch.load(ck_path, map_location="cpu", weights_only=True)
+        model = M.MusicTransformer(M.ModelConfig(**ck["config"]))
+        model.load_state_dict(ck["state"])
+        step, elapsed, best, seen = ck["step"], ck["elapsed"], ck["best"], ck["seen"]
+        print(f"train_music: resumed at step {step}, {elapsed/60:.1f} min", flush=True)
+    elif a.init:  # fine-tune: the given weights (new layers start at zero: the same model at step 0)
+        model, _ = M.load(a.init, "cpu")
+        model.cfg.dropout = a.dropout
+        for m in model.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.p = a.dropout
+        print(f"train_music: initialised from {a.init}", flush=True)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.05, betas=(0.9, 0.95))
+    if ck_path.exists():
+        opt.load_state_dict(ck["opt"])
+    return model, opt, step, elapsed, best, seen
 
 
 def save_ckpt(path: Path, model, opt, step, elapsed, best, seen) -> None:
@@ -380,16 +324,6 @@ def save_ckpt(path: Path, model, opt, step, elapsed, best, seen) -> None:
     torch.save({"config": model.cfg.to_dict(), "state": model.state_dict(), "opt": opt.state_dict(), "step": step,
                 "elapsed": elapsed, "best": best, "seen": seen}, tmp)
     os.replace(tmp, path)
-
-
-def ship(out: Path, commit: bool, step: int) -> None:
-    if not (out / "best.pt").exists():
-        return
-    shutil.copyfile(out / "best.pt", SHIP_FILES[0] + ".tmp")
-    os.replace(SHIP_FILES[0] + ".tmp", SHIP_FILES[0])
-    shutil.copyfile(out / "train_log.csv", SHIP_FILES[1])
-    if commit:
-        git_commit(SHIP_FILES, f"music transformer: checkpoint at step {step}")
 
 
 if __name__ == "__main__":

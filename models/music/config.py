@@ -23,10 +23,11 @@ class GeneratorConfig:
     max_polyphony: int = 16
     chord_bias: float = 3.0  # transformer: logit bonus of CHORD where a boundary is (the conductor's help)
     max_hold_beats: float = 4.0  # transformer: the guard closes a note held this long
-    threads: int = 1  # transformer: torch threads while stepping (one token at a time gains nothing from more)
-    guidance: float = 1.0  # transformer: classifier-free guidance on valence (1 = off); the two streams run as one batch
+    guidance: float = 1.0  # transformer: classifier-free guidance on valence and arousal (1 = off); one batch of two streams
     mode_steer: float = 3.0  # transformer: logit bias towards the mode valence asks for (0 = off; see steer.py)
     density_steer: float = 1.5  # transformer: logit bias towards the note density arousal asks for (0 = off)
+    velocity_steer: float = 1.0  # transformer: logit bias towards the loudness arousal asks for (0 = off)
+    boundary_steer: float = 2.0  # transformer: the conductor's help at a cut: accent on it, melody gives way before
 
     def validate(self, key: str) -> None:
         check(self.backend in BACKENDS, f"{key}.backend", f"must be one of {', '.join(BACKENDS)}", self.backend)
@@ -36,7 +37,8 @@ class GeneratorConfig:
         check(1 <= self.max_polyphony <= 64, f"{key}.max_polyphony", "must be in 1..64", self.max_polyphony)
         check(0.0 <= self.chord_bias <= 20.0, f"{key}.chord_bias", "must be in 0..20", self.chord_bias)
         check(0.5 <= self.max_hold_beats <= 16.0, f"{key}.max_hold_beats", "must be in 0.5..16", self.max_hold_beats)
-        check(1 <= self.threads <= 64, f"{key}.threads", "must be in 1..64", self.threads)
         check(0.0 <= self.guidance <= 10.0, f"{key}.guidance", "must be in 0..10", self.guidance)
         check(0.0 <= self.mode_steer <= 10.0, f"{key}.mode_steer", "must be in 0..10", self.mode_steer)
         check(0.0 <= self.density_steer <= 10.0, f"{key}.density_steer", "must be in 0..10", self.density_steer)
+        check(0.0 <= self.velocity_steer <= 10.0, f"{key}.velocity_steer", "must be in 0..10", self.velocity_steer)
+        check(0.0 <= self.boundary_steer <= 10.0, f"{key}.boundary_steer", "must be in 0..10", self.boundary_steer)

@@ -2,9 +2,11 @@
 
 Differences from EMSYNC's model, for cuecast:
 - the conditions (valence, arousal, seconds to the next boundary) are given for every token, each through
-  a small MLP, and added to the token embedding (EMSYNC prepends valence/arousal once per piece; here they
-  may change at every step, as the emotion of a stream moves). A condition that is absent (NaN) uses a
-  learned "missing" vector, which condition dropout in training teaches;
+  a small MLP, and their sum is added to the token embedding and again, through a linear map of its own,
+  to the residual stream in front of every block (EMSYNC prepends valence/arousal once per piece; here they
+  may change at every step, as the emotion of a stream moves, and deep layers read them directly instead
+  of through whatever the first layers kept of them). A condition that is absent (NaN) uses a learned
+  "missing" vector, which condition dropout in training teaches (and classifier-free guidance uses);
 - rotary position embeddings: attention depends only on the distance between tokens, so a sliding window
   over a KV cache keeps generating past the context length with the distances seen in training;
 - a KV cache with a step-at-a-time API (`step`), trimmed to `context` entries (the sliding window).
@@ -191,6 +193,9 @@ class MusicTransformer(nn.Module):
         self.val = CondMLP(1, cfg.d_model, cfg.cond_hidden)
         self.aro = CondMLP(1, cfg.d_model, cfg.cond_hidden)
         self.off = CondMLP(3, cfg.d_model, cfg.cond_hidden)
+        # the conditions again in front of every block; zero at start, so weights trained without these
+        # layers load unchanged and a fine-tune starts from the same model
+        self.cond_layers = nn.ModuleList(nn.Linear(cfg.d_model, cfg.d_model) for _ in range(cfg.n_layer))
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.d_model)
@@ -200,6 +205,9 @@ class MusicTransformer(nn.Module):
         for n, p in self.named_parameters():
             if n.endswith("proj.weight") or n.endswith("mlp.2.weight"):
                 nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * cfg.n_layer))
+        for lin in self.cond_layers:
+            nn.init.zeros_(lin.weight)
+            nn.init.zeros_(lin.bias)
 
     @staticmethod
     def _init(m: nn.Module) -> None:
@@ -213,19 +221,18 @@ class MusicTransformer(nn.Module):
     def train(self, mode: bool = True):
         self._va_memo = {}  # step()'s memos are stale once the weights may change
         self._off_memo = {}
+        self._layer_memo = {}
         self._fast = None
         return super().train(mode)
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def embed(self, idx: torch.Tensor, val: torch.Tensor, aro: torch.Tensor, off: torch.Tensor) -> torch.Tensor:
-        """Token embedding plus the three condition vectors; NaN conditions are missing."""
-        x = self.tok(idx)
-        x = x + self.val(val.nan_to_num(0.0).unsqueeze(-1), ~val.isnan())
-        x = x + self.aro(aro.nan_to_num(0.0).unsqueeze(-1), ~aro.isnan())
-        x = x + self.off(offset_features(off.nan_to_num(0.0)), ~off.isnan())
-        return self.drop(x)
+    def condition(self, val: torch.Tensor, aro: torch.Tensor, off: torch.Tensor) -> torch.Tensor:
+        """The sum of the three condition vectors (..., d_model); NaN conditions are missing."""
+        c = self.val(val.nan_to_num(0.0).unsqueeze(-1), ~val.isnan())
+        c = c + self.aro(aro.nan_to_num(0.0).unsqueeze(-1), ~aro.isnan())
+        return c + self.off(offset_features(off.nan_to_num(0.0)), ~off.isnan())
 
     def forward(self, idx, val, aro, off, targets: torch.Tensor | None = None, cache: KVCache | None = None):
         """Logits (B, T, V) for tokens idx (B, T) with per-token conditions (B, T); loss when targets given.
@@ -233,10 +240,11 @@ class MusicTransformer(nn.Module):
         Tn = idx.shape[1]
         start = cache.pos if cache is not None else 0
         pos = torch.arange(start, start + Tn, device=idx.device)
-        x = self.embed(idx, val, aro, off)
+        c = self.condition(val, aro, off)
+        x = self.drop(self.tok(idx) + c)
         rot = rope_tables(pos, self.cfg.d_model // self.cfg.n_head)
         for i, b in enumerate(self.blocks):
-            x = b(x, rot, cache, i)
+            x = b(x + self.cond_layers[i](c), rot, cache, i)
         logits = self.head(self.ln_f(x))
         if cache is not None:
             cache.advance(Tn)
@@ -260,8 +268,8 @@ class MusicTransformer(nn.Module):
 
         The same maths as forward() with a cache, with fewer tiny ops: condition vectors are memoised
         (valence/arousal change rarely within a stream; tokens at one time share their offset)."""
-        x = torch.stack([self._cond_vector(*r) for r in rows]) + self.tok.weight[tok]
-        x = x.unsqueeze(1)
+        conds = torch.stack([self._cond_vectors(*r) for r in rows])  # (B, 1 + n_layer, D)
+        x = (conds[:, 0] + self.tok.weight[tok]).unsqueeze(1)
         if getattr(self, "_fast", None) is None:
             hd = self.cfg.d_model // self.cfg.n_head
             inv = 1.0 / (10000.0 ** (torch.arange(0, hd, 2, device=x.device, dtype=torch.float32) / hd))
@@ -269,9 +277,22 @@ class MusicTransformer(nn.Module):
         weights, inv = self._fast
         rot = torch.polar(torch.ones_like(inv), cache.pos * inv)  # cos + i sin of this position's angles
         for i, w in enumerate(weights):
-            x = block_step(w, self.cfg.n_head, x, rot, cache, i)
+            x = block_step(w, self.cfg.n_head, x + conds[:, i + 1 : i + 2], rot, cache, i)
         cache.advance(1)
         return F.linear(self.ln_f(x)[:, -1], self.tok.weight)
+
+    def _cond_vectors(self, val: float, aro: float, off: float) -> torch.Tensor:
+        """(1 + n_layer, D): what the conditions add to the embedding and in front of each block."""
+        c = self._cond_vector(val, aro, off)
+        key = (val, aro, off)
+        memo = getattr(self, "_layer_memo", None)
+        if memo is None or len(memo) > 256:
+            memo = self._layer_memo = {}
+        out = memo.get(key)
+        if out is None:
+            per_layer = [lin(c) for lin in self.cond_layers]
+            out = memo[key] = torch.stack([c, *per_layer])
+        return out
 
     def _cond_vector(self, val: float, aro: float, off: float) -> torch.Tensor:
         dev = self.tok.weight.device
@@ -324,7 +345,11 @@ def load(path: str, device: str = "cpu") -> tuple[MusicTransformer, dict]:
     if ck.get("vocab_size") != T.VOCAB_SIZE or cfg.vocab_size != T.VOCAB_SIZE:
         raise ValueError(f"{what} at {path} have vocabulary {ck.get('vocab_size')}, this cuecast {T.VOCAB_SIZE}; {how}")
     model = MusicTransformer(cfg)
-    load_state(model, ck["state"], what, path, how)
+    state = ck["state"]
+    if isinstance(state, dict):  # weights from before the per-block condition layers: those start at zero,
+        # which is the same model
+        state = {**{k: v for k, v in model.state_dict().items() if k.startswith("cond_layers.")}, **state}
+    load_state(model, state, what, path, how)
     model.to(device).eval()
     return model, ck
 

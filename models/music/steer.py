@@ -13,7 +13,13 @@ the emotion the picture asks for while every token stays the model's choice (bia
 - density: the note-on rate of the last seconds against a target rate from arousal (EMSYNC's arousal is
   note density); note-ons get a bias of log(target / rate), bounded, so a sparse stream is nudged to
   play and a dense one to wait. Pitched notes are held to a share of the target of their own, so a
-  drum groove alone cannot meet it: a soundtrack needs harmony.
+  drum groove alone cannot meet it: a soundtrack needs harmony;
+- loudness: velocity tokens are favoured by their distance to the level arousal asks for (calm is soft,
+  excited is loud), so energy is heard in dynamics as well as in density.
+
+The conductor's help at boundaries (`boundary_bias`, also biases only): on the cut, the accent a listener
+hears (crash, kick, a loud velocity level); in the last beat before a known cut, the melody gives way
+and the drums lean towards a fill. Which notes sound, and the chord itself, stay the model's choice.
 """
 
 from __future__ import annotations
@@ -36,6 +42,12 @@ PC_DECAY = 0.96  # per pitched onset: the key estimate remembers the last few do
 MIN_NOTES_FOR_KEY = 6
 MAX_BIAS = 3.0
 PITCHED_SHARE = 0.6  # of the target density, at least this much from pitched notes
+SOFTEST_LEVEL, LOUDEST_LEVEL = 2.0, 6.5  # velocity levels (of 8) that arousal -1 and +1 ask for
+ACCENT_LEVEL = 7  # the level of a hit on the cut
+FILL_DRUMS = (38, 45, 47, 50)  # snare and toms: what a fill into a cut is played on
+
+_VEL_LEVELS = torch.arange(T.N_VEL, dtype=torch.float32)
+_MELODY_ON = torch.from_numpy(T.PITCHED_ON & (T.TOK_INST == T.INSTS.index("guitar")))
 
 
 def target_notes_per_second(arousal: float, lo: float = 1.5, hi: float = 12.0) -> float:
@@ -64,12 +76,38 @@ def density_bias(rate: float, target: float, strength: float) -> float:
     return max(-MAX_BIAS, min(MAX_BIAS, strength * math.log((target + 0.5) / (rate + 0.5))))
 
 
+def target_level(arousal: float) -> float:
+    """The velocity level (0..7) arousal asks for: soft when calm, loud when excited."""
+    a = min(1.0, max(-1.0, arousal))
+    return SOFTEST_LEVEL + (LOUDEST_LEVEL - SOFTEST_LEVEL) * (a + 1.0) / 2.0
+
+
+def boundary_bias(offset_s: float, tick_s: float, beat_s: float, strength: float) -> torch.Tensor | None:
+    """(V,) logit bias around a boundary `offset_s` seconds ahead (NaN: none known), or None.
+
+    On the cut (less than half a tick away): crash and kick and a loud velocity level, the accent.
+    In the beat before it: the melody gives way (its note-ons less likely), snare and toms more (a fill)."""
+    if strength <= 0 or math.isnan(offset_s) or offset_s > beat_s:
+        return None
+    out = torch.zeros(T.VOCAB_SIZE)
+    if offset_s < tick_s / 2:
+        for drum in (49, 36):
+            out[T.on_token(0, drum)] += strength
+        out[T.VEL0:T.VEL0 + T.N_VEL] -= 0.5 * strength * (ACCENT_LEVEL - _VEL_LEVELS).abs()
+    else:
+        out[_MELODY_ON] -= strength
+        for drum in FILL_DRUMS:
+            out[T.on_token(0, drum)] += 0.5 * strength
+    return out
+
+
 @dataclass
 class Steering:
     """What steering remembers of the notes played so far (copied with the generator's snapshots)."""
 
     mode_strength: float = 3.0
     density_strength: float = 1.5
+    velocity_strength: float = 1.0
     pcs: np.ndarray = field(default_factory=lambda: np.zeros(12))
     n_pitched: int = 0
     # key_score_gradient of pcs, spread over the vocabulary (pitched note-ons; 0 elsewhere): it changes only
@@ -79,8 +117,8 @@ class Steering:
     started: float = math.nan
 
     def copy(self) -> "Steering":
-        return Steering(self.mode_strength, self.density_strength, self.pcs.copy(), self.n_pitched, self.mode_tokens,
-                        list(self.onsets), self.started)
+        return Steering(self.mode_strength, self.density_strength, self.velocity_strength, self.pcs.copy(),
+                        self.n_pitched, self.mode_tokens, list(self.onsets), self.started)
 
     def on_token(self, tok: int, t: float) -> None:
         """Take a fed token into account (note-ons only)."""
@@ -118,5 +156,9 @@ class Steering:
             rate, pitched = self.rates(t)
             out = out + torch.where(_PITCHED_ON, density_bias(pitched, PITCHED_SHARE * target, self.density_strength),
                                     _ANY_ON * density_bias(rate, target, self.density_strength))
+            used = True
+        if self.velocity_strength > 0 and not math.isnan(arousal):
+            vel = -self.velocity_strength * (_VEL_LEVELS - target_level(arousal)).abs()
+            out[T.VEL0:T.VEL0 + T.N_VEL] += vel
             used = True
         return out if used else None

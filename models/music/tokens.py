@@ -19,6 +19,7 @@ strings->pad (see `TO_CUECAST`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -101,16 +102,26 @@ def decode(tok: int) -> tuple[str, int, int]:
     raise ValueError(f"token {tok} outside the vocabulary of {VOCAB_SIZE}")
 
 
+class Kind(IntEnum):
+    """What a token is (the values of `KIND`)."""
+
+    SPECIAL = 0  # PAD, BOS, BAR, CHORD
+    SHIFT = 1
+    VEL = 2
+    ON = 3
+    OFF = 4
+
+
 # Tables for fast masks in sampling.
-KIND = np.zeros(VOCAB_SIZE, dtype=np.int8)  # 0 special, 1 shift, 2 vel, 3 on, 4 off
+KIND = np.zeros(VOCAB_SIZE, dtype=np.int8)  # Kind of every token
 TOK_INST = np.full(VOCAB_SIZE, -1, dtype=np.int8)
 TOK_PITCH = np.full(VOCAB_SIZE, -1, dtype=np.int16)
 for _t in range(VOCAB_SIZE):
     _k, _a, _b = decode(_t)
-    KIND[_t] = {"shift": 1, "vel": 2, "on": 3, "off": 4}.get(_k, 0)
+    KIND[_t] = {"shift": Kind.SHIFT, "vel": Kind.VEL, "on": Kind.ON, "off": Kind.OFF}.get(_k, Kind.SPECIAL)
     if _k in ("on", "off"):
         TOK_INST[_t], TOK_PITCH[_t] = _a, _b
-PITCHED_ON = (KIND == 3) & (TOK_INST > 0)  # note-ons of the pitched instruments (not drums)
+PITCHED_ON = (KIND == Kind.ON) & (TOK_INST > 0)  # note-ons of the pitched instruments (not drums)
 
 
 # ---- notes -> tokens --------------------------------------------------------------------------------

@@ -4,9 +4,11 @@ The model's clock is the conductor's beat grid: a time shift is twelfths of the 
 follows `plan.tempo_bpm`), shifts stop at every beat line, at the end of the step and at the next boundary
 (so a chord can land exactly on a cut that falls between beats), and BAR tokens are fed where the
 conductor's bar lines are. Every token gets the plan's valence and arousal and the seconds from its time
-to the next boundary (EMSYNC's boundary offset); at the boundary the CHORD token gets a small logit bonus
-(the conductor's help the issue allows; the chord itself, its notes and their length are the model's).
-Valence and arousal also steer sampling (`steer.py`: mode and note density as soft logit biases).
+to the next boundary (EMSYNC's boundary offset); at the boundary the CHORD token gets a small logit bonus,
+crash, kick and a loud velocity are favoured on the cut and the melody gives way in the beat before it
+(the conductor's help the issue allows, `steer.boundary_bias`; the chord itself, its notes and their length
+are the model's). Valence and arousal also steer sampling (`steer.py`: mode, note density and loudness as
+soft logit biases), and with `guidance` > 1 classifier-free guidance on both.
 
 A step returns the notes that start in [t0, t1). A note's end is known only when the model closes it, so
 generation runs ahead of t1 until every note started before t1 is closed (at most `max_hold_beats`, the
@@ -27,7 +29,7 @@ from cuecast.models.music import model as M
 from cuecast.models.music import tokens as T
 from cuecast.models.music.config import GeneratorConfig
 from cuecast.models.music.sample import Guard, on_to_off, sample
-from cuecast.models.music.steer import Steering
+from cuecast.models.music.steer import Steering, boundary_bias
 from cuecast.types import Note, StepPlan
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "music_transformer.pt"
@@ -65,7 +67,6 @@ class TransformerGenerator:
         self.model = model.to(self.device).eval()
         self.chord_bias = float(cfg.chord_bias)
         self.max_hold_beats = float(cfg.max_hold_beats)
-        self.threads = int(cfg.threads)
         self.guidance = float(cfg.guidance)
         self.reset(cfg.seed)
 
@@ -77,7 +78,8 @@ class TransformerGenerator:
         logits = self.model.step_rows(T.BOS, ((math.nan,) * 3,) * (1 if self.guidance == 1.0 else 2), cache)[0]
         guard = Guard(max_polyphony=self.cfg.max_polyphony, max_hold_ticks=int(self.max_hold_beats * T.TICKS_PER_BEAT),
                       max_events_per_tick=self.events_per_tick)
-        steer = Steering(mode_strength=self.cfg.mode_steer, density_strength=self.cfg.density_steer)
+        steer = Steering(mode_strength=self.cfg.mode_steer, density_strength=self.cfg.density_steer,
+                         velocity_strength=self.cfg.velocity_steer)
         self.s = _State(cache, logits, guard, steer, clock=math.nan, level=-1)
         self.closed: list[Note] = []  # notes closed, not yet returned
         self.emitted_until = -math.inf  # notes starting before this were returned already
@@ -86,17 +88,10 @@ class TransformerGenerator:
         self.tokens_generated = 0
 
     def step(self, plan: StepPlan) -> list[Note]:
+        """The notes starting in [plan.t0, plan.t1). One token at a time is many tiny ops: run it with one torch
+        thread (the caller's setting, `runtime.torch_threads`; extra threads only wait on each other)."""
         if plan.t1 <= plan.t0:
             return []
-        # one token at a time is many tiny ops: extra threads only wait on each other (10x slower on a busy CPU)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            return self._step(plan)
-        finally:
-            torch.set_num_threads(threads)
-
-    def _step(self, plan: StepPlan) -> list[Note]:
         s = self.s
         if math.isnan(s.clock) or s.clock < plan.t0 - 1.0:
             s.clock = plan.t0  # start, or a gap the conductor skipped: the model's clock jumps
@@ -124,6 +119,9 @@ class TransformerGenerator:
             max_shift = max(1, min(T.MAX_SHIFT, int(math.ceil((stop - s.clock) / tick_s - 1e-3))))
             off = self._offset(plan, s.clock)
             bias = s.steer.bias(s.clock, plan.valence, plan.arousal)
+            help_ = boundary_bias(off, tick_s, plan.beat_s, self.cfg.boundary_steer)
+            if help_ is not None:
+                bias = help_ if bias is None else bias + help_
             if not math.isnan(off) and off < tick_s / 2:
                 bias = torch.zeros_like(s.logits) if bias is None else bias
                 bias[T.CHORD] += self.chord_bias
@@ -217,8 +215,9 @@ class TransformerGenerator:
         s.steer.on_token(tok, t)
         if self.guidance == 1.0:
             s.logits = self.model.step(tok, val, aro, off, s.cache)
-        else:  # guidance on valence: the same stream without valence (its learned missing vector) as a baseline
-            lc, lu = self.model.step_rows(tok, ((val, aro, off), (math.nan, aro, off)), s.cache)
+        else:  # classifier-free guidance on the emotion: the same stream without valence and arousal (their
+            # learned missing vectors, which condition dropout trained) as the baseline
+            lc, lu = self.model.step_rows(tok, ((val, aro, off), (math.nan, math.nan, off)), s.cache)
             s.logits = lu + self.guidance * (lc - lu)
         self.log.append((tok, t, val, aro, off))
         self.tokens_generated += 1
