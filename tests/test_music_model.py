@@ -11,7 +11,12 @@ from cuecast.models.music import tokens as T
 
 def tiny(context=32, seed=0):
     torch.manual_seed(seed)
-    return M.MusicTransformer(M.ModelConfig(n_layer=2, d_model=64, n_head=4, context=context, dropout=0.0)).eval()
+    m = M.MusicTransformer(M.ModelConfig(n_layer=2, d_model=64, n_head=4, context=context, dropout=0.0))
+    with torch.no_grad():  # the per-block condition layers start at zero: give them weights, as training does
+        for lin in m.cond_layers:
+            lin.weight.normal_(0.0, 0.05)
+            lin.bias.normal_(0.0, 0.05)
+    return m.eval()
 
 
 def random_seq(n, seed=1):
@@ -111,3 +116,24 @@ def test_batched_rows_equal_separate_streams():
         la, lb = m.step(toks[i], *conds[i], a), m.step(toks[i], *other, b)
     assert torch.allclose(rows[0], la, atol=1e-5) and torch.allclose(rows[1], lb, atol=1e-5)
     assert not torch.allclose(la, lb, atol=1e-4)
+
+
+def test_weights_without_the_per_block_condition_layers_load_as_the_same_model(tmp_path):
+    m = tiny()
+    old = {k: v for k, v in m.state_dict().items() if not k.startswith("cond_layers.")}
+    torch.save({"config": m.cfg.to_dict(), "state": old, "vocab_size": T.VOCAB_SIZE}, tmp_path / "old.pt")
+    loaded, _ = M.load(str(tmp_path / "old.pt"))
+    assert all(float(lin.weight.abs().sum()) == 0 for lin in loaded.cond_layers)
+    fresh = M.MusicTransformer(m.cfg).eval()  # zero layers == no layers: a fine-tune starts from the old model
+    fresh.load_state_dict(loaded.state_dict())
+    toks, conds = random_seq(8)
+    c1, c2 = loaded.new_cache(), fresh.new_cache()
+    for i in range(8):
+        assert torch.allclose(loaded.step(toks[i], *conds[i], c1), fresh.step(toks[i], *conds[i], c2))
+    del old["tok.weight"]
+    torch.save({"config": m.cfg.to_dict(), "state": old, "vocab_size": T.VOCAB_SIZE}, tmp_path / "broken.pt")
+    try:
+        M.load(str(tmp_path / "broken.pt"))
+        raise AssertionError("a checkpoint missing real weights must not load")
+    except ValueError as e:
+        assert "broken" in str(e)

@@ -4,7 +4,9 @@
   same model, same full context;
 - generation through the engine's compose path: seconds of music per second of compute;
 - music metrics of generated pieces next to the held-out corpus (pitch-in-scale rate, pitch-class entropy,
-  empty-beat rate, polyphony);
+  empty-beat rate, polyphony), and the same through muspy (Dong et al. 2020; the `eval` extra), whose
+  definitions published results use: pitch-class entropy, scale consistency, empty-beat rate, polyphony,
+  groove consistency;
 - cut alignment on the real clips' cut lists (media_dir/cuts.json).
 
     python tools/bench_music.py ../shared/media [--weights W] [--data data/music]
@@ -100,6 +102,43 @@ def music_metrics(pieces: list[tuple[list[Note], list[float]]]) -> dict:
     return {k: statistics.fmean(r[i] for r in rows if not math.isnan(r[i])) for i, k in enumerate(keys)} | {"pieces": len(rows)}
 
 
+MUSPY_RESOLUTION = 12  # ticks per beat, as the transformer's grid
+
+
+def muspy_music(notes: list[Note], beats: list[float], drums: bool):
+    """A muspy.Music of the notes (without the drums unless `drums`), their times mapped to ticks through the beat times (any tempo map)."""
+    import muspy
+
+    grid = np.asarray(beats, dtype=float)
+    idx = np.arange(len(grid), dtype=float)
+    tick = lambda t: int(round(float(np.interp(t, grid, idx, right=idx[-1] + (t - grid[-1]) / max(1e-6, grid[-1] - grid[-2]))) * MUSPY_RESOLUTION))  # noqa: E731
+    tracks: dict[str, list] = {}
+    for n in notes:
+        if n.instrument == "drums" and not drums:
+            continue
+        s, e = tick(n.start), tick(n.end)
+        tracks.setdefault(n.instrument, []).append(muspy.Note(s, n.pitch, max(1, e - s), n.velocity))
+    return muspy.Music(resolution=MUSPY_RESOLUTION, tempos=[muspy.Tempo(0, 60.0 / max(1e-3, float(np.median(np.diff(grid)))))],
+                       tracks=[muspy.Track(is_drum=k == "drums", notes=v) for k, v in tracks.items()])
+
+
+def muspy_metrics(pieces: list[tuple[list[Note], list[float]]], beats_per_bar: int = 4) -> dict:
+    """muspy's metrics, mean over pieces: pitch ones over the pitched parts, rhythm ones over all parts."""
+    import muspy
+
+    rows = []
+    for notes, beats in pieces:
+        if len(beats) < 2 or not any(n.instrument != "drums" for n in notes):
+            continue
+        pitched, every = muspy_music(notes, beats, drums=False), muspy_music(notes, beats, drums=True)
+        rows.append({"pitch_class_entropy": muspy.pitch_class_entropy(pitched),
+                     "scale_consistency": muspy.scale_consistency(pitched),
+                     "polyphony": muspy.polyphony(pitched),
+                     "empty_beat_rate": muspy.empty_beat_rate(every),
+                     "groove_consistency": muspy.groove_consistency(every, beats_per_bar * MUSPY_RESOLUTION)})
+    return {k: round(statistics.fmean(r[k] for r in rows if not math.isnan(r[k])), 3) for k in rows[0]} | {"pieces": len(rows)} if rows else {}
+
+
 def clip_cuts(media_dir: Path) -> dict[str, tuple[list[float], float]]:
     info = json.loads((media_dir / "cuts.json").read_text())["clips"]
     out = {}
@@ -138,9 +177,20 @@ def run(media_dir: str, weights: str | None = None, data: str = "data/music", se
                  "compute_s": round(compute_s, 2), "x_realtime": round(music_s / compute_s, 1)})
     gm = music_metrics(gen_pieces)
     rows.append({"what": "metrics: generated", **{k: round(x, 3) for k, x in gm.items()}})
-    if data_p is not None:
-        cm = music_metrics(corpus_notes(data_p))
+    held = corpus_notes(data_p) if data_p is not None else []
+    if held:
+        cm = music_metrics(held)
         rows.append({"what": "metrics: held-out corpus", **{k: round(x, 3) for k, x in cm.items()}})
+    if _has_muspy():
+        rows.append({"what": "muspy: generated (transformer)", **muspy_metrics(gen_pieces)})
+        arr = load_config(None, {"generator.backend": "arranger"})
+        arr_pieces = []
+        for v, a in ((-0.7, -0.7), (-0.7, 0.7), (0.7, -0.7), (0.7, 0.7), (0.0, 0.0)):
+            notes, tl = compose(arr, v, a, seconds, [], seed=0)
+            arr_pieces.append((notes, MM.beat_times(tl.tempo[0][1] if tl.tempo else 120.0, seconds)))
+        rows.append({"what": "muspy: generated (arranger)", **muspy_metrics(arr_pieces)})
+        if held:
+            rows.append({"what": "muspy: held-out corpus", **muspy_metrics(held)})
     media = Path(media_dir)
     if (media / "cuts.json").exists():
         for name, (cuts, dur) in clip_cuts(media).items():
@@ -151,6 +201,15 @@ def run(media_dir: str, weights: str | None = None, data: str = "data/music", se
     rows.append({"what": "checkpoint", "step": ck.get("step"), "heldout_loss": round(float(ck.get("heldout_loss", math.nan)), 4),
                  "minutes": round(float(ck.get("minutes", math.nan)), 1)})
     return rows
+
+
+def _has_muspy() -> bool:
+    try:
+        import muspy  # noqa: F401
+    except ImportError:
+        print("bench_music: muspy not installed (pip install -e .[eval]): its metrics are skipped", file=sys.stderr)
+        return False
+    return True
 
 
 def markdown(rows: list[dict]) -> str:

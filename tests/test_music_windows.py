@@ -1,0 +1,90 @@
+"""Training windows whose labels lead the music: joins at a bar, parallel-mode and loudness changes,
+labels measured per part, the join marked as a boundary (offsets, swell, accent, crash)."""
+
+import numpy as np
+import pytest
+
+from cuecast.models.music import tokens as T
+from cuecast.models.music import windows as W
+
+SCALE = (60, 62, 64, 65, 67, 69, 71, 72)
+
+
+def piece(beats=64, per_beat=1, velocity=80, drums=True):
+    """C major: a scale melody, a held triad every bar, kick/snare; 120 bpm."""
+    notes = []
+    for b in range(beats):
+        for k in range(per_beat):
+            s = b + k / per_beat
+            notes.append(T.BeatNote(s, s + 1 / per_beat, SCALE[(b * per_beat + k) % 8], velocity, 2))
+        if drums:
+            notes.append(T.BeatNote(b, b + 0.2, 36 if b % 2 == 0 else 38, velocity, 0))
+        if b % 4 == 0:
+            notes += [T.BeatNote(b, b + 4, p, velocity - 20, 3) for p in (48, 52, 55)]
+    toks, ticks = T.encode(notes, bar_beats=list(range(0, beats, 4)))
+    toks = np.array(toks)
+    return toks, np.array(ticks) / T.TICKS_PER_BEAT * 0.5, np.full(len(toks), np.nan)
+
+
+@pytest.fixture(scope="module")
+def mode_tabs():
+    return W.parallel_mode_tables()
+
+
+def part(toks, sec, off, a, b, flip=False, delta=0):
+    return W.Part(toks[a:b], sec[a:b], off[a:b], W.level_before(toks, a), flip, delta)
+
+
+def test_a_plain_window_is_the_corpus_unchanged(mode_tabs):
+    toks, sec, off = piece()
+    w = W.build([part(toks, sec, off, 0, 400)], 385, mode_tabs, boundary=False)
+    assert np.array_equal(w.tokens, toks[:385])
+    assert len(np.unique(w.valence_raw)) == 1 and np.isnan(w.offset).all()
+
+
+def test_a_minor_part_after_the_join_is_labelled_and_played_minor(mode_tabs):
+    toks, sec, off = piece()
+    split = int(np.flatnonzero(toks == T.BAR)[8])
+    w = W.build([part(toks, sec, off, 0, split), part(toks, sec, off, split, len(toks), flip=True)], 385, mode_tabs, boundary=True)
+    notes = T.to_notes(w.tokens)
+    before = {n.pitch % 12 for n in notes if n.inst == 2 and n.start < 32}
+    after = {n.pitch % 12 for n in notes if n.inst == 2 and n.start >= 32}
+    assert 4 in before and 3 in after and 4 not in after  # E in C major, E flat in C minor
+    first, last = w.valence_raw[0], w.valence_raw[w.tokens != T.PAD][-1]
+    assert first > 0 > last
+    # the join is a boundary: offsets count down to it (at most 8 s), a crash lands on it, louder than before
+    assert np.nanmax(w.offset) <= 8.0 and np.nanmin(w.offset) == pytest.approx(0.0)
+    crash = [n for n in notes if n.inst == 0 and n.pitch == W.CRASH]
+    assert [n.start for n in crash] == [32.0]
+    vel = lambda lo, hi: np.mean([n.velocity for n in notes if lo <= n.start < hi])  # noqa: E731
+    assert vel(32, 33) > vel(24, 28)  # the accent over the plain bars before
+    # every note-off closes a sounding note: nothing from the first part rings into the second
+    sounding = set()
+    for t in w.tokens:
+        kind = T.KIND[t]
+        if kind == T.Kind.ON and T.TOK_INST[t] > 0:
+            sounding.add(int(t))
+        elif kind == T.Kind.OFF:
+            assert int(t) - T.N_PITCH in sounding
+            sounding.discard(int(t) - T.N_PITCH)
+
+
+def test_arousal_follows_density_and_loudness(mode_tabs):
+    slow, sec_s, off_s = piece(per_beat=1, velocity=60)
+    fast, sec_f, off_f = piece(per_beat=4, velocity=60)
+    a = lambda toks, sec, off, d=0: W.build([part(toks, sec, off, 0, 400, delta=d)], 385, mode_tabs, False).arousal_raw[0]  # noqa: E731
+    assert a(fast, sec_f, off_f) > a(slow, sec_s, off_s)
+    assert a(slow, sec_s, off_s, d=2) > a(slow, sec_s, off_s) > a(slow, sec_s, off_s, d=-2)
+
+
+def test_a_splice_from_another_piece_closes_the_old_notes(mode_tabs):
+    a, sa, oa = piece(velocity=60)
+    b, sb, ob = piece(per_beat=4, velocity=110, drums=False)
+    split = int(np.flatnonzero(a == T.BAR)[4])
+    start = int(np.flatnonzero(b == T.BAR)[3])
+    w = W.build([part(a, sa, oa, 0, split), part(b, sb, ob, start, len(b))], 385, mode_tabs, boundary=True)
+    assert len(w.tokens) == 385
+    n_first = int(np.sum(np.isclose(w.arousal_raw, w.arousal_raw[0])))
+    assert w.arousal_raw[n_first + 5] > w.arousal_raw[0]  # the denser, louder part is labelled more aroused
+    notes = T.to_notes(w.tokens)
+    assert all(n.end <= 16.0 + 1e-9 for n in notes if n.start < 16.0 and n.inst > 0)  # closed at the join
