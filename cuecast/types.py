@@ -1,14 +1,18 @@
-"""The small data types that cross stage boundaries.
+"""The small data types that cross stage boundaries, and the protocol of every stage.
 
 Every stage (streams, models, engine) may import this module; it imports nothing of the project.
 All times are media seconds: presentation time of the input, measured from its first frame.
+
+One verb per kind of work: every per-frame stage has `process_frame`, every audio consumer
+`process_audio`, every stage that holds back a decision `flush`; a source has `recv`/`close`, a sink
+takes notes with `notes`, a generator takes one `step`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import AsyncIterator, Awaitable, Callable, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
@@ -26,6 +30,8 @@ class Frame:
     index: int  # decode order, counting from 0; gaps in t (dropped frames) are not gaps here
     image: np.ndarray  # H x W x 3 uint8 RGB at analysis size, display aspect ratio applied
     source_size: tuple[int, int] = (0, 0)  # (width, height) as displayed, before downscaling
+    picture: object | None = None  # the decoded av.VideoFrame at full size, only from keep_picture sources
+    arrived: float = 0.0  # time.monotonic() when the source received it (0: unknown); the live clock's anchor
 
 
 @dataclass(slots=True)
@@ -42,7 +48,8 @@ class Boundary:
     """A scene boundary the music should hit.
 
     kind: "hard" (instant cut), "fade" (to or from black), "dissolve", or "hint" (announced from outside).
-    For gradual transitions `start`/`end` span the transition and `t` is where the music lands (the start).
+    For gradual transitions `start`/`end` span the transition and `t` is where the music lands: where the
+    blend begins for a dissolve and a fade in, where the picture reaches black for a fade out.
     """
 
     t: float
@@ -120,6 +127,17 @@ class Note:
     instrument: str  # one of INSTRUMENTS
 
 
+class TempoPoint(NamedTuple):
+    """From media time t the tempo is bpm, and t falls on beat number `beat` (counted from the start).
+
+    A tempo map is a list of these in time order: the conductor makes it, the sinks receive it
+    (NoteSink.tempo), the MIDI file and MIDI clock are written from it."""
+
+    t: float
+    bpm: float
+    beat: float = 0.0
+
+
 @dataclass(slots=True)
 class StepPlan:
     """What the conductor tells the generator for one step (one beat, or the part of a beat up to a boundary).
@@ -152,6 +170,108 @@ class StepPlan:
         return max(0.0, self.next_boundary - (self.t0 if t is None else t))
 
 
+@dataclass(slots=True)
+class Timeline:
+    """Everything the engine decided, for timeline.json and report.png."""
+
+    duration: float = 0.0
+    boundaries: list[Boundary] = field(default_factory=list)
+    emotion: list[EmotionWindow] = field(default_factory=list)
+    tempo: list[TempoPoint] = field(default_factory=list)  # at each change
+    chords: list[float] = field(default_factory=list)  # chord onset times the generator reported
+    forecasts: list[Forecast] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+
+def is_chord_onset(notes: Sequence[Note], t: float, *, window: float = 0.03, min_hold: float = 0.4) -> bool:
+    """True when 3+ distinct pitch classes start within `window` s after t, each held >= min_hold s."""
+    pcs = {n.pitch % 12 for n in notes if n.instrument != "drums" and t <= n.start <= t + window and n.end - n.start >= min_hold}
+    return len(pcs) >= 3
+
+
+# ---- stage protocols ----------------------------------------------------------------------------
+
+
+class SourceError(Exception):
+    """The input cannot be opened or read (a bad spec, a missing file or device): a one-line reason."""
+
+
+class EndOfStream(Exception):
+    """Source.recv() raises it at the end of the input."""
+
+
+@dataclass(slots=True)
+class SourceInfo:
+    kind: str  # "file", "device", "lavfi", "network", "webrtc"
+    name: str  # what the user gave (path, URL, spec), for messages
+    width: int = 0  # as displayed; 0 until known (a WebRTC peer not yet connected)
+    height: int = 0
+    fps: float = 0.0  # average / nominal; 0 when unknown
+    has_audio: bool = False
+    live: bool = False  # True: arrives in real time, the engine drops old frames; False: read as fast as wanted
+    duration: float = 0.0  # 0 when unknown / endless
+
+
+class Source(Protocol):
+    """Frames and audio chunks in presentation order (like aiortc's MediaStreamTrack)."""
+
+    info: SourceInfo
+    dropped: int  # frames the source itself dropped (live queues)
+
+    async def recv(self) -> Frame | AudioChunk:
+        """The next item; raises EndOfStream at the end of the input, SourceError when it fails."""
+        ...
+
+    async def close(self) -> None:
+        """Idempotent; safe from any way out."""
+        ...
+
+    def __aiter__(self) -> AsyncIterator[Frame | AudioChunk]: ...
+
+
+class CutDetector(Protocol):
+    """Scene boundaries, online: one frame at a time."""
+
+    def process_frame(self, frame: Frame) -> list[Boundary]:
+        """Boundaries decided with this frame (a hard cut is decided one frame after it)."""
+        ...
+
+    def hard_candidate(self, t: float) -> float | None:
+        """A hard cut opened on the frame at t that the next frame will confirm or refuse, or None."""
+        ...
+
+    @property
+    def hard_pending(self) -> bool: ...
+
+    def flush(self) -> list[Boundary]:
+        """Boundaries still held back at the end of the input."""
+        ...
+
+
+class Forecaster(Protocol):
+    """The hazard of the next cut, from the shot history, the picture and the audio."""
+
+    def process_frame(self, frame: Frame, boundaries: list[Boundary]) -> Forecast | None:
+        """Take a frame and the boundaries decided with it; a Forecast when a new one is due."""
+        ...
+
+    def process_audio(self, chunk: AudioChunk) -> None: ...
+
+
+class EmotionStage(Protocol):
+    """Windowed emotion of the picture (and the audio)."""
+
+    def process_frame(self, frame: Frame) -> list[EmotionWindow]:
+        """The windows this frame completed."""
+        ...
+
+    def process_audio(self, chunk: AudioChunk) -> None: ...
+
+    def observe_cut(self, t: float) -> None: ...
+
+    def flush(self) -> list[EmotionWindow]: ...
+
+
 class Generator(Protocol):
     """A music generator driven one step at a time (see StepPlan)."""
 
@@ -166,25 +286,6 @@ class Generator(Protocol):
         ...
 
 
-@dataclass(slots=True)
-class Timeline:
-    """Everything the engine decided, for timeline.json and report.png."""
-
-    duration: float = 0.0
-    boundaries: list[Boundary] = field(default_factory=list)
-    emotion: list[EmotionWindow] = field(default_factory=list)
-    tempo: list[tuple[float, float]] = field(default_factory=list)  # (media time, bpm) at each change
-    chords: list[float] = field(default_factory=list)  # chord onset times the generator reported
-    forecasts: list[Forecast] = field(default_factory=list)
-    meta: dict = field(default_factory=dict)
-
-
-def is_chord_onset(notes: Sequence[Note], t: float, *, window: float = 0.03, min_hold: float = 0.4) -> bool:
-    """True when 3+ distinct pitch classes start within `window` s after t, each held >= min_hold s."""
-    pcs = {n.pitch % 12 for n in notes if n.instrument != "drums" and t <= n.start <= t + window and n.end - n.start >= min_hold}
-    return len(pcs) >= 3
-
-
 class NoteSink(Protocol):
     """Where the engine's notes go: a MIDI file in render, a real-time scheduler in live.
 
@@ -194,7 +295,7 @@ class NoteSink(Protocol):
     """
 
     def tempo(self, t: float, bpm: float, beat: float) -> None:
-        """From media time t the tempo is bpm, and t falls on beat number `beat` (for MIDI clock)."""
+        """From media time t the tempo is bpm, and t falls on beat number `beat` (a TempoPoint; for MIDI clock)."""
         ...
 
     def notes(self, notes: list[Note]) -> None: ...
@@ -204,3 +305,48 @@ class NoteSink(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class Clock(Protocol):
+    """Where the playhead is, and how time runs: as fast as the work goes (render) or with the wall (live).
+
+    The engine asks the clock instead of asking which of the two it is."""
+
+    lookahead: float
+    t_in: float  # the newest media time analysed
+
+    def arrived(self, t: float, wall: float) -> None:
+        """The frame of media time t reached the engine's process at time.monotonic() `wall`."""
+        ...
+
+    def observe(self, t_in: float) -> None:
+        """The frame at t_in is being analysed."""
+        ...
+
+    def playhead(self) -> float: ...
+
+    @property
+    def started(self) -> bool: ...
+
+    def editable_from(self) -> float | None:
+        """The earliest media time whose music can still change (None: all not yet written)."""
+        ...
+
+    def stop_at(self, stopped: bool) -> float | None:
+        """Where the music ends when the input ends (stopped=False) or the engine was stopped: None plays
+        the piece out to the end of the input, a time cuts it off there."""
+        ...
+
+    async def keep_time(self, plan: Callable[[], Awaitable[None]], stopping: Callable[[], bool]) -> None:
+        """Call plan() as time passes, even while no frame comes (live); offline it returns at once."""
+        ...
+
+
+@dataclass(slots=True)
+class Stages:
+    """The analysis stages and the generator of one engine (engine/stages.py builds them from the config)."""
+
+    detector: CutDetector
+    emotion: EmotionStage | None
+    forecaster: Forecaster | None
+    generator: Generator

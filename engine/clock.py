@@ -7,25 +7,43 @@ stalled input does not stall the music, and `wall_of` tells the scheduler when t
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Awaitable, Callable
 
 SETTLE_S = 1.0  # media seconds from the first frame during which the live clock follows the earliest arrival
+TICK_S = 0.02  # live: how often the music is planned ahead while no frame comes
 
 
 class FastClock:
-    """Offline render: the playhead is the live edge minus the lookahead, no waiting."""
+    """Offline render: the playhead is the live edge minus the lookahead, no waiting. Everything not yet
+    written can still change, and the piece is always played out to the end of the input."""
 
     realtime = False
 
     def __init__(self, lookahead: float):
         self.lookahead = lookahead
         self.t_in = 0.0
+        self.started = False
+
+    def arrived(self, t: float, wall: float) -> None:
+        pass  # arrival does not matter when nothing waits for the wall clock
 
     def observe(self, t_in: float) -> None:
+        self.started = True
         self.t_in = max(self.t_in, t_in)
 
     def playhead(self) -> float:
         return self.t_in - self.lookahead
+
+    def editable_from(self) -> float | None:
+        return None
+
+    def stop_at(self, stopped: bool) -> float | None:
+        return None
+
+    async def keep_time(self, plan: Callable[[], Awaitable[None]], stopping: Callable[[], bool]) -> None:
+        return None  # the frames drive the plan
 
 
 class RealtimeClock:
@@ -45,8 +63,8 @@ class RealtimeClock:
         self._first_t = 0.0
         self.t_in = 0.0
 
-    def anchor(self, t: float, wall: float) -> None:
-        """Pin media time t to the wall time its frame arrived; the engine's source thread calls this for
+    def arrived(self, t: float, wall: float) -> None:
+        """Pin media time t to the wall time its frame arrived (Frame.arrived); the engine calls this for
         every frame. The picture is on screen from its arrival, so the music must not also carry the analysis's
         start-up. A source's first frames come late (opening, the first decode): for SETTLE_S the clock
         follows the earliest arrival; after that it holds still, so a burst after a stall moves nothing."""
@@ -79,3 +97,16 @@ class RealtimeClock:
 
     def playhead(self) -> float:
         return self.media_now()
+
+    def editable_from(self) -> float | None:
+        return self.media_now()  # what is playing now has been sent
+
+    def stop_at(self, stopped: bool) -> float | None:
+        return self.media_now() if stopped else None  # stopped: end the music now, not at the input's end
+
+    async def keep_time(self, plan: Callable[[], Awaitable[None]], stopping: Callable[[], bool]) -> None:
+        """Keep the music going ahead of the playhead even when frames stall."""
+        while not stopping():
+            await asyncio.sleep(TICK_S)
+            if self.started:
+                await plan()

@@ -8,7 +8,6 @@ from cuecast.engine.conductor import Conductor
 from cuecast.engine.config import Config
 from cuecast.engine.stages import make_generator
 from cuecast.models.music.metrics import chord_onsets
-from cuecast.models.music.theory import tempo_for_arousal
 from cuecast.models.emotion.va import probs_from_va
 from cuecast.streams.midi_file import MidiFileSink
 from cuecast.types import Boundary, EmotionWindow, Note, Timeline
@@ -19,8 +18,7 @@ def compose(cfg: Config, valence: float, arousal: float, seconds: float, cuts: l
     """Notes for `seconds` of music at a fixed emotion with chords landing on `cuts` (all known ahead)."""
     gen_cfg = cfg.generator if seed is None else dataclasses.replace(cfg.generator, seed=seed)
     sink = MidiFileSink()
-    lo, hi = cfg.conductor.tempo_min, cfg.conductor.tempo_max
-    conductor = Conductor(cfg.conductor, make_generator(gen_cfg), sink, lambda a: tempo_for_arousal(a, lo, hi))
+    conductor = Conductor(cfg.conductor, make_generator(gen_cfg), sink)
     window = EmotionWindow(0.0, seconds, tuple(float(p) for p in probs_from_va(valence, arousal)), valence, arousal, ("requested",))
     conductor.add_emotion(window)
     boundaries = [Boundary(t=c, kind="hard", source="requested") for c in sorted(cuts)]
@@ -30,8 +28,7 @@ def compose(cfg: Config, valence: float, arousal: float, seconds: float, cuts: l
     sink.close()
     notes = list(sink.notes)
     timeline = Timeline(duration=seconds, boundaries=boundaries, emotion=[window],
-                        tempo=[(t, bpm) for t, bpm, _ in sink.tempo_map], chords=chord_onsets(notes))
-    timeline.meta["tempo_map"] = sink.tempo_map
+                        tempo=sink.tempo_map, chords=chord_onsets(notes))
     return notes, timeline
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from cuecast.engine.config import ConductorConfig
-from cuecast.types import Boundary, EmotionWindow, Forecast, Generator, Note, NoteSink, StepPlan
+from cuecast.models.music.theory import tempo_for_arousal
+from cuecast.types import Boundary, EmotionWindow, Forecast, Generator, Note, NoteSink, StepPlan, TempoPoint
 
 EPS = 1e-6
 # Emotion windows older than this (behind the newest) can no longer be asked for: the playhead is at most
@@ -38,13 +39,33 @@ class _Planned:
         return abs(self.t - t) <= tol or (self.cut is not None and abs(self.cut - t) <= tol)
 
 
+@dataclass(frozen=True, slots=True)
+class ConductorStatus:
+    """Where the music is, for displays and state snapshots (Conductor.status)."""
+
+    tempo: float  # bpm now; 0 before the first beat
+    bar: int  # counting from 0
+    beat_in_bar: int
+    next_boundary: float | None  # media time of the next planned boundary at or after the asked time
+    next_boundary_known: bool  # False when that boundary is a forecast
+    replans: int
+
+
+def arousal_tempo(cfg: ConductorConfig) -> Callable[[float], float]:
+    """The tempo the music takes for an arousal in [-1, 1], within the config's tempo range."""
+    lo, hi = cfg.tempo_min, cfg.tempo_max
+    return lambda arousal: tempo_for_arousal(arousal, lo, hi)
+
+
 class Conductor:
+    """tempo_for: arousal -> bpm (arousal_tempo(cfg) unless given: an external clock's tempo, say)."""
+
     def __init__(self, cfg: ConductorConfig, generator: Generator, sink: NoteSink,
-                 tempo_for: Callable[[float], float]):
+                 tempo_for: Callable[[float], float] | None = None):
         self.cfg = cfg
         self.generator = generator
         self.sink = sink
-        self.tempo_for = tempo_for  # arousal -> bpm
+        self.tempo_for = tempo_for or arousal_tempo(cfg)
         self.cursor = 0.0  # music exists up to here
         self.next_beat = 0.0
         self.beat = 0
@@ -55,7 +76,7 @@ class Conductor:
         self.emotion: list[EmotionWindow] = []  # the recent windows, in time order (EMOTION_MEMORY_S)
         self._emotion_mids: list[float] = []  # their middles, for bisect
         self.forecast: Forecast | None = None
-        self.tempo_map: list[tuple[float, float]] = []
+        self.tempo_map: list[TempoPoint] = []
         self.replans = 0
         self.end: float | None = None  # set by finish(): no step runs past the end
 
@@ -131,12 +152,20 @@ class Conductor:
         self.replans += 1
         self.sink.cut_at(t)
         self.generator.rewind(t)
-        self.tempo_map = [(tt, bpm) for tt, bpm in self.tempo_map if tt < t - EPS]
+        self.tempo_map = [p for p in self.tempo_map if p.t < t - EPS]
         self.landed = [q for q in self.landed if q.t < t - EPS]
         self.boundaries = [q for q in self.boundaries if q.known and q.t > t + EPS]
         self.boundaries.insert(0, p)
         self.cursor = t
         self.next_beat = t
+
+    def status(self, t: float) -> ConductorStatus:
+        """The tempo, bar and beat the music has reached, and the next boundary at or after media time t."""
+        nxt = next((p for p in self.boundaries if p.t >= t), None)
+        return ConductorStatus(
+            tempo=self.tempo_map[-1].bpm if self.tempo_map else 0.0, bar=self.beat // self.cfg.beats_per_bar,
+            beat_in_bar=self.beat_in_bar, next_boundary=None if nxt is None else nxt.t,
+            next_boundary_known=True if nxt is None else nxt.known, replans=self.replans)
 
     # ---- planning -----------------------------------------------------------------------------
     def advance(self, t_until: float) -> list[Note]:
@@ -223,8 +252,8 @@ class Conductor:
                 beat_s = self._landing_beat(t0, nxt.t, beat_s)
             self.next_beat = t0 + beat_s
             bpm = 60.0 / beat_s
-            if not self.tempo_map or abs(self.tempo_map[-1][1] - bpm) > 1e-3:
-                self.tempo_map.append((t0, bpm))
+            if not self.tempo_map or abs(self.tempo_map[-1].bpm - bpm) > 1e-3:
+                self.tempo_map.append(TempoPoint(t0, bpm, float(self.beat)))
                 self.sink.tempo(t0, bpm, float(self.beat))
         nxt = self._next_boundary(t0)
         t1 = self.next_beat if nxt is None else min(self.next_beat, nxt.t)
@@ -232,7 +261,7 @@ class Conductor:
             t1 = min(t1, self.end)
         valence, arousal = self._emotion_at(t0)
         plan = StepPlan(
-            t0=t0, t1=t1, tempo_bpm=self.tempo_map[-1][1], beat=self.beat, beat_in_bar=self.beat_in_bar,
+            t0=t0, t1=t1, tempo_bpm=self.tempo_map[-1].bpm, beat=self.beat, beat_in_bar=self.beat_in_bar,
             beats_per_bar=self.cfg.beats_per_bar, valence=valence, arousal=arousal,
             next_boundary=None if nxt is None else nxt.t, boundary_known=True if nxt is None else nxt.known,
             at_boundary=at_boundary, boundary_kind=kind, on_grid=on_grid,

@@ -1,31 +1,31 @@
 """The asyncio engine: source -> cuts + emotion -> conductor -> generator -> sink.
 
-Decoding runs in its own thread and feeds a bounded queue (offline it waits for the analysis; live it
-drops the oldest frames, never blocking the loop). Analysis and planning run one item at a time on a
-single worker thread, so the event loop stays free for hints and control, and the stages see frames in order.
-The same engine renders offline (FastClock) and plays live (RealtimeClock).
+The engine knows only the stage protocols (cuecast.types): it awaits items from a Source (which owns its
+decoding thread, its queue and the live drop rule), and runs analysis and planning one item at a time on
+a single worker thread, so the event loop stays free for hints and control, and the stages see frames in
+order. The clock says how time runs: as fast as the work goes (render, FastClock) or with the wall (live,
+RealtimeClock). Several engines can share one event loop: an engine holds no global state.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Callable, Iterable
 
 from cuecast.engine.conductor import Conductor
 from cuecast.engine.config import Config
-from cuecast.models.music.theory import tempo_for_arousal
-from cuecast.types import AudioChunk, Boundary, EmotionWindow, Frame, NoteSink, Timeline
-
-_END = object()
+from cuecast.types import (AudioChunk, Boundary, Clock, EmotionWindow, EndOfStream, Frame, NoteSink, Source,
+                           Stages, Timeline)
 
 
 @dataclass
 class EngineState:
-    """What a live display shows; written by the worker, read by anyone."""
+    """A snapshot of what the engine hears and plays (a display, a state bridge); written by the worker."""
 
     t_in: float = 0.0
     t_play: float = 0.0
@@ -42,54 +42,16 @@ class EngineState:
     boundaries: int = 0
     replans: int = 0
     analysis_ms: float = 0.0  # last frame's analysis cost
-    last_cut_arrival: float | None = None  # wall time the last unplanned cut's frame arrived
-    events: list[str] = field(default_factory=list)
-
-
-class LiveQueue:
-    """The live input queue: at most `frames` video frames wait; when one more comes, the oldest frame goes,
-    with the audio queued before it. Audio chunks do not count against the frames: about two come with
-    every frame, and counted they pushed frames out of a 2-frame queue whenever an analysis ran late."""
-
-    def __init__(self, frames: int):
-        self.items: asyncio.Queue = asyncio.Queue()  # unbounded: offer() bounds the frames, audio rides along
-        self.limit = max(1, frames)
-        self.frames = 0
-
-    def offer(self, item) -> int:
-        """Queue an item without waiting (the loop's thread); returns how many frames it pushed out."""
-        dropped = 0
-        if isinstance(item, Frame):
-            while self.frames >= self.limit:
-                if isinstance(self.items.get_nowait(), Frame):
-                    self.frames -= 1
-                    dropped += 1
-            self.frames += 1
-        self.items.put_nowait(item)
-        return dropped
-
-    async def put(self, item) -> None:
-        self.offer(item)
-
-    async def get(self):
-        item = await self.items.get()
-        if isinstance(item, Frame):
-            self.frames -= 1
-        return item
-
-
-class Stages:
-    """The per-frame analysis stages, built from the config (see build_stages)."""
-
-    def __init__(self, detector, emotion, forecaster, generator):
-        self.detector = detector
-        self.emotion = emotion
-        self.forecaster = forecaster
-        self.generator = generator
 
 
 class Engine:
-    def __init__(self, cfg: Config, source: Iterable[Frame | AudioChunk], sink: NoteSink, clock, stages: Stages,
+    """One stream's engine. run() consumes the source to its end (or stop()) and returns the Timeline.
+
+    tempo_for: arousal -> bpm (the conductor's mapping unless given). hints: async iterators of Boundary
+    (MQTT, OSC, OBS, ...). The sink is closed exactly once, on every way out.
+    """
+
+    def __init__(self, cfg: Config, source: Source, sink: NoteSink, clock: Clock, stages: Stages,
                  hints: Iterable[AsyncIterator[Boundary]] = (), tempo_for: Callable[[float], float] | None = None):
         self.cfg = cfg
         self.source = source
@@ -97,7 +59,7 @@ class Engine:
         self.clock = clock
         self.stages = stages
         self.hints = list(hints)
-        self.conductor = Conductor(cfg.conductor, stages.generator, sink, tempo_for or _default_tempo(cfg))
+        self.conductor = Conductor(cfg.conductor, stages.generator, sink, tempo_for)
         self.timeline = Timeline()
         self.state = EngineState()
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="cuecast-analysis")
@@ -106,75 +68,97 @@ class Engine:
         self._emotion_pool = (concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="cuecast-emotion")
                               if clock.realtime and stages.emotion is not None else None)
         self._stop = threading.Event()
+        self._wake: asyncio.Event | None = None  # set with _stop, so a wait for the next item ends at once
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._emotion_error: BaseException | None = None
         self._last_frame_t: float | None = None
         self._frame_dt = 1 / 25
         self._early_cut: float | None = None  # a hard-cut candidate acted on before the detector confirmed it
+        self._subscribers: list[asyncio.Queue] = []
 
     def stop(self) -> None:
-        """Ask the engine to end soon (Ctrl-C, --duration); run() then finishes cleanly."""
+        """Ask the engine to end soon (Ctrl-C, --duration); run() then finishes cleanly. Any thread may call it."""
         self._stop.set()
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            try:
+                loop.call_soon_threadsafe(wake.set)
+            except RuntimeError:
+                pass  # the loop already ended
+
+    async def apply(self, command: Callable[["Engine"], Any]) -> Any:
+        """Run a validated control command (a callable taking the engine) on the analysis thread, between
+        two frames, so it never races the conductor; returns what it returns."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, command, self)
+
+    async def subscribe(self, maxsize: int = 16) -> AsyncIterator[EngineState | Boundary]:
+        """State snapshots (after every frame) and boundaries as they are taken, for bridges and overlays.
+        A subscriber that falls behind loses the oldest items, never slows the engine."""
+        q: asyncio.Queue = asyncio.Queue(maxsize)
+        self._subscribers.append(q)
+        try:
+            while True:
+                item = await q.get()
+                if item is None:
+                    return
+                yield item
+        finally:
+            self._subscribers.remove(q)
+
+    def _publish(self, item) -> None:
+        for q in self._subscribers:
+            if q.full():
+                q.get_nowait()
+            q.put_nowait(item)
 
     async def run(self, progress: Callable[[float], None] | None = None) -> Timeline:
-        loop = asyncio.get_running_loop()
-        n = self.cfg.source.queue_frames  # offline the reader waits for room; live old frames make room
-        queue = LiveQueue(n) if self.clock.realtime else asyncio.Queue(maxsize=n)
-        reader = threading.Thread(target=self._read, args=(loop, queue), name="cuecast-source", daemon=True)
-        tasks: list[asyncio.Task] = []
+        loop = self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        if self._stop.is_set():
+            self._wake.set()
+        waker = asyncio.create_task(self._wake.wait())
+        tasks = [asyncio.create_task(self._follow_hints(h)) for h in self.hints]
+        tasks.append(asyncio.create_task(self.clock.keep_time(self._plan_async, self._stop.is_set)))
         closed = False
         try:
-            reader.start()
-            tasks = [asyncio.create_task(self._follow_hints(h)) for h in self.hints]
-            if self.clock.realtime:
-                tasks.append(asyncio.create_task(self._tick()))
-            while True:
-                item = await queue.get()
-                if item is _END:
+            while not self._stop.is_set():
+                nxt = asyncio.ensure_future(self.source.recv())
+                await asyncio.wait({nxt, waker}, return_when=asyncio.FIRST_COMPLETED)
+                if not nxt.done():
+                    nxt.cancel()
+                    await asyncio.gather(nxt, return_exceptions=True)
                     break
-                if isinstance(item, BaseException):
-                    raise item
+                try:
+                    item = nxt.result()
+                except EndOfStream:
+                    break
+                if isinstance(item, Frame):
+                    self.clock.arrived(item.t, item.arrived or time.monotonic())
                 await loop.run_in_executor(self._pool, self._analyse, item)
-                if progress is not None and isinstance(item, Frame):
-                    progress(item.t)
-                if self._stop.is_set():
-                    break
+                if isinstance(item, Frame):
+                    self.state.dropped = self.source.dropped
+                    if self._subscribers:
+                        self._publish(dataclasses.replace(self.state))
+                    if progress is not None:
+                        progress(item.t)
             await loop.run_in_executor(self._pool, self._finish)
             closed = True
             return self.timeline
         finally:
             self._stop.set()
-            for t in tasks:
+            for t in (waker, *tasks):
                 t.cancel()
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(waker, *tasks, return_exceptions=True)
+            await self.source.close()
             if self._emotion_pool is not None:
                 self._emotion_pool.shutdown(wait=True, cancel_futures=True)
             self._pool.shutdown(wait=True)
+            for q in self._subscribers:
+                if q.full():
+                    q.get_nowait()
+                q.put_nowait(None)  # the stream ended
             if not closed:
                 self.sink.close()  # error or cancel: never leave a note sounding
-
-    # ---- source thread ---------------------------------------------------------------------------
-    def _read(self, loop: asyncio.AbstractEventLoop, queue) -> None:
-        def offer(item) -> None:  # live: the newest input matters, the oldest waiting frame goes
-            self.state.dropped += queue.offer(item)
-
-        try:
-            for item in self.source:
-                if self._stop.is_set():
-                    break
-                if self.clock.realtime:
-                    if isinstance(item, Frame):
-                        self.clock.anchor(item.t, time.monotonic())  # its arrival, before it waits in the queue
-                    loop.call_soon_threadsafe(offer, item)
-                else:
-                    asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
-            final = _END
-        except BaseException as e:  # handed to the loop, which raises it
-            final = e
-        try:
-            asyncio.run_coroutine_threadsafe(queue.put(final), loop).result()
-        except RuntimeError:
-            pass  # the loop is gone: the engine already ended
 
     # ---- worker thread: analysis and planning ----------------------------------------------------
     def _analyse(self, item: Frame | AudioChunk) -> None:
@@ -183,7 +167,7 @@ class Engine:
             if st.emotion is not None:
                 self._emotion(st.emotion.process_audio, item)
             if st.forecaster is not None:
-                st.forecaster.add_audio(item)
+                st.forecaster.process_audio(item)
             return
         if self._emotion_error is not None:
             raise self._emotion_error
@@ -203,7 +187,7 @@ class Engine:
         if st.emotion is not None:
             self._emotion(st.emotion.process_frame, frame, then=self._take_emotion)
         if st.forecaster is not None:
-            forecast = st.forecaster.update(frame, boundaries)
+            forecast = st.forecaster.process_frame(frame, boundaries)
             if forecast is not None:
                 self.conductor.set_forecast(forecast)
                 if self.cfg.conductor.lookahead_s == 0 and self.cfg.conductor.use_forecast:
@@ -220,11 +204,11 @@ class Engine:
             self.timeline.boundaries.append(b)
             if self.stages.emotion is not None:
                 self._emotion(self.stages.emotion.observe_cut, b.t)
-            now = self.clock.playhead() if self.clock.realtime else None
-            if self.conductor.add_boundary(b, now=now):
+            if self.conductor.add_boundary(b, now=self.clock.editable_from()):
                 replanned = True
                 self.state.replans += 1
-                self.state.last_cut_arrival = time.monotonic()
+            if self._subscribers and self._loop is not None:
+                self._loop.call_soon_threadsafe(self._publish, b)
         self.state.boundaries = len(self.timeline.boundaries)
         return replanned
 
@@ -236,11 +220,9 @@ class Engine:
         if t is None:
             return False
         self._early_cut = t
-        now = self.clock.playhead() if self.clock.realtime else None
-        if not self.conductor.add_boundary(Boundary(t=t, kind="hard", decided_at=frame.t), now=now):
+        if not self.conductor.add_boundary(Boundary(t=t, kind="hard", decided_at=frame.t), now=self.clock.editable_from()):
             return False
         self.state.replans += 1
-        self.state.last_cut_arrival = time.monotonic()
         return True
 
     def _check_early_cut(self, boundaries: list[Boundary]) -> None:
@@ -283,13 +265,13 @@ class Engine:
         t_play = self.clock.playhead()
         self.state.t_play = t_play
         self.conductor.advance(t_play + self.cfg.conductor.horizon_s)
-        c = self.conductor
-        self.state.tempo = c.tempo_map[-1][1] if c.tempo_map else 0.0
-        self.state.bar = c.beat // c.cfg.beats_per_bar
-        self.state.beat_in_bar = c.beat_in_bar
-        nxt = next((p for p in c.boundaries if p.t >= t_play), None)
-        self.state.next_boundary = None if nxt is None else nxt.t
-        self.state.next_boundary_known = True if nxt is None else nxt.known
+        s = self.conductor.status(t_play)
+        st = self.state
+        st.tempo, st.bar, st.beat_in_bar = s.tempo, s.bar, s.beat_in_bar
+        st.next_boundary, st.next_boundary_known = s.next_boundary, s.next_boundary_known
+
+    async def _plan_async(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._pool, self._plan)
 
     def _finish(self) -> None:
         st = self.stages
@@ -303,36 +285,24 @@ class Engine:
             else:
                 self._take_emotion(st.emotion.flush())
         duration = self._last_frame_t + self._frame_dt
-        if not self._stop.is_set() or not self.clock.realtime:
+        end = self.clock.stop_at(self._stop.is_set())
+        if end is None:
             self.conductor.finish(duration)
         else:
-            self.sink.cut_at(self.clock.playhead())
+            self.sink.cut_at(end)
         self.sink.close()
         tl = self.timeline
         tl.duration = duration
         tl.tempo = list(self.conductor.tempo_map)
         tl.meta["replans"] = self.conductor.replans
         tl.meta["frames"] = self.state.frames
-        tl.meta["dropped_frames"] = self.state.dropped
+        tl.meta["dropped_frames"] = self.source.dropped
 
     async def _follow_hints(self, hints: AsyncIterator[Boundary]) -> None:
         loop = asyncio.get_running_loop()
         async for b in hints:
             await loop.run_in_executor(self._pool, self._take_boundaries, [b])
 
-    async def _tick(self) -> None:
-        """Live: keep the music going ahead of the playhead even when frames stall."""
-        loop = asyncio.get_running_loop()
-        while not self._stop.is_set():
-            await asyncio.sleep(0.02)
-            if self.clock.started:
-                await loop.run_in_executor(self._pool, self._plan)
-
 
 class NoFramesError(Exception):
     pass
-
-
-def _default_tempo(cfg: Config) -> Callable[[float], float]:
-    lo, hi = cfg.conductor.tempo_min, cfg.conductor.tempo_max
-    return lambda arousal: tempo_for_arousal(arousal, lo, hi)

@@ -27,8 +27,8 @@ from cuecast.engine.stages import build_stages
 from cuecast.engine.timeline import timeline_json, write_json
 from cuecast.models.music.metrics import chord_onsets
 from cuecast.streams.midi_file import MidiFileError, MidiFileSink, write_midi
-from cuecast.streams.video import FileSource, SourceError, probe
-from cuecast.types import Note, Timeline
+from cuecast.streams.sources import open_source
+from cuecast.types import Note, SourceError, Timeline
 
 OUTPUTS = ("soundtrack.mid", "soundtrack.wav", "soundtrack.mp4", "timeline.json", "report.png")
 
@@ -57,14 +57,12 @@ def prepare_outdir(outdir: Path) -> Path:
 def analyse(input_path: Path, cfg: Config, progress: bool = True) -> tuple[Timeline, list[Note], MidiFileSink]:
     """Run the engine over the whole file as fast as it goes."""
     try:
-        info = probe(input_path)
-        source = FileSource(input_path, cfg.source.analysis_width, audio=cfg.source.audio,
-                            threads=cfg.source.decode_threads)
+        source = open_source(f"file:{input_path}", cfg.source, realtime=False)
     except SourceError as e:
         raise InputError(str(e)) from None
     sink = MidiFileSink()
     engine = Engine(cfg, source, sink, FastClock(cfg.conductor.lookahead_s), build_stages(cfg))
-    bar = tqdm(total=round(info.duration, 1) or None, unit="s", desc="rendering", file=sys.stderr,
+    bar = tqdm(total=round(source.info.duration, 1) or None, unit="s", desc="rendering", file=sys.stderr,
                disable=not progress or not sys.stderr.isatty(), mininterval=0.5, bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s media [{elapsed}<{remaining}]")
 
     def advance(t: float) -> None:

@@ -103,8 +103,8 @@ def _boundary_panel(ax, timeline: Timeline) -> None:
             ax.axvspan(b.start, b.end, color=colour, alpha=0.15, lw=0)
         ax.axvline(b.t, color=colour, lw=1.6, ls="-" if b.source == "detector" else ":")
     if timeline.tempo:
-        ts = [t for t, _ in timeline.tempo] + [max(timeline.duration, timeline.tempo[-1][0])]
-        bpm = [b for _, b in timeline.tempo]
+        ts = [p.t for p in timeline.tempo] + [max(timeline.duration, timeline.tempo[-1].t)]
+        bpm = [p.bpm for p in timeline.tempo]
         ax.step(ts, bpm + bpm[-1:], where="post", color="#08519c", lw=1.8)
         handles.append(Line2D([], [], color="#08519c", lw=1.8, label="tempo (bpm)"))
         lo, hi = min(bpm), max(bpm)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from cuecast.engine.config import Config
+from cuecast.engine.config import Config, RuntimeConfig
 from cuecast.engine.errors import ConfigError, UserError
-from cuecast.engine.pipeline import Stages
 from cuecast.models.music.config import GeneratorConfig
-from cuecast.types import Generator
+from cuecast.types import Generator, Stages
+
+
+def set_torch_threads(runtime: RuntimeConfig) -> None:
+    """Process-wide, so the program calls it once at its start (the CLI does), never an engine: several
+    engines may share the process."""
+    import torch
+
+    torch.set_num_threads(runtime.torch_threads)
 
 
 def make_generator(cfg: GeneratorConfig) -> Generator:
@@ -29,18 +36,14 @@ def make_generator(cfg: GeneratorConfig) -> Generator:
 
 def build_stages(cfg: Config, *, forecast: bool | None = None) -> Stages:
     """Detector, emotion estimator, optional cut forecaster and generator for one run."""
-    import torch
-
-    torch.set_num_threads(cfg.runtime.torch_threads)
     from cuecast.models.cuts.detector import OnlineCutDetector
     from cuecast.models.emotion.estimator import EmotionEstimator
 
     # the forecaster only matters where the lookahead does not reach the next cut
     if forecast is None:
         forecast = cfg.cuts.forecast and cfg.conductor.use_forecast and cfg.conductor.lookahead_s < 1.0
-    want_forecast = forecast
     forecaster = None
-    if want_forecast:
+    if forecast:
         from cuecast.models.cuts.forecast import load_forecaster
 
         try:

@@ -22,7 +22,7 @@ def timeline_json(tl: Timeline, **meta) -> dict:
         "duration": round(tl.duration, 4),
         "cuts": [b.to_json() for b in sorted(tl.boundaries, key=lambda b: b.t)],
         "emotion": [w.to_json() for w in tl.emotion],
-        "tempo": [{"t": round(t, 4), "bpm": round(bpm, 3)} for t, bpm in tl.tempo],
+        "tempo": [{"t": round(p.t, 4), "bpm": round(p.bpm, 3)} for p in tl.tempo],
         "chords": [round(t, 4) for t in tl.chords],
     }
     if tl.forecasts:

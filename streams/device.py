@@ -7,26 +7,27 @@ presentation time subtracted. A lavfi graph has no pace of its own, so it is pla
 from __future__ import annotations
 
 import sys
-import time
 from typing import Iterator
 
 import av
 
-from cuecast.types import Frame
-
-from .video import SourceError, analysis_size
+from cuecast.streams.sources import ThreadedSource
+from cuecast.streams.video import analysis_size
+from cuecast.types import Frame, SourceError, SourceInfo
 
 CAPTURE_FORMAT = {"linux": "v4l2", "darwin": "avfoundation", "win32": "dshow"}
 
 
-class DeviceSource:
+class DeviceSource(ThreadedSource):
     """device:/dev/video0 (v4l2), device:0 (avfoundation), device:video=Cam (dshow), or lavfi:testsrc=...
 
-    options: FFmpeg input options, e.g. {"framerate": "30", "video_size": "1280x720"}.
+    options: FFmpeg input options, e.g. {"framerate": "30", "video_size": "1280x720"}. Always live: the
+    capture is read on its own thread and old frames are dropped when the analysis falls behind.
     """
 
     def __init__(self, target: str, kind: str = "device", analysis_width: int = 320, options: dict | None = None,
-                 max_seconds: float | None = None):
+                 max_seconds: float | None = None, keep_picture: bool = False, queue_frames: int = 32,
+                 name: str | None = None):
         if not target:
             raise SourceError(f"{kind}: needs a device or graph, e.g. device:/dev/video0 or lavfi:testsrc")
         self.target, self.kind = target, kind
@@ -38,8 +39,12 @@ class DeviceSource:
         container = self._open()  # fail now, with a clear message, rather than when the engine starts
         vs = container.streams.video[0]
         self.width, self.height = vs.codec_context.width, vs.codec_context.height
+        fps = float(vs.average_rate or vs.guessed_rate or 0)
         self.size = analysis_size(self.width, self.height, analysis_width)
+        self.keep_picture = keep_picture
         container.close()
+        super().__init__(SourceInfo(kind, name or f"{kind}:{target}", self.width, self.height, fps, live=True),
+                         queue_frames)
 
     def _open(self):
         try:
@@ -52,10 +57,13 @@ class DeviceSource:
             raise SourceError(f"{self.target} has no video stream")
         return container
 
-    def __iter__(self) -> Iterator[Frame]:
+    def _items(self) -> Iterator[Frame]:
+        frames = self._frames()
+        return self._paced(frames) if self.realtime_pace else frames
+
+    def _frames(self) -> Iterator[Frame]:
         container = self._open()
         t0 = None
-        wall0 = time.monotonic()
         index = 0
         try:
             for frame in container.decode(video=0):
@@ -67,13 +75,10 @@ class DeviceSource:
                 t = pts - t0
                 if self.max_seconds is not None and t >= self.max_seconds:
                     return
-                if self.realtime_pace:
-                    delay = wall0 + t - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
                 w, h = self.size
                 img = frame.to_ndarray(width=w, height=h, format="rgb24")
-                yield Frame(t=t, index=index, image=img, source_size=(self.width, self.height))
+                yield Frame(t=t, index=index, image=img, source_size=(self.width, self.height),
+                            picture=frame if self.keep_picture else None)
                 index += 1
         except av.error.FFmpegError as e:
             raise SourceError(f"{self.target}: capture failed ({e.__class__.__name__})") from None

@@ -17,7 +17,8 @@ from typing import Iterable, Sequence
 import mido
 
 from cuecast.streams.files import replacing
-from cuecast.types import Note
+from cuecast.midi import Status
+from cuecast.types import Note, TempoPoint
 
 PPQ = 960
 DRUM_CHANNEL = 10  # as musicians count channels (1..16); mido counts from 0
@@ -35,15 +36,15 @@ class MidiFileSink:
 
     def __init__(self) -> None:
         self._notes = _NoteList()
-        self._tempo: list[tuple[float, float, float]] = []
+        self._tempo: list[TempoPoint] = []
         self.closed = False
 
     def tempo(self, t: float, bpm: float, beat: float) -> None:
         """From t on the tempo is bpm: a later call at an earlier time replaces the planned changes after it."""
         if not (math.isfinite(t) and math.isfinite(bpm) and bpm > 0):
             raise ValueError(f"tempo({t}, {bpm}) needs a finite time and a positive bpm")
-        self._tempo = [e for e in self._tempo if e[0] < t]
-        self._tempo.append((float(t), float(bpm), float(beat)))
+        self._tempo = [e for e in self._tempo if e.t < t]
+        self._tempo.append(TempoPoint(float(t), float(bpm), float(beat)))
 
     def cut_at(self, t: float) -> None:
         """Forget notes starting at/after t, end notes sounding across t at t, drop tempo changes after t."""
@@ -55,7 +56,7 @@ class MidiFileSink:
                 n = Note(n.start, t, n.pitch, n.velocity, n.instrument)
             kept.append(n)
         self._notes = _NoteList(sorted(kept))  # shortened ends can change the order
-        self._tempo = [e for e in self._tempo if e[0] <= t]
+        self._tempo = [e for e in self._tempo if e.t <= t]
 
     def close(self) -> None:
         self.closed = True
@@ -69,7 +70,7 @@ class MidiFileSink:
         return self._notes
 
     @property
-    def tempo_map(self) -> list[tuple[float, float, float]]:
+    def tempo_map(self) -> list[TempoPoint]:
         return list(self._tempo)
 
 
@@ -96,7 +97,7 @@ class _Segment:
         return self.usec_per_beat / 1e6 / PPQ
 
 
-def _segments(tempo_map: Sequence[tuple[float, float, float]]) -> list[_Segment]:
+def _segments(tempo_map: Sequence[TempoPoint]) -> list[_Segment]:
     """Integer tempo events placed so that each lands within half a tick of its media time.
 
     Each segment starts from where a reader will compute the previous one, so rounding never accumulates.
@@ -197,7 +198,7 @@ def _track(events: list[tuple[int, int, int, mido.Message | mido.MetaMessage]], 
     return track
 
 
-def build_midi(notes: Sequence[Note], tempo_map: Sequence[tuple[float, float, float]],
+def build_midi(notes: Sequence[Note], tempo_map: Sequence[TempoPoint],
                channel_map: dict[str, tuple], duration: float) -> mido.MidiFile:
     """The Type-1 file as a mido object (write_midi saves it)."""
     if not (math.isfinite(duration) and duration >= 0):
@@ -232,7 +233,7 @@ def build_midi(notes: Sequence[Note], tempo_map: Sequence[tuple[float, float, fl
     return mid
 
 
-def write_midi(path: str | Path, notes: Sequence[Note], tempo_map: Sequence[tuple[float, float, float]],
+def write_midi(path: str | Path, notes: Sequence[Note], tempo_map: Sequence[TempoPoint],
                channel_map: dict[str, tuple], duration: float) -> None:
     """Write `path` atomically: a half-written file never carries the final name.
 
@@ -349,3 +350,28 @@ def midi_length(path: str | Path) -> float:
     _notes, _stuck, end = _parse(mid, None)
     s = segs[max(0, bisect.bisect_right([x.tick for x in segs], end) - 1)]
     return s.sec + (end - s.tick) * s.usec_per_beat / 1e6 / mid.ticks_per_beat
+
+
+def write_sent(path: str | Path, log: Sequence[tuple[float, bytes]], wall0: float) -> Path:
+    """A MIDI file of what a live run actually sent (channel messages), at the real send times measured
+    from wall0: 120 bpm, so one second is 960 ticks."""
+    mid = mido.MidiFile(type=0, ticks_per_beat=480)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    track.append(mido.MetaMessage("set_tempo", tempo=500000, time=0))
+    last = 0
+    for wall, raw in sorted(log, key=lambda e: e[0]):
+        if raw[0] >= Status.SYSTEM:
+            continue  # clock and transport are not file events
+        try:
+            msg = mido.Message.from_bytes(list(raw))
+        except (ValueError, TypeError):
+            continue
+        tick = max(last, int(round((wall - wall0) * 960)))
+        track.append(msg.copy(time=tick - last))
+        last = tick
+    track.append(mido.MetaMessage("end_of_track", time=0))
+    path = Path(path)
+    with replacing(path) as tmp:
+        mid.save(str(tmp))
+    return path

@@ -17,6 +17,8 @@ import sys
 import time
 from dataclasses import dataclass
 
+from cuecast.midi import Status
+
 KINDS = ("rtmidi", "virtual", "jack", "synth", "none")
 CLIENT_NAME = "cuecast"
 
@@ -526,13 +528,13 @@ class MidiClockIn:
             self._t += delta
             if not msg:
                 continue
-            if msg[0] == 0xF8:
+            if msg[0] == Status.CLOCK:
                 self._ticks.append(self._t)
                 del self._ticks[:-self.WINDOW]
                 self._last_wall = self._time.monotonic()
-            elif msg[0] in (0xFA, 0xFB):
+            elif msg[0] in (Status.START, Status.CONTINUE):
                 self.running = True
-            elif msg[0] == 0xFC:
+            elif msg[0] == Status.STOP:
                 self.running = False
                 self._ticks.clear()
 

@@ -21,6 +21,9 @@ from urllib.parse import parse_qs
 
 import numpy as np
 
+from cuecast import midi
+from cuecast.midi import CC, Status
+
 from .audio_render import _WRITE_FLOAT, SynthUnavailable, find_soundfont, load_fluidsynth
 from .midi_out import CLIENT_NAME, MidiOutput, OutputSpec, PortError, quiet_stderr
 
@@ -129,25 +132,25 @@ class SynthOutput(MidiOutput):
         if not self.ok or self.fs is None or not msg:
             return False
         status = msg[0]
-        if status >= 0xF0:
+        if status >= Status.SYSTEM:
             return True  # clock and transport mean nothing to a synth
-        kind, ch = status & 0xF0, status & 0x0F
+        kind, ch = midi.kind(status), midi.channel(status)
         d1 = msg[1] if len(msg) > 1 else 0
         d2 = msg[2] if len(msg) > 2 else 0
-        if kind == 0x90 and d2 > 0:
+        if kind == Status.NOTE_ON and d2 > 0:
             self.fs.noteon(ch, d1, d2)
-        elif kind in (0x80, 0x90):
+        elif kind in (Status.NOTE_OFF, Status.NOTE_ON):
             self.fs.noteoff(ch, d1)
-        elif kind == 0xB0:
-            if d1 == 120:
+        elif kind == Status.CONTROL_CHANGE:
+            if d1 == CC.ALL_SOUND_OFF:
                 self.fs.all_sounds_off(ch)
-            elif d1 == 123:
+            elif d1 == CC.ALL_NOTES_OFF:
                 self.fs.all_notes_off(ch)
             else:
                 self.fs.cc(ch, d1, d2)
-        elif kind == 0xC0:
+        elif kind == Status.PROGRAM_CHANGE:
             self.fs.program_change(ch, d1)
-        elif kind == 0xE0:
+        elif kind == Status.PITCH_BEND:
             self.fs.pitch_bend(ch, (d1 | (d2 << 7)) - 8192)
         return True
 

@@ -1,14 +1,14 @@
-"""Video sources: decode frames (and audio) with PyAV, in media time, downscaled for analysis.
+"""Video files: decode frames (and audio) with PyAV, in media time, downscaled for analysis.
 
-A source is an iterator of Frame and AudioChunk items in presentation order. It reads real files as they
-are: timestamps that do not start at zero, variable frame rate, rotation metadata, non-square pixels,
-containers without a frame count.
+FileDecoder is the plain iterator of Frame and AudioChunk items in presentation order (tools and
+one-pass commands read it directly); FileSource is the same as an async Source for the engine. They read
+real files as they are: timestamps that do not start at zero, variable frame rate, rotation metadata,
+non-square pixels, containers without a frame count.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -17,14 +17,11 @@ from typing import Iterator
 import av
 import numpy as np
 
-from cuecast.types import AudioChunk, Frame
+from cuecast.streams.sources import ThreadedSource
+from cuecast.types import AudioChunk, Frame, SourceError, SourceInfo
 
 AUDIO_RATE = 22050  # enough for loudness, spectral brightness and onsets
 AUDIO_BLOCK = 2205  # samples per AudioChunk (0.1 s): codec frames are ~20 ms, too small to queue one by one
-
-
-class SourceError(Exception):
-    """The input cannot be read as video (the engine reports it as a user error)."""
 
 
 @dataclass(slots=True)
@@ -96,37 +93,32 @@ def analysis_size(width: int, height: int, analysis_width: int) -> tuple[int, in
     return aw, ah
 
 
-class FileSource:
-    """Frames and audio of a video file, as fast as decoding allows or at real-time pace.
+class FileDecoder:
+    """Frames and audio of a video file, as fast as decoding allows.
 
-    realtime=True paces items to the wall clock (a file standing in for a live feed); loop=True starts
-    again at the end with media time continuing, for installations that run all night.
+    loop=True starts again at the end with media time continuing, for installations that run all night;
+    keep_picture=True keeps the full-size decoded frame on Frame.picture.
     """
 
-    def __init__(self, path: str | Path, analysis_width: int = 320, audio: bool = True,
-                 realtime: bool = False, loop: bool = False, threads: int = 0):
+    def __init__(self, path: str | Path, analysis_width: int = 320, audio: bool = True, loop: bool = False,
+                 threads: int = 0, keep_picture: bool = False):
         self.info = probe(path)
         self.path = str(path)
         self.analysis_width = analysis_width
         self.audio = audio and self.info.has_audio
-        self.realtime = realtime
         self.loop = loop
         self.threads = threads
+        self.keep_picture = keep_picture
         self.size = analysis_size(self.info.width, self.info.height, analysis_width)
 
     def __iter__(self) -> Iterator[Frame | AudioChunk]:
         offset, index = 0.0, 0
-        wall0 = time.monotonic()
         while True:
             last_t = offset
             for item in self._decode_once(offset, index):
                 if isinstance(item, Frame):
                     index = item.index + 1
                     last_t = item.t
-                if self.realtime:
-                    delay = wall0 + item.t - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
                 yield item
             if not self.loop or index == 0:
                 return
@@ -159,7 +151,8 @@ class FileSource:
                                 yield from blocks.add(self._audio(af, resampler, t0, offset))
                             pending_audio.clear()
                         yield Frame(t=offset + pts - t0, index=index, image=self._picture(frame),
-                                    source_size=(self.info.width, self.info.height))
+                                    source_size=(self.info.width, self.info.height),
+                                    picture=frame if self.keep_picture else None)
                         index += 1
                     elif resampler is not None:
                         if t0 is None:
@@ -212,6 +205,23 @@ class _AudioBlocks:
         if self.n:
             yield AudioChunk(t=self.t, samples=np.concatenate(self.parts), rate=AUDIO_RATE)
         self.t, self.parts, self.n = None, [], 0
+
+
+class FileSource(ThreadedSource):
+    """A video file as an async Source: decoded on its own thread, as fast as the engine takes it, or at
+    real-time pace (realtime=True, a file standing in for a live feed: old frames are dropped then)."""
+
+    def __init__(self, path: str | Path, analysis_width: int = 320, audio: bool = True, realtime: bool = False,
+                 loop: bool = False, threads: int = 0, keep_picture: bool = False, queue_frames: int = 32,
+                 name: str | None = None):
+        self.decoder = FileDecoder(path, analysis_width, audio, loop, threads, keep_picture)
+        v = self.decoder.info
+        super().__init__(SourceInfo("file", name or str(path), v.width, v.height, v.fps, self.decoder.audio,
+                                    live=realtime, duration=0.0 if loop else v.duration), queue_frames)
+
+    def _items(self) -> Iterator[Frame | AudioChunk]:
+        items = iter(self.decoder)
+        return self._paced(items) if self.info.live else items
 
 
 def _scene(rng: np.random.Generator, h: int, w: int, colour) -> np.ndarray:

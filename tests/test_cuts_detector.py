@@ -114,7 +114,7 @@ def test_dip_to_black_is_one_boundary():
 
 
 def test_whole_file_path(tmp_path):
-    from cuecast.streams.video import FileSource
+    from cuecast.streams.video import FileDecoder
 
     imgs, times, truth = render([Shot(1.2, seed=51), Shot(1.0, pan=(1, 0), seed=52), Shot(1.2, seed=53)],
                                 fps=FPS, size=(320, 180))
@@ -122,7 +122,7 @@ def test_whole_file_path(tmp_path):
     write_video(path, imgs, fps=FPS)
     det = OnlineCutDetector(CutConfig(device="cpu"))
     out = []
-    for item in FileSource(path, analysis_width=160, audio=False):
+    for item in FileDecoder(path, analysis_width=160, audio=False):
         if isinstance(item, Frame):
             out += det.process_frame(item)
     out += det.flush()

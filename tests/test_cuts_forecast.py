@@ -66,7 +66,7 @@ def run_edit(shots, fps=25.0, seed=0):
         fr = Frame(t=t, index=i, image=im)
         new = det.process_frame(fr)
         labels += [b.t for b in new]
-        f = fc.update(fr, new)
+        f = fc.process_frame(fr, new)
         if f is not None:
             forecasts.append((f, fc.ctx.row(t)))
     return forecasts, labels, truth

@@ -92,14 +92,15 @@ def test_unknown_port_is_one_line(clip, jack):  # noqa: F811
     assert len(lines) == 1 and "nothing-like-this" in lines[0] and "available" in lines[0]
 
 
-class Exploding:
+class Exploding(FileSource):
     """A source that fails mid-stream, as a camera that is pulled out would."""
 
-    def __init__(self, inner, after: float):
-        self.inner, self.after = inner, after
+    def __init__(self, *args, after: float, **kw):
+        super().__init__(*args, **kw)
+        self.after = after
 
-    def __iter__(self):
-        for item in self.inner:
+    def _items(self):
+        for item in super()._items():
             if getattr(item, "t", 0.0) > self.after:
                 raise RuntimeError("the capture device went away")
             yield item
@@ -109,7 +110,7 @@ def test_error_inside_the_engine_leaves_nothing_sounding(clip, rx):
     cfg = load_config(None, {"conductor.lookahead_s": 1.0})
     clock = RealtimeClock(cfg.conductor.lookahead_s)
     sched = RealtimeScheduler([f"jack:{rx.full_name}"], clock.wall_of, channel_map(cfg))
-    source = Exploding(FileSource(clip, cfg.source.analysis_width, realtime=True), after=1.3)
+    source = Exploding(clip, cfg.source.analysis_width, realtime=True, after=1.3)
     engine = Engine(cfg, source, sched, clock, build_stages(cfg))
     with pytest.raises(RuntimeError, match="went away"):
         asyncio.run(engine.run())

@@ -60,11 +60,11 @@ def test_with_a_lookahead_the_detector_confirmation_is_awaited(cut_clip, one_tor
 
 def test_live_clock_follows_the_earliest_arrival_while_the_source_settles():
     clock = RealtimeClock(0.0, monotonic=lambda: 0.0)
-    clock.anchor(0.0, 100.0)  # the first frame came late: opening the file, the first decode
+    clock.arrived(0.0, 100.0)  # the first frame came late: opening the file, the first decode
     assert clock.wall_of(1.0) == pytest.approx(101.0)
-    clock.anchor(0.04, 100.02)  # the next one shows where the source's pace really is
+    clock.arrived(0.04, 100.02)  # the next one shows where the source's pace really is
     assert clock.wall_of(1.0) == pytest.approx(100.98)
-    clock.anchor(0.08, 100.2)  # a late frame does not pull the music later
+    clock.arrived(0.08, 100.2)  # a late frame does not pull the music later
     assert clock.wall_of(1.0) == pytest.approx(100.98)
-    clock.anchor(SETTLE_S + 0.5, 100.0 + SETTLE_S)  # settled: an early burst after a stall moves nothing
+    clock.arrived(SETTLE_S + 0.5, 100.0 + SETTLE_S)  # settled: an early burst after a stall moves nothing
     assert clock.wall_of(1.0) == pytest.approx(100.98)

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from jack_server import JackReceiver, jack  # noqa: F401 - `jack` is a fixture
 
-from cuecast.engine.scheduler import PPQN, RealtimeScheduler, SenderError, _TempoMap
+from cuecast.engine.midi_clock import ClockMap
+from cuecast.engine.scheduler import RealtimeScheduler, SenderError
+from cuecast.midi import PPQN
 from cuecast.streams.midi_out import PortError, match_port, parse_output_spec
 from cuecast.types import Note
 
@@ -218,7 +220,7 @@ def test_specs():
 
 
 def test_tempo_map_stays_continuous_when_a_cut_moves_the_beat():
-    m = _TempoMap()
+    m = ClockMap()
     m.add(100.0, 120.0, 0.0)
     assert m.wall_of_tick(24) == pytest.approx(100.5)
     m.add(101.0, 126.0, 2.0)  # on the grid: beat 2 at 101.0 exactly

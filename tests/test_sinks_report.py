@@ -12,7 +12,7 @@ import pytest
 from cuecast.engine.errors import UserError
 from cuecast.engine.report import build_figure, write_report
 from cuecast.streams.midi_file import write_midi
-from cuecast.types import EKMAN6, Boundary, EmotionWindow, Forecast, Note, Timeline
+from cuecast.types import EKMAN6, Boundary, EmotionWindow, Forecast, Note, TempoPoint, Timeline
 
 
 def timeline_and_notes(seconds: float = 30.0) -> tuple[Timeline, list[Note]]:
@@ -25,7 +25,7 @@ def timeline_and_notes(seconds: float = 30.0) -> tuple[Timeline, list[Note]]:
     boundaries = [Boundary(4.0), Boundary(9.5, "fade", 9.5, 10.5), Boundary(15.2, "dissolve", 15.2, 16.0),
                   Boundary(21.0, "hint", source="mqtt"), Boundary(26.3)]
     forecasts = [Forecast(t, 0.25, np.full(16, 0.02 + 0.01 * (t % 5))) for t in np.arange(0, seconds, 0.5)]
-    tempo = [(0.0, 92.0), (4.0, 96.5), (15.2, 120.0), (26.3, 84.0)]
+    tempo = [TempoPoint(0.0, 92.0), TempoPoint(4.0, 96.5), TempoPoint(15.2, 120.0), TempoPoint(26.3, 84.0)]
     r = random.Random(1)
     notes, chords = [], []
     t = 0.0

@@ -45,10 +45,10 @@ def machine() -> str:
 
 def decode_only(path: Path, width: int) -> float:
     """Wall seconds to decode and downscale every frame: the floor under any render."""
-    from cuecast.streams.video import FileSource
+    from cuecast.streams.video import FileDecoder
 
     t = time.perf_counter()
-    for _ in FileSource(path, analysis_width=width, audio=True):
+    for _ in FileDecoder(path, analysis_width=width, audio=True):
         pass
     return time.perf_counter() - t
 

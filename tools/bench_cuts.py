@@ -3,7 +3,7 @@
     python tools/bench_cuts.py ../shared/media
 
 Accuracy: every clip of MEDIA/cuts.json through cuecast's OnlineCutDetector (online, frame by frame, via
-FileSource) and through scenedetect's AdaptiveDetector (offline, its own `detect()`), scored the same way:
+FileDecoder) and through scenedetect's AdaptiveDetector (offline, its own `detect()`), scored the same way:
 a hard cut counts when within one frame of a hand-checked hard cut; a boundary inside a gradual
 transition (+-0.25 s) finds that transition (and is not a false hard cut); anything else is a false
 boundary. Speed: the same decoded 1280x720 frames through OnlineCutDetector.process_frame and through
@@ -52,11 +52,11 @@ def ours(path: Path) -> tuple[list[tuple[float, str]], float, int]:
 
     from cuecast.models.cuts.config import CutConfig
     from cuecast.models.cuts.detector import OnlineCutDetector
-    from cuecast.streams.video import FileSource
+    from cuecast.streams.video import FileDecoder
     from cuecast.types import Frame
 
     torch.set_num_threads(1)
-    src = FileSource(path, analysis_width=320, audio=False)
+    src = FileDecoder(path, analysis_width=320, audio=False)
     det = OnlineCutDetector(CutConfig())
     out, n = [], 0
     for item in src:
@@ -107,11 +107,11 @@ def speed_rows(media: Path, n_frames: int = 300, repeats: int = 5) -> list[dict]
 
     from cuecast.models.cuts.config import CutConfig
     from cuecast.models.cuts.detector import OnlineCutDetector
-    from cuecast.streams.video import FileSource
+    from cuecast.streams.video import FileDecoder
     from cuecast.types import Frame
 
     torch.set_num_threads(1)
-    src = FileSource(media / "testvideo.mp4", analysis_width=1280, audio=False)
+    src = FileDecoder(media / "testvideo.mp4", analysis_width=1280, audio=False)
     frames = []
     for item in src:
         if isinstance(item, Frame):

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from cuecast.models.emotion.config import EmotionConfig  # noqa: E402
 from cuecast.models.emotion.estimator import EmotionEstimator  # noqa: E402
-from cuecast.streams.video import FileSource  # noqa: E402
+from cuecast.streams.video import FileDecoder  # noqa: E402
 from cuecast.types import Frame  # noqa: E402
 
 CLIPS = ("testvideo.mp4", "issue-195-aspect-ratio.mp4", "goldeneye-vfr-drop3.mp4")
@@ -49,7 +49,7 @@ def run(media_dir: str) -> list[dict]:
         path = Path(media_dir) / name
         if not path.is_file():
             continue
-        src = FileSource(path, analysis_width=320, audio=True)
+        src = FileDecoder(path, analysis_width=320, audio=True)
         items = list(src)
         frames = [it for it in items if isinstance(it, Frame)]
         media_s = frames[-1].t - frames[0].t + 1.0 / src.info.fps

@@ -29,7 +29,8 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from jack_server import JackReceiver, JackServer  # noqa: E402
 
-from cuecast.engine.scheduler import PPQN, RealtimeScheduler  # noqa: E402
+from cuecast.engine.scheduler import RealtimeScheduler  # noqa: E402
+from cuecast.midi import PPQN  # noqa: E402
 from cuecast.types import Note  # noqa: E402
 
 BPM = 120.0
@@ -39,14 +40,15 @@ CUT_CLIPS = ("issue-195-aspect-ratio.mp4", "goldeneye-vfr-drop3.mp4", "issue-134
 LOAD_SCRIPT = r"""
 import os, sys, time
 from cuecast.engine.config import load_config
-from cuecast.engine.stages import build_stages
-from cuecast.streams.video import FileSource
+from cuecast.engine.stages import build_stages, set_torch_threads
+from cuecast.streams.video import FileDecoder
 cfg = load_config(None, {"conductor.lookahead_s": 3.0})
+set_torch_threads(cfg.runtime)
 st = build_stages(cfg)
 parent, end = os.getppid(), time.monotonic() + float(sys.argv[2])
 # the analysis the engine does per frame, as fast as it goes; bounded in time, and gone with its parent
 while time.monotonic() < end and os.getppid() == parent:
-    for item in FileSource(sys.argv[1], cfg.source.analysis_width, audio=False):
+    for item in FileDecoder(sys.argv[1], cfg.source.analysis_width, audio=False):
         st.detector.process_frame(item)
         st.emotion.process_frame(item)
         if os.getppid() != parent:
@@ -238,23 +240,25 @@ def play_live(path: Path, rx: JackReceiver, overrides: dict) -> LiveRun:
     from cuecast.engine.compose import channel_map
     from cuecast.engine.config import load_config
     from cuecast.engine.pipeline import Engine
-    from cuecast.engine.stages import build_stages
+    from cuecast.engine.stages import build_stages, set_torch_threads
     from cuecast.streams.video import FileSource
 
     cfg = load_config("vj", overrides)
+    set_torch_threads(cfg.runtime)
     stages = build_stages(cfg)
     clock = RealtimeClock(0.0)
     sched = RealtimeScheduler([f"jack:{rx.full_name}"], clock.wall_of, channel_map(cfg), record=True)
     watch = _CutWatch(sched)
     arrivals: dict[float, float] = {}
 
-    def stamped(src):
-        for item in src:
+    class Stamped(FileSource):  # notes when each frame arrived (the source stamps it as it decodes)
+        async def recv(self):
+            item = await super().recv()
             if hasattr(item, "index"):
-                arrivals[round(item.t, 4)] = time.monotonic()
-            yield item
+                arrivals[round(item.t, 4)] = item.arrived
+            return item
 
-    source = stamped(FileSource(path, cfg.source.analysis_width, audio=cfg.source.audio, realtime=True))
+    source = Stamped(path, cfg.source.analysis_width, audio=cfg.source.audio, realtime=True)
     engine = Engine(cfg, source, watch, clock, stages)
     started = time.monotonic()
     tl = asyncio.run(engine.run())

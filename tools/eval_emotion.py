@@ -29,7 +29,7 @@ from cuecast.models.emotion.config import EmotionConfig  # noqa: E402
 from cuecast.models.emotion.estimator import EmotionEstimator  # noqa: E402
 from cuecast.models.emotion.faces import FaceExpressions, faces_to_ekman  # noqa: E402
 from cuecast.models.emotion.fer_net import FER_CLASSES  # noqa: E402
-from cuecast.streams.video import FileSource  # noqa: E402
+from cuecast.streams.video import FileDecoder  # noqa: E402
 from cuecast.types import EKMAN6, AudioChunk, Frame  # noqa: E402
 
 CLIPS = ("testvideo.mp4", "goldeneye-vfr-drop3.mp4", "issue-134-rotate.mp4", "issue-195-aspect-ratio.mp4")
@@ -41,7 +41,7 @@ PEOPLE = ("facereg.jpg", "230501201_1.jpg", "ab.jpg", "julia_facedetect_sample.j
 
 def decode(path: Path):
     frames, audio = [], []
-    for item in FileSource(path, analysis_width=320, audio=True):
+    for item in FileDecoder(path, analysis_width=320, audio=True):
         (frames if isinstance(item, Frame) else audio).append(item)
     return frames, audio
 

@@ -53,10 +53,11 @@ def find_videos(dirs: list[Path]) -> list[Path]:
 
 
 def load_source(path: Path, size: tuple[int, int]) -> tuple[list[np.ndarray], np.ndarray]:
-    from cuecast.streams.video import FileSource, SourceError
+    from cuecast.streams.video import FileDecoder
+    from cuecast.types import SourceError
 
     try:
-        frames = [f for f in FileSource(path, analysis_width=size[0] * 2, audio=False) if isinstance(f, Frame)]
+        frames = [f for f in FileDecoder(path, analysis_width=size[0] * 2, audio=False) if isinstance(f, Frame)]
     except SourceError as e:
         print(f"skip {path}: {e}", file=sys.stderr)
         return [], np.zeros(0)

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from cuecast.models.emotion.config import EmotionConfig  # noqa: E402
 from cuecast.models.emotion.estimator import EmotionEstimator  # noqa: E402
 from cuecast.models.emotion.fusion import DIMS, FusionHead, save_head  # noqa: E402
-from cuecast.streams.video import FileSource, SourceError  # noqa: E402
+from cuecast.streams.video import FileDecoder, SourceError  # noqa: E402
 from cuecast.types import EKMAN6, Frame  # noqa: E402
 
 ALIASES = {"angry": "anger", "happy": "joy", "happiness": "joy", "sad": "sadness", "surprised": "surprise",
@@ -61,7 +61,7 @@ def video_windows(path: Path, cfg: EmotionConfig):
     """The head inputs (x, mask) and fixed-fusion probabilities of every window of one video."""
     est = EmotionEstimator(cfg)
     est.record_steps = True
-    for item in FileSource(path, analysis_width=320, audio=cfg.audio):
+    for item in FileDecoder(path, analysis_width=320, audio=cfg.audio):
         if isinstance(item, Frame):
             est.process_frame(item)
         else:
@@ -150,7 +150,7 @@ def make_demo_set(media: Path, out: Path, seconds: float = 4.0, seed: int = 0) -
         sys.exit(f"train_emotion: no known clips in {media}")
     n = 0
     for clip in clips:
-        frames = [it.image for it in FileSource(clip, analysis_width=320, audio=False)]
+        frames = [it.image for it in FileDecoder(clip, analysis_width=320, audio=False)]
         fps = 25
         length = int(seconds * fps)
         for start in range(0, len(frames) - length, length):

@@ -8,6 +8,7 @@ import math
 
 from cuecast.engine.config import PRESETS, Config, load_config
 from cuecast.engine.errors import UserError
+from cuecast.engine.stages import set_torch_threads
 from cuecast.models.music.config import BACKENDS, SEED_MAX
 
 MAX_RUN_S = 7 * 86400.0  # --duration: a week, and a timer that any platform can hold
@@ -33,7 +34,9 @@ def config_from_args(args) -> Config:
         overrides["generator.seed"] = seed_value(args.seed)
     if getattr(args, "generator", None):
         overrides["generator.backend"] = args.generator
-    return load_config(getattr(args, "config", None), overrides)
+    cfg = load_config(getattr(args, "config", None), overrides)
+    set_torch_threads(cfg.runtime)  # the program's start: the one place a process-wide setting is made
+    return cfg
 
 
 def seed_value(text) -> int:

@@ -74,7 +74,7 @@ def run(args) -> int:
     cfg = config_from_args(args)
     notes, timeline = compose(cfg, valence, arousal, seconds, cuts)
     try:
-        write_midi(out, notes, timeline.meta["tempo_map"], channel_map(cfg), seconds)
+        write_midi(out, notes, timeline.tempo, channel_map(cfg), seconds)
     except MidiFileError as e:
         raise UserError(str(e)) from None
     on_cut = sum(any(abs(c - t) <= 0.1 for t in timeline.chords) for c in cuts)

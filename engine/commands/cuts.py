@@ -53,7 +53,8 @@ def analyse(path: str, cfg, predict: bool):
     """(boundaries with the index of the deciding frame, forecasts, frame count, duration)."""
     import torch
 
-    from cuecast.streams.video import FileSource, SourceError
+    from cuecast.streams.video import FileDecoder
+    from cuecast.types import SourceError
 
     if cfg.cuts.device == "cpu" or not torch.cuda.is_available():
         torch.set_num_threads(1)  # tiny tensors: one thread beats two fighting over them
@@ -61,15 +62,15 @@ def analyse(path: str, cfg, predict: bool):
     fc = _forecaster(cfg) if predict else None
     found, forecasts, n, last_t = [], [], 0, 0.0
     try:
-        source = FileSource(path, analysis_width=cfg.source.analysis_width, audio=predict and cfg.source.audio)
+        source = FileDecoder(path, analysis_width=cfg.source.analysis_width, audio=predict and cfg.source.audio)
         for item in source:
             if not isinstance(item, Frame):
-                fc.add_audio(item)
+                fc.process_audio(item)
                 continue
             new = det.process_frame(item)
             found += [(b, item.index) for b in new]
             if fc is not None:
-                f = fc.update(item, new)
+                f = fc.process_frame(item, new)
                 if f is not None:
                     forecasts.append(f)
             n, last_t = n + 1, item.t

@@ -40,7 +40,8 @@ def _estimator(cfg):
 
 
 def run(args) -> int:
-    from cuecast.streams.video import FileSource, SourceError
+    from cuecast.streams.video import FileDecoder
+    from cuecast.types import SourceError
 
     overrides = {}
     if args.no_faces:
@@ -50,7 +51,7 @@ def run(args) -> int:
     cfg = load_config(args.config, overrides)
     est = _estimator(cfg)
     try:
-        source = FileSource(args.input, analysis_width=cfg.source.analysis_width,
+        source = FileDecoder(args.input, analysis_width=cfg.source.analysis_width,
                             audio=cfg.source.audio and cfg.emotion.audio)
         windows = []
         for item in source:

@@ -289,10 +289,10 @@ class CutForecaster:
         self.ctx = ContextTracker()
         self.next_tick: float | None = None
 
-    def add_audio(self, chunk: AudioChunk) -> None:
+    def process_audio(self, chunk: AudioChunk) -> None:
         self.ctx.add_audio(chunk)
 
-    def update(self, frame: Frame, boundaries: list[Boundary]) -> Forecast | None:
+    def process_frame(self, frame: Frame, boundaries: list[Boundary]) -> Forecast | None:
         """Returns a Forecast every bin_s of media time (on the first frame past each tick), else None."""
         self.ctx.add_frame(frame)
         self.ctx.add_cuts(boundaries)

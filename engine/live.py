@@ -1,0 +1,246 @@
+"""Live play: a source watched in real time, its soundtrack played to MIDI ports or a synth as it goes.
+
+The twin of render.py: `play(...)` is what `cuecast live` runs, `LivePlayer(...).play()` the same inside an
+asyncio loop the caller owns (several players can share one loop). The wiring: a RealtimeClock from the
+frames' arrival, the sender process (RealtimeScheduler) as the sink, with a MidiFileSink beside it for
+timeline.json's chord onsets; hints from the config; an optional MIDI clock to follow; an optional live
+display; a recording of what was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Awaitable, Callable, Sequence
+
+from cuecast.engine.clock import RealtimeClock
+from cuecast.engine.compose import channel_map
+from cuecast.engine.conductor import arousal_tempo
+from cuecast.engine.config import Config
+from cuecast.engine.errors import InputError, UserError
+from cuecast.engine.hints import hint_sources
+from cuecast.engine.pipeline import Engine, EngineState, NoFramesError
+from cuecast.engine.scheduler import RealtimeScheduler, SendReport, SenderError
+from cuecast.engine.stages import build_stages
+from cuecast.engine.timeline import timeline_json, write_json
+from cuecast.streams.midi_file import MidiFileSink, write_sent
+from cuecast.streams.midi_out import MidiClockIn, PortError, parse_output_spec
+from cuecast.streams.sources import open_source
+from cuecast.types import NoteSink, Source, SourceError, Timeline
+
+
+class TeeSink:
+    """One NoteSink feeding several: the scheduler plays, a MidiFileSink keeps the notes."""
+
+    def __init__(self, *sinks: NoteSink):
+        self.sinks = sinks
+
+    def tempo(self, t, bpm, beat):
+        for s in self.sinks:
+            s.tempo(t, bpm, beat)
+
+    def notes(self, notes):
+        for s in self.sinks:
+            s.notes(notes)
+
+    def cut_at(self, t):
+        for s in self.sinks:
+            s.cut_at(t)
+
+    def close(self):
+        for s in self.sinks:
+            s.close()
+
+
+@dataclass
+class LiveResult:
+    timeline: Timeline
+    state: EngineState  # the engine's last state (frames, dropped, re-plans, ...)
+    report: SendReport | None  # what the sender did (lateness, messages), None if it never started
+    wall_s: float
+    record: Path | None = None
+    stopped_by: int | None = None  # the signal that ended the play, if one did
+    notes_kept: list = field(default_factory=list)
+
+    def summary(self) -> str:
+        r = self.report
+        lat = r.percentiles_ms() if r else {}
+        late_in = len(r.handover_late) if r else 0
+        return (f"played {self.wall_s:.1f} s: {len(self.timeline.boundaries)} boundaries, {self.state.replans} "
+                f"re-plans, {lat.get('n', 0)} messages sent, p50 {lat.get('p50', 0):.2f} ms p99 "
+                f"{lat.get('p99', 0):.2f} ms after their deadline (sender {r.priority if r else '?'}); {late_in} notes "
+                f"reached the sender late; {self.state.dropped} frames dropped"
+                + (f"; recorded in {self.record}" if self.record else ""))
+
+
+class LivePlayer:
+    """One live stream: open with the constructor's arguments, then `await play()`.
+
+    source: a spec for open_source (file:PATH, device:..., lavfi:..., or what other modules register) or an
+    opened Source. outputs: MIDI output specs (rtmidi:NAME, virtual:NAME, jack:NAME, synth[:FILE.sf2], none).
+    record: a folder for sent.mid (what was sent, at its real times) and timeline.json. clock_in: follow an
+    external MIDI clock's tempo (then no MIDI clock goes out). link: lead an Ableton Link session.
+    control: an async function given the Engine once it runs (bridges: engine.apply, engine.subscribe).
+    Raises UserError (one line) for a bad output, port, source or folder.
+    """
+
+    def __init__(self, cfg: Config, source: str | Source, outputs: Sequence[str], *, record: str | Path | None = None,
+                 duration: float | None = None, loop: bool = False, clock_in: str | None = None, link: bool = False,
+                 midi_clock: bool = True, display: bool = False, client_name: str = "cuecast",
+                 control: Callable[[Engine], Awaitable[None]] | None = None):
+        if duration is not None and duration <= 0:
+            raise UserError("--duration must be more than 0 seconds")
+        try:
+            for spec in outputs:
+                parse_output_spec(spec)
+        except PortError as e:
+            raise UserError(str(e)) from None
+        self.cfg, self.source_spec, self.outputs = cfg, source, list(outputs)
+        self.record = Path(record) if record else None
+        self.duration, self.loop, self.clock_in, self.link = duration, loop, clock_in, link
+        self.midi_clock, self.display, self.client_name, self.control = midi_clock, display, client_name, control
+        self.engine: Engine | None = None
+        self.scheduler: RealtimeScheduler | None = None
+        self.stopped_by: int | None = None
+        self._stop_asked = False
+
+    # ---- ways out (any thread, signal handlers included) ----
+    def stop(self) -> None:
+        """End soon: the music ends at the playhead, every note is ended."""
+        self._stop_asked = True
+        if self.engine is not None:
+            self.engine.stop()
+
+    def abort(self, signum: int | None = None) -> None:
+        """Silence now (from the sender process), then wind down: Ctrl-C and SIGTERM."""
+        if self.stopped_by is None and signum is not None:
+            self.stopped_by = signum
+        if self.scheduler is not None:
+            self.scheduler.abort()
+        self.stop()
+
+    # ---- the run ----
+    async def play(self) -> LiveResult:
+        cfg = self.cfg
+        loop = asyncio.get_running_loop()
+        if self.record is not None:
+            try:
+                self.record.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise UserError(f"cannot write to {self.record}: {e.strerror or e}") from None
+        source = self._open_source()
+        clock = RealtimeClock(cfg.conductor.lookahead_s)
+        follower = None
+        display = None
+        try:
+            # the ports are checked first (fast); the models load after. Both block: off the loop, so other
+            # players sharing it keep going
+            self.scheduler = await loop.run_in_executor(None, self._start_sender, clock)
+            if self.clock_in:
+                follower = MidiClockIn(self.clock_in)
+            stages = await loop.run_in_executor(None, build_stages, cfg)
+            tempo_for = None
+            if follower is not None:
+                by_arousal = arousal_tempo(cfg.conductor)
+                tempo_for = lambda arousal: follower.bpm or by_arousal(arousal)  # noqa: E731
+            keeper = MidiFileSink()
+            engine = self.engine = Engine(cfg, source, TeeSink(self.scheduler, keeper), clock, stages,
+                                          tempo_for=tempo_for, hints=hint_sources(cfg.hints, clock.playhead))
+            if self._stop_asked:
+                engine.stop()
+            if self.display:
+                from cuecast.engine.display import LiveDisplay  # noqa: PLC0415
+
+                display = LiveDisplay(lambda: engine.state, self.scheduler.status, cfg.conductor.lookahead_s).start()
+            timer = loop.call_later(self.duration, engine.stop) if self.duration else None
+            control = asyncio.create_task(self.control(engine)) if self.control is not None else None
+            started = time.monotonic()
+            try:
+                timeline = await engine.run()
+            except NoFramesError:
+                raise InputError(f"{source.info.name} gave no video frames") from None
+            except SourceError as e:
+                raise InputError(str(e)) from None
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                if control is not None:
+                    control.cancel()
+                    await asyncio.gather(control, return_exceptions=True)
+            wall = time.monotonic() - started
+        except PortError as e:
+            raise UserError(str(e)) from None
+        finally:
+            await source.close()  # the engine closed it when it ran; before that, this does
+            if self.scheduler is not None:
+                self.scheduler.close()  # a no-op when the engine closed it; the last guard otherwise
+            if follower is not None:
+                follower.close()
+            if display is not None:
+                display.stop()
+        report = self.scheduler.report
+        if self.record is not None:
+            self._write_record(timeline, keeper, clock, started, report)
+        return LiveResult(timeline, engine.state, report, wall, self.record, self.stopped_by, list(keeper.notes))
+
+    def _open_source(self) -> Source:
+        if not isinstance(self.source_spec, str):
+            return self.source_spec
+        try:
+            return open_source(self.source_spec, self.cfg.source, realtime=True, loop=self.loop)
+        except SourceError as e:
+            raise InputError(str(e)) from None
+
+    def _start_sender(self, clock: RealtimeClock) -> RealtimeScheduler:
+        cfg = self.cfg
+        synth = {"soundfont": cfg.output.soundfont, "sample_rate": cfg.output.sample_rate, "gain": cfg.output.gain,
+                 "blocksize": cfg.live.synth_block}
+        try:
+            return RealtimeScheduler(self.outputs, clock.wall_of, channel_map(cfg),
+                                     clock_out=cfg.live.clock_out and self.midi_clock and not self.clock_in,
+                                     latency_ms=cfg.live.latency_ms, record=self.record is not None,
+                                     synth_options=synth, realtime_priority=cfg.live.realtime_priority,
+                                     link=self.link, client_name=self.client_name)
+        except SenderError as e:
+            raise UserError(str(e)) from None
+
+    def _write_record(self, timeline: Timeline, keeper: MidiFileSink, clock: RealtimeClock, started: float,
+                      report: SendReport | None) -> None:
+        from cuecast.models.music.metrics import chord_onsets  # noqa: PLC0415
+
+        cfg = self.cfg
+        timeline.chords = chord_onsets(list(keeper.notes))
+        wall0 = clock.wall_of(0.0) if clock.started else started
+        write_sent(self.record / "sent.mid", report.log if report else [], wall0)
+        name = self.source_spec if isinstance(self.source_spec, str) else self.source_spec.info.name
+        meta = {"source": name, "outputs": self.outputs, "generator": cfg.generator.backend,
+                "seed": cfg.generator.seed, "lookahead_s": cfg.conductor.lookahead_s, "live": True}
+        if report and report.lateness:
+            meta.update({f"send_late_{k}_ms": round(v, 3) for k, v in report.percentiles_ms().items() if k != "n"})
+        write_json(self.record / "timeline.json", timeline_json(timeline, **meta))
+
+
+def play(cfg: Config, source: str | Source, outputs: Sequence[str], **options) -> LiveResult:
+    """Play live until the source ends, `duration` passes, or Ctrl-C / SIGTERM (which silence at once and
+    are reported in LiveResult.stopped_by). Options as LivePlayer's. Call from the main thread."""
+    player = LivePlayer(cfg, source, outputs, **options)
+
+    def on_signal(signum, frame):
+        if player.stopped_by is not None:  # a second Ctrl-C: stop waiting for anything
+            raise KeyboardInterrupt
+        player.abort(signum)
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return asyncio.run(player.play())
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def print_summary(result: LiveResult) -> None:
+    print(result.summary(), file=sys.stderr)
