@@ -104,12 +104,14 @@ class EmotionWindow:
     valence: float  # [-1, 1]
     arousal: float  # [-1, 1]
     signals: tuple[str, ...] = ()  # which signals contributed: "picture", "faces", "audio", ...
+    neutral: float = 0.0  # [0, 1] share of the window that reads as no emotion in particular (beside probs)
 
     def to_json(self) -> dict:
         return {
             "start": round(self.start, 4),
             "end": round(self.end, 4),
             "probs": {k: round(float(p), 4) for k, p in zip(EKMAN6, self.probs)},
+            "neutral": round(float(self.neutral), 4),
             "valence": round(self.valence, 4),
             "arousal": round(self.arousal, 4),
             "signals": list(self.signals),

@@ -17,7 +17,10 @@ def _emotion(state) -> str:
     if not state.probs:
         return "emotion  (waiting for the first window)"
     i = max(range(len(state.probs)), key=lambda k: state.probs[k])
-    return f"emotion  {EKMAN6[i]:<8} {state.probs[i]:.2f}   valence {state.valence:+.2f}  arousal {state.arousal:+.2f}"
+    name, share = EKMAN6[i], state.probs[i] * (1.0 - state.neutral)
+    if state.neutral >= share:
+        name, share = "neutral", state.neutral
+    return f"emotion  {name:<8} {share:.2f}   valence {state.valence:+.2f}  arousal {state.arousal:+.2f}"
 
 
 def _boundary(state) -> str:

@@ -34,6 +34,7 @@ class EngineState:
     valence: float = 0.0
     arousal: float = 0.0
     probs: tuple[float, ...] = ()
+    neutral: float = 0.0  # share of the last window that reads as no emotion in particular (beside probs)
     tempo: float = 0.0
     bar: int = 0
     beat_in_bar: int = 0
@@ -260,6 +261,7 @@ class Engine:
             self.timeline.emotion.append(w)
             self.conductor.add_emotion(w)
             self.state.valence, self.state.arousal, self.state.probs = w.valence, w.arousal, w.probs
+            self.state.neutral = w.neutral
 
     def _plan(self) -> None:
         t_play = self.clock.playhead()

@@ -21,6 +21,7 @@ from cuecast.types import EKMAN6, Boundary, Note, Timeline
 
 EMOTION_COLOURS = {"anger": "#d62728", "disgust": "#8c9d2a", "fear": "#7b3fa0", "joy": "#f2c12e",
                    "sadness": "#1f77b4", "surprise": "#ff7f0e"}
+NEUTRAL_COLOUR = "#b0b0b0"
 KIND_COLOURS = {"hard": "#d62728", "fade": "#6a3d9a", "dissolve": "#ff7f0e", "hint": "#2ca02c"}
 INSTRUMENT_COLOURS = {"drums": "#555555", "bass": "#1f77b4", "chords": "#d62728", "melody": "#2ca02c",
                       "pad": "#9467bd"}
@@ -68,7 +69,7 @@ def _title(timeline: Timeline, notes: list[Note]) -> str:
 
 
 def _emotion_panel(ax, timeline: Timeline) -> None:
-    ax.set_title("Emotion per window: Ekman-6 probabilities (stacked) and valence / arousal", loc="left", fontsize=11)
+    ax.set_title("Emotion per window: Ekman-6 probabilities and the neutral share (stacked), valence / arousal", loc="left", fontsize=11)
     ax.set_ylabel("probability")
     ax.set_ylim(0, 1)
     va = ax.twinx()
@@ -79,13 +80,15 @@ def _emotion_panel(ax, timeline: Timeline) -> None:
         ax.text(0.5, 0.5, "no emotion windows", transform=ax.transAxes, ha="center", va="center", color="grey")
         return
     t = np.array([(w.start + w.end) / 2 for w in windows])
-    probs = np.array([w.probs for w in windows], dtype=float).T
-    ax.stackplot(t, probs, colors=[EMOTION_COLOURS[e] for e in EKMAN6], alpha=0.35, labels=list(EKMAN6),
-                 step=None, linewidth=0)
+    neutral = np.array([w.neutral for w in windows], dtype=float)
+    probs = np.array([w.probs for w in windows], dtype=float).T * (1.0 - neutral)  # the six share what neutral leaves
+    ax.stackplot(t, np.vstack([probs, neutral]), colors=[EMOTION_COLOURS[e] for e in EKMAN6] + [NEUTRAL_COLOUR],
+                 alpha=0.35, labels=[*EKMAN6, "neutral"], step=None, linewidth=0)
     va.axhline(0, color="black", lw=0.6, alpha=0.5)
     va.plot(t, [w.valence for w in windows], color="black", lw=2.2, label="valence")
     va.plot(t, [w.arousal for w in windows], color="#e6550d", lw=2.2, ls="--", label="arousal")
     handles = [Patch(color=EMOTION_COLOURS[e], alpha=0.5, label=e) for e in EKMAN6]
+    handles.append(Patch(color=NEUTRAL_COLOUR, alpha=0.5, label="neutral"))
     handles += va.get_legend_handles_labels()[0]
     # right of the twin axis' label, which sits where a plain axis would put its legend
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.07, 1.0), fontsize=9, frameon=False)

@@ -11,6 +11,7 @@ from cuecast.models.emotion.config import EmotionConfig
 from cuecast.models.emotion.estimator import EmotionEstimator
 from cuecast.models.emotion.faces import FaceExpressions, faces_to_ekman, face_weight
 from cuecast.models.emotion.fer_net import FER_CLASSES, WEIGHTS, load_fer_net
+from cuecast.models.emotion.va import top_class
 from cuecast.types import EKMAN6, Frame
 
 DATA = Path(__file__).parent / "data"
@@ -40,8 +41,8 @@ def test_smiling_photo_is_found_and_joy(astronaut):
     x, y, w, h = faces[0].box
     assert 80 < x + w / 2 < 150 and 40 < y + h / 2 < 110  # her face, upper middle of the picture
     assert FER_CLASSES[int(np.argmax(faces[0].probs7))] == "happy"
-    probs, weight = faces_to_ekman(faces)
-    assert EKMAN6[int(np.argmax(probs))] == "joy" and weight > 0.3
+    probs, neutral, weight = faces_to_ekman(faces)
+    assert EKMAN6[int(np.argmax(probs))] == "joy" and weight > 0.3 and neutral < 0.2
 
 
 def test_no_face_in_plain_picture():
@@ -55,10 +56,7 @@ def test_larger_faces_weigh_more():
 
 
 def test_estimator_with_smiling_face_leans_joy(astronaut):
-    frame = np.zeros((180, 320, 3), np.uint8)
-    frame[:, 70:250] = cv2.resize(astronaut, (180, 180))
-
-    def last_window(faces):
+    def last_window(frame, faces):
         est = EmotionEstimator(EmotionConfig(faces=faces, smoothing_s=0.0))
         ws = []
         for i in range(50):
@@ -67,10 +65,19 @@ def test_estimator_with_smiling_face_leans_joy(astronaut):
         assert all(("faces" in w.signals) == faces for w in ws)
         return ws[-1]
 
-    with_faces, without = last_window(True), last_window(False)
-    assert EKMAN6[int(np.argmax(with_faces.probs))] == "joy"
-    assert EKMAN6[int(np.argmax(without.probs))] != "joy"  # the dark frame alone does not look joyful
-    assert with_faces.valence > without.valence + 0.4
+    # her face on an ordinary mid-grey surround: the picture alone reads neutral, with her smile joy
+    ordinary = np.full((180, 320, 3), 118, np.uint8)
+    ordinary[:, 70:250] = cv2.resize(astronaut, (180, 180))
+    with_faces, without = last_window(ordinary, True), last_window(ordinary, False)
+    assert top_class(with_faces.probs, with_faces.neutral) == "joy"
+    assert top_class(without.probs, without.neutral) != "joy"
+    assert with_faces.valence > without.valence + 0.25 and with_faces.valence > 0.2
+    # on a black surround the picture reads dark, and the smile still lifts it clearly
+    dark = np.zeros((180, 320, 3), np.uint8)
+    dark[:, 70:250] = cv2.resize(astronaut, (180, 180))
+    with_faces, without = last_window(dark, True), last_window(dark, False)
+    assert with_faces.valence > without.valence + 0.25
+    assert with_faces.probs[EKMAN6.index("joy")] > without.probs[EKMAN6.index("joy")] + 0.25
 
 
 def test_missing_weights_say_how_to_make_them(tmp_path, capsys):

@@ -18,7 +18,7 @@ from cuecast.types import EKMAN6, Frame
 def test_window_steps_bins_and_masks():
     from cuecast.models.emotion.affect import FrameAffect
     frames = [FrameAffect(t, 0.5, 0.3, 0.1, 0.0, 0.02) for t in np.arange(0, 1.0, 0.04)]  # first half only
-    x, m = window_steps(frames, [(0.3, np.eye(6)[3], 0.8)], [(1.5, -20.0, 2000.0, True)], [0.5], 0.0, 2.0)
+    x, m = window_steps(frames, [(0.3, np.eye(6)[3], 0.0, 0.8)], [(1.5, -20.0, 2000.0, True)], [0.5], 0.0, 2.0)
     assert m["picture"].tolist() == [1] * 4 + [0] * 4
     assert m["faces"].sum() == 1 and x["faces"][1, 3] == 1 and x["faces"][1, 6] == pytest.approx(0.8)
     assert m["audio"].sum() == 1 and m["audio"][6] == 1
@@ -66,6 +66,7 @@ def test_estimator_uses_trained_head(tmp_path):
         ws += est.process_frame(Frame(t=i / 20, index=i, image=np.full((90, 160, 3), 100, np.uint8)))
     ws += est.flush()
     assert ws and all("head" in w.signals for w in ws) and all(sum(w.probs) == pytest.approx(1) for w in ws)
+    assert all(0.0 <= w.neutral <= 1.0 for w in ws)  # an untrained head is unsure: its uncertainty reads neutral
     assert load_head(path, "cpu").signals == ("picture",)
 
 
@@ -78,12 +79,20 @@ def test_missing_or_broken_head_is_a_clear_error(tmp_path):
 
 
 def test_fixed_fusion_faces_pull_towards_their_emotion():
-    joy = np.eye(6)[EKMAN6.index("joy")]
-    p0, v0, a0 = fixed_fusion((-0.5, -0.3), None, None, 0.5)
-    p1, v1, a1 = fixed_fusion((-0.5, -0.3), None, (joy, 1.0), 0.5)
-    assert p1[EKMAN6.index("joy")] > 0.7 > p0[EKMAN6.index("joy")] and v1 > v0 + 0.5
-    _, _, a_loud = fixed_fusion((0.0, 0.0), 0.9, None, 0.5)
-    _, _, a_quiet = fixed_fusion((0.0, 0.0), -0.9, None, 0.5)
+    joy, sad = np.eye(6)[EKMAN6.index("joy")], np.eye(6)[EKMAN6.index("sadness")]
+    p0, n0, v0, a0 = fixed_fusion((-0.5, -0.3), None, None, 0.5)
+    p1, n1, v1, a1 = fixed_fusion((-0.5, -0.3), None, (joy, 0.0, 1.0), 0.5)
+    assert p1[EKMAN6.index("joy")] > 0.4 > p0[EKMAN6.index("joy")] and v1 > v0 + 0.4
+    # a smiling face on an ordinary picture reads as joy, a crying one as negative
+    _, _, v_smile, _ = fixed_fusion((0.0, 0.0), None, (joy, 0.05, 1.0), 0.5)
+    _, _, v_cry, _ = fixed_fusion((0.0, 0.0), None, (sad, 0.05, 1.0), 0.5)
+    assert v_smile > 0.2 and v_cry < -0.2
+    # a neutral face (FER's seventh class) adds to the neutral share and pulls towards the origin
+    _, n_calm, v_calm, _ = fixed_fusion((0.6, 0.4), None, (np.full(6, 1 / 6), 0.95, 1.0), 0.5)
+    _, n_pic, v_pic, _ = fixed_fusion((0.6, 0.4), None, None, 0.5)
+    assert n_calm > n_pic + 0.3 and abs(v_calm) < abs(v_pic)
+    _, _, _, a_loud = fixed_fusion((0.0, 0.0), 0.9, None, 0.5)
+    _, _, _, a_quiet = fixed_fusion((0.0, 0.0), -0.9, None, 0.5)
     assert a_loud > a_quiet + 0.3
 
 
@@ -94,6 +103,7 @@ def test_emotion_command_prints_windows(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     ends = [w["end"] for w in out["windows"]]
     assert ends[0] == 0.5 and np.allclose(np.diff(ends), 0.5) and ends[-1] >= 3.0
+    assert all(0.0 <= w["neutral"] <= 1.0 for w in out["windows"])
     assert "audio" in out["windows"][-1]["signals"]
     assert not any("faces" in w["signals"] for w in out["windows"])  # no face in a textured test pattern
     assert out["windows"][-1]["valence"] > out["windows"][1]["valence"]  # dark, then bright and warm

@@ -4,11 +4,11 @@
 import numpy as np
 import pytest
 
-from cuecast.models.emotion.affect import colour_stats, motion_energy, picture_va
+from cuecast.models.emotion.affect import SIGNALS, colour_stats, load_calibration, motion_energy, picture_va
 from cuecast.models.emotion.audio import AudioFeatures, audio_arousal
 from cuecast.models.emotion.config import EmotionConfig
 from cuecast.models.emotion.estimator import EmotionEstimator
-from cuecast.models.emotion.va import EMOTION_VA, probs_from_va, va_from_probs
+from cuecast.models.emotion.va import EMOTION_VA, affect_probs, certainty, probs_from_va, top_class, va_from_probs
 from cuecast.types import EKMAN6, AudioChunk, Frame
 
 
@@ -34,15 +34,47 @@ def run(frames_fn, seconds=4.0, fps=25.0, audio=None, cfg=None):
 
 def test_emsync_table_rescaled_and_weighted():
     assert np.allclose(EMOTION_VA.min(0), -0.8) and np.allclose(EMOTION_VA.max(0), 0.8)
-    joy = np.eye(6)[EKMAN6.index("joy")]
-    assert va_from_probs(joy) == pytest.approx((0.8, EMOTION_VA[3, 1]))
-    # the weighted mean: half joy, half sadness sits between them
-    v, a = va_from_probs(0.5 * joy + 0.5 * np.eye(6)[EKMAN6.index("sadness")])
-    assert v == pytest.approx((0.8 - 0.7885714) / 2, abs=1e-3) and a < EMOTION_VA[3, 1]
+    for i, e in enumerate(EKMAN6):  # one emotion alone maps to its own point, as in EMSYNC
+        assert va_from_probs(np.eye(6)[i]) == pytest.approx(tuple(EMOTION_VA[i]))
+    joy, sad = np.eye(6)[EKMAN6.index("joy")], np.eye(6)[EKMAN6.index("sadness")]
+    # conflicting evidence: half joy, half sadness reads near zero valence
+    v, a = va_from_probs(0.5 * joy + 0.5 * sad)
+    assert abs(v) < 0.1 and a < EMOTION_VA[3, 1]
     with pytest.raises(ValueError, match="6 non-negative"):
         va_from_probs([1, 0, 0])
     p = probs_from_va(0.8, 0.45)
     assert p.sum() == pytest.approx(1) and int(np.argmax(p)) == EKMAN6.index("joy")
+
+
+def test_uncertainty_is_neutral_not_negative():
+    # EMSYNC's plain weighted mean puts the uniform distribution at (-0.30, +0.35): four of six are negative
+    assert float(np.full(6, 1 / 6) @ EMOTION_VA[:, 0]) < -0.25
+    assert va_from_probs(np.full(6, 1 / 6)) == pytest.approx((0.0, 0.0), abs=1e-9)
+    rng = np.random.default_rng(0)
+    for _ in range(50):  # near-uniform distributions stay near the origin
+        p = np.full(6, 1 / 6) + rng.uniform(-0.02, 0.02, 6)
+        assert np.hypot(*va_from_probs(p)) < 0.1
+    # a distribution that leans to joy reads positive, one that leans to sadness negative
+    lean = lambda i: np.full(6, 0.14) + 0.16 * np.eye(6)[i]  # noqa: E731
+    assert va_from_probs(lean(EKMAN6.index("joy")))[0] > 0.05 > -0.05 > va_from_probs(lean(EKMAN6.index("sadness")))[0]
+    # the neutral share pulls towards the origin
+    joy = np.eye(6)[EKMAN6.index("joy")]
+    assert va_from_probs(joy, neutral=0.75) == pytest.approx(tuple(0.25 * EMOTION_VA[EKMAN6.index("joy")]))
+    assert certainty(np.full(6, 1 / 6)) == pytest.approx(0.0) and certainty(joy) == pytest.approx(1.0)
+
+
+def test_affect_point_near_origin_is_neutral():
+    probs, neutral = affect_probs(0.0, 0.0)
+    assert neutral > 0.9 and np.ptp(probs) < 0.05  # neutral, and no emotion named in particular
+    assert top_class(probs, neutral) == "neutral"
+    probs, neutral = affect_probs(0.7, 0.5)
+    assert neutral < 0.2 and top_class(probs, neutral) == "joy"
+    probs, neutral = affect_probs(-0.7, -0.7)
+    assert top_class(probs, neutral) == "sadness"
+    # the round trip keeps the direction and does not drift negative
+    for v, a in ((0.0, 0.0), (0.2, 0.0), (-0.2, 0.0), (0.0, 0.3)):
+        rv, ra = va_from_probs(*affect_probs(v, a))
+        assert abs(rv) <= abs(v) + 0.02 and (rv >= -0.02 if v >= 0 else rv < 0)
 
 
 def test_colour_stats_directions():
@@ -55,14 +87,30 @@ def test_colour_stats_directions():
     assert w_v > w_g > w_dark  # red is warm, blue-ish cold
 
 
+def ordinary_signals() -> dict:
+    """The calibration's centre of every picture signal: what ordinary footage looks like."""
+    cal = load_calibration()
+    out = {k: cal.centre[k] for k in SIGNALS}
+    for k, eps in cal.log_eps.items():
+        out[k] = float(np.exp(out[k]) - eps)
+    return out
+
+
+def test_ordinary_picture_sits_at_the_origin():
+    assert picture_va(**ordinary_signals()) == pytest.approx((0.0, 0.0), abs=0.2)
+
+
 def test_picture_va_published_directions():
-    base = dict(brightness=0.42, saturation=0.3, colourfulness=0.25, warmth=0.03, motion=0.02, cut_rate=0.25)
+    base = ordinary_signals()
     v0, a0 = picture_va(**base)
-    assert picture_va(**{**base, "brightness": 0.7})[0] > v0 + 0.2  # Valdez & Mehrabian: brighter, more pleasant
-    assert picture_va(**{**base, "saturation": 0.6, "colourfulness": 0.5})[1] > a0 + 0.1  # saturated, more arousing
-    assert picture_va(**{**base, "motion": 0.08})[1] > a0 + 0.2  # Hanjalic & Xu: motion
-    assert picture_va(**{**base, "cut_rate": 1.5})[1] > a0 + 0.1  # and cut rate
-    assert picture_va(**{**base, "motion": 0.0, "cut_rate": 0.0})[1] < a0
+    b = base["brightness"]
+    assert picture_va(**{**base, "brightness": b + 0.15})[0] > v0 + 0.2  # Valdez & Mehrabian: brighter, more pleasant
+    assert picture_va(**{**base, "brightness": b - 0.15})[0] < v0 - 0.2
+    more_chroma = {**base, "saturation": base["saturation"] * 1.5, "colourfulness": base["colourfulness"] * 1.5}
+    assert picture_va(**more_chroma)[1] > a0 + 0.1  # saturated, more arousing
+    assert picture_va(**{**base, "motion": base["motion"] * 2})[1] > a0 + 0.2  # Hanjalic & Xu: motion
+    assert picture_va(**{**base, "cut_rate": base["cut_rate"] + 1.0})[1] > a0 + 0.2  # and cut rate
+    assert picture_va(**{**base, "motion": 0.0, "cut_rate": 0.0})[1] < a0 - 0.2
 
 
 def test_motion_energy_normalised_per_frame_interval():

@@ -1,16 +1,23 @@
-"""Directional checks of the emotion estimator on real footage, and of the face path on real photos.
+"""Evaluate the emotion estimator on a folder of clips: how each clip reads, and whether it moves right.
 
-    python tools/eval_emotion.py /work/shared/media [--photos DIR ...] [--json out.json]
+    python tools/eval_emotion.py /work/shared/media [--margin 0.2] [--photos FILE ...] [--json out.json]
+    python tools/eval_emotion.py --passage /usr/share/doc/opencv-doc/examples/data/vtest.avi
 
-For every real clip it makes variants of the same picture stream with numpy (same timestamps unless
-said): brighter + more saturated, darker + desaturated, sped up 2x (every other frame, time halved), cut
-faster (0.8 s pieces from all over the clip, in a scrambled order), one still frame held; and, where
-the clip has sound, the same clip with its sound 26 dB quieter. Each variant runs through the estimator
-with the default config; the checks compare the mean valence/arousal of the windows:
-    V(bright) > V(original) > V(dark); A(sped up) > A(original); A(cut faster) > A(original);
-    A(still) < A(original); A(quiet sound) < A(original sound)
-The photo part runs the face path on real photographs (by default Debian opencv-doc's documentation
-pictures when installed, and scikit-image's NASA astronaut when given with --photos).
+1. Every clip as it is (default config: picture, faces, sound): mean valence and arousal of its windows,
+   the mean neutral share, the top class (the largest of the six emotions' shares and neutral) and the top
+   Ekman class; then the median clip valence and how often each class is top (for footage that was not
+   used in tools/calibrate_emotion.py: median within +-0.25, no Ekman class top on more than 40%).
+2. Directional checks on variants of the same picture stream, made with numpy (same timestamps unless
+   said): brighter + more saturated, darker + desaturated, sped up 2x (every other frame, time halved), cut
+   faster (0.8 s pieces from all over the clip, in a scrambled order), one still frame held; and, where
+   the clip has sound, the same clip with its sound 26 dB quieter. Each check passes with a margin:
+       V(bright) - V(original), V(original) - V(dark), A(2x) - A(original), A(cut faster) - A(original),
+       A(original) - A(still), A(sound) - A(quiet sound)   all >= --margin
+3. Faces on real photos: a smiling face must read as joy, a frowning one as negative (valence < 0).
+4. --passage CLIP: an ordinary clip with one strongly coloured passage, made from the clip's own frames
+   (12 s as it is, 10 s darkened and cold with a cut every 0.5 s, 12 s as it is again), rendered with the
+   arranger; from the rendered notes, per section: key score (major-ness, -1..1) and notes per second.
+   The passage must read lower in mode and higher in density than both calm sections.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -25,18 +33,30 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from cuecast.models.cuts.config import CutConfig  # noqa: E402
+from cuecast.models.cuts.detector import OnlineCutDetector  # noqa: E402
 from cuecast.models.emotion.config import EmotionConfig  # noqa: E402
 from cuecast.models.emotion.estimator import EmotionEstimator  # noqa: E402
 from cuecast.models.emotion.faces import FaceExpressions, faces_to_ekman  # noqa: E402
 from cuecast.models.emotion.fer_net import FER_CLASSES  # noqa: E402
+from cuecast.models.emotion.va import top_class, va_from_probs  # noqa: E402
 from cuecast.streams.video import FileDecoder  # noqa: E402
+from cuecast.types import SourceError  # noqa: E402
 from cuecast.types import EKMAN6, AudioChunk, Frame  # noqa: E402
 
-CLIPS = ("testvideo.mp4", "goldeneye-vfr-drop3.mp4", "issue-134-rotate.mp4", "issue-195-aspect-ratio.mp4")
-# smiling people in opencv-doc's documentation pictures (Debian opencv-doc, /usr/share/doc/opencv-doc)
+VIDEO_EXT = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".ogv"}
+# people in opencv-doc's documentation pictures (Debian opencv-doc, /usr/share/doc/opencv-doc)
 OPENCV_DOC = Path("/usr/share/doc/opencv-doc/opencv4/html")
 SMILING = ("227943776_1.jpg", "face_swapped.jpg")
+FROWNING: tuple[str, ...] = ()
 PEOPLE = ("facereg.jpg", "230501201_1.jpg", "ab.jpg", "julia_facedetect_sample.jpg")
+CHECKS = {  # name: (variant, other, axis): variant minus other on that axis must reach the margin
+    "brighter_higher_valence": ("bright_saturated", "original", 0),
+    "darker_lower_valence": ("original", "dark_desaturated", 0),
+    "faster_higher_arousal": ("sped_up_2x", "original", 1),
+    "more_cuts_higher_arousal": ("cut_faster", "original", 1),
+    "still_lower_arousal": ("original", "still", 1),
+}
 
 
 def decode(path: Path):
@@ -46,10 +66,10 @@ def decode(path: Path):
     return frames, audio
 
 
-def colour(img: np.ndarray, sat: float, gain: float, lift: float) -> np.ndarray:
+def colour(img: np.ndarray, sat: float, gain: float, lift: float, cold: float = 0.0) -> np.ndarray:
     f = img.astype(np.float32)
     grey = f.mean(axis=2, keepdims=True)
-    return np.clip((grey + sat * (f - grey)) * gain + lift, 0, 255).astype(np.uint8)
+    return np.clip((grey + sat * (f - grey)) * gain + lift + np.array([-cold, 0, cold], np.float32), 0, 255).astype(np.uint8)
 
 
 def variants(frames: list[Frame]) -> dict[str, list[Frame]]:
@@ -75,7 +95,13 @@ def variants(frames: list[Frame]) -> dict[str, list[Frame]]:
 
 
 def run(frames: list[Frame], audio: list[AudioChunk] | None, cfg: EmotionConfig) -> tuple[float, float, list]:
-    est = EmotionEstimator(cfg)
+    windows = drive(EmotionEstimator(cfg), frames, audio)
+    return float(np.mean([w.valence for w in windows])), float(np.mean([w.arousal for w in windows])), windows
+
+
+def drive(est: EmotionEstimator, frames: list[Frame], audio: list[AudioChunk] | None = None) -> list:
+    """The estimator as the engine drives it: the engine's cut detector reports its boundaries to it."""
+    detector = OnlineCutDetector(CutConfig())
     windows, ai = [], 0
     audio = audio or []
     for f in frames:
@@ -83,40 +109,69 @@ def run(frames: list[Frame], audio: list[AudioChunk] | None, cfg: EmotionConfig)
             est.process_audio(audio[ai])
             ai += 1
         windows += est.process_frame(f)
-    windows += est.flush()
-    return float(np.mean([w.valence for w in windows])), float(np.mean([w.arousal for w in windows])), windows
+        for b in detector.process_frame(f):
+            est.observe_cut(b.t)
+    for b in detector.flush():
+        est.observe_cut(b.t)
+    return windows + est.flush()
 
 
-def clip_checks(media: Path, clips=CLIPS) -> list[dict]:
+def reading(windows) -> dict:
+    """How a clip reads as a whole: mean valence/arousal, neutral share, top class and top Ekman class."""
+    probs = np.mean([w.probs for w in windows], axis=0)
+    neutral = float(np.mean([w.neutral for w in windows]))
+    return {"valence": round(float(np.mean([w.valence for w in windows])), 3),
+            "arousal": round(float(np.mean([w.arousal for w in windows])), 3),
+            "neutral": round(neutral, 3), "top": top_class(probs, neutral),
+            "top_ekman": EKMAN6[int(np.argmax(probs))]}
+
+
+def clip_rows(paths: list[Path], margin: float) -> list[dict]:
     rows = []
-    for name in clips:
-        path = media / name
-        if not path.is_file():
+    for path in paths:
+        try:
+            frames, audio = decode(path)
+        except SourceError as e:
+            print(f"skipping {path.name}: {e}", file=sys.stderr)
             continue
-        frames, audio = decode(path)
+        if len(frames) < 10:
+            continue
+        print(f"{path.name}: {len(frames)} frames", file=sys.stderr)
+        row = {"clip": path.name, **reading(run(frames, audio, EmotionConfig())[2])}
         runs = {k: run(v, None, EmotionConfig(audio=False)) for k, v in variants(frames).items()}
         res = {k: r[:2] for k, r in runs.items()}
-        v0, a0 = res["original"]
-        row = {"clip": name, **{f"{k}_va": [round(x, 3) for x in va] for k, va in res.items()},
-               "brighter_higher_valence": res["bright_saturated"][0] > v0,
-               "darker_lower_valence": res["dark_desaturated"][0] < v0,
-               "faster_higher_arousal": res["sped_up_2x"][1] > a0,
-               "more_cuts_higher_arousal": res["cut_faster"][1] > a0,
-               "still_lower_arousal": res["still"][1] < a0,
-               **stability(runs["original"][2]), **response(frames)}
+        row.update({f"{k}_va": [round(x, 3) for x in va] for k, va in res.items()})
+        for name, (a, b, axis) in CHECKS.items():
+            row[name] = round(res[a][axis] - res[b][axis], 3)
         if audio:
             quiet = [AudioChunk(c.t, c.samples * 0.05, c.rate) for c in audio]
-            _, a_loud, _ = run(frames, audio, EmotionConfig())
-            _, a_quiet, _ = run(frames, quiet, EmotionConfig())
+            _, a_loud, _ = run(frames, audio, EmotionConfig(faces=False))
+            _, a_quiet, _ = run(frames, quiet, EmotionConfig(faces=False))
             row["sound_va"] = [round(a_loud, 3), round(a_quiet, 3)]
-            row["louder_higher_arousal"] = a_loud > a_quiet
+            row["louder_higher_arousal"] = round(a_loud - a_quiet, 3)
+        row.update(stability(runs["original"][2]))
+        row.update(response(frames))
         rows.append(row)
     return rows
 
 
+def summary(rows: list[dict], margin: float) -> dict:
+    tops = [r["top"] for r in rows]
+    ekman_tops = [t for t in tops if t in EKMAN6]
+    most = max(set(ekman_tops), key=ekman_tops.count) if ekman_tops else None
+    checks = [(r["clip"], k, r[k]) for r in rows for k in (*CHECKS, "louder_higher_arousal") if k in r]
+    return {"clips": len(rows), "median_valence": round(float(np.median([r["valence"] for r in rows])), 3),
+            "median_arousal": round(float(np.median([r["arousal"] for r in rows])), 3),
+            "top_counts": {t: tops.count(t) for t in sorted(set(tops))},
+            "most_common_ekman_top": most,
+            "most_common_ekman_top_share": round(ekman_tops.count(most) / len(rows), 3) if most else 0.0,
+            "checks_passed": sum(v >= margin for _, _, v in checks), "checks": len(checks),
+            "smallest_margin": min(checks, key=lambda c: c[2]) if checks else None}
+
+
 def stability(windows) -> dict:
     """How much the output moves from window to window: dominant-emotion flips per minute, mean |dV|, |dA|."""
-    tops = [int(np.argmax(w.probs)) for w in windows]
+    tops = [top_class(w.probs, w.neutral) for w in windows]
     minutes = max((windows[-1].end - windows[0].end) / 60.0, 1e-6)
     dv = np.abs(np.diff([w.valence for w in windows]))
     da = np.abs(np.diff([w.arousal for w in windows]))
@@ -143,7 +198,7 @@ def response(frames: list[Frame], hold: float = 8.0, fps: float = 25.0) -> dict:
     return out
 
 
-def photo_checks(paths: list[Path]) -> list[dict]:
+def photo_checks(paths: list[Path], smiling=SMILING, frowning=FROWNING) -> list[dict]:
     fe = FaceExpressions("cpu")
     rows = []
     for p in paths:
@@ -155,51 +210,182 @@ def photo_checks(paths: list[Path]) -> list[dict]:
             img = cv2.resize(img, (320, int(round(h * 320 / w))), interpolation=cv2.INTER_AREA)
         faces = fe(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
         ek = faces_to_ekman(faces)
-        rows.append({"photo": p.name, "smiling": p.name in SMILING or "astronaut" in p.name,
-                     "faces": len(faces),
+        expect = "joy" if (p.name in smiling or "astronaut" in p.name) else "negative" if p.name in frowning else "-"
+        v = va_from_probs(ek[0], ek[1])[0] if ek else None
+        top = top_class(ek[0], ek[1]) if ek else None
+        ok = None if expect == "-" else (top == "joy") if expect == "joy" else (v is not None and v < 0)
+        rows.append({"photo": p.name, "expect": expect, "faces": len(faces),
                      "expressions": [FER_CLASSES[int(np.argmax(f.probs7))] for f in faces],
-                     "ekman_top": EKMAN6[int(np.argmax(ek[0]))] if ek else None})
+                     "top": top, "valence": None if v is None else round(v, 3), "ok": ok})
     return rows
 
 
-def markdown(clips: list[dict], photos: list[dict]) -> str:
-    checks = ["brighter_higher_valence", "darker_lower_valence", "faster_higher_arousal",
-              "more_cuts_higher_arousal", "still_lower_arousal", "louder_higher_arousal"]
-    lines = ["| clip | V orig | V bright | V dark | A orig | A 2x | A cuts | A still | A sound/quiet | checks passed |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+# ---------------------------------------------------------------- a strongly coloured passage, rendered
+
+def passage_frames(frames: list[Frame], calm_s: float = 12.0, passage_s: float = 10.0, fps: float = 25.0,
+                   shot_s: float = 0.5) -> tuple[list[np.ndarray], tuple[float, float]]:
+    """calm_s of the clip as it is, passage_s darkened and cold with a cut every shot_s, calm_s as it is.
+    A clip shorter than a calm section plays forwards and backwards (no jump that would read as a cut)."""
+    imgs = [f.image for f in frames]
+    loop = imgs + imgs[-2:0:-1] if len(imgs) > 2 else imgs
+
+    def calm(offset: int, n: int):
+        return [loop[(offset + i) % len(loop)] for i in range(n)]
+
+    n_calm, n_pass = int(calm_s * fps), int(passage_s * fps)
+    rng = np.random.default_rng(0)
+    dark = []
+    for k in range(int(np.ceil(passage_s / shot_s))):
+        j = int(rng.integers(len(imgs)))
+        dark += [colour(imgs[min(j + i, len(imgs) - 1)], 0.4, 0.4, 0, cold=12) for i in range(int(shot_s * fps))]
+    seq = calm(0, n_calm) + dark[:n_pass] + calm(len(loop) // 2, n_calm)
+    return seq, (calm_s, calm_s + passage_s)
+
+
+def write_clip(path: Path, images: list[np.ndarray], fps: float = 25.0) -> None:
+    import av
+    from fractions import Fraction
+    h, w = images[0].shape[0] & ~1, images[0].shape[1] & ~1
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.options = {"crf": "23", "preset": "veryfast"}
+        for img in images:
+            for pkt in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img[:h, :w]), format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+
+
+def section_music(notes, emotion, start: float, end: float) -> dict:
+    """Key score (major-ness of the pitched notes) and notes per second between start and end."""
+    from cuecast.models.music.metrics import key_score
+    sel = [n for n in notes if start <= n.start < end]
+    wins = [w for w in emotion if start <= (w.start + w.end) / 2 < end]
+    return {"from": start, "to": end, "key_score": round(key_score(sel), 3),
+            "notes_per_s": round(len(sel) / (end - start), 2),
+            "valence": round(float(np.mean([w.valence for w in wins])), 3) if wins else None,
+            "arousal": round(float(np.mean([w.arousal for w in wins])), 3) if wins else None}
+
+
+def passage_check(video: Path, passage: tuple[float, float], duration: float, settle_s: float = 3.0,
+                  generator: str = "arranger", seed: int = 0) -> dict:
+    """Render `video` and compare the music of the passage with the calm sections before and after it.
+    Each section leaves out settle_s after a change (the emotion is smoothed over ~2 s)."""
+    from cuecast.engine.config import load_config
+    from cuecast.engine.render import analyse
+    cfg = load_config(None, {"generator.backend": generator, "generator.seed": seed, "output.report": False})
+    timeline, notes, _ = analyse(video, cfg, progress=False)
+    a, b = passage
+    secs = {"before": section_music(notes, timeline.emotion, settle_s, a),
+            "passage": section_music(notes, timeline.emotion, a + settle_s, b),
+            "after": section_music(notes, timeline.emotion, b + settle_s, duration)}
+    calm = (secs["before"], secs["after"])
+    p = secs["passage"]
+    return {**secs, "mode_lower": all(p["key_score"] < c["key_score"] for c in calm),
+            "denser": all(p["notes_per_s"] > c["notes_per_s"] for c in calm),
+            "mode_drop": round(min(c["key_score"] for c in calm) - p["key_score"], 3),
+            "density_ratio": round(p["notes_per_s"] / max(max(c["notes_per_s"] for c in calm), 1e-9), 2)}
+
+
+def passage_eval(clip: Path, generator: str = "arranger") -> dict:
+    frames, _ = decode(clip)
+    images, span = passage_frames(frames)
+    with tempfile.TemporaryDirectory() as d:
+        video = Path(d) / "passage.mp4"
+        write_clip(video, images)
+        out = passage_check(video, span, len(images) / 25.0, generator=generator)
+    return {"clip": clip.name, "generator": generator, **out}
+
+
+# ---------------------------------------------------------------- output
+
+def markdown(clips: list[dict], summ: dict, photos: list[dict], margin: float) -> str:
+    lines = ["| clip | mean V | mean A | neutral | top | top Ekman |", "|---|---|---|---|---|---|"]
     for r in clips:
-        ok = [r[c] for c in checks if c in r]
-        snd = f"{r['sound_va'][0]:+.2f}/{r['sound_va'][1]:+.2f}" if "sound_va" in r else "-"
-        lines.append(f"| {r['clip']} | {r['original_va'][0]:+.2f} | {r['bright_saturated_va'][0]:+.2f} | "
-                     f"{r['dark_desaturated_va'][0]:+.2f} | {r['original_va'][1]:+.2f} | {r['sped_up_2x_va'][1]:+.2f} | "
-                     f"{r['cut_faster_va'][1]:+.2f} | {r['still_va'][1]:+.2f} | {snd} | {sum(ok)}/{len(ok)} |")
-    lines += ["", "Stability (original clip) and response to a real change (one frame 8 s darkened, then brightened):", "",
-              "| clip | dominant flips/min | mean abs dV | mean abs dA | step in V | 63% after | 90% after |",
+        lines.append(f"| {r['clip']} | {r['valence']:+.2f} | {r['arousal']:+.2f} | {r['neutral']:.2f} | {r['top']} | {r['top_ekman']} |")
+    lines += ["", f"median clip valence {summ['median_valence']:+.2f} (arousal {summ['median_arousal']:+.2f}) over "
+              f"{summ['clips']} clips; top classes {summ['top_counts']}; most common Ekman top: "
+              f"{summ['most_common_ekman_top']} on {100 * summ['most_common_ekman_top_share']:.0f}% of the clips", "",
+              f"Directional checks: each value is the margin (must be >= {margin}):", "",
+              "| clip | V bright-orig | V orig-dark | A 2x-orig | A cuts-orig | A orig-still | A sound-quiet |",
+              "|---|---|---|---|---|---|---|"]
+    for r in clips:
+        vals = [r[k] for k in CHECKS] + [r.get("louder_higher_arousal")]
+        lines.append(f"| {r['clip']} | " + " | ".join("-" if v is None else f"{v:+.2f}{'' if v >= margin else ' FAIL'}"
+                                                      for v in vals) + " |")
+    lines += ["", f"{summ['checks_passed']}/{summ['checks']} checks with margin >= {margin}; smallest: "
+              f"{summ['smallest_margin']}", "",
+              "Stability (original clip) and response to a real change (one frame 8 s darkened, then brightened):", "",
+              "| clip | top-class flips/min | mean abs dV | mean abs dA | step in V | 63% after | 90% after |",
               "|---|---|---|---|---|---|---|"]
     for r in clips:
         lines.append(f"| {r['clip']} | {r['flips_per_min']} | {r['mean_abs_dv']:.3f} | {r['mean_abs_da']:.3f} | "
                      f"{r['step_v']:+.2f} | {r['t63_s']} s | {r['t90_s']} s |")
     if photos:
-        lines += ["", "| photo | smiling | faces found | expressions | Ekman-6 top |", "|---|---|---|---|---|"]
+        lines += ["", "| photo | expected | faces found | expressions | top | valence | ok |", "|---|---|---|---|---|---|---|"]
         for r in photos:
-            lines.append(f"| {r['photo']} | {'yes' if r['smiling'] else '-'} | {r['faces']} | "
-                         f"{', '.join(r['expressions'])} | {r['ekman_top']} |")
+            v = "-" if r["valence"] is None else f"{r['valence']:+.2f}"
+            ok = "-" if r["ok"] is None else "yes" if r["ok"] else "NO"
+            lines.append(f"| {r['photo']} | {r['expect']} | {r['faces']} | {', '.join(r['expressions'])} | {r['top']} | {v} | {ok} |")
     return "\n".join(lines)
+
+
+def passage_markdown(res: dict) -> str:
+    lines = [f"Passage check on {res['clip']} ({res['generator']}): 12 s as it is, 10 s dark + cold with a cut "
+             f"every 0.5 s, 12 s as it is", "",
+             "| section | seconds | mean V | mean A | key score | notes/s |", "|---|---|---|---|---|---|"]
+    for k in ("before", "passage", "after"):
+        s = res[k]
+        lines.append(f"| {k} | {s['from']:.0f}-{s['to']:.0f} | {s['valence']:+.2f} | {s['arousal']:+.2f} | "
+                     f"{s['key_score']:+.2f} | {s['notes_per_s']:.2f} |")
+    lines += ["", f"mode lower in the passage: {'yes' if res['mode_lower'] else 'NO'} (drop {res['mode_drop']:+.2f}); "
+              f"denser: {'yes' if res['denser'] else 'NO'} (x{res['density_ratio']})"]
+    return "\n".join(lines)
+
+
+def find_clips(paths: list[str]) -> list[Path]:
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(q for q in p.iterdir() if q.suffix.lower() in VIDEO_EXT)
+        elif p.is_file():
+            out.append(p)
+        else:
+            sys.exit(f"eval_emotion: no such file or folder: {p}")
+    return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("media", help="folder with the real clips (e.g. /work/shared/media)")
+    ap.add_argument("media", nargs="*", help="clips or folders of clips (e.g. /work/shared/media)")
+    ap.add_argument("--margin", type=float, default=0.2, help="smallest difference a directional check needs (default %(default)s)")
     ap.add_argument("--photos", nargs="*", default=None, help="photos of people (default: opencv-doc's)")
+    ap.add_argument("--frowning", nargs="*", default=(), help="names of the photos that show a frowning or crying face")
+    ap.add_argument("--passage", metavar="CLIP", help="also render CLIP with a dark fast-cut passage (see above)")
+    ap.add_argument("--generator", default="arranger", help="generator for --passage (default %(default)s)")
     ap.add_argument("--json", help="also write the rows to this JSON file")
     args = ap.parse_args()
-    clips = clip_checks(Path(args.media))
-    photos_paths = [Path(p) for p in args.photos] if args.photos is not None else \
-        [OPENCV_DOC / n for n in SMILING + PEOPLE if (OPENCV_DOC / n).is_file()]
-    photos = photo_checks(photos_paths)
-    print(markdown(clips, photos))
+    if not args.media and not args.passage:
+        ap.error("name clips or folders, or --passage CLIP")
+    result: dict = {}
+    if args.media:
+        clips = clip_rows(find_clips(args.media), args.margin)
+        if not clips:
+            sys.exit("eval_emotion: no decodable clips")
+        summ = summary(clips, args.margin)
+        photo_paths = [Path(p) for p in args.photos] if args.photos is not None else \
+            [OPENCV_DOC / n for n in SMILING + FROWNING + PEOPLE if (OPENCV_DOC / n).is_file()]
+        photos = photo_checks(photo_paths, frowning=tuple(FROWNING) + tuple(args.frowning))
+        print(markdown(clips, summ, photos, args.margin))
+        result.update(clips=clips, summary=summ, photos=photos)
+    if args.passage:
+        res = passage_eval(Path(args.passage), args.generator)
+        print()
+        print(passage_markdown(res))
+        result["passage"] = res
     if args.json:
-        Path(args.json).write_text(json.dumps({"clips": clips, "photos": photos}, indent=1))
+        Path(args.json).write_text(json.dumps(result, indent=1))
     return 0
 
 

@@ -15,29 +15,68 @@ Mapping to the affect plane:
 - Hanjalic & Xu (2005), "Affective video content representation and modeling", IEEE Trans. Multimedia
   7(1): arousal rises with motion activity and with the shot-cut rate (short shots), each a monotonic
   component of a weighted sum, smoothed over time.
-The standardising constants (typical values of footage) are ours: they centre an average-looking frame
-at the origin. Colourfulness joins saturation (both measure chroma) and warmth leans arousal a little
+The standardising constants come from ordinary footage (tools/calibrate_emotion.py, the JSON beside the
+weights): each signal is centred on its median there and scaled by its spread, and so are the two combined
+scores, so that ordinary-looking footage sits at the origin and changes move it. Colourfulness joins
+saturation (both measure chroma) and warmth leans arousal a little
 (warm hues are the more arousing in Valdez & Mehrabian, though that effect is weaker than saturation's).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 FEATURES = ("brightness", "saturation", "colourfulness", "warmth", "motion")
+SIGNALS = FEATURES + ("cut_rate",)  # what picture_va reads: the window's means, its median motion, the cut rate
+CALIBRATION = Path(__file__).resolve().parent.parent / "weights" / "emotion_calibration.json"
 
-# Typical footage: (mean, spread) used to standardise each feature before the published weights.
-NORM = {
-    "brightness": (0.42, 0.15),
-    "saturation": (0.30, 0.12),
-    "colourfulness": (0.13, 0.08),
-    "warmth": (0.03, 0.10),
-    "motion": (0.02, 0.02),  # mean |dY| per 1/30 s, luma in [0, 1]
-    "cut_rate": (0.25, 0.3),  # cuts per second; a shot every 4 s is ordinary editing
-}
+
+@dataclass(frozen=True)
+class Calibration:
+    """Centre and scale of each picture signal on ordinary footage, and of the two combined scores.
+
+    Made by tools/calibrate_emotion.py (see models/weights/EMOTION_MODEL_CARD.md for the set). A signal
+    with transform "log" is standardised as log(value + eps) (motion: twice as fast is the same step
+    whatever the level). `gain` sets how far one spread of ordinary variation moves the output.
+    """
+
+    centre: dict[str, float] = field(hash=False)
+    scale: dict[str, float] = field(hash=False)
+    log_eps: dict[str, float] = field(hash=False)  # signals standardised on a log scale, with their offset
+    valence: tuple[float, float]  # (centre, scale) of the combined pleasure score
+    arousal: tuple[float, float]
+    gain: float
+
+    def z(self, name: str, value: float) -> float:
+        if name in self.log_eps:
+            value = math.log(max(value, 0.0) + self.log_eps[name])
+        return (value - self.centre[name]) / self.scale[name]
+
+
+@functools.lru_cache(maxsize=8)  # read-only: the same file gives the same frozen Calibration
+def load_calibration(path: str | Path | None = None) -> Calibration:
+    """The calibration JSON (data only; None or "": the shipped one); a clear error naming the tool that makes one."""
+    p = Path(path) if path else CALIBRATION
+    fix = "make one with `python tools/calibrate_emotion.py`, or leave emotion.calibration empty for the shipped one"
+    try:
+        d = json.loads(p.read_text())
+        sig = d["signals"]
+        return Calibration(centre={k: float(sig[k]["centre"]) for k in SIGNALS},
+                           scale={k: max(float(sig[k]["scale"]), 1e-6) for k in SIGNALS},
+                           log_eps={k: float(sig[k]["eps"]) for k in SIGNALS if sig[k].get("transform") == "log"},
+                           valence=(float(d["valence"]["centre"]), max(float(d["valence"]["scale"]), 1e-6)),
+                           arousal=(float(d["arousal"]["centre"]), max(float(d["arousal"]["scale"]), 1e-6)),
+                           gain=float(d["gain"]))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"emotion calibration not found at {p}: {fix}") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"emotion calibration at {p} is broken ({e.__class__.__name__}: {e}): {fix}") from None
 
 
 def small(image: np.ndarray, max_width: int = 96) -> np.ndarray:
@@ -86,20 +125,25 @@ class FrameAffect:
         return np.array([getattr(self, k) for k in FEATURES], dtype=np.float32)
 
 
-def z(name: str, value: float) -> float:
-    mean, spread = NORM[name]
-    return (value - mean) / spread
+def pleasure_arousal_scores(cal: Calibration, brightness: float, saturation: float, colourfulness: float,
+                            warmth: float, motion: float, cut_rate: float) -> tuple[float, float]:
+    """The published combinations of the standardised signals, before their own calibration."""
+    zb = cal.z("brightness", brightness)
+    zs = 0.5 * (cal.z("saturation", saturation) + cal.z("colourfulness", colourfulness))  # chroma
+    pleasure = 0.69 * zb + 0.22 * zs  # Valdez & Mehrabian 1994
+    colour_arousal = -0.31 * zb + 0.60 * zs + 0.15 * cal.z("warmth", warmth)  # Valdez & Mehrabian 1994
+    # Hanjalic & Xu 2005: motion activity and cut rate, each saturating (a monotonic squash per component)
+    motion_arousal = math.tanh(cal.z("motion", motion) / 2.0) * 2.0
+    cut_arousal = math.tanh(cal.z("cut_rate", cut_rate) / 2.0) * 2.0
+    return pleasure, 0.35 * colour_arousal + 0.40 * motion_arousal + 0.25 * cut_arousal
 
 
 def picture_va(brightness: float, saturation: float, colourfulness: float, warmth: float,
-               motion: float, cut_rate: float) -> tuple[float, float]:
-    """Valence/arousal in (-1, 1) of a window's mean picture features (see the module docstring)."""
-    zb = z("brightness", brightness)
-    zs = 0.5 * (z("saturation", saturation) + z("colourfulness", colourfulness))  # chroma
-    pleasure = 0.69 * zb + 0.22 * zs  # Valdez & Mehrabian 1994
-    colour_arousal = -0.31 * zb + 0.60 * zs + 0.15 * z("warmth", warmth)  # Valdez & Mehrabian 1994
-    # Hanjalic & Xu 2005: motion activity and cut rate, each saturating (a monotonic squash per component)
-    motion_arousal = math.tanh(z("motion", motion) / 2.0) * 2.0
-    cut_arousal = math.tanh(z("cut_rate", cut_rate) / 2.0) * 2.0
-    arousal = 0.35 * colour_arousal + 0.40 * motion_arousal + 0.25 * cut_arousal
-    return math.tanh(pleasure / 1.5), math.tanh(arousal / 1.0)
+               motion: float, cut_rate: float, cal: Calibration | None = None) -> tuple[float, float]:
+    """Valence/arousal in (-1, 1) of a window's picture signals: ordinary footage (the calibration set's
+    median) at the origin, one spread of ordinary variation at tanh(gain)."""
+    cal = cal or load_calibration()
+    p, a = pleasure_arousal_scores(cal, brightness, saturation, colourfulness, warmth, motion, cut_rate)
+    return (math.tanh(cal.gain * (p - cal.valence[0]) / cal.valence[1]),
+            math.tanh(cal.gain * (a - cal.arousal[0]) / cal.arousal[1]))
+

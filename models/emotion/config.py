@@ -22,6 +22,9 @@ class EmotionConfig:
     cut_rate_s: float = 6.0  # cut rate (Hanjalic & Xu) is counted over this much recent media time
     face_weights: str = ""  # FER expression weights; empty: the shipped models/weights/fer_mini_xception.pt
     fusion_weights: str = ""  # trained fusion head (tools/train_emotion.py); empty: the documented fixed fusion
+    # fields below added with the neutral state and the calibration (issue 16)
+    calibration: str = ""  # centre/scale of the picture signals (tools/calibrate_emotion.py); empty: the shipped one
+    neutral_temperature: float = 0.15  # how wide the neutral region around ordinary footage is on the affect plane
 
     def validate(self, key: str) -> None:
         check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), f"{key}.device",
@@ -32,4 +35,5 @@ class EmotionConfig:
         check(0.0 <= self.face_interval_s <= 10.0, f"{key}.face_interval_s", "must be in 0..10 seconds", self.face_interval_s)
         check(0.0 <= self.hysteresis <= 0.5, f"{key}.hysteresis", "must be in 0..0.5", self.hysteresis)
         check(0.0 <= self.direct_va_weight <= 1.0, f"{key}.direct_va_weight", "must be in 0..1", self.direct_va_weight)
+        check(0.02 <= self.neutral_temperature <= 2.0, f"{key}.neutral_temperature", "must be in 0.02..2", self.neutral_temperature)
         check(1.0 <= self.cut_rate_s <= 60.0, f"{key}.cut_rate_s", "must be in 1..60 seconds", self.cut_rate_s)

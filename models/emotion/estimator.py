@@ -27,11 +27,11 @@ import numpy as np
 import torch
 
 from cuecast.models.common import pick_device
-from cuecast.models.emotion.affect import FrameAffect, colour_stats, luma, motion_energy, picture_va, small
+from cuecast.models.emotion.affect import FrameAffect, colour_stats, load_calibration, luma, motion_energy, picture_va, small
 from cuecast.models.emotion.audio import AudioFeatures, audio_arousal
 from cuecast.models.emotion.config import EmotionConfig
 from cuecast.models.emotion.fusion import DIMS, fixed_fusion, load_head, window_steps
-from cuecast.models.emotion.va import va_from_probs
+from cuecast.models.emotion.va import certainty, va_from_probs
 from cuecast.types import AudioChunk, EmotionWindow, Frame
 
 MAX_GAP_S = 60.0  # a gap in the input longer than this is skipped, not filled with held windows
@@ -80,11 +80,12 @@ class EmotionEstimator:
             from cuecast.models.emotion.faces import FaceExpressions  # cv2 only when faces are on
             self.faces = FaceExpressions(self.device, weights=self.cfg.face_weights or None)
         self.head = load_head(self.cfg.fusion_weights, self.device) if self.cfg.fusion_weights else None
+        self.cal = load_calibration(self.cfg.calibration or None)
         self.audio = AudioFeatures() if self.cfg.audio else None
         keep = self.cfg.window_s + self.cfg.cut_rate_s + 1.0
         self.keep_s = keep
         self.frames: deque[FrameAffect] = deque()
-        self.face_log: deque[tuple[float, np.ndarray | None, float]] = deque()
+        self.face_log: deque[tuple[float, np.ndarray | None, float, float]] = deque()  # t, probs6, neutral, weight
         self.cuts: list[float] = []  # sorted media times
         self.external_cuts = False
         self.smoother = Smoother(self.cfg.smoothing_s, self.cfg.hysteresis)
@@ -98,6 +99,8 @@ class EmotionEstimator:
         self.t_first: float | None = None
         self.record_steps = False  # tools/train_emotion.py: keep each window's fusion-head input
         self.steps: list[tuple[dict, dict, np.ndarray]] = []
+        self.record_signals = False  # tools/calibrate_emotion.py: keep each window's raw picture signals
+        self.signals: list[dict[str, float]] = []
 
     # ------------------------------------------------------------------ inputs
 
@@ -172,10 +175,10 @@ class EmotionEstimator:
         while self.cuts and self.cuts[0] < horizon:
             self.cuts.pop(0)
 
-    def _faces(self, image: np.ndarray) -> tuple[np.ndarray | None, float]:
+    def _faces(self, image: np.ndarray) -> tuple[np.ndarray | None, float, float]:
         from cuecast.models.emotion.faces import faces_to_ekman
         got = faces_to_ekman(self.faces(image))
-        return (None, 0.0) if got is None else got
+        return (None, 0.0, 0.0) if got is None else got
 
     # ------------------------------------------------------------------ per window
 
@@ -194,14 +197,23 @@ class EmotionEstimator:
         span = min(self.cfg.cut_rate_s, max(end - (self.t_first or 0.0), self.cfg.window_s))
         return sum(1 for c in self.cuts if end - span <= c < end) / span
 
+    def _picture_signals(self, frames: list[FrameAffect], end: float) -> dict[str, float]:
+        """The window's raw picture signals, as picture_va reads them."""
+        feats = np.array([[f.brightness, f.saturation, f.colourfulness, f.warmth] for f in frames]) if frames else np.zeros((1, 4))
+        motions = np.array([f.motion for f in frames if not math.isnan(f.motion)] or [0.0])
+        b, s, c, w = (float(x) for x in feats.mean(axis=0))
+        # median motion: robust to a single jolt (a flash, a missed dissolve) inside the window
+        return dict(brightness=b, saturation=s, colourfulness=c, warmth=w, motion=float(np.median(motions)),
+                    cut_rate=self._cut_rate(end))
+
     def _emit(self, end: float) -> EmotionWindow:
         start = max(0.0, end - self.cfg.window_s)
         frames = self._window_frames(start, end)
         signals = ["picture"] if frames else []
-        feats = np.array([[f.brightness, f.saturation, f.colourfulness, f.warmth] for f in frames]) if frames else np.zeros((1, 4))
-        motions = np.array([f.motion for f in frames if not math.isnan(f.motion)] or [0.0])
-        # median: robust to a single jolt (a flash, a missed dissolve) inside the window
-        pv, pa = picture_va(*feats.mean(axis=0), float(np.median(motions)), self._cut_rate(end))
+        raw = self._picture_signals(frames, end)
+        if self.record_signals and frames:
+            self.signals.append({"start": start, "end": end, **raw})
+        pv, pa = picture_va(**raw, cal=self.cal)
         snd = self.audio.window(start, end) if self.audio is not None else None
         a_ar = audio_arousal(*snd) if snd is not None else None
         if snd is not None:
@@ -210,32 +222,39 @@ class EmotionEstimator:
         if faces is not None:
             signals.append("faces")
         if self.head is not None:
-            probs, v, a = self._head(start, end, (pv, pa), a_ar, faces)
+            probs, neutral, v, a = self._head(start, end, (pv, pa), a_ar, faces)
             signals.append("head")
         else:
-            probs, v, a = fixed_fusion((pv, pa), a_ar, faces, self.cfg.direct_va_weight)
+            probs, neutral, v, a = fixed_fusion((pv, pa), a_ar, faces, self.cfg.direct_va_weight,
+                                                self.cfg.neutral_temperature)
         if self.record_steps:  # the head's input, and this window's unsmoothed probabilities
             self.steps.append((*self._steps(start, end), probs))
         fast = any(end - self.cfg.window_s <= c < end for c in self.cuts)
-        sp, sva = self.smoother(probs, np.array([v, a]), self.cfg.hop_s, fast)
-        return EmotionWindow(start=start, end=end, probs=tuple(float(p) for p in sp),
+        # the neutral share is smoothed as a seventh class beside the six, so the seven shares sum to 1
+        p7 = np.append((1.0 - neutral) * probs, neutral)
+        sp7, sva = self.smoother(p7, np.array([v, a]), self.cfg.hop_s, fast)
+        n = float(np.clip(sp7[6], 0.0, 1.0))
+        six = sp7[:6] / max(float(sp7[:6].sum()), 1e-12)
+        return EmotionWindow(start=start, end=end, probs=tuple(float(p) for p in six),
                              valence=float(np.clip(sva[0], -1, 1)), arousal=float(np.clip(sva[1], -1, 1)),
-                             signals=tuple(signals))
+                             signals=tuple(signals), neutral=n)
 
-    def _window_faces(self, start: float, end: float) -> tuple[np.ndarray, float] | None:
-        """Mean of the face analyses in the window, weighted by evidence; None when no face was seen."""
-        seen = [(p, w) for t, p, w in self.face_log if start <= t < end and p is not None]
+    def _window_faces(self, start: float, end: float) -> tuple[np.ndarray, float, float] | None:
+        """(probs6, neutral, weight): the face analyses in the window averaged by evidence; None without a face."""
+        seen = [(p, n, w) for t, p, n, w in self.face_log if start <= t < end and p is not None]
         if not seen:
             return None
-        ws = np.array([w for _, w in seen])
-        analysed = sum(1 for t, _, _ in self.face_log if start <= t < end)
-        probs = (np.stack([p for p, _ in seen]) * ws[:, None]).sum(0) / max(ws.sum(), 1e-9) if ws.sum() > 0 else np.full(6, 1 / 6)
+        ws = np.array([w for _, _, w in seen])
+        if ws.sum() <= 1e-9:
+            return np.full(6, 1 / 6), 1.0, 0.0
+        p7 = (np.stack([np.append((1 - n) * p, n) for p, n, _ in seen]) * ws[:, None]).sum(0) / ws.sum()
+        analysed = sum(1 for t, *_ in self.face_log if start <= t < end)
         # faces seen in only some of the window's analyses count proportionally less
-        return probs / probs.sum(), float(ws.max()) * len(seen) / max(analysed, 1)
+        return p7[:6] / max(float(p7[:6].sum()), 1e-9), float(p7[6]), float(ws.max()) * len(seen) / max(analysed, 1)
 
     def _steps(self, start: float, end: float) -> tuple[dict, dict]:
         blocks = list(self.audio.blocks) if self.audio is not None else []
-        return window_steps(self.frames, self.face_log, blocks, self.cuts, start, end)
+        return window_steps(self.frames, self.face_log, blocks, self.cuts, start, end, self.cal)
 
     @torch.no_grad()
     def _head(self, start, end, pva, a_ar, faces):
@@ -243,7 +262,8 @@ class EmotionEstimator:
         xt = {k: torch.from_numpy(x[k])[None].to(self.device) for k in DIMS}
         mt = {k: torch.from_numpy(m[k] if k in self.head.signals else 0 * m[k])[None].to(self.device) for k in DIMS}
         probs = torch.softmax(self.head(xt, mt), dim=1)[0].cpu().numpy().astype(np.float64)
-        _, dv, da = fixed_fusion(pva, a_ar, faces, 1.0)  # the direct affect point, as in the fixed fusion
-        tv, ta = va_from_probs(probs)
+        _, _, dv, da = fixed_fusion(pva, a_ar, faces, 1.0, self.cfg.neutral_temperature)  # the direct affect point
+        tv, ta = va_from_probs(probs)  # without the table's bias: an unsure head maps near the origin
         wgt = self.cfg.direct_va_weight
-        return probs, (1 - wgt) * tv + wgt * dv, (1 - wgt) * ta + wgt * da
+        # the head has no neutral class: its uncertainty is the neutral share
+        return probs, 1.0 - certainty(probs), (1 - wgt) * tv + wgt * dv, (1 - wgt) * ta + wgt * da

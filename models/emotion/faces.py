@@ -1,8 +1,8 @@
 """Faces: OpenCV Haar detection, square crops as the `fer` package makes them, batched expression.
 
 FER-2013's seven classes map onto Ekman-6 one to one (angry->anger, disgust, fear, happy->joy,
-sad->sadness, surprise); "neutral" is no evidence for any of the six, so it lowers the faces' weight
-in the fusion instead of voting. Larger faces count more: a face's weight grows with the share of the
+sad->sadness, surprise), and its seventh, "neutral", is the neutral share beside them: a calm face pulls
+valence and arousal towards the origin (va.va_from_probs). Larger faces count more: a face's weight grows with the share of the
 frame it fills (a close-up carries the scene's emotion, a crowd in the background does not).
 """
 
@@ -88,16 +88,18 @@ class FaceExpressions:
         return [Face(b, b[2] * b[3] / area, p) for b, p in zip(boxes, probs)]
 
 
-def faces_to_ekman(faces: list[Face]) -> tuple[np.ndarray, float] | None:
-    """(Ekman-6 distribution, evidence weight in [0, 1]) of the faces in one frame, or None if no face.
+def faces_to_ekman(faces: list[Face]) -> tuple[np.ndarray, float, float] | None:
+    """(Ekman-6 distribution, neutral share, evidence weight in [0, 1]) of the faces in one frame, or None.
 
-    Each face votes with face_weight(area) * (1 - p_neutral); its six emotion probabilities are
-    renormalised. The evidence weight is the largest single face's vote (one clear close-up suffices).
+    Each face votes with face_weight(area): its seven FER probabilities are averaged with those votes,
+    the six emotions renormalised to sum to 1 and the neutral class kept beside them. The evidence weight
+    is the largest single face's vote (one clear close-up suffices).
     """
     if not faces:
         return None
-    votes = np.array([face_weight(f.area_frac) * (1.0 - float(f.probs7[6])) for f in faces])
-    six = np.stack([f.probs7[:6] / max(float(f.probs7[:6].sum()), 1e-9) for f in faces])
+    votes = np.array([face_weight(f.area_frac) for f in faces])
     if votes.sum() <= 1e-9:
-        return np.full(6, 1 / 6), 0.0
-    return (votes[:, None] * six).sum(0) / votes.sum(), float(votes.max())
+        return np.full(6, 1 / 6), 1.0, 0.0
+    p7 = (votes[:, None] * np.stack([f.probs7 for f in faces])).sum(0) / votes.sum()
+    six = p7[:6] / max(float(p7[:6].sum()), 1e-9)
+    return six, float(p7[6]), float(votes.max())

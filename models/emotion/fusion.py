@@ -20,10 +20,11 @@ import torch
 import torch.nn as nn
 
 from cuecast.models.common import checkpoint_fields, load_checkpoint, load_state
-from cuecast.models.emotion.affect import z
-from cuecast.models.emotion.va import probs_from_va, va_from_probs
+from cuecast.models.emotion.affect import Calibration, load_calibration
+from cuecast.models.emotion.va import affect_probs, va_from_probs
 
 N_STEPS = 8
+FACE_SHARE, FACE_SHARE_MAX = 0.5, 0.9  # what a close-up weighs against a telling / a neutral picture (fixed fusion)
 DIMS = {"picture": 6, "faces": 7, "audio": 3}
 
 
@@ -49,12 +50,13 @@ class FusionHead(nn.Module):
         return self.out((w * h).sum(1))
 
 
-def window_steps(frames, faces, audio_blocks, cuts, start: float, end: float):
+def window_steps(frames, faces, audio_blocks, cuts, start: float, end: float, cal: Calibration | None = None):
     """Bin one window's records into N_STEPS steps of head input (numpy arrays and masks).
 
-    frames: iterable of FrameAffect; faces: (t, probs6 | None, weight); audio_blocks: (t, dB, Hz, onset);
-    cuts: media times.
+    frames: iterable of FrameAffect; faces: (t, probs6 | None, neutral, weight); audio_blocks: (t, dB, Hz,
+    onset); cuts: media times; cal: the picture signals' calibration (None: the shipped one).
     """
+    z = (cal or load_calibration()).z
     edges = np.linspace(start, end, N_STEPS + 1)
     x = {k: np.zeros((N_STEPS, n), np.float32) for k, n in DIMS.items()}
     m = {k: np.zeros(N_STEPS, np.float32) for k in DIMS}
@@ -75,7 +77,7 @@ def window_steps(frames, faces, audio_blocks, cuts, start: float, end: float):
     for c in cuts:
         if start <= c < end:
             x["picture"][idx(c), 5] += 1
-    for t, p6, wgt in faces:
+    for t, p6, _, wgt in faces:
         # only analyses that found a face: "no face" is the learned missing vector, so a head trained on
         # footage without faces has never fitted its face projection and masks it (see save_head)
         if start <= t < end and p6 is not None:
@@ -115,28 +117,35 @@ def save_head(head: FusionHead, path: str | Path, signals) -> None:
 
 
 def fixed_fusion(picture_va: tuple[float, float], audio_arousal: float | None,
-                 faces: tuple[np.ndarray, float] | None, direct_weight: float) -> tuple[np.ndarray, float, float]:
-    """The documented fusion used until a trained head exists. Returns (probs6, valence, arousal).
+                 faces: tuple[np.ndarray, float, float] | None, direct_weight: float,
+                 temperature: float = 0.15) -> tuple[np.ndarray, float, float, float]:
+    """The documented fusion used until a trained head exists. Returns (probs6, neutral, valence, arousal).
 
     1. Sound joins the picture's arousal (Hanjalic & Xu weigh motion, rhythm and sound alike; here the
        picture's colour+motion+cut arousal counts 0.6 and the sound 0.4).
-    2. The picture/sound point becomes a distribution over the six emotions (va.probs_from_va).
-    3. Faces mix in by their evidence weight (size in frame, not neutral), at most 0.8: on screen, faces
-       are the most direct carrier of emotion.
-    4. Valence/arousal: EMSYNC's table on the fused probabilities, blended with the direct affect point
-       (weight `direct_weight`), because the six emotions leave gaps on the plane (nothing among them is
-       calm and pleasant) that the picture can express directly.
+    2. The picture/sound point becomes a distribution over the six emotions and a neutral share
+       (va.affect_probs): near the origin, where calibrated ordinary footage sits, it is mostly neutral.
+    3. Faces (their six probabilities and FER's neutral share) mix in by their evidence weight (the size
+       of the largest face in frame) times a share between FACE_SHARE and FACE_SHARE_MAX: on screen,
+       faces are the most direct carrier of emotion and a calm face is evidence of calm, but a scene that
+       says something itself (a dark room, a fast edit) counts as much as a close-up. The picture's
+       neutral share is an absence of evidence, so the more neutral the picture, the more the face decides.
+    4. Valence/arousal: EMSYNC's table (without its negative bias, va.va_from_probs) on the fused
+       probabilities and neutral share, blended with the direct affect point (weight `direct_weight`),
+       because the six emotions leave gaps on the plane (nothing among them is calm and pleasant) that the
+       picture can express directly.
     """
     v, a = picture_va
     if audio_arousal is not None:
         a = 0.6 * a + 0.4 * audio_arousal
-    probs = probs_from_va(v, a)
+    probs, neutral = affect_probs(v, a, temperature)
     direct = np.array([v, a])
     if faces is not None:
-        f_probs, f_w = faces
-        w = 0.8 * float(f_w)
+        f_probs, f_neutral, f_w = faces
+        w = float(f_w) * (FACE_SHARE + (FACE_SHARE_MAX - FACE_SHARE) * neutral)
         probs = (1 - w) * probs + w * f_probs
-        direct = (1 - w) * direct + w * np.array(va_from_probs(f_probs))
-    tv, ta = va_from_probs(probs)
+        neutral = (1 - w) * neutral + w * float(f_neutral)
+        direct = (1 - w) * direct + w * np.array(va_from_probs(f_probs, f_neutral))
+    tv, ta = va_from_probs(probs, neutral)
     out = (1 - direct_weight) * np.array([tv, ta]) + direct_weight * direct
-    return probs / probs.sum(), float(np.clip(out[0], -1, 1)), float(np.clip(out[1], -1, 1))
+    return probs / probs.sum(), float(neutral), float(np.clip(out[0], -1, 1)), float(np.clip(out[1], -1, 1))

@@ -1,10 +1,21 @@
-"""Ekman-6 probabilities -> valence/arousal, EMSYNC's mapping (see DESIGN.md).
+"""Ekman-6 probabilities <-> valence/arousal: EMSYNC's mapping, with a neutral state.
 
 EMSYNC takes the per-emotion means of Russell & Mehrabian (1977), rescales each axis of the six means
-linearly to [-0.8, 0.8], and returns the probability-weighted mean. The inverse direction
-(`probs_from_va`) is ours: it turns a point on the valence/arousal plane (what the picture affect gives)
-into a distribution over the six emotions, a softmax of the negative squared distance to each emotion's
-point, so that the picture can vote among the same six classes as the faces.
+linearly to [-0.8, 0.8], and returns the probability-weighted mean. Four of the six emotions are
+negative, so that mean is biased: the uniform distribution (a classifier that knows nothing) sits at
+(-0.30, +0.35), and "uncertain" would read as "unpleasant". Two changes keep uncertainty at the origin:
+
+- The uniform distribution's point is subtracted in proportion to the distribution's uncertainty
+  (1 - its total-variation distance from uniform, scaled to [0, 1]): a one-hot distribution maps exactly
+  to its emotion's point as in EMSYNC, the uniform one to (0, 0), and conflicting evidence (half joy,
+  half sadness) to near-zero valence.
+- A neutral share n in [0, 1] beside the six (FER's seventh class for faces; weak picture evidence):
+  the neutral state sits at the origin, so the point is (1 - n) times the six's point.
+
+The inverse direction (`affect_probs`) is ours: it turns a point on the plane (what the picture affect
+gives) into a distribution over the six emotions and the neutral state, a softmax of the negative squared
+distance to each emotion's point and to the origin. Near the origin neutral wins and the six stay close to
+uniform, so ordinary footage votes for no emotion in particular.
 """
 
 from __future__ import annotations
@@ -33,20 +44,55 @@ EMOTION_VA = np.stack([
     _rescale(np.array([RUSSELL_MEHRABIAN[e][0] for e in EKMAN6])),
     _rescale(np.array([RUSSELL_MEHRABIAN[e][2] for e in EKMAN6])),
 ], axis=1)
+UNIFORM_VA = EMOTION_VA.mean(axis=0)  # where EMSYNC puts "no idea": (-0.30, +0.35)
 
 
-def va_from_probs(probs) -> tuple[float, float]:
-    """Probability-weighted mean of the rescaled per-emotion (valence, arousal): EMSYNC's mapping."""
+def _check(probs) -> np.ndarray:
     p = np.asarray(probs, dtype=np.float64)
     if p.shape != (6,) or not np.all(np.isfinite(p)) or p.min() < 0 or p.sum() <= 0:
         raise ValueError(f"va_from_probs needs 6 non-negative probabilities in EKMAN6 order (got {probs!r})")
-    v, a = (p / p.sum()) @ EMOTION_VA
+    return p / p.sum()
+
+
+def certainty(probs) -> float:
+    """How far the six probabilities are from uniform: 0 for uniform, 1 for one emotion alone."""
+    p = _check(probs)
+    return float(np.abs(p - 1 / 6).sum() / (2 * 5 / 6))
+
+
+def va_from_probs(probs, neutral: float = 0.0) -> tuple[float, float]:
+    """EMSYNC's probability-weighted mean, without the uniform distribution's bias, pulled to the origin
+    by the neutral share (see the module docstring)."""
+    p = _check(probs)
+    c = float(np.abs(p - 1 / 6).sum() / (2 * 5 / 6))
+    v, a = (p @ EMOTION_VA - (1.0 - c) * UNIFORM_VA) * (1.0 - float(np.clip(neutral, 0.0, 1.0)))
     return float(v), float(a)
 
 
-def probs_from_va(valence: float, arousal: float, temperature: float = 0.15) -> np.ndarray:
-    """A distribution over EKMAN6 peaked at the emotions nearest to (valence, arousal); sums to 1."""
-    d2 = np.sum((EMOTION_VA - np.array([valence, arousal])) ** 2, axis=1)
+def affect_probs(valence: float, arousal: float, temperature: float = 0.15) -> tuple[np.ndarray, float]:
+    """(Ekman-6 distribution summing to 1, neutral share) of a point on the plane.
+
+    A softmax over the six emotions' points and the neutral origin; the six are then mixed towards
+    uniform by the neutral share, so a point near the origin says "neutral" and "no emotion in
+    particular" rather than naming the emotion whose point happens to lie nearest to the origin (disgust).
+    """
+    pts = np.vstack([EMOTION_VA, np.zeros((1, 2))])
+    d2 = np.sum((pts - np.array([valence, arousal])) ** 2, axis=1)
     z = -d2 / temperature
     e = np.exp(z - z.max())
-    return e / e.sum()
+    p7 = e / e.sum()
+    neutral = float(p7[6])
+    six = p7[:6] / max(float(p7[:6].sum()), 1e-300)
+    return (1.0 - neutral) * six + neutral / 6.0, neutral
+
+
+def probs_from_va(valence: float, arousal: float, temperature: float = 0.15) -> np.ndarray:
+    """The Ekman-6 part of `affect_probs`: a distribution over EKMAN6 that sums to 1."""
+    return affect_probs(valence, arousal, temperature)[0]
+
+
+def top_class(probs, neutral: float) -> str:
+    """The name of the largest share among the six (each scaled by 1 - neutral) and neutral."""
+    p = _check(probs) * (1.0 - neutral)
+    i = int(np.argmax(p))
+    return "neutral" if neutral >= p[i] else EKMAN6[i]

@@ -1,0 +1,115 @@
+"""Ordinary footage reads as ordinary (neutral, valence near 0), and a strongly coloured passage moves the music.
+
+The render check uses tools/eval_emotion.py's passage_check (the same code as the BENCHMARKS evaluation)
+on synthetic media made here: calm, daylight-coloured shots around a dark, cold passage cut every 0.5 s.
+"""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from cuecast.models.emotion.affect import CALIBRATION, load_calibration
+from cuecast.models.emotion.config import EmotionConfig
+from cuecast.models.emotion.estimator import EmotionEstimator
+from cuecast.models.emotion.va import top_class
+from cuecast.streams.video import make_test_video
+from cuecast.types import Frame
+
+TOOL = Path(__file__).resolve().parent.parent / "tools" / "eval_emotion.py"
+DAYLIGHT = (150, 140, 112)  # near the calibration's centre: mean luma ~0.55, mild warmth and chroma
+
+
+def eval_tool():
+    spec = importlib.util.spec_from_file_location("eval_emotion", TOOL)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def scene(rgb, seed, size=(180, 320)):
+    """A soft texture around a colour (real pictures have few pixel-sharp edges; sharp noise panning reads as busy)."""
+    rng = np.random.default_rng(seed)
+    tex = np.kron(rng.integers(-40, 40, size=(size[0] // 10 + 1, size[1] // 10 + 1, 3)), np.ones((10, 10, 1)))
+    tex = cv2.GaussianBlur(tex[: size[0], : size[1]].astype(np.float32), (0, 0), 3)
+    return np.clip(np.array(rgb)[None, None] + tex, 0, 255).astype(np.uint8)
+
+
+def windows_of(image_at, seconds=12.0, fps=25.0):
+    est = EmotionEstimator(EmotionConfig(faces=False, audio=False))
+    ws = []
+    for i in range(int(seconds * fps)):
+        ws += est.process_frame(Frame(t=i / fps, index=i, image=image_at(i)))
+    return ws + est.flush()
+
+
+def test_ordinary_daylight_shot_reads_neutral():
+    base = scene(DAYLIGHT, 0)
+    ws = windows_of(lambda i: np.roll(base, i, axis=1))  # a slow pan: ordinary motion
+    late = ws[4:]
+    assert abs(np.mean([w.valence for w in late])) < 0.25
+    assert np.mean([w.neutral for w in late]) > 0.5
+    assert top_class(np.mean([w.probs for w in late], axis=0), float(np.mean([w.neutral for w in late]))) == "neutral"
+    assert all(abs(sum(w.probs) - 1) < 1e-6 and 0 <= w.neutral <= 1 for w in ws)
+
+
+def test_neutral_share_in_json_and_contrast_kept():
+    base = scene(DAYLIGHT, 1)
+    calm = windows_of(lambda i: np.roll(base, i, axis=1))
+    dark_cut = windows_of(lambda i: np.roll(scene((35, 38, 62), i // 12), 4 * i, axis=1))  # dark, cold, a cut every 0.5 s
+    bright = windows_of(lambda i: np.roll(scene((235, 205, 120), 2), i, axis=1))
+    v = lambda ws: float(np.mean([w.valence for w in ws[4:]]))  # noqa: E731
+    a = lambda ws: float(np.mean([w.arousal for w in ws[4:]]))  # noqa: E731
+    n = lambda ws: float(np.mean([w.neutral for w in ws[4:]]))  # noqa: E731
+    assert v(bright) > v(calm) + 0.2 and v(calm) > v(dark_cut) + 0.2
+    assert a(dark_cut) > a(calm) + 0.2
+    assert n(calm) > n(dark_cut) + 0.3  # a strong picture is not neutral
+    js = calm[-1].to_json()
+    assert set(js["probs"]) == {"anger", "disgust", "fear", "joy", "sadness", "surprise"} and 0 <= js["neutral"] <= 1
+    json.dumps(js)
+
+
+def test_calibration_file_is_data_and_errors_are_clear(tmp_path):
+    cal = load_calibration()
+    assert cal.gain > 0 and all(s > 0 for s in cal.scale.values())
+    with pytest.raises(FileNotFoundError, match="calibrate_emotion.py"):
+        EmotionEstimator(EmotionConfig(faces=False, calibration=str(tmp_path / "none.json")))
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"signals": {}}')
+    with pytest.raises(ValueError, match="calibrate_emotion.py"):
+        EmotionEstimator(EmotionConfig(faces=False, calibration=str(bad)))
+    # a calibration centred on dark footage reads the same picture as brighter than the shipped one does
+    data = json.loads(CALIBRATION.read_text())
+    data["signals"]["brightness"]["centre"] -= 0.2
+    dark_centred = tmp_path / "dark.json"
+    dark_centred.write_text(json.dumps(data))
+    img = scene(DAYLIGHT, 3)
+
+    def mean_v(path):
+        est = EmotionEstimator(EmotionConfig(faces=False, audio=False, calibration=path))
+        ws = []
+        for i in range(100):
+            ws += est.process_frame(Frame(t=i / 25, index=i, image=img))
+        return float(np.mean([w.valence for w in ws]))
+
+    assert mean_v(str(dark_centred)) > mean_v("") + 0.2
+
+
+def test_dark_fast_cut_passage_changes_mode_and_density_and_comes_back(tmp_path):
+    """A render (arranger) of calm daylight shots, a dark cold passage cut every 0.5 s, calm shots again."""
+    segments = [(6.0, DAYLIGHT, 0.0), (6.0, (160, 150, 120), 0.0)]  # calm: two long steady shots
+    segments += [(0.5, (25 + 6 * (k % 3), 28, 55 + 5 * (k % 4)), 4.0) for k in range(20)]
+    segments += [(6.0, (145, 140, 118), 0.0), (6.0, DAYLIGHT, 0.0)]
+    video = tmp_path / "passage.mp4"
+    make_test_video(video, segments, fps=25, size=(320, 180))
+    res = eval_tool().passage_check(video, (12.0, 22.0), 34.0)
+    before, passage, after = res["before"], res["passage"], res["after"]
+    assert passage["valence"] < min(before["valence"], after["valence"]) - 0.3
+    assert passage["arousal"] > max(before["arousal"], after["arousal"]) + 0.2
+    assert res["mode_lower"] and res["mode_drop"] > 0.1, res  # minor-ish in the passage, major-ish around it
+    assert res["denser"] and res["density_ratio"] > 1.2, res
+    # and it comes back: the calm sections after the passage read like the ones before it
+    assert abs(after["valence"] - before["valence"]) < 0.25

@@ -1,0 +1,207 @@
+"""Calibrate the picture-affect signals on ordinary footage: the centre and scale of each signal.
+
+    python tools/calibrate_emotion.py                       # Debian opencv-doc's clips, written to the shipped JSON
+    python tools/calibrate_emotion.py CLIP_OR_DIR ... --out my_calibration.json
+    # then: emotion.calibration = "my_calibration.json" in the config (empty: the shipped one)
+
+Every clip runs through the emotion estimator (picture only) and each full window's raw signals are kept:
+mean brightness, saturation, colourfulness and warmth, median motion, and the cut rate. Besides each clip
+as it is, the set holds everyday variants of it made with numpy (a little darker and brighter, less and
+more saturated, warmer and colder, half and double speed, a slow pan and a handheld shake) and one montage that cuts between all the clips
+every 1.5-4 s, so the scale covers the spread of ordinary footage and not just of three cameras.
+
+Each signal is centred on its median over the set and scaled by its robust spread (interquartile range /
+1.349); motion on a log scale (twice as fast is one step whatever the level). Then the two combined scores
+(Valdez & Mehrabian's pleasure and the colour + motion + cut arousal, affect.pleasure_arousal_scores) are
+centred and scaled the same way. Every source clip weighs the same, however long it is. The result is
+data, a JSON file; models/weights/EMOTION_MODEL_CARD.md lists the set it was made from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+from cuecast.models.emotion.affect import CALIBRATION, SIGNALS, Calibration, pleasure_arousal_scores  # noqa: E402
+from cuecast.models.emotion.config import EmotionConfig  # noqa: E402
+from cuecast.models.emotion.estimator import EmotionEstimator  # noqa: E402
+from cuecast.streams.video import FileDecoder  # noqa: E402
+from cuecast.types import Frame, SourceError  # noqa: E402
+from eval_emotion import drive  # noqa: E402
+
+OPENCV_DOC = Path("/usr/share/doc/opencv-doc/examples/data")
+# an animated film scene (indoor, faces), a tree in daylight, a shopping-mall camera; Megamind_bugy.avi is
+# the same scene damaged, so it would count Megamind twice
+DEFAULT_SET = ("Megamind.avi", "tree.avi", "vtest.avi")
+VIDEO_EXT = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".ogv"}
+LOG_EPS = {"motion": 0.003}  # signals standardised as log(value + eps)
+MIN_SCALE = {"cut_rate": 0.1, "motion": 0.5}  # floors: most ordinary windows have no cut at all
+GAIN = 0.8  # output = tanh(GAIN * standardised score): one spread of ordinary variation reads as +-0.66
+
+
+def colour(img: np.ndarray, sat: float = 1.0, gain: float = 1.0, warm: float = 0.0) -> np.ndarray:
+    f = img.astype(np.float32)
+    grey = f.mean(axis=2, keepdims=True)
+    f = (grey + sat * (f - grey)) * gain + np.array([warm, 0.0, -warm], np.float32)
+    return np.clip(f, 0, 255).astype(np.uint8)
+
+
+def everyday_variants(frames: list[Frame]) -> dict[str, list[Frame]]:
+    """Milder than the evaluation's treatments: how the same scene looks on another camera or day."""
+    n = len(frames)
+
+    def recolour(**kw):
+        return [Frame(f.t, f.index, colour(f.image, **kw)) for f in frames]
+    return {
+        "original": frames,
+        "darker": recolour(gain=0.8), "brighter": recolour(gain=1.2),
+        "less_saturated": recolour(sat=0.7), "more_saturated": recolour(sat=1.3),
+        "warmer": recolour(warm=15.0), "colder": recolour(warm=-15.0),
+        "half_speed": [Frame(2 * f.t + k * (frames[1].t - frames[0].t if len(frames) > 1 else 0.04), 2 * f.index + k, f.image)
+                       for f in frames for k in (0, 1)],
+        "double_speed": [Frame(f.t / 2, i, f.image) for i, f in enumerate(frames[::2])],
+        "slow_pan": camera(frames, np.stack([0.6 * np.arange(n), np.zeros(n)], axis=1)),
+        "handheld": camera(frames, np.cumsum(np.random.default_rng(0).normal(0.0, 1.0, (n, 2)), axis=0)),
+    }
+
+
+def camera(frames: list[Frame], offsets: np.ndarray, margin: float = 0.1) -> list[Frame]:
+    """The clip seen by a moving camera: an 80% crop at offsets[i] (x, y pixels), bouncing inside the
+    frame; most everyday footage is not shot from a tripod."""
+    h, w = frames[0].image.shape[:2]
+    mh, mw = max(1, int(h * margin)), max(1, int(w * margin))
+    out = []
+    for f, (x, y) in zip(frames, offsets):
+        px = int(abs((x + 2 * mw) % (4 * mw) - 2 * mw))  # bounce within [0, 2 * margin]
+        py = int(abs((y + 2 * mh) % (4 * mh) - 2 * mh))
+        out.append(Frame(f.t, f.index, f.image[py:py + h - 2 * mh, px:px + w - 2 * mw]))
+    return out
+
+
+def montage(clips: dict[str, list[Frame]], seconds: float = 60.0, fps: float = 25.0, seed: int = 0) -> list[Frame]:
+    """Shots of 1.5-4 s from all the clips in turn, each from a random point: an edited sequence."""
+    rng = np.random.default_rng(seed)
+    names, out, t = sorted(clips), [], 0.0
+    k = 0
+    while t < seconds:
+        src = clips[names[k % len(names)]]
+        length = float(rng.uniform(1.5, 4.0))
+        t0 = float(rng.uniform(src[0].t, max(src[0].t, src[-1].t - length)))
+        ts = np.array([f.t for f in src])
+        for j in range(int(length * fps)):
+            i = min(int(np.searchsorted(ts, t0 + j / fps)), len(src) - 1)
+            out.append(Frame(t + j / fps, len(out), src[i].image))
+        t += int(length * fps) / fps
+        k += 1
+    return out
+
+
+def window_signals(frames: list[Frame], cfg: EmotionConfig) -> list[dict]:
+    est = EmotionEstimator(cfg)
+    est.record_signals = True
+    drive(est, frames)  # with the engine's cut detector, as in a render
+    # full windows only: the first ones are short (they start at 0) and their cut rate is uncertain
+    return [s for s in est.signals if s["end"] - s["start"] >= cfg.window_s - 1e-6]
+
+
+def weighted_quantile(x: np.ndarray, w: np.ndarray, q) -> np.ndarray:
+    order = np.argsort(x)
+    x, w = x[order], w[order]
+    cw = (np.cumsum(w) - 0.5 * w) / w.sum()
+    return np.interp(q, cw, x)
+
+
+def centre_scale(x: np.ndarray, w: np.ndarray, floor: float = 1e-3) -> tuple[float, float]:
+    q25, q50, q75 = weighted_quantile(x, w, [0.25, 0.5, 0.75])
+    return float(q50), float(max((q75 - q25) / 1.349, floor))
+
+
+def calibrate(rows: list[dict], gain: float = GAIN) -> dict:
+    """rows: {"clip": source clip, **raw signals}. Returns the calibration JSON (without its provenance)."""
+    per_clip = {}
+    for r in rows:
+        per_clip[r["clip"]] = per_clip.get(r["clip"], 0) + 1
+    w = np.array([1.0 / per_clip[r["clip"]] for r in rows])  # every source clip weighs the same
+    signals = {}
+    for k in SIGNALS:
+        x = np.array([r[k] for r in rows], dtype=np.float64)
+        if k in LOG_EPS:
+            x = np.log(np.maximum(x, 0.0) + LOG_EPS[k])
+        c, s = centre_scale(x, w, MIN_SCALE.get(k, 1e-3))
+        signals[k] = {"centre": round(c, 5), "scale": round(s, 5),
+                      **({"transform": "log", "eps": LOG_EPS[k]} if k in LOG_EPS else {})}
+    cal = Calibration(centre={k: v["centre"] for k, v in signals.items()},
+                      scale={k: v["scale"] for k, v in signals.items()}, log_eps=dict(LOG_EPS),
+                      valence=(0.0, 1.0), arousal=(0.0, 1.0), gain=gain)
+    scores = np.array([pleasure_arousal_scores(cal, *(r[k] for k in SIGNALS)) for r in rows])
+    pv, pa = centre_scale(scores[:, 0], w), centre_scale(scores[:, 1], w)
+    return {"signals": signals, "valence": {"centre": round(pv[0], 5), "scale": round(pv[1], 5)},
+            "arousal": {"centre": round(pa[0], 5), "scale": round(pa[1], 5)}, "gain": gain}
+
+
+def find_clips(paths: list[str]) -> list[Path]:
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(q for q in p.iterdir() if q.suffix.lower() in VIDEO_EXT)
+        elif p.is_file():
+            out.append(p)
+        else:
+            sys.exit(f"calibrate_emotion: no such file or folder: {p}")
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 epilog="Without clips it uses Debian opencv-doc's examples (apt-get install opencv-doc).")
+    ap.add_argument("clips", nargs="*", help=f"video files or folders of them (default: {', '.join(DEFAULT_SET)} from opencv-doc's examples/data)")
+    ap.add_argument("--out", default=str(CALIBRATION), help="JSON to write (default: the shipped calibration)")
+    ap.add_argument("--gain", type=float, default=GAIN, help="output = tanh(gain * standardised score) (default %(default)s)")
+    ap.add_argument("--no-variants", action="store_true", help="only the clips as they are, no everyday variants or montage")
+    args = ap.parse_args()
+    clips = find_clips(args.clips or [str(OPENCV_DOC / n) for n in DEFAULT_SET if (OPENCV_DOC / n).is_file()])
+    if not clips:
+        sys.exit("calibrate_emotion: no clips (install Debian's opencv-doc or name some clips)")
+    cfg = EmotionConfig(faces=False, audio=False)
+    decoded: dict[str, list[Frame]] = {}
+    for p in clips:
+        try:
+            frames = [it for it in FileDecoder(p, analysis_width=320, audio=False) if isinstance(it, Frame)]
+        except SourceError as e:
+            print(f"skipping {p}: {e}", file=sys.stderr)
+            continue
+        if len(frames) > 2:
+            decoded[p.name] = frames
+    rows, members = [], []
+    for name, frames in decoded.items():
+        sets = {"original": frames} if args.no_variants else everyday_variants(frames)
+        for variant, fr in sets.items():
+            got = window_signals(fr, cfg)
+            rows += [{"clip": name, **s} for s in got]
+            members.append(f"{name} ({variant}, {len(got)} windows)")
+        print(f"{name}: {len(frames)} frames, {len(sets)} versions", file=sys.stderr)
+    if not args.no_variants and len(decoded) > 1:
+        got = window_signals(montage(decoded), cfg)
+        rows += [{"clip": "montage", **s} for s in got]
+        members.append(f"montage of all clips, shots of 1.5-4 s ({len(got)} windows)")
+    if not rows:
+        sys.exit("calibrate_emotion: no full windows in the clips (each needs more than one window's length)")
+    data = {"about": "Centre and scale of the picture-affect signals on ordinary footage; made by "
+                     "tools/calibrate_emotion.py, read by cuecast.models.emotion.affect.load_calibration",
+            "made": datetime.date.today().isoformat(), "set": members, "windows": len(rows), **calibrate(rows, args.gain)}
+    Path(args.out).write_text(json.dumps(data, indent=1) + "\n")
+    print(json.dumps({k: data[k] for k in ("signals", "valence", "arousal", "gain")}, indent=1))
+    print(f"wrote {args.out} ({len(rows)} windows from {len(decoded)} clips)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
