@@ -18,7 +18,8 @@ examples:
   cuecast demo                                   render the built-in demo clip
   cuecast render movie.mp4 -o out/               soundtrack.mid/.wav/.mp4, timeline.json, report.png
   cuecast compose --valence 0.6 --arousal 0.3 --seconds 20 --cuts 4,8.5 -o calm.mid
-  cuecast live --source file:movie.mp4 --midi-out virtual:cuecast
+  cuecast live movie.mp4 --midi-out virtual:cuecast
+                                                 play it live to a virtual MIDI port
   cuecast cuts movie.mp4 --json                  the scene boundaries the online detector finds
 
 `cuecast COMMAND --help` explains each command."""
@@ -36,15 +37,22 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         try:
             mod = importlib.import_module(f"cuecast.engine.commands.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"cuecast.engine.commands.{name}":
-                raise
-            continue  # a command not built yet
+        except ImportError as e:  # a broken install: the other commands still work, this one says why not
+            p = sub.add_parser(name, help=f"(unavailable: {e})", add_help=False)
+            p.add_argument("rest", nargs=argparse.REMAINDER)
+            p.set_defaults(_run=_unavailable(name, e))
+            continue
         p = sub.add_parser(name, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
+
+
+def _unavailable(name: str, error: ImportError):
+    def run(args) -> int:
+        raise UserError(f"`cuecast {name}` cannot run: {error} (reinstall with tools/install.sh)")
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ without the engine; this module composes them, reads TOML into them and checks e
 from __future__ import annotations
 
 import dataclasses
+import json
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -121,7 +122,6 @@ class OutputConfig:
 class LiveConfig:
     latency_ms: dict[str, float] = field(default_factory=dict)  # per-output offset, by output spec
     clock_out: bool = True  # send MIDI clock (24 ppqn), start, stop, song position
-    drop_late_frames: bool = True
     realtime_priority: bool = True  # run the MIDI sender at real-time priority where the OS allows it
     synth_block: int = 256  # frames per audio block of the `synth` output (its latency: 256 = 5.8 ms at 44.1 kHz)
 
@@ -284,3 +284,45 @@ def coerce(hint, value, key: str, default):
             raise ConfigError(f"config: {key} must be a string (got {value!r})")
         return value
     return value
+
+
+# ---- writing a config back as TOML (`cuecast config`) ------------------------------------------------
+
+
+def to_toml(cfg: Config) -> str:
+    """The whole config as TOML that load_config reads back to an equal Config."""
+    lines: list[str] = []
+    for section in dataclasses.fields(cfg):
+        value = getattr(cfg, section.name)
+        if dataclasses.is_dataclass(value):
+            _table(lines, section.name, value)
+        elif isinstance(value, dict):  # a table of tables: [instruments.drums], ...
+            for name, sub in value.items():
+                _table(lines, f"{section.name}.{_key(name)}", sub)
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _table(lines: list[str], name: str, obj) -> None:
+    lines += ["", f"[{name}]"]
+    for f in dataclasses.fields(obj):
+        lines.append(f"{f.name} = {_value(getattr(obj, f.name))}")
+
+
+def _key(k: str) -> str:
+    return k if k and all(c.isalnum() or c in "_-" for c in k) else _value(k)
+
+
+def _value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v) if v == v and abs(v) != float("inf") else ("nan" if v != v else ("inf" if v > 0 else "-inf"))
+    if isinstance(v, str):
+        return json.dumps(v)  # JSON's escapes are TOML basic-string escapes
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{_key(str(k))} = {_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(f"no TOML for {type(v).__name__}")

@@ -1,10 +1,10 @@
-"""Options shared by the commands that run the engine."""
+"""Options every command shares (--config, --set, -q) and those of the commands that run the engine."""
 
 from __future__ import annotations
 
 import argparse
-
 import math
+import tomllib
 
 from cuecast.engine.config import PRESETS, Config, load_config
 from cuecast.engine.errors import UserError
@@ -14,9 +14,21 @@ from cuecast.models.music.config import BACKENDS, SEED_MAX
 MAX_RUN_S = 7 * 86400.0  # --duration: a week, and a timer that any platform can hold
 
 
-def add_engine_options(p: argparse.ArgumentParser, lookahead: bool = True) -> None:
+QUIET_HELP = "no progress bar or live display (results, warnings and errors still print)"
+
+
+def add_common_options(p: argparse.ArgumentParser) -> None:
+    """--config, --set and -q: the same on every command."""
     p.add_argument("--config", metavar="FILE|PRESET",
-                   help=f"TOML config file or preset ({', '.join(PRESETS)}); flags below override it")
+                   help=f"TOML config file or preset ({', '.join(PRESETS)}); --set and the flags override it")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="set",
+                   help="override one config value, e.g. --set conductor.lookahead_s=1.5 "
+                        "(a TOML value; repeat for several; `cuecast config` lists the keys)")
+    p.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
+
+
+def add_engine_options(p: argparse.ArgumentParser, lookahead: bool = True) -> None:
+    add_common_options(p)
     if lookahead:
         p.add_argument("--lookahead", type=float, metavar="SECONDS",
                        help="how far the playhead runs behind the newest frame, so cuts are known ahead "
@@ -26,8 +38,27 @@ def add_engine_options(p: argparse.ArgumentParser, lookahead: bool = True) -> No
     p.add_argument("--generator", choices=BACKENDS, help="music generator backend (default from config: transformer; vj preset: arranger)")
 
 
-def config_from_args(args) -> Config:
-    overrides = {}
+def set_overrides(items: list[str]) -> dict:
+    """--set SECTION.KEY=VALUE items as load_config overrides; VALUE is read as TOML (1.5, true, "x",
+    [1, 2]), and a bare word that is not TOML as a string."""
+    out = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or "." not in key or not all(key.split(".")):
+            raise UserError(f"--set {item!r}: write SECTION.KEY=VALUE, e.g. --set conductor.lookahead_s=1.5")
+        try:
+            value = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()
+        out[key] = value
+    return out
+
+
+def config_from_args(args, **extra) -> Config:
+    """The config of a command: --config, then --set, then the command's own flags (and `extra`)."""
+    overrides = set_overrides(getattr(args, "set", None))
+    overrides.update(extra)
     if getattr(args, "lookahead", None) is not None:
         overrides["conductor.lookahead_s"] = args.lookahead
     if getattr(args, "seed", None) is not None:
@@ -59,3 +90,13 @@ def duration_value(text, flag: str = "--duration") -> float:
     if not math.isfinite(v) or not 0 < v <= MAX_RUN_S:
         raise UserError(f"{flag} must be more than 0 and at most {MAX_RUN_S:.0f} seconds (got {text})")
     return v
+
+
+def media_progress(total_s: float, desc: str, quiet: bool):
+    """A progress bar over media seconds on stderr (only on a terminal, never with -q); update(t) moves it."""
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(total=round(total_s, 1) or None, unit="s", desc=desc, file=sys.stderr, mininterval=0.5,
+                disable=quiet or not sys.stderr.isatty(), bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from cuecast.engine.config import PRESETS, load_config
+from cuecast.engine.commands.common import add_common_options, config_from_args, media_progress
 from cuecast.engine.errors import ConfigError, InputError
 from cuecast.types import Frame
 
@@ -28,7 +28,7 @@ def add_arguments(p) -> None:
     p.add_argument("input", metavar="INPUT", help="a video file")
     p.add_argument("--json", action="store_true", help="print JSON: {input, boundaries, forecasts} instead of lines")
     p.add_argument("--predict", action="store_true", help="also run the cut forecaster and print its forecasts")
-    p.add_argument("--config", metavar="FILE|PRESET", help=f"TOML config file or preset ({', '.join(PRESETS)})")
+    add_common_options(p)
 
 
 def _forecaster(cfg):
@@ -49,20 +49,17 @@ def _detector(cfg):
         raise ConfigError(str(e)) from None
 
 
-def analyse(path: str, cfg, predict: bool):
+def analyse(path: str, cfg, predict: bool, quiet: bool = True):
     """(boundaries with the index of the deciding frame, forecasts, frame count, duration)."""
-    import torch
-
     from cuecast.streams.video import FileDecoder
     from cuecast.types import SourceError
 
-    if cfg.cuts.device == "cpu" or not torch.cuda.is_available():
-        torch.set_num_threads(1)  # tiny tensors: one thread beats two fighting over them
     det = _detector(cfg)
     fc = _forecaster(cfg) if predict else None
     found, forecasts, n, last_t = [], [], 0, 0.0
     try:
         source = FileDecoder(path, analysis_width=cfg.source.analysis_width, audio=predict and cfg.source.audio)
+        bar = media_progress(source.info.duration, "cuts", quiet)
         for item in source:
             if not isinstance(item, Frame):
                 fc.process_audio(item)
@@ -74,6 +71,8 @@ def analyse(path: str, cfg, predict: bool):
                 if f is not None:
                     forecasts.append(f)
             n, last_t = n + 1, item.t
+            bar.update(max(0.0, round(item.t, 1) - bar.n))
+        bar.close()
     except SourceError as e:
         raise InputError(str(e)) from None
     found += [(b, n - 1) for b in det.flush()]
@@ -89,8 +88,8 @@ def _forecast_json(f) -> dict:
 
 
 def run(args) -> int:
-    cfg = load_config(args.config)
-    found, forecasts, n, duration = analyse(args.input, cfg, args.predict)
+    cfg = config_from_args(args)
+    found, forecasts, n, duration = analyse(args.input, cfg, args.predict, args.quiet)
     if args.json:
         out = {"input": args.input, "frames": n, "duration": round(duration, 4),
                "boundaries": [b.to_json() | {"decided_frame": idx} for b, idx in found]}

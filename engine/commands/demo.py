@@ -33,7 +33,6 @@ SHOTS = [
 def add_arguments(p) -> None:
     p.add_argument("-o", "--outdir", default="cuecast-demo", metavar="OUTDIR", help="output folder (default ./cuecast-demo)")
     add_engine_options(p)
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 def demo_clip() -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from cuecast.engine.config import PRESETS, load_config
+from cuecast.engine.commands.common import add_common_options, config_from_args, media_progress
 from cuecast.engine.errors import ConfigError, InputError
 from cuecast.types import EKMAN6, Frame
 
@@ -26,7 +26,7 @@ examples:
 def add_arguments(p) -> None:
     p.add_argument("input", metavar="INPUT", help="a video file")
     p.add_argument("--json", action="store_true", help="print JSON: {input, windows: [...]} instead of a table")
-    p.add_argument("--config", metavar="FILE|PRESET", help=f"TOML config file or preset ({', '.join(PRESETS)})")
+    add_common_options(p)
     p.add_argument("--no-faces", action="store_true", help="skip face detection and expression")
     p.add_argument("--no-audio", action="store_true", help="ignore the input's sound")
 
@@ -48,18 +48,21 @@ def run(args) -> int:
         overrides["emotion.faces"] = False
     if args.no_audio:
         overrides["emotion.audio"] = False
-    cfg = load_config(args.config, overrides)
+    cfg = config_from_args(args, **overrides)
     est = _estimator(cfg)
     try:
         source = FileDecoder(args.input, analysis_width=cfg.source.analysis_width,
                             audio=cfg.source.audio and cfg.emotion.audio)
         windows = []
+        bar = media_progress(source.info.duration, "emotion", args.quiet)
         for item in source:
             if isinstance(item, Frame):
                 windows += est.process_frame(item)
+                bar.update(max(0.0, round(item.t, 1) - bar.n))
             else:
                 est.process_audio(item)
         windows += est.flush()
+        bar.close()
     except SourceError as e:
         raise InputError(str(e)) from None
     if not windows:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from cuecast.engine.commands.common import add_engine_options, config_from_args, duration_value
+from cuecast.engine.errors import UserError
 from cuecast.engine.live import play
 
 HELP = "play a soundtrack live for a video source, to MIDI ports, JACK or a software synth"
@@ -32,13 +34,14 @@ Link apps follow the music's tempo, including the bends that land beats on cuts)
 --duration, 130 after Ctrl-C, 143 after SIGTERM, 2 for a user error (a missing port, file or device).
 
 examples:
-  cuecast live --source file:movie.mp4 --midi-out virtual:cuecast
-  cuecast live --source device:/dev/video0 --midi-out rtmidi:Minilogue --lookahead 0
-  cuecast live --source file:clip.mp4 --midi-out synth --record out/ --duration 60"""
+  cuecast live file:movie.mp4 --midi-out virtual:cuecast
+  cuecast live device:/dev/video0 --midi-out rtmidi:Minilogue --lookahead 0
+  cuecast live file:clip.mp4 --midi-out synth --record out/ --duration 60"""
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--source", required=True, metavar="SPEC", help="file:PATH, device:PATH or lavfi:GRAPH")
+    p.add_argument("source", nargs="?", metavar="SOURCE", help="file:PATH (or a path), device:PATH or lavfi:GRAPH")
+    p.add_argument("--source", dest="source_opt", metavar="SOURCE", help=argparse.SUPPRESS)  # the old spelling
     p.add_argument("--midi-out", action="append", required=True, metavar="SPEC", dest="midi_out",
                    help="rtmidi:NAME, virtual:NAME, jack:NAME, synth or none (repeat for several)")
     add_engine_options(p)
@@ -52,13 +55,23 @@ def add_arguments(p) -> None:
     p.add_argument("--link", action="store_true",
                    help="also lead an Ableton Link session with the music's tempo and beat "
                         "(needs the link extra: pip install 'cuecast[link]')")
-    p.add_argument("-q", "--quiet", action="store_true", help="no live display")
 
 
 def run(args) -> int:
+    source = source_arg(args)
     cfg = config_from_args(args)
     duration = None if args.duration is None else duration_value(args.duration)
-    result = play(cfg, args.source, args.midi_out, record=args.record, duration=duration, loop=args.loop,
+    result = play(cfg, source, args.midi_out, record=args.record, duration=duration, loop=args.loop,
                   clock_in=args.clock_in, link=args.link, midi_clock=not args.no_clock, display=not args.quiet)
     print(result.summary(), file=sys.stderr)
     return 128 + result.stopped_by if result.stopped_by else 0
+
+
+def source_arg(args) -> str:
+    """SOURCE, positional like every command's input; --source SOURCE still works."""
+    if args.source and args.source_opt and args.source != args.source_opt:
+        raise UserError(f"two sources given ({args.source} and --source {args.source_opt}): give one")
+    source = args.source or args.source_opt
+    if not source:
+        raise UserError("give a SOURCE: a video file, device:/dev/video0 or lavfi:testsrc (see cuecast live --help)")
+    return source

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from cuecast.engine.commands.common import add_common_options, config_from_args
+
 HELP = "list MIDI outputs and inputs (rtmidi, JACK) and audio devices"
 DESCRIPTION = """\
 List what `cuecast live --midi-out` can play to: MIDI output ports on every backend that works here
@@ -12,11 +14,12 @@ List what `cuecast live --midi-out` can play to: MIDI output ports on every back
 
 example:
   cuecast ports
-  cuecast live --source file:movie.mp4 --midi-out rtmidi:Minilogue   (a name, or part of one, from the list)"""
+  cuecast live movie.mp4 --midi-out rtmidi:Minilogue   (a name, or part of one, from the list)"""
 
 
 def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_common_options(p)  # nothing here reads the config, but a typo in it is still worth hearing about
 
 
 def audio_devices() -> tuple[list[dict], str | None]:
@@ -44,6 +47,7 @@ def audio_devices() -> tuple[list[dict], str | None]:
 
 
 def run(args) -> int:
+    config_from_args(args)
     from cuecast.streams.midi_out import PortError, jack_running, list_midi_ports  # noqa: PLC0415
 
     notes: list[str] = []

@@ -27,7 +27,6 @@ def add_arguments(p) -> None:
     p.add_argument("input", metavar="INPUT", help="video file (anything FFmpeg reads)")
     p.add_argument("-o", "--outdir", required=True, metavar="OUTDIR", help="output folder (created if missing)")
     add_engine_options(p)
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:
