@@ -109,7 +109,7 @@ class Exploding(FileSource):
 
 
 def test_error_inside_the_engine_leaves_nothing_sounding(clip, rx):
-    cfg = load_config(None, {"conductor.lookahead_s": 1.0})
+    cfg = load_config(None, {"conductor.lookahead_s": 1.0, "generator.backend": "arranger"})
     clock = RealtimeClock(cfg.conductor.lookahead_s)
     sched = RealtimeScheduler([f"jack:{rx.full_name}"], clock.wall_of, channel_map(cfg))
     source = Exploding(clip, cfg.source.analysis_width, realtime=True, after=1.3)
@@ -126,7 +126,7 @@ def test_error_inside_the_engine_leaves_nothing_sounding(clip, rx):
 def test_lavfi_source_with_duration(rx):
     proc = subprocess.Popen([sys.executable, "-m", "cuecast.engine.cli", "live", "--source",
                              "lavfi:testsrc=size=320x180:rate=25", "--midi-out", f"jack:{rx.full_name}",
-                             "--lookahead", "1", "--duration", "2.5", "-q"],
+                             "--lookahead", "1", "--duration", "2.5", "-q", "--generator", "arranger"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _, err = proc.communicate(timeout=90)
     assert proc.returncode == 0, err[-800:]
