@@ -37,6 +37,8 @@ class SourceConfig:
     # music. Raise max_gap_s for slide shows that hold a picture longer.
     max_duration_s: float = 4 * 3600.0
     max_gap_s: float = 10.0
+    connect_timeout_s: float = 10.0  # a network stream that does not answer within this is an error
+    read_timeout_s: float = 3.0  # a network stream silent this long has dropped: reconnect (music carries on)
 
     def validate(self, key: str) -> None:
         check(32 <= self.analysis_width <= 1920, f"{key}.analysis_width", "must be in 32..1920", self.analysis_width)
@@ -45,6 +47,9 @@ class SourceConfig:
         check(1.0 <= self.max_duration_s <= 7 * 86400.0, f"{key}.max_duration_s", "must be in 1..604800 seconds",
               self.max_duration_s)
         check(0.1 <= self.max_gap_s <= 3600.0, f"{key}.max_gap_s", "must be in 0.1..3600 seconds", self.max_gap_s)
+        check(0.1 <= self.connect_timeout_s <= 600, f"{key}.connect_timeout_s", "must be in 0.1..600 seconds",
+              self.connect_timeout_s)
+        check(0.1 <= self.read_timeout_s <= 600, f"{key}.read_timeout_s", "must be in 0.1..600 seconds", self.read_timeout_s)
 
 
 @dataclass

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 from cuecast.engine.commands.common import add_common_options, config_from_args
 
-HELP = "list MIDI outputs and inputs (rtmidi, JACK) and audio devices"
+HELP = "list MIDI outputs and inputs (rtmidi, JACK), audio devices and video capture devices"
 DESCRIPTION = """\
 List what `cuecast live --midi-out` can play to: MIDI output ports on every backend that works here
 (ALSA/CoreMIDI/Windows MM, and JACK when a JACK server runs), MIDI inputs, and the audio devices the
-`synth` output can use.
+`synth` output can use, and the video capture devices `--source device:PATH` can watch.
 
 example:
   cuecast ports
@@ -46,6 +48,22 @@ def audio_devices() -> tuple[list[dict], str | None]:
     return out, None
 
 
+def video_devices(sys_dir: Path = Path("/sys/class/video4linux")) -> tuple[list[dict], str | None]:
+    """Video capture devices (Linux: v4l2 nodes with the names their drivers give), or a note on how to find them."""
+    if sys.platform == "darwin":
+        return [], "video devices: device:0, device:1, ... (avfoundation order; `ffmpeg -f avfoundation -list_devices true -i ''` names them)"
+    if sys.platform == "win32":
+        return [], "video devices: device:video=NAME (`ffmpeg -list_devices true -f dshow -i dummy` names them)"
+    out = []
+    for node in sorted(sys_dir.glob("video*"), key=lambda p: int(p.name[5:]) if p.name[5:].isdigit() else 0):
+        try:
+            name = (node / "name").read_text().strip()
+        except OSError:
+            name = ""
+        out.append({"path": f"/dev/{node.name}", "name": name})
+    return out, None if out else "no video capture devices (/dev/video*)"
+
+
 def run(args) -> int:
     config_from_args(args)
     from cuecast.streams.midi_out import PortError, jack_running, list_midi_ports  # noqa: PLC0415
@@ -60,6 +78,9 @@ def run(args) -> int:
     audio, audio_note = audio_devices()
     if audio_note:
         notes.append(audio_note)
+    video, video_note = video_devices()
+    if video_note:
+        notes.append(video_note)
     if not jack:
         notes.append("no JACK server running (JACK ports appear when one runs; `jack:NAME` needs it)")
     if not midi["outputs"]:
@@ -67,7 +88,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps({"midi_outputs": [{"api": a, "name": n} for a, n in midi["outputs"]],
                           "midi_inputs": [{"api": a, "name": n} for a, n in midi["inputs"]],
-                          "audio_outputs": audio, "jack": jack, "notes": notes}, indent=1))
+                          "audio_outputs": audio, "video_devices": video, "jack": jack, "notes": notes}, indent=1))
         return 0
     for title, key in (("MIDI outputs", "outputs"), ("MIDI inputs", "inputs")):
         print(f"{title}:")
@@ -80,6 +101,11 @@ def run(args) -> int:
         star = " (default)" if d["default"] else ""
         print(f"  [{d['hostapi']}] {d['name']}  {d['channels']} ch, {d['rate']:.0f} Hz{star}")
     if not audio:
+        print("  (none)")
+    print("video capture devices (for --source device:PATH?size=WxH&fps=N&format=F):")
+    for d in video:
+        print(f"  {d['path']}  {d['name']}")
+    if not video:
         print("  (none)")
     for n in notes:
         print(f"note: {n}")

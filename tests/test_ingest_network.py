@@ -1,0 +1,181 @@
+"""Network inputs end to end: a real clip served over HTTP and pushed live as MPEG-TS over UDP (and RTMP to a
+listening cuecast) -> `cuecast live --record` -> the clip's cuts in timeline.json within one frame; a live
+stream cut off mid-way and restored -> the music carries on, cuecast reconnects, nothing sounds stuck at a
+real JACK port. All traffic stays on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from jack_server import JackReceiver, jack  # noqa: F401 - `jack` is a fixture
+from stream_push import HttpServer, StreamPusher, free_port
+
+from cuecast.streams.network import NetworkSource, ffmpeg_open_args, is_listener
+from cuecast.streams.video import make_test_video
+from cuecast.types import SourceError
+
+FPS = 25
+FRAME = 1 / FPS
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """3.6 s, three shots, a tone; MPEG-2 video keyframes every 12 frames, so a receiver that joins a
+    stream late (or again after a drop) finds a picture within half a second, as with a real encoder."""
+    path = tmp_path_factory.mktemp("ingest") / "clip.ts"
+    cuts = make_test_video(path, [(1.2, (230, 190, 120)), (1.2, (40, 50, 90)), (1.2, (220, 40, 40))], fps=FPS,
+                           size=(320, 180), audio_hz=330.0, codec="mpeg2video")
+    return path, cuts
+
+
+@pytest.fixture
+def rx(jack):  # noqa: F811
+    r = JackReceiver(client=f"ingest{time.monotonic_ns() % 10**9}")
+    yield r
+    r.close()
+
+
+def live(source: str, rx, record, *extra) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "cuecast.engine.cli", "live", "--source", source, "--midi-out",
+           f"jack:{rx.full_name}", "--lookahead", "1", "--record", str(record), "-q", *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_line(proc: subprocess.Popen, needle: str, timeout: float = 60.0) -> str:
+    """Read stderr until a line with `needle` (cuecast says when it listens)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        line = proc.stderr.readline()
+        if needle in line:
+            return line
+        if not line and proc.poll() is not None:
+            pytest.fail(f"cuecast ended before saying {needle!r}: {proc.stderr.read()[-800:]}")
+    pytest.fail(f"cuecast did not say {needle!r} within {timeout} s")
+
+
+def config(folder, **source) -> str:
+    path = folder / "source.toml"
+    path.write_text("[source]\n" + "".join(f"{k} = {v}\n" for k, v in source.items()))
+    return path
+
+
+def cuts_of(record) -> list[float]:
+    tl = json.loads((record / "timeline.json").read_text())
+    return [c["t"] for c in tl["cuts"] if c["kind"] == "hard"]
+
+
+def test_urls_and_options():
+    assert is_listener("udp://@:5000") and is_listener("srt://127.0.0.1:9000?mode=listener")
+    assert is_listener("rtmp://127.0.0.1:1935/live/key?listen=1")
+    assert not is_listener("rtmp://example.org/live/key") and not is_listener("http://host/a.m3u8")
+    url, opts = ffmpeg_open_args("rtmp://127.0.0.1:1935/live/key?listen=1")
+    assert url == "rtmp://127.0.0.1:1935/live/key" and opts["listen"] == "1"
+    url, _ = ffmpeg_open_args("udp://@:5000?pkt_size=1316")
+    assert "pkt_size=1316" in url and "fifo_size" in url and "overrun_nonfatal=1" in url
+
+
+def test_a_stream_that_never_answers_is_one_line(tmp_path):
+    with socket.socket() as quiet:  # accepts the connection and then says nothing, as a hung server does
+        quiet.bind(("127.0.0.1", 0))
+        quiet.listen(1)
+        url = f"http://127.0.0.1:{quiet.getsockname()[1]}/live.ts"
+        start = time.monotonic()
+        r = subprocess.run([sys.executable, "-m", "cuecast.engine.cli", "live", "--source", url, "--midi-out", "none",
+                            "--config", str(config(tmp_path, connect_timeout_s=1.5))], capture_output=True, text=True,
+                           timeout=60)
+    assert r.returncode == 2, r.stderr[-800:]
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("cuecast: error:") and url in last and "no answer within 1.5 s" in last
+    assert "Traceback" not in r.stderr
+    assert time.monotonic() - start < 30
+
+
+def test_refused_connection_is_one_line():
+    port = free_port()
+    with pytest.raises(SourceError, match="cannot open"):
+        NetworkSource(f"http://127.0.0.1:{port}/x.mp4")
+
+
+def test_http_clip_cuts_within_one_frame(clip, rx, tmp_path):
+    path, cuts = clip
+    server = HttpServer(path.parent)
+    try:
+        proc = live(server.url(path.name), rx, tmp_path, "--seed", "1")
+        _, err = proc.communicate(timeout=90)
+    finally:
+        server.close()
+    assert proc.returncode == 0, err[-800:]
+    assert cuts_of(tmp_path) == pytest.approx(cuts, abs=FRAME + 1e-3)
+    rx.drain()
+    assert rx.note_ons() > 5 and rx.unmatched() == set()
+
+
+def test_udp_push_cuts_within_one_frame(clip, rx, tmp_path):
+    path, cuts = clip
+    port = free_port(socket.SOCK_DGRAM)
+    proc = live(f"udp://127.0.0.1:{port}", rx, tmp_path, "--duration", "7")
+    wait_line(proc, "waiting for a stream")
+    pusher = StreamPusher(path, f"udp://127.0.0.1:{port}?pkt_size=1316", "mpegts").start()
+    _, err = proc.communicate(timeout=90)
+    pusher.stop()
+    assert pusher.error is None, pusher.error
+    assert proc.returncode == 0, err[-800:]
+    assert cuts_of(tmp_path) == pytest.approx(cuts, abs=FRAME + 1e-3)
+    rx.drain()
+    assert rx.unmatched() == set()
+
+
+def test_rtmp_listener_takes_a_push(clip, rx, tmp_path):
+    path, cuts = clip
+    port = free_port()
+    url = f"rtmp://127.0.0.1:{port}/live/cuecast"
+    proc = live(url + "?listen=1", rx, tmp_path, "--duration", "7")
+    wait_line(proc, "waiting for a stream")
+    pusher = None
+    for _ in range(50):  # the listener opens its socket a moment after saying so
+        pusher = StreamPusher(path, url, "flv", open_timeout=5).start()
+        pusher.join(0.3)
+        if pusher.error is None:
+            break
+        time.sleep(0.1)
+    _, err = proc.communicate(timeout=90)
+    pusher.stop()
+    assert pusher.error is None, pusher.error
+    assert proc.returncode == 0, err[-800:]
+    assert cuts_of(tmp_path) == pytest.approx(cuts, abs=FRAME + 1e-3)
+
+
+def test_stream_cut_off_and_restored_keeps_playing(clip, rx, tmp_path):
+    """The sender stops mid-way (the second shot), comes back 2 s later with its timestamps restarted; the
+    engine plays on through the gap, reconnects, and every note ends."""
+    path, _ = clip
+    port = free_port(socket.SOCK_DGRAM)
+    proc = live(f"udp://127.0.0.1:{port}", rx, tmp_path, "--duration", "9",
+                "--config", str(config(tmp_path, read_timeout_s=0.5)))
+    wait_line(proc, "waiting for a stream")
+    url = f"udp://127.0.0.1:{port}?pkt_size=1316"
+    first = StreamPusher(path, url, "mpegts", stop_at=1.8).start()
+    first.join(30)
+    rx.drain()
+    before = rx.note_ons()
+    time.sleep(2.0)  # nothing arrives: the music must carry on
+    rx.drain()
+    during = rx.note_ons() - before
+    second = StreamPusher(path, url, "mpegts").start()
+    _, err = proc.communicate(timeout=90)
+    second.stop()
+    assert first.error is None and second.error is None
+    assert proc.returncode == 0, err[-800:]
+    assert during > 0, "the music stopped while the stream was gone"
+    tl = json.loads((tmp_path / "timeline.json").read_text())
+    assert tl["stream"]["reconnects"] >= 1 and tl["stream"]["gaps"], tl.get("stream")
+    assert tl["duration"] > 5.0  # media time ran on across the gap and through the second push
+    time.sleep(0.05)
+    rx.drain()
+    assert rx.unmatched() == set() and rx.unmatched(strict=True) == set()
