@@ -81,6 +81,8 @@ def ffmpeg_open_args(url: str) -> tuple[str, dict[str, str]]:
         extra = {k: v for k, v in (("fifo_size", "1000000"), ("overrun_nonfatal", "1")) if k not in query}
         if extra:
             url = urlunsplit(parts._replace(query=urlencode({**query, **extra})))
+    elif scheme in ("http", "https"):
+        options.update(reconnect="1", reconnect_streamed="1", reconnect_delay_max="4")
     elif scheme == "rtsp":
         options["rtsp_transport"] = "tcp"  # loss-free through NAT and firewalls; UDP needs open ports both ways
     return url, options
@@ -129,8 +131,9 @@ class NetworkSource(ThreadedSource):
 
     def __init__(self, url: str, analysis_width: int = 320, audio: bool = True, realtime: bool = True,
                  options: NetworkOptions = NetworkOptions(), threads: int = 0, keep_picture: bool = False,
-                 queue_frames: int = 32, announce: Callable[[str], None] | None = None):
+                 queue_frames: int = 32, announce: Callable[[str], None] | None = None, record_to: str | None = None):
         self.url = url
+        self.record_to = record_to  # a render keeps the stream here (codec copy), to mux the soundtrack onto
         self.announce = announce or (lambda line: print(line, file=sys.stderr, flush=True))
         self.listener = is_listener(url)
         self.analysis_width = analysis_width
@@ -147,7 +150,9 @@ class NetworkSource(ThreadedSource):
         self._last_wall: float | None = None  # when the newest frame arrived
         # live: old frames give way to new ones; a render takes every frame
         super().__init__(SourceInfo("network", url, live=realtime), queue_frames)
-        self._endless = True  # a live stream; False once the stream shows a length (read to its end, paced)
+        # a web server (a file, HLS) sends faster than real time and its end is the end; other streams come
+        # at the sender's pace and, live, an end is a drop to wait out
+        self._from_web = urlsplit(url).scheme.lower() in ("http", "https")
         self._described = False
         self._pending = None if self.listener else self._open(options.connect_timeout)
 
@@ -192,9 +197,7 @@ class NetworkSource(ThreadedSource):
         info.has_audio = self.audio and bool(container.streams.audio)
         if not self._described:
             self._described = True
-            # a known length (a file on a web server, HLS video on demand) is read to its end like a file
             info.duration = container.duration / av.time_base if container.duration else 0.0
-            self._endless = info.duration <= 0
 
     def _wait_for_stream(self):
         """Open again after a drop (or the first time, for a listener), backing off; None when closed or
@@ -216,9 +219,8 @@ class NetworkSource(ThreadedSource):
     # ---- reading (the source's thread) -----------------------------------------------------------
     def _items(self) -> Iterator[Frame | AudioChunk]:
         container, self._pending = self._pending, None
-        if container is not None and not self._endless:  # a file on a web server: read to its end
-            items = self._decode(container, _Timestamps(live=False))
-            yield from (self._paced(items) if self.realtime else items)
+        if self._from_web:
+            yield from self._read_web(container)
             return
         clock = _Timestamps(live=True)
         while not self._stop.is_set():
@@ -240,6 +242,23 @@ class NetworkSource(ThreadedSource):
             container = self._reconnect(clock)
             if container is None:
                 return
+
+    def _read_web(self, container) -> Iterator[Frame | AudioChunk]:
+        """A file or HLS from a web server: its own timestamps, to its end; live, at real-time pace (FFmpeg's
+        http client resumes a dropped download itself)."""
+        if container is None:  # http://…?listen=1: a sender posts to us
+            self.announce(f"cuecast: waiting for a stream on {self.url}")
+            container = self._wait_for_stream()
+            if container is None:
+                return
+        self.status = "receiving"
+        items = self._decode(container, _Timestamps(live=False))
+        try:
+            yield from (self._paced(items) if self.realtime else items)
+        except (av.error.FFmpegError, OSError) as e:
+            raise SourceError(f"{self.url}: the download broke off ({_reason(e)})") from None
+        finally:
+            container.close()
 
     def _reconnect(self, clock: _Timestamps):
         gone_at = time.monotonic()
@@ -266,11 +285,22 @@ class NetworkSource(ThreadedSource):
             resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE)
         blocks = _AudioBlocks()
         frame_s = 1.0 / (self.info.fps or 25.0)
+        recorder = _Recorder(self.record_to, streams) if self.record_to else None
+        try:
+            yield from self._demux(container, streams, clock, resampler, blocks, frame_s, recorder)
+        finally:
+            if recorder is not None:
+                recorder.close()
+        yield from blocks.flush()
+
+    def _demux(self, container, streams, clock, resampler, blocks, frame_s, recorder):
         for packet in container.demux(streams):
             try:
                 frames = packet.decode()
             except av.error.FFmpegError:
                 continue  # a damaged packet (lost datagrams): real streams have them
+            if recorder is not None:
+                recorder.mux(packet)
             for frame in frames:
                 if frame.pts is None:
                     continue
@@ -288,7 +318,6 @@ class NetworkSource(ThreadedSource):
                     t = clock.audio(pts)
                     if t is not None and t >= 0:
                         yield from blocks.add(_resampled(frame, resampler, t))
-        yield from blocks.flush()
 
     def _picture(self, frame: av.VideoFrame) -> np.ndarray:
         w, h = analysis_size(frame.width, frame.height, self.analysis_width)
@@ -303,11 +332,32 @@ class NetworkSource(ThreadedSource):
 
 
 def open_network(spec: str, cfg, *, realtime: bool, keep_picture: bool = False, loop: bool = False,
-                 **_) -> NetworkSource:
+                 record_to: str | None = None, **_) -> NetworkSource:
     """The opener streams/sources.py registers for the network schemes."""
     options = NetworkOptions(connect_timeout=cfg.connect_timeout_s, read_timeout=cfg.read_timeout_s)
     return NetworkSource(spec, cfg.analysis_width, audio=cfg.audio, realtime=realtime, options=options,
-                         threads=cfg.decode_threads, keep_picture=keep_picture, queue_frames=cfg.queue_frames)
+                         threads=cfg.decode_threads, keep_picture=keep_picture, queue_frames=cfg.queue_frames,
+                         record_to=record_to)
+
+
+class _Recorder:
+    """The packets of one stream session copied into a Matroska file (it takes any codec), as they come."""
+
+    def __init__(self, path: str, streams):
+        self.out = av.open(path, "w", format="matroska")
+        self.map = {s.index: self.out.add_stream_from_template(s) for s in streams}
+
+    def mux(self, packet) -> None:
+        if packet.dts is None or packet.stream.index not in self.map:
+            return  # the demuxer's empty flush packets
+        packet.stream = self.map[packet.stream.index]
+        try:
+            self.out.mux(packet)
+        except av.error.FFmpegError:
+            pass  # a packet out of order in a damaged stream: the picture is still analysed
+
+    def close(self) -> None:
+        self.out.close()
 
 
 def _resampled(frame: av.AudioFrame, resampler, t: float) -> Iterator[AudioChunk]:
