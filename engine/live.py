@@ -148,8 +148,11 @@ class LivePlayer:
                 by_arousal = arousal_tempo(cfg.conductor)
                 tempo_for = lambda arousal: follower.bpm or by_arousal(arousal)  # noqa: E731
             keeper = MidiFileSink()
-            engine = self.engine = Engine(cfg, source, TeeSink(self.scheduler, keeper), clock, stages,
+            sink = self._source_sinks(source, clock, TeeSink(self.scheduler, keeper))
+            engine = self.engine = Engine(cfg, source, sink, clock, stages,
                                           tempo_for=tempo_for, hints=hint_sources(cfg.hints, clock.playhead))
+            if hasattr(source, "watch"):  # a page that shows the engine's state (webrtc)
+                source.watch(engine)
             if self._stop_asked:
                 engine.stop()
             if self.display:
@@ -184,8 +187,20 @@ class LivePlayer:
                 display.stop()
         report = self.scheduler.report
         if self.record is not None:
-            self._write_record(timeline, keeper, clock, started, report)
+            self._write_record(timeline, keeper, clock, started, report, source)
         return LiveResult(timeline, engine.state, report, wall, self.record, self.stopped_by, list(keeper.notes))
+
+    def _source_sinks(self, source: Source, clock: RealtimeClock, sink: NoteSink) -> NoteSink:
+        """What a source adds to the sink: the soundtrack back to a browser (webrtc), and the music held, then
+        faded while a live stream is gone (sources that say since when they stalled)."""
+        if hasattr(source, "soundtrack_sink"):
+            out = self.cfg.output
+            sink = TeeSink(sink, source.soundtrack_sink(clock.media_now, channel_map(self.cfg), out.soundfont, out.gain))
+        if hasattr(source, "stalled_since"):
+            from cuecast.engine.stall import FadeOnStall  # noqa: PLC0415
+
+            sink = FadeOnStall(sink, source.stalled_since)
+        return sink
 
     def _open_source(self) -> Source:
         if not isinstance(self.source_spec, str):
@@ -209,7 +224,7 @@ class LivePlayer:
             raise UserError(str(e)) from None
 
     def _write_record(self, timeline: Timeline, keeper: MidiFileSink, clock: RealtimeClock, started: float,
-                      report: SendReport | None) -> None:
+                      report: SendReport | None, source: Source) -> None:
         from cuecast.models.music.metrics import chord_onsets  # noqa: PLC0415
 
         cfg = self.cfg
@@ -221,6 +236,8 @@ class LivePlayer:
                 "seed": cfg.generator.seed, "lookahead_s": cfg.conductor.lookahead_s, "live": True}
         if report and report.lateness:
             meta.update({f"send_late_{k}_ms": round(v, 3) for k, v in report.percentiles_ms().items() if k != "n"})
+        if hasattr(source, "meta"):  # network and webrtc: reconnects and gaps, frames, what the browser heard
+            meta["stream"] = source.meta()
         write_json(self.record / "timeline.json", timeline_json(timeline, **meta))
 
 

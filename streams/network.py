@@ -24,10 +24,9 @@ import numpy as np
 
 from cuecast.types import AudioChunk, Frame, SourceError, SourceInfo
 
-from .sources import ThreadedSource
+from .sources import NETWORK_SCHEMES, ThreadedSource
 from .video import AUDIO_RATE, _AudioBlocks, analysis_size
 
-SCHEMES = ("http", "https", "rtsp", "rtsps", "rtmp", "rtmps", "srt", "udp", "rtp", "tcp")
 JUMP_S = 1.0  # timestamps that disagree with the arrival clock by more than this have jumped or restarted
 STALL_S = 1.0  # no picture for this long: the stream has stalled (the music is held, then fades)
 LISTEN_SLICE_S = 1.0  # a listener waits in slices this long, so close() ends the wait promptly
@@ -43,7 +42,7 @@ class NetworkOptions:
 
 def is_network_url(spec: str) -> bool:
     scheme = spec.partition("://")[0].lower() if "://" in spec else ""
-    return scheme in SCHEMES
+    return scheme in NETWORK_SCHEMES
 
 
 def is_listener(url: str) -> bool:

@@ -5,8 +5,9 @@ to `recv()` through a bounded queue (ItemQueue). That queue holds the one live r
 blocks its decoder, so when the analysis falls behind, the oldest waiting frame goes (and is counted); a
 source read as fast as wanted (a render) blocks its decoder instead, and drops nothing.
 
-Schemes: `file:PATH` or a bare path, `device:/dev/video0?size=WxH&fps=N&format=F`, `lavfi:GRAPH`. Other
-modules add theirs with `register(match, opener)`.
+Schemes: `file:PATH` or a bare path, `device:/dev/video0?size=WxH&fps=N&format=F`, `lavfi:GRAPH`,
+`webrtc[:HOST:PORT]` (streams/webrtc.py), and network URLs `http(s)://` (files, HLS), `rtsp://`, `rtmp://`,
+`srt://`, `udp://` (streams/network.py). Other modules add theirs with `register(match, opener)`.
 """
 
 from __future__ import annotations
@@ -235,9 +236,32 @@ def capture_options(query: str) -> dict[str, str]:
     return out
 
 
+def _open_network(spec: str, cfg, **kw) -> Source:
+    from cuecast.streams.network import open_network
+
+    return open_network(spec, cfg, **kw)
+
+
+def _open_webrtc(spec: str, cfg, **kw) -> Source:
+    from cuecast.streams.webrtc import open_webrtc
+
+    return open_webrtc(spec, cfg, **kw)
+
+
+def is_webrtc(spec: str) -> bool:
+    return spec == "webrtc" or spec.startswith("webrtc:")
+
+
+NETWORK_SCHEMES = ("http", "https", "rtsp", "rtsps", "rtmp", "rtmps", "srt", "udp", "rtp", "tcp")
+
+
 def known_schemes() -> list[str]:
-    return ["file:PATH", "device:PATH", "lavfi:GRAPH"]
+    return ["file:PATH", "device:PATH", "lavfi:GRAPH", "webrtc[:HOST:PORT]",
+            *(f"{s}://" for s in ("http", "https", "rtsp", "rtmp", "srt", "udp"))]
 
 
 register("device", _open_capture)
 register("lavfi", _open_capture)
+register(is_webrtc, _open_webrtc)
+for _scheme in NETWORK_SCHEMES:
+    register(lambda spec, prefix=f"{_scheme}://": spec.lower().startswith(prefix), _open_network)

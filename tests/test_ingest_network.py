@@ -34,6 +34,15 @@ def clip(tmp_path_factory):
     return path, cuts
 
 
+@pytest.fixture(scope="module")
+def h264_clip(tmp_path_factory):
+    """The same shots in H.264 (what FLV, and so RTMP, carries)."""
+    path = tmp_path_factory.mktemp("ingest") / "clip.mp4"
+    cuts = make_test_video(path, [(1.2, (230, 190, 120)), (1.2, (40, 50, 90)), (1.2, (220, 40, 40))], fps=FPS,
+                           size=(320, 180), audio_hz=330.0)
+    return path, cuts
+
+
 @pytest.fixture
 def rx(jack):  # noqa: F811
     r = JackReceiver(client=f"ingest{time.monotonic_ns() % 10**9}")
@@ -131,8 +140,8 @@ def test_udp_push_cuts_within_one_frame(clip, rx, tmp_path):
     assert rx.unmatched() == set()
 
 
-def test_rtmp_listener_takes_a_push(clip, rx, tmp_path):
-    path, cuts = clip
+def test_rtmp_listener_takes_a_push(h264_clip, rx, tmp_path):
+    path, cuts = h264_clip
     port = free_port()
     url = f"rtmp://127.0.0.1:{port}/live/cuecast"
     proc = live(url + "?listen=1", rx, tmp_path, "--duration", "7")

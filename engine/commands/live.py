@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from urllib.parse import quote
 
 from cuecast.engine.commands.common import add_engine_options, config_from_args, duration_value
 from cuecast.engine.errors import UserError
@@ -18,8 +19,15 @@ lost port, every sounding note is ended (note-offs, then all-notes-off, all-soun
 
 sources:
   file:PATH          a video file played at real-time pace (--loop to repeat); a bare path works too
-  device:/dev/video0 a capture device (v4l2 on Linux, avfoundation on macOS, dshow on Windows)
+  device:/dev/video0 a capture device (v4l2 on Linux, avfoundation on macOS, dshow on Windows);
+                     options: device:/dev/video0?size=1280x720&fps=30&format=mjpeg
   lavfi:testsrc      an FFmpeg test pattern (no hardware needed)
+  webrtc[:HOST:PORT] serve a page (default http://127.0.0.1:8080/) that sends a browser's camera, screen or
+                     a video file and plays the soundtrack back; ?autostart=1 starts the camera at once
+  rtmp://127.0.0.1:1935/live/KEY?listen=1    wait for a push from OBS or ffmpeg (SRT: srt://…?mode=listener)
+  udp://127.0.0.1:5000                       MPEG-TS datagrams sent to this port (udp://@:5000: any interface)
+  http(s)://…, …/live.m3u8, rtsp://…         a stream pulled from a server or camera (HLS, RTSP, a file)
+  A live stream that drops is waited for again while the music is held, then fades.
 
 outputs (--midi-out, several allowed):
   rtmidi:NAME        an existing MIDI port, by name or part of it (`cuecast ports` lists them)
@@ -36,12 +44,18 @@ Link apps follow the music's tempo, including the bends that land beats on cuts)
 examples:
   cuecast live file:movie.mp4 --midi-out virtual:cuecast
   cuecast live device:/dev/video0 --midi-out rtmidi:Minilogue --lookahead 0
-  cuecast live file:clip.mp4 --midi-out synth --record out/ --duration 60"""
+  cuecast live file:clip.mp4 --midi-out synth --record out/ --duration 60
+  cuecast live webrtc --midi-out synth
+  cuecast live "rtmp://127.0.0.1:1935/live/cuecast?listen=1" --midi-out jack:synth"""
 
 
 def add_arguments(p) -> None:
-    p.add_argument("source", nargs="?", metavar="SOURCE", help="file:PATH (or a path), device:PATH or lavfi:GRAPH")
+    p.add_argument("source", nargs="?", metavar="SOURCE",
+                   help="file:PATH (or a path), device:PATH, lavfi:GRAPH, webrtc[:HOST:PORT] or a stream URL (see above)")
     p.add_argument("--source", dest="source_opt", metavar="SOURCE", help=argparse.SUPPRESS)  # the old spelling
+    p.add_argument("--token", metavar="TOKEN",
+                   help="webrtc: the token a browser must give (?token=TOKEN); bound to an address other than "
+                        "loopback, cuecast makes one and prints it when none is given")
     p.add_argument("--midi-out", action="append", required=True, metavar="SPEC", dest="midi_out",
                    help="rtmidi:NAME, virtual:NAME, jack:NAME, synth or none (repeat for several)")
     add_engine_options(p)
@@ -61,6 +75,10 @@ def run(args) -> int:
     source = source_arg(args)
     cfg = config_from_args(args)
     duration = None if args.duration is None else duration_value(args.duration)
+    if args.token:
+        if not (source == "webrtc" or source.startswith("webrtc:")):
+            raise UserError("--token is for a webrtc[:HOST:PORT] source")
+        source += ("&" if "?" in source else "?") + "token=" + quote(args.token, safe="")
     result = play(cfg, source, args.midi_out, record=args.record, duration=duration, loop=args.loop,
                   clock_in=args.clock_in, link=args.link, midi_clock=not args.no_clock, display=not args.quiet)
     print(result.summary(), file=sys.stderr)
