@@ -27,6 +27,7 @@ from cuecast.engine.stages import build_stages
 from cuecast.engine.timeline import timeline_json, write_json
 from cuecast.models.music.metrics import chord_onsets
 from cuecast.streams.midi_file import MidiFileError, MidiFileSink, write_midi
+from cuecast.streams.network import is_network_url, open_network
 from cuecast.streams.sources import open_source
 from cuecast.types import Note, SourceError, Timeline
 
@@ -54,10 +55,14 @@ def prepare_outdir(outdir: Path) -> Path:
         raise UserError(f"cannot write to {outdir}: {e.strerror or e}") from None
 
 
-def analyse(input_path: Path, cfg: Config, progress: bool = True) -> tuple[Timeline, list[Note], MidiFileSink]:
-    """Run the engine over the whole file as fast as it goes."""
+def analyse(input_path: Path | str, cfg: Config, progress: bool = True,
+            record_to: Path | None = None) -> tuple[Timeline, list[Note], MidiFileSink]:
+    """Run the engine over the whole file (or a stream, to its end, kept in record_to) as fast as it goes."""
     try:
-        source = open_source(f"file:{input_path}", cfg.source, realtime=False)
+        if record_to is not None:
+            source = open_network(str(input_path), cfg.source, realtime=False, record_to=str(record_to))
+        else:
+            source = open_source(f"file:{input_path}", cfg.source, realtime=False)
     except SourceError as e:
         raise InputError(str(e)) from None
     sink = MidiFileSink()
@@ -82,15 +87,21 @@ def analyse(input_path: Path, cfg: Config, progress: bool = True) -> tuple[Timel
 
 
 def render(input_path: str | Path, outdir: str | Path, cfg: Config, progress: bool = True) -> RenderResult:
+    """INPUT is a video file, or a stream URL (http(s), HLS, rtsp, rtmp, srt, udp) read to its end."""
     started = time.perf_counter()
+    url = str(input_path) if is_network_url(str(input_path)) else None
     input_path, outdir = Path(input_path), Path(outdir)
-    if not input_path.exists():
+    if url is None and not input_path.exists():
         raise InputError(f"no such file: {input_path}")
     work = prepare_outdir(outdir)
     warnings: list[str] = []
     try:
-        timeline, notes, sink = analyse(input_path, cfg, progress)
-        made = _write_outputs(work, input_path, cfg, timeline, notes, sink, warnings)
+        if url is None:
+            timeline, notes, sink = analyse(input_path, cfg, progress)
+        else:  # the stream is kept as it comes, for soundtrack.mp4
+            input_path = work / "stream.mkv"
+            timeline, notes, sink = analyse(url, cfg, progress, record_to=input_path)
+        made = _write_outputs(work, input_path, cfg, timeline, notes, sink, warnings, name=url)
         for name in OUTPUTS:  # no stale file from an earlier run may pass for this run's output
             (outdir / name).unlink(missing_ok=True)
         files = []
@@ -104,14 +115,14 @@ def render(input_path: str | Path, outdir: str | Path, cfg: Config, progress: bo
 
 
 def _write_outputs(work: Path, input_path: Path, cfg: Config, timeline: Timeline, notes: list[Note],
-                   sink: MidiFileSink, warnings: list[str]) -> list[Path]:
+                   sink: MidiFileSink, warnings: list[str], name: str | None = None) -> list[Path]:
     chans = channel_map(cfg)
     mid = work / "soundtrack.mid"
     try:
         write_midi(mid, notes, sink.tempo_map, chans, timeline.duration)
     except MidiFileError as e:
         raise UserError(str(e)) from None
-    timeline.meta.update(input=str(input_path), generator=cfg.generator.backend, seed=cfg.generator.seed,
+    timeline.meta.update(input=name or str(input_path), generator=cfg.generator.backend, seed=cfg.generator.seed,
                          lookahead_s=cfg.conductor.lookahead_s)
     tl = work / "timeline.json"
     write_json(tl, timeline_json(timeline))

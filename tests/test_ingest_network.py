@@ -188,3 +188,22 @@ def test_stream_cut_off_and_restored_keeps_playing(clip, rx, tmp_path):
     time.sleep(0.05)
     rx.drain()
     assert rx.unmatched() == set() and rx.unmatched(strict=True) == set()
+
+
+def test_render_takes_a_url(clip, tmp_path):
+    path, cuts = clip
+    server = HttpServer(path.parent)
+    try:
+        r = subprocess.run([sys.executable, "-m", "cuecast.engine.cli", "render", server.url(path.name), "-o",
+                            str(tmp_path), "-q", "--generator", "arranger"], capture_output=True, text=True, timeout=120)
+    finally:
+        server.close()
+    assert r.returncode == 0, r.stderr[-800:]
+    tl = json.loads((tmp_path / "timeline.json").read_text())
+    assert tl["input"] == server.url(path.name)
+    assert [c["t"] for c in tl["cuts"] if c["kind"] == "hard"] == pytest.approx(cuts, abs=FRAME + 1e-3)
+    import av
+
+    with av.open(str(tmp_path / "soundtrack.mp4")) as mp4:  # the stream as it came, with the soundtrack
+        assert mp4.streams.video and mp4.streams.audio
+        assert mp4.duration / av.time_base == pytest.approx(3.6, abs=0.2)

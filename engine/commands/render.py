@@ -20,11 +20,14 @@ Writes into OUTDIR:
 
 example:
   cuecast render holiday.mp4 -o out/ --seed 7
+  cuecast render https://example.org/clip.m3u8 -o out/     (a stream: read to its end)
   cuecast render trailer.mkv -o out/ --lookahead 5 --config broadcast"""
 
 
 def add_arguments(p) -> None:
-    p.add_argument("input", metavar="INPUT", help="video file (anything FFmpeg reads)")
+    p.add_argument("input", metavar="INPUT",
+                   help="video file (anything FFmpeg reads), or a stream URL (http(s), .m3u8, rtsp, rtmp, srt, udp) "
+                        "recorded to its end")
     p.add_argument("-o", "--outdir", required=True, metavar="OUTDIR", help="output folder (created if missing)")
     add_engine_options(p)
 
