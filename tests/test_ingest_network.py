@@ -52,7 +52,7 @@ def rx(jack):  # noqa: F811
 
 def live(source: str, rx, record, *extra) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "cuecast.engine.cli", "live", "--source", source, "--midi-out",
-           f"jack:{rx.full_name}", "--lookahead", "1", "--record", str(record), "-q", *extra]
+           f"jack:{rx.full_name}", "--lookahead", "1", "--record", str(record), "-q", "--generator", "arranger", *extra]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -107,9 +107,10 @@ def play(source, rx, seconds: float, overrides: dict):
     from cuecast.engine.config import load_config
     from cuecast.engine.pipeline import Engine
     from cuecast.engine.scheduler import RealtimeScheduler
-    from cuecast.engine.stages import build_stages
+    from cuecast.engine.stages import build_stages, set_torch_threads
 
     cfg = load_config("vj", overrides)
+    set_torch_threads(cfg.runtime)
     clock = RealtimeClock(0.0)
     sched = RealtimeScheduler([f"jack:{rx.full_name}"], clock.wall_of, channel_map(cfg), record=True)
     watch = _CutWatch(sched)
