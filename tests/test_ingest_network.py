@@ -94,7 +94,6 @@ def test_a_stream_that_never_answers_is_one_line(tmp_path):
         quiet.bind(("127.0.0.1", 0))
         quiet.listen(1)
         url = f"http://127.0.0.1:{quiet.getsockname()[1]}/live.ts"
-        start = time.monotonic()
         r = subprocess.run([sys.executable, "-m", "cuecast.engine.cli", "live", "--source", url, "--midi-out", "none",
                             "--config", str(config(tmp_path, connect_timeout_s=1.5))], capture_output=True, text=True,
                            timeout=60)
@@ -102,7 +101,6 @@ def test_a_stream_that_never_answers_is_one_line(tmp_path):
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("cuecast: error:") and url in last and "no answer within 1.5 s" in last
     assert "Traceback" not in r.stderr
-    assert time.monotonic() - start < 30
 
 
 def test_refused_connection_is_one_line():
