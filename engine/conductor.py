@@ -79,6 +79,9 @@ class Conductor:
         self.tempo_map: list[TempoPoint] = []
         self.replans = 0
         self.end: float | None = None  # set by finish(): no step runs past the end
+        # a tempo held from outside (a musician's lock, an external clock): no glide, no bends to land cuts,
+        # and the beat grid runs on through boundaries (their chords land off the grid, on the cut)
+        self.tempo_lock: float | None = None
 
     # ---- inputs -------------------------------------------------------------------------------
     def add_emotion(self, window: EmotionWindow) -> None:
@@ -222,6 +225,8 @@ class Conductor:
         return next((p for p in self.boundaries if p.t > t0 + EPS), None)
 
     def _target_tempo(self, t0: float, free: bool) -> float:
+        if self.tempo_lock is not None:
+            return self.tempo_lock
         _, arousal = self._emotion_at(t0)
         target = min(self.cfg.tempo_max, max(self.cfg.tempo_min, self.tempo_for(arousal)))
         if self.tempo is None or free:
@@ -240,10 +245,12 @@ class Conductor:
             on_grid = abs(self.next_beat - t0) < 1e-4
             self.landed.append(p)
             del self.landed[:-LANDED_MEMORY]
-            self.next_beat = t0  # the boundary is the downbeat of a new bar
-            self.beat_in_bar = 0
+            if self.tempo_lock is None:
+                self.next_beat = t0  # the boundary is the downbeat of a new bar
+                self.beat_in_bar = 0
         if abs(self.next_beat - t0) < 1e-4:  # a beat starts here
-            if self.beat_in_bar == 0 or self.tempo is None:
+            relock = self.tempo_lock is not None and self.tempo != self.tempo_lock
+            if self.beat_in_bar == 0 or self.tempo is None or relock:
                 self.tempo = self._target_tempo(t0, free=at_boundary or self.tempo is None)
             beat_s = 60.0 / self.tempo
             self._follow_forecast(t0)
@@ -278,7 +285,7 @@ class Conductor:
     def _landing_beat(self, t0: float, tb: float, beat_s: float) -> float:
         """Beat length that puts a beat exactly on tb, if a tempo bend within the limit does it."""
         k = round((tb - t0) / beat_s)
-        if k < 1:
+        if k < 1 or self.tempo_lock is not None:
             return beat_s
         bent = (tb - t0) / k
         bpm = 60.0 / bent

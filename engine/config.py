@@ -160,6 +160,34 @@ class HintsConfig:
 
 
 @dataclass
+class ControlConfig:
+    """Remote control and telemetry: state out and commands in (MQTT, OSC, the WebSocket overlay)."""
+
+    name: str = ""  # this instance's name in MQTT topics (cuecast/<name>); empty: the host name
+    mqtt: str = ""  # mqtt[s]://[user:pass@]HOST[:PORT][/PREFIX]
+    osc_out: str = ""  # "host:port" to send /cuecast/beat, /bar, /tempo, /cut, /valence, /arousal, /phase to
+    osc_in: str = ""  # "host:port" to listen on for /cuecast/set/... commands
+    overlay: str = ""  # "host:port" of the overlay web server (/overlay, /ws) when no WebRTC page serves it
+    token: str = ""  # listeners bound beyond loopback (OSC, overlay, hints.osc) take only this token
+    state_hz: float = 10.0  # state messages per second
+    osc_latency_ms: float = 0.0  # OSC messages this much later than the notes' send times (a slow VJ path: <0)
+
+    def validate(self, key: str) -> None:
+        if self.mqtt:
+            check(self.mqtt.startswith(("mqtt://", "mqtts://")), f"{key}.mqtt",
+                  "must look like mqtt[s]://[user:pass@]host[:port][/prefix]", self.mqtt)
+        for name in ("osc_out", "osc_in", "overlay"):
+            spec = getattr(self, name)
+            if spec:
+                host, _, port = spec.rpartition(":")
+                check(bool(host) and port.isdigit() and 0 < int(port) < 65536, f"{key}.{name}", "must be host:port", spec)
+        check(4.0 <= self.state_hz <= 60.0, f"{key}.state_hz", "must be in 4..60", self.state_hz)
+        check(-500.0 <= self.osc_latency_ms <= 2000.0, f"{key}.osc_latency_ms", "must be in -500..2000", self.osc_latency_ms)
+        check(all(c.isalnum() or c in "-_." for c in self.name), f"{key}.name",
+              "may hold letters, digits, '-', '_' and '.' only (it goes into MQTT topics)", self.name)
+
+
+@dataclass
 class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     cuts: CutConfig = field(default_factory=CutConfig)
@@ -171,6 +199,7 @@ class Config:
     live: LiveConfig = field(default_factory=LiveConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     hints: HintsConfig = field(default_factory=HintsConfig)
+    control: ControlConfig = field(default_factory=ControlConfig)
 
     def validate(self) -> "Config":
         for f in dataclasses.fields(self):

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import dataclasses
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Iterable
+from typing import AsyncIterator, Callable, Iterable
 
 from cuecast.engine.conductor import Conductor
+from cuecast.engine.control import Control, Subscription
 from cuecast.engine.config import Config
 from cuecast.types import (AudioChunk, Boundary, Clock, EmotionWindow, EndOfStream, Frame, NoteSink, Source,
                            Stages, Timeline)
@@ -75,7 +75,7 @@ class Engine:
         self._last_frame_t: float | None = None
         self._frame_dt = 1 / 25
         self._early_cut: float | None = None  # a hard-cut candidate acted on before the detector confirmed it
-        self._subscribers: list[asyncio.Queue] = []
+        self.control = Control(cfg).attach(self)
 
     def stop(self) -> None:
         """Ask the engine to end soon (Ctrl-C, --duration); run() then finishes cleanly. Any thread may call it."""
@@ -87,30 +87,16 @@ class Engine:
             except RuntimeError:
                 pass  # the loop already ended
 
-    async def apply(self, command: Callable[["Engine"], Any]) -> Any:
-        """Run a validated control command (a callable taking the engine) on the analysis thread, between
-        two frames, so it never races the conductor; returns what it returns."""
-        return await asyncio.get_running_loop().run_in_executor(self._pool, command, self)
+    async def apply(self, command) -> None:
+        """Apply a validated command (cuecast.control) on the analysis thread, between two frames, so it
+        never races the conductor; CommandError when it cannot be applied."""
+        command = await self.control.prepare(command)
+        await asyncio.get_running_loop().run_in_executor(self._pool, self.control.apply, command)
 
-    async def subscribe(self, maxsize: int = 16) -> AsyncIterator[EngineState | Boundary]:
-        """State snapshots (after every frame) and boundaries as they are taken, for bridges and overlays.
-        A subscriber that falls behind loses the oldest items, never slows the engine."""
-        q: asyncio.Queue = asyncio.Queue(maxsize)
-        self._subscribers.append(q)
-        try:
-            while True:
-                item = await q.get()
-                if item is None:
-                    return
-                yield item
-        finally:
-            self._subscribers.remove(q)
-
-    def _publish(self, item) -> None:
-        for q in self._subscribers:
-            if q.full():
-                q.get_nowait()
-            q.put_nowait(item)
+    def subscribe(self, maxsize: int = 256) -> Subscription:
+        """State snapshots (several a second) and boundary / beat events (cuecast.control), for bridges and
+        overlays, on the caller's loop. A subscriber that falls behind loses the oldest, never slows the engine."""
+        return self.control.subscribe(maxsize)
 
     async def run(self, progress: Callable[[float], None] | None = None) -> Timeline:
         loop = self._loop = asyncio.get_running_loop()
@@ -138,8 +124,6 @@ class Engine:
                 await loop.run_in_executor(self._pool, self._analyse, item)
                 if isinstance(item, Frame):
                     self.state.dropped = self.source.dropped
-                    if self._subscribers:
-                        self._publish(dataclasses.replace(self.state))
                     if progress is not None:
                         progress(item.t)
             await loop.run_in_executor(self._pool, self._finish)
@@ -154,12 +138,9 @@ class Engine:
             if self._emotion_pool is not None:
                 self._emotion_pool.shutdown(wait=True, cancel_futures=True)
             self._pool.shutdown(wait=True)
-            for q in self._subscribers:
-                if q.full():
-                    q.get_nowait()
-                q.put_nowait(None)  # the stream ended
             if not closed:
                 self.sink.close()  # error or cancel: never leave a note sounding
+            self.control.close()  # the subscribers' streams end
 
     # ---- worker thread: analysis and planning ----------------------------------------------------
     def _analyse(self, item: Frame | AudioChunk) -> None:
@@ -208,8 +189,6 @@ class Engine:
             if self.conductor.add_boundary(b, now=self.clock.editable_from()):
                 replanned = True
                 self.state.replans += 1
-            if self._subscribers and self._loop is not None:
-                self._loop.call_soon_threadsafe(self._publish, b)
         self.state.boundaries = len(self.timeline.boundaries)
         return replanned
 
@@ -271,6 +250,7 @@ class Engine:
         st = self.state
         st.tempo, st.bar, st.beat_in_bar = s.tempo, s.bar, s.beat_in_bar
         st.next_boundary, st.next_boundary_known = s.next_boundary, s.next_boundary_known
+        self.control.observe(st)
 
     async def _plan_async(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._pool, self._plan)
@@ -303,7 +283,7 @@ class Engine:
     async def _follow_hints(self, hints: AsyncIterator[Boundary]) -> None:
         loop = asyncio.get_running_loop()
         async for b in hints:
-            await loop.run_in_executor(self._pool, self._take_boundaries, [b])
+            await loop.run_in_executor(self._pool, self.control.hint, b)
 
 
 class NoFramesError(Exception):

@@ -55,9 +55,33 @@ def set_overrides(items: list[str]) -> dict:
     return out
 
 
+# remote control and hint flags of `cuecast live`, each the twin of a config key (the flag wins)
+CONTROL_FLAGS = {"name": "control.name", "mqtt": "control.mqtt", "osc_out": "control.osc_out",
+                 "osc_in": "control.osc_in", "overlay": "control.overlay", "token": "control.token",
+                 "hints_mqtt": "hints.mqtt", "hints_osc": "hints.osc", "hints_obs": "hints.obs"}
+
+
+def add_control_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("remote control and telemetry (also in the config: [control], [hints])")
+    g.add_argument("--name", metavar="NAME", help="this instance's name in MQTT topics (default: the host name)")
+    g.add_argument("--mqtt", metavar="URL",
+                   help="publish state to and take commands from an MQTT broker: mqtt[s]://[user:pass@]HOST[:PORT][/PREFIX] "
+                        "(default prefix cuecast/NAME; topics PREFIX/state, /boundary, /status, /set/..., /error)")
+    g.add_argument("--osc-out", metavar="HOST:PORT", dest="osc_out",
+                   help="send /cuecast/beat, /bar, /tempo, /cut (as its chord sounds), /valence, /arousal, /phase")
+    g.add_argument("--osc-in", metavar="HOST:PORT", dest="osc_in",
+                   help="take /cuecast/set/mood, /intensity, /tempo, /mute, /panic, /generator, /cut over OSC")
+    g.add_argument("--overlay", metavar="HOST:PORT",
+                   help="serve the overlay page (/overlay, for an OBS browser source) and its WebSocket (/ws)")
+    g.add_argument("--hints-mqtt", metavar="HOST:PORT", dest="hints_mqtt", help="cut hints on topic cuecast/cut of this broker")
+    g.add_argument("--hints-osc", metavar="HOST:PORT", dest="hints_osc", help="listen for /cuecast/cut hints here")
+    g.add_argument("--hints-obs", metavar="URL", dest="hints_obs", help="OBS scene transitions as hints (ws://127.0.0.1:4455)")
+
+
 def config_from_args(args, **extra) -> Config:
     """The config of a command: --config, then --set, then the command's own flags (and `extra`)."""
     overrides = set_overrides(getattr(args, "set", None))
+    overrides.update({key: getattr(args, flag) for flag, key in CONTROL_FLAGS.items() if getattr(args, flag, None)})
     overrides.update(extra)
     if getattr(args, "lookahead", None) is not None:
         overrides["conductor.lookahead_s"] = args.lookahead

@@ -6,9 +6,10 @@ import argparse
 import sys
 from urllib.parse import quote
 
-from cuecast.engine.commands.common import add_engine_options, config_from_args, duration_value
+from cuecast.engine.commands.common import add_control_options, add_engine_options, config_from_args, duration_value
 from cuecast.engine.errors import UserError
 from cuecast.engine.live import play
+from cuecast.engine.remote import Remote
 
 HELP = "play a soundtrack live for a video source, to MIDI ports, JACK or a software synth"
 DESCRIPTION = """\
@@ -37,8 +38,11 @@ outputs (--midi-out, several allowed):
   none               play nothing (display only)
 
 The sender runs in its own process at real-time priority where the OS allows it; `--clock-in` follows
-an external MIDI clock's tempo instead of sending one; `--link` leads an Ableton Link session (other
-Link apps follow the music's tempo, including the bends that land beats on cuts). Exit status: 0 at the end of the source or of
+an external MIDI clock (its tempo, start, stop and song position: the music stays on its grid, cut chords
+land off the grid) instead of sending one; `--link` leads an Ableton Link session (other Link apps follow
+the music's tempo, including the bends that land beats on cuts), `--link follow` plays to the session's
+tempo and beat instead and never changes it. With --mqtt, --osc-out, --osc-in and --overlay the state goes
+out and commands come in (README: remote control and telemetry). Exit status: 0 at the end of the source or of
 --duration, 130 after Ctrl-C, 143 after SIGTERM, 2 for a user error (a missing port, file or device).
 
 examples:
@@ -46,7 +50,8 @@ examples:
   cuecast live device:/dev/video0 --midi-out rtmidi:Minilogue --lookahead 0
   cuecast live file:clip.mp4 --midi-out synth --record out/ --duration 60
   cuecast live webrtc --midi-out synth
-  cuecast live "rtmp://127.0.0.1:1935/live/cuecast?listen=1" --midi-out jack:synth"""
+  cuecast live "rtmp://127.0.0.1:1935/live/cuecast?listen=1" --midi-out jack:synth
+  cuecast live webrtc --midi-out synth --mqtt mqtt://127.0.0.1 --osc-out 127.0.0.1:7000 --overlay 127.0.0.1:8090"""
 
 
 def add_arguments(p) -> None:
@@ -55,7 +60,8 @@ def add_arguments(p) -> None:
     p.add_argument("--source", dest="source_opt", metavar="SOURCE", help=argparse.SUPPRESS)  # the old spelling
     p.add_argument("--token", metavar="TOKEN",
                    help="webrtc: the token a browser must give (?token=TOKEN); bound to an address other than "
-                        "loopback, cuecast makes one and prints it when none is given")
+                        "loopback, cuecast makes one and prints it when none is given. Also what --osc-in, --overlay "
+                        "and --hints-osc listeners bound beyond loopback require (control.token)")
     p.add_argument("--midi-out", action="append", required=True, metavar="SPEC", dest="midi_out",
                    help="rtmidi:NAME, virtual:NAME, jack:NAME, synth or none (repeat for several)")
     add_engine_options(p)
@@ -66,9 +72,10 @@ def add_arguments(p) -> None:
     p.add_argument("--clock-in", metavar="SPEC",
                    help="follow the tempo of an external MIDI clock on rtmidi:NAME, jack:NAME or virtual:NAME "
                         "(the music's tempo follows it; MIDI clock out is then off)")
-    p.add_argument("--link", action="store_true",
-                   help="also lead an Ableton Link session with the music's tempo and beat "
-                        "(needs the link extra: pip install 'cuecast[link]')")
+    p.add_argument("--link", nargs="?", const="lead", choices=("lead", "follow"),
+                   help="join an Ableton Link session: lead it with the music's tempo and beat (the default), or "
+                        "follow its tempo and beat (needs the link extra: pip install 'cuecast[link]')")
+    add_control_options(p)
 
 
 def run(args) -> int:
@@ -76,11 +83,15 @@ def run(args) -> int:
     cfg = config_from_args(args)
     duration = None if args.duration is None else duration_value(args.duration)
     if args.token:
-        if not (source == "webrtc" or source.startswith("webrtc:")):
-            raise UserError("--token is for a webrtc[:HOST:PORT] source")
-        source += ("&" if "?" in source else "?") + "token=" + quote(args.token, safe="")
+        if source == "webrtc" or source.startswith("webrtc:"):
+            source += ("&" if "?" in source else "?") + "token=" + quote(args.token, safe="")
+        elif not (cfg.control.osc_in or cfg.control.overlay or cfg.hints.osc):
+            raise UserError("--token is for a webrtc[:HOST:PORT] source or the --osc-in, --overlay and --hints-osc "
+                            "listeners")
+    remote = Remote(cfg.control, latency_s=float(cfg.live.latency_ms.get(args.midi_out[0], 0.0)) / 1000)
     result = play(cfg, source, args.midi_out, record=args.record, duration=duration, loop=args.loop,
-                  clock_in=args.clock_in, link=args.link, midi_clock=not args.no_clock, display=not args.quiet)
+                  clock_in=args.clock_in, link=args.link, midi_clock=not args.no_clock, display=not args.quiet,
+                  control=remote.serve if remote.active else None)
     print(result.summary(), file=sys.stderr)
     return 128 + result.stopped_by if result.stopped_by else 0
 

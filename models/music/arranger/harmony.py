@@ -78,7 +78,7 @@ def boundary_hit(a: "Arranger", plan: StepPlan, x: float, ev: list[Note]) -> Non
     hold = max(HIT_MIN_S, min(plan.beats_per_bar * plan.beat_s, HIT_MAX_S))
     if plan.boundary_known and plan.next_boundary is not None and plan.next_boundary > plan.t0:
         hold = max(HIT_MIN_S, min(hold, plan.next_boundary - plan.t0 - 0.02))
-    soft = plan.boundary_kind in ("fade", "dissolve")  # a gradual transition gets a swell, not a hit
+    soft = plan.boundary_kind in ("fade", "dissolve", "mood")  # a gradual transition (or a new mood) swells, no hit
     vel = feel.vel(a.rng, x, 8 if soft else 22)
     shift = feel.shift(x)
     st.comp_voicing = tuple(theory.voice_lead(st.comp_voicing or None, st.pcs, 4, 52 + shift, 76 + shift))
