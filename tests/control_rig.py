@@ -1,0 +1,158 @@
+"""Test rig for the remote-control tests: a real mosquitto the test can kill and restart on the same loopback
+port, and a live engine run in-process (real JACK MIDI out, the configured bridges) beside a test scenario.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from cuecast.engine.clock import RealtimeClock
+from cuecast.engine.compose import channel_map
+from cuecast.engine.config import load_config
+from cuecast.engine.hints import Warnings
+from cuecast.engine.pipeline import Engine
+from cuecast.engine.remote import Remote
+from cuecast.engine.scheduler import RealtimeScheduler, SendReport
+from cuecast.engine.stages import build_stages
+from cuecast.streams.video import FileSource, make_test_video
+
+
+def free_port(kind=socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def mosquitto_exe() -> str | None:
+    return shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
+
+
+class Broker:
+    """mosquitto on 127.0.0.1:port with its own config; stop() kills it (no goodbye to clients), start() again
+    brings it back on the same port."""
+
+    def __init__(self, tmp: Path, extra: str = ""):
+        exe = mosquitto_exe()
+        if exe is None:
+            pytest.skip("mosquitto binary not installed (Debian package `mosquitto`)")
+        self.exe = exe
+        self.port = free_port()
+        self.conf = tmp / "mosquitto.conf"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n{extra}")
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Broker":
+        self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        pytest.fail("mosquitto did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.proc = None
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Broker(tmp_path).start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """12 s with a cut every 1.5 s, colours that read as different moods."""
+    path = tmp_path_factory.mktemp("control") / "clip.mp4"
+    colours = [(230, 190, 120), (40, 50, 90), (220, 40, 40), (90, 160, 90)]
+    make_test_video(path, [(1.5, colours[i % 4]) for i in range(8)], fps=25, size=(160, 90))
+    return path
+
+
+@dataclass
+class Run:
+    """What a rig run leaves for the checks."""
+
+    engine: Engine
+    remote: Remote
+    clock: RealtimeClock
+    report: SendReport
+    result: object = None
+    warnings: list[str] = field(default_factory=list)
+
+
+class Recorder:
+    """Warnings captured as lines (still one line each), for the checks."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def write(self, s: str) -> None:
+        self.lines.extend(x for x in s.splitlines() if x)
+
+    def flush(self) -> None:
+        pass
+
+
+def run_engine(clip, outputs: list[str], scenario, *, overrides: dict | None = None, lookahead: float = 1.0,
+               generator: str = "arranger", loop: bool = True, max_s: float = 60.0) -> Run:
+    """Play `clip` live to `outputs` with the configured bridges; `scenario(engine, remote, clock)` runs beside it
+    and the engine stops when it returns."""
+    cfg = load_config(None, {"conductor.lookahead_s": lookahead, "generator.backend": generator, **(overrides or {})})
+    rec = Recorder()
+    warn = Warnings(stream=rec)
+    remote = Remote(cfg.control, warn)
+    clock = RealtimeClock(cfg.conductor.lookahead_s)
+    source = FileSource(str(clip), cfg.source.analysis_width, audio=False, realtime=True, loop=loop)
+    sched = RealtimeScheduler(outputs, clock.wall_of, channel_map(cfg), record=True, realtime_priority=True)
+    try:
+        engine = Engine(cfg, source, sched, clock, build_stages(cfg))
+        engine.control.warnings = warn
+        engine.control.gate.warn = warn
+
+        async def main():
+            async with remote.running(engine):
+                run = asyncio.create_task(engine.run())
+                try:
+                    result = await asyncio.wait_for(scenario(engine, remote, clock), max_s)
+                finally:
+                    engine.stop()
+                    await run
+                return result
+
+        result = asyncio.run(main())
+    finally:
+        sched.close()
+    return Run(engine, remote, clock, sched.report, result, rec.lines)
+
+
+async def wait_until(pred, timeout: float, step: float = 0.02) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        await asyncio.sleep(step)
+    return pred()
+
+
+def note_ons(report: SendReport, start: float = float("-inf"), end: float = float("inf")) -> list[tuple[float, int, int, int]]:
+    """(send time, channel, pitch, velocity) of the note-ons the sender put on output 0 in [start, end)."""
+    return [(w, m[0] & 0x0F, m[1], m[2]) for w, m in report.log
+            if m[0] & 0xF0 == 0x90 and m[2] > 0 and start <= w < end]
