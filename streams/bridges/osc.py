@@ -22,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-import threading
+import json
+import subprocess
+import sys
 import time
 from typing import Callable
 
@@ -30,99 +32,142 @@ from cuecast.control import BeatEvent, BoundaryEvent, CommandError, Replan, Stat
 
 PHASE_HZ = 30.0
 PREFIX = "/cuecast"
+SPIN_S = 0.001  # the sender wakes this long before a moment, then spins to it
 
 
 class OscSender:
-    """A thread that sends timed OSC messages at their wall-clock moments (time.monotonic)."""
+    """Sends timed OSC messages at their wall-clock moments (time.monotonic) from a small child process.
+
+    Not a thread: in the engine's process the analysis holds the GIL often enough to make a thread send
+    tens of milliseconds late; a process of its own (at real-time priority where the OS allows it, like the
+    MIDI sender) sleeps to a millisecond before each moment and then spins to it. It gets its schedule as
+    JSON lines on a pipe, and ends when the pipe closes (also when the engine dies).
+    """
 
     def __init__(self, host: str, port: int, phase_hz: float = PHASE_HZ):
-        from pythonosc.udp_client import SimpleUDPClient
-
-        self.client = SimpleUDPClient(host, port)
-        self.phase_every = 1.0 / phase_hz if phase_hz > 0 else 0.0
-        self._heap: list[tuple[float, int, str, list]] = []
-        self._beats: list[tuple[float, float]] = []  # (wall, bpm) of beats, sorted
-        self._seq = itertools.count()
-        self._cond = threading.Condition()
-        self._stop = False
-        self.sent: list[tuple[float, str, list]] = []  # (time sent, address, args): the last few hundred
-        self._thread = threading.Thread(target=self._run, name="cuecast-osc-out", daemon=True)
+        self.host, self.port, self.phase_hz = host, port, phase_hz
+        self._proc: subprocess.Popen | None = None
 
     def start(self) -> "OscSender":
-        self._thread.start()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", "from cuecast.streams.bridges.osc import sender_main; sender_main()",
+             self.host, str(self.port), str(self.phase_hz)], stdin=subprocess.PIPE, text=True, bufsize=1)
         return self
 
+    def _put(self, *item) -> None:
+        if self._proc is None or self._proc.poll() is not None:
+            return
+        try:
+            self._proc.stdin.write(json.dumps(item) + "\n")
+        except (BrokenPipeError, OSError, ValueError):
+            pass
+
     def at(self, wall: float, address: str, args: list) -> None:
-        with self._cond:
-            heapq.heappush(self._heap, (wall, next(self._seq), address, args))
-            self._cond.notify()
+        self._put("at", wall, address, args)
 
     def now(self, address: str, args: list) -> None:
-        self.at(0.0, address, args)
+        self._put("at", 0.0, address, args)
 
     def beat(self, wall: float, bpm: float) -> None:
-        with self._cond:
-            self._beats.append((wall, bpm))
-            self._beats.sort()
-            del self._beats[:-64]
+        self._put("beat", wall, bpm)
 
     def void_from(self, wall: float) -> None:
         """Drop what was scheduled at or after `wall` (a re-plan threw that music away)."""
-        with self._cond:
-            self._heap = [e for e in self._heap if e[0] < wall - 1e-6 or e[0] == 0.0]
-            heapq.heapify(self._heap)
-            self._beats = [b for b in self._beats if b[0] < wall - 1e-6]
+        self._put("void", wall)
 
     def close(self) -> None:
-        with self._cond:
-            self._stop = True
-            self._cond.notify()
-        self._thread.join(2)
-
-    def _phase(self, now: float) -> float | None:
-        last = None
-        for w, bpm in self._beats:
-            if w <= now:
-                last = (w, bpm)
-            else:
-                break
-        if last is None:
-            return None
-        return min(0.999, (now - last[0]) * last[1] / 60.0)
-
-    def _run(self) -> None:
-        next_phase = time.monotonic()
-        while True:
-            with self._cond:
-                if self._stop:
-                    return
-                now = time.monotonic()
-                due = self._heap[0][0] if self._heap else now + 1.0
-                if self.phase_every:
-                    due = min(due, next_phase)
-                if due > now:
-                    self._cond.wait(due - now)
-                    continue
-                batch = []
-                while self._heap and self._heap[0][0] <= now:
-                    batch.append(heapq.heappop(self._heap))
-                phase = None
-                if self.phase_every and now >= next_phase:
-                    next_phase = now + self.phase_every
-                    phase = self._phase(now)
-            for _, _, address, args in batch:
-                self._send(address, args)
-            if phase is not None:
-                self._send(f"{PREFIX}/phase", [phase])
-
-    def _send(self, address: str, args: list) -> None:
+        if self._proc is None:
+            return
         try:
-            self.client.send_message(address, args)
+            self._proc.stdin.close()
         except OSError:
-            return  # nobody listening (ICMP refused) or no route: OSC is fire and forget
-        self.sent.append((time.monotonic(), address, args))
-        if len(self.sent) > 512:
-            del self.sent[:256]
+            pass
+        try:
+            self._proc.wait(2)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
+
+
+def sender_main() -> None:
+    """The OSC sender process: argv host port phase_hz; the schedule on stdin."""
+    import os
+    import select
+    import signal
+
+    from pythonosc.udp_client import SimpleUDPClient
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle; our pipe closes after
+    host, port, phase_hz = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(min(30, os.sched_get_priority_max(os.SCHED_FIFO))))
+    except (AttributeError, OSError):
+        try:
+            os.nice(-5)
+        except (AttributeError, OSError):
+            pass
+    client = SimpleUDPClient(host, port)
+    phase_every = 1.0 / phase_hz if phase_hz > 0 else 0.0
+    heap: list[tuple[float, int, str, list]] = []
+    beats: list[tuple[float, float]] = []  # (wall, bpm), sorted
+    seq = itertools.count()
+    fd = sys.stdin.fileno()
+    pending = b""
+    next_phase = time.monotonic()
+
+    def send(address: str, args: list) -> None:
+        try:
+            client.send_message(address, args)
+        except OSError:
+            pass  # nobody listening (ICMP refused) or no route: OSC is fire and forget
+
+    def take(line: bytes) -> None:
+        nonlocal heap, beats
+        try:
+            item = json.loads(line)
+        except ValueError:
+            return
+        if item[0] == "at":
+            heapq.heappush(heap, (float(item[1]), next(seq), item[2], item[3]))
+        elif item[0] == "beat":
+            beats.append((float(item[1]), float(item[2])))
+            beats.sort()
+            del beats[:-64]
+        elif item[0] == "void":
+            wall = float(item[1])
+            heap = [e for e in heap if e[0] < wall - 1e-6 or e[0] == 0.0]
+            heapq.heapify(heap)
+            beats = [b for b in beats if b[0] < wall - 1e-6]
+
+    while True:
+        now = time.monotonic()
+        due = heap[0][0] if heap else now + 0.5
+        if phase_every:
+            due = min(due, next_phase)
+        wait = due - now - SPIN_S
+        if wait > 0:
+            ready, _, _ = select.select([fd], [], [], wait)
+            if ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    return  # the engine is gone or done
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    take(line)
+                continue
+        while time.monotonic() < due:
+            pass  # the last stretch: spin
+        now = time.monotonic()
+        while heap and heap[0][0] <= now:
+            _, _, address, args = heapq.heappop(heap)
+            send(address, args)
+        if phase_every and now >= next_phase:
+            next_phase = now + phase_every
+            last = next(((w, bpm) for w, bpm in reversed(beats) if w <= now), None)
+            if last is not None:
+                send(f"{PREFIX}/phase", [min(0.999, (now - last[0]) * last[1] / 60.0)])
 
 
 class OscOut:
