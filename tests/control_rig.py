@@ -18,7 +18,7 @@ import pytest
 from cuecast.engine.clock import RealtimeClock
 from cuecast.engine.compose import channel_map
 from cuecast.engine.config import load_config
-from cuecast.engine.hints import Warnings
+from cuecast.engine.hints import Warnings, hint_sources
 from cuecast.engine.pipeline import Engine
 from cuecast.engine.remote import Remote
 from cuecast.engine.scheduler import RealtimeScheduler, SendReport
@@ -123,7 +123,8 @@ def run_engine(clip, outputs: list[str], scenario, *, overrides: dict | None = N
     source = FileSource(str(clip), cfg.source.analysis_width, audio=False, realtime=True, loop=loop)
     sched = RealtimeScheduler(outputs, clock.wall_of, channel_map(cfg), record=True, realtime_priority=True)
     try:
-        engine = Engine(cfg, source, sched, clock, build_stages(cfg))
+        engine = Engine(cfg, source, sched, clock, build_stages(cfg),
+                        hints=hint_sources(cfg.hints, clock.playhead, warn, token=cfg.control.token))
         engine.control.warnings = warn
         engine.control.gate.warn = warn
 
