@@ -286,9 +286,9 @@ class Control:
         c.add_boundary(Boundary(t=c.cursor, kind="mood", source="control", decided_at=self._now()), now=self._now())
 
     def _boundary_of(self, cmd: CutHint) -> Boundary:
-        now = self._now()
-        t = cmd.t if cmd.t is not None else now + cmd.in_s - (time.monotonic() - cmd.sent_wall)
-        return Boundary(t=t, kind="hint", source=cmd.source, decided_at=now, confidence=cmd.confidence)
+        arrived = self._now() - max(0.0, time.monotonic() - cmd.sent_wall)  # the playhead when it came in
+        t = cmd.t if cmd.t is not None else arrived + cmd.in_s
+        return Boundary(t=t, kind="hint", source=cmd.source, decided_at=arrived, confidence=cmd.confidence)
 
     def hint(self, b: Boundary) -> bool:
         """A cut hint through the gate into the engine (analysis thread). True when it became a boundary."""

@@ -82,12 +82,16 @@ class HintGate:
         self.dropped = {"past": 0, "merged": 0, "rate": 0}
 
     def admit(self, b: Boundary, now: float, known: Iterable[float] = ()) -> bool:
-        if b.t < now - PAST_TOLERANCE_S:
+        """True when the hint should become a boundary. `now` is the playhead; the hint's own `decided_at` is
+        the playhead when it arrived (a hint that waited behind our own work is late, not in the past: the
+        conductor lands it as soon as it can)."""
+        arrived = now if b.decided_at is None else min(now, b.decided_at)
+        if b.t < arrived - PAST_TOLERANCE_S:
             self.dropped["past"] += 1
-            self.warn(f"{b.source} hint for media time {b.t:.2f} came {now - b.t:.2f} s after it: dropped",
+            self.warn(f"{b.source} hint for media time {b.t:.2f} came {arrived - b.t:.2f} s after it: dropped",
                       key=f"past:{b.source}")
             return False
-        b.t = max(b.t, now)
+        b.t = max(b.t, arrived)
         i = bisect.bisect_left(self.accepted, b.t)
         near = any(abs(x - b.t) < self.gap for x in self.accepted[max(0, i - 1):i + 1])
         if near or any(abs(x - b.t) < self.gap for x in known):
