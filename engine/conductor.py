@@ -82,6 +82,10 @@ class Conductor:
         # a tempo held from outside (a musician's lock, an external clock): no glide, no bends to land cuts,
         # and the beat grid runs on through boundaries (their chords land off the grid, on the cut)
         self.tempo_lock: float | None = None
+        # an external clock's beat grid (MIDI clock in, a Link session): media time t -> (bpm, media time of its
+        # next beat after t, that beat's index from the master's song start), or None while it is not running
+        self.grid: Callable[[float], tuple[float, float, int] | None] | None = None
+        self.beat_started = 0.0  # media time the current beat began (a step may start inside a beat)
 
     # ---- inputs -------------------------------------------------------------------------------
     def add_emotion(self, window: EmotionWindow) -> None:
@@ -245,10 +249,15 @@ class Conductor:
             on_grid = abs(self.next_beat - t0) < 1e-4
             self.landed.append(p)
             del self.landed[:-LANDED_MEMORY]
-            if self.tempo_lock is None:
+            if self.tempo_lock is None and self.grid is None:
                 self.next_beat = t0  # the boundary is the downbeat of a new bar
                 self.beat_in_bar = 0
-        if abs(self.next_beat - t0) < 1e-4:  # a beat starts here
+        outside = self.grid(t0) if self.grid is not None and abs(self.next_beat - t0) < 1e-4 else None
+        if abs(self.next_beat - t0) < 1e-4:
+            self.beat_started = t0
+        if outside is not None:  # a beat starts here, on the master's grid: its tempo, its bar
+            self._on_grid(t0, *outside)
+        elif abs(self.next_beat - t0) < 1e-4:  # a beat starts here
             relock = self.tempo_lock is not None and self.tempo != self.tempo_lock
             if self.beat_in_bar == 0 or self.tempo is None or relock:
                 self.tempo = self._target_tempo(t0, free=at_boundary or self.tempo is None)
@@ -282,10 +291,26 @@ class Conductor:
             self.sink.notes(notes)
         return notes
 
+    def _on_grid(self, t0: float, bpm: float, next_t: float, index: int) -> None:
+        """Follow an external clock: the next beat is the master's (the first one may come early, which brings
+        our beats into its phase); no bends to land cuts."""
+        beat_s = 60.0 / bpm
+        if next_t - t0 < 0.25 * beat_s:  # too short a beat to play: the one after
+            next_t, index = next_t + beat_s, index + 1
+        if abs(next_t - beat_s - t0) > 0.03:  # t0 is not the master's beat (we lock on, or a re-plan from a cut):
+            self.beat_started = next_t - beat_s  # this step is the rest of the master's beat, not a beat of its own
+        self.tempo = bpm
+        self.beat_in_bar = (index - 1) % self.cfg.beats_per_bar
+        self._follow_forecast(t0)
+        self.next_beat = next_t
+        if not self.tempo_map or abs(self.tempo_map[-1][1] - bpm) > 1e-3:
+            self.tempo_map.append((t0, bpm))
+            self.sink.tempo(t0, bpm, float(self.beat))
+
     def _landing_beat(self, t0: float, tb: float, beat_s: float) -> float:
         """Beat length that puts a beat exactly on tb, if a tempo bend within the limit does it."""
         k = round((tb - t0) / beat_s)
-        if k < 1 or self.tempo_lock is not None:
+        if k < 1 or self.tempo_lock is not None or self.grid is not None:
             return beat_s
         bent = (tb - t0) / k
         bpm = 60.0 / bent

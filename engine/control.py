@@ -173,9 +173,10 @@ class Control:
         self.mood: _Mood | None = None
         self.intensity = 1.0
         self.muted = False
+        self.transport: Callable[[], bool] | None = None  # an external master's start/stop (engine/sync.py)
+        self.paused = False  # the master is stopped: silent, as muted
         self.engine = None
         self._beats: deque[tuple[float, int, int, float]] = deque(maxlen=64)  # (t, bar, beat 1-based, bpm)
-        self._last_beat_index: int | None = None
         self._bar = 0
         self._next_state = 0.0
 
@@ -310,19 +311,15 @@ class Control:
         self._beat(plan)
         if plan.at_boundary:
             self._boundary(plan)
-        if self.muted:
+        if self.muted or self.paused:
             return []
         if self.intensity < 1.0:
             notes = self._shape(notes, plan)
         return notes
 
     def _beat(self, plan: StepPlan) -> None:
-        new_beat = plan.beat != self._last_beat_index or (plan.at_boundary and plan.on_grid)
-        if self.engine.conductor.tempo_lock is None:
-            new_beat = new_beat or plan.at_boundary  # a cut starts a new bar, on the cut
-        self._last_beat_index = plan.beat
-        if not new_beat:
-            return
+        if abs(self.engine.conductor.beat_started - plan.t0) > 1e-6:
+            return  # a step inside a beat (split by a cut that fell off the grid)
         if plan.beat_in_bar == 0:
             self._bar += 1
         beat = (max(self._bar, 1), plan.beat_in_bar + 1)
@@ -355,11 +352,15 @@ class Control:
         while self._beats and self._beats[-1][0] >= t - 1e-6:
             self._beats.pop()
         self._bar = self._beats[-1][1] if self._beats else 0
-        self._last_beat_index = None
         self.hub.publish(Replan(t, self._wall(t)))
 
     # ---- state (analysis thread, after every plan) ----
     def observe(self, es) -> None:
+        if self.transport is not None:
+            running = self.transport()
+            if not running and not self.paused:
+                self._silence()  # the master stopped: so do we, at once
+            self.paused = not running
         wall = time.monotonic()
         if wall < self._next_state:
             return
@@ -382,7 +383,7 @@ class Control:
         return State(t=t, valence=v, arousal=a, probs=tuple(es.probs), tempo_bpm=bpm, bar=bar, beat=beat,
                      beat_phase=phase, next_boundary_in=None if nb is None else max(0.0, nb - t),
                      next_boundary_known=es.next_boundary_known, generator=self.generator_name,
-                     muted=self.muted, intensity=self.intensity, mood_held=held,
+                     muted=self.muted or self.paused, intensity=self.intensity, mood_held=held,
                      tempo_locked=self.engine.conductor.tempo_lock is not None,
                      wall=time.monotonic() if wall is None else wall)
 
