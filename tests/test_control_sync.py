@@ -122,3 +122,45 @@ def test_midi_clock_in_grid_start_stop_and_song_position(clip, jack):  # noqa: F
     assert note_ons(run.report, master_beats[0] + 1, t_stop) and note_ons(run.report, t_cont + 1, ticks[-1][0])
     muted = [ev.muted for t, ev in events if isinstance(ev, State) and t_stop + 0.3 < t < t_cont]
     assert muted and all(muted)
+
+
+LINK_FOLLOW = r"""
+import asyncio, json, time, warnings
+warnings.simplefilter("ignore", DeprecationWarning)
+from aalink import Link
+from cuecast.engine.sync import LinkFollower
+
+loop = asyncio.new_event_loop()
+peer = Link(90.0, loop)  # a session already playing at 90 bpm
+peer.quantum = 4
+peer.enabled = True
+time.sleep(2.0)  # playing for a while before we join
+f = LinkFollower()
+end = time.monotonic() + 15
+while f.link.num_peers < 1 and time.monotonic() < end:
+    time.sleep(0.05)
+time.sleep(1.0)
+out = {"peers": f.link.num_peers, "grid": []}
+for _ in range(5):
+    now = time.monotonic()
+    bpm, nxt, index = f.grid_at(now + 0.3)
+    while time.monotonic() < nxt:
+        time.sleep(0.0005)
+    out["grid"].append([bpm, peer.beat, index])  # the peer's own beat at the moment we call a beat
+out["peer_tempo"] = peer.tempo
+f.close()
+print(json.dumps(out))
+"""
+
+
+def test_link_follow_plays_to_the_session_and_never_sets_its_tempo():
+    pytest.importorskip("aalink")
+    from test_live_link import run_on_loopback
+
+    out = run_on_loopback(LINK_FOLLOW)
+    assert out["peers"] == 1
+    assert out["peer_tempo"] == pytest.approx(90.0)  # joining did not hijack the session's tempo
+    for bpm, peer_beat, index in out["grid"]:
+        assert bpm == pytest.approx(90.0)
+        assert abs(peer_beat - round(peer_beat)) < 0.03  # our beats fall on the session's beats
+        assert round(peer_beat) % 4 == index % 4  # and in its bar (quantum 4)
