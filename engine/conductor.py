@@ -303,8 +303,8 @@ class Conductor:
         self.beat_in_bar = (index - 1) % self.cfg.beats_per_bar
         self._follow_forecast(t0)
         self.next_beat = next_t
-        if not self.tempo_map or abs(self.tempo_map[-1][1] - bpm) > 1e-3:
-            self.tempo_map.append((t0, bpm))
+        if not self.tempo_map or abs(self.tempo_map[-1].bpm - bpm) > 1e-3:
+            self.tempo_map.append(TempoPoint(t0, bpm, float(self.beat)))
             self.sink.tempo(t0, bpm, float(self.beat))
 
     def _landing_beat(self, t0: float, tb: float, beat_s: float) -> float:

@@ -19,13 +19,13 @@ from typing import Awaitable, Callable, Sequence
 
 from cuecast.engine.clock import RealtimeClock
 from cuecast.engine.compose import channel_map
-from cuecast.engine.conductor import arousal_tempo
 from cuecast.engine.config import Config
 from cuecast.engine.errors import InputError, UserError
 from cuecast.engine.hints import hint_sources
 from cuecast.engine.pipeline import Engine, EngineState, NoFramesError
 from cuecast.engine.scheduler import RealtimeScheduler, SendReport, SenderError
 from cuecast.engine.stages import build_stages
+from cuecast.engine.sync import follow
 from cuecast.engine.timeline import timeline_json, write_json
 from cuecast.streams.midi_file import MidiFileSink, write_sent
 from cuecast.streams.midi_out import MidiClockIn, PortError, parse_output_spec
@@ -83,13 +83,16 @@ class LivePlayer:
     source: a spec for open_source (file:PATH, device:..., lavfi:..., or what other modules register) or an
     opened Source. outputs: MIDI output specs (rtmidi:NAME, virtual:NAME, jack:NAME, synth[:FILE.sf2], none).
     record: a folder for sent.mid (what was sent, at its real times) and timeline.json. clock_in: follow an
-    external MIDI clock's tempo (then no MIDI clock goes out). link: lead an Ableton Link session.
-    control: an async function given the Engine once it runs (bridges: engine.apply, engine.subscribe).
+    external MIDI clock: the music stays on its grid and follows its start, stop and song position (then no MIDI
+    clock goes out). link: "lead" (or True) leads an Ableton Link session, "follow" plays to its tempo and beat.
+    control: an async function given the Engine once it runs (bridges: engine.apply, engine.subscribe); if it
+    fails (a bridge cannot start), the play stops and its error is raised.
     Raises UserError (one line) for a bad output, port, source or folder.
     """
 
     def __init__(self, cfg: Config, source: str | Source, outputs: Sequence[str], *, record: str | Path | None = None,
-                 duration: float | None = None, loop: bool = False, clock_in: str | None = None, link: bool = False,
+                 duration: float | None = None, loop: bool = False, clock_in: str | None = None,
+                 link: bool | str | None = None,
                  midi_clock: bool = True, display: bool = False, client_name: str = "cuecast",
                  control: Callable[[Engine], Awaitable[None]] | None = None):
         if duration is not None and duration <= 0:
@@ -101,6 +104,11 @@ class LivePlayer:
             raise UserError(str(e)) from None
         self.cfg, self.source_spec, self.outputs = cfg, source, list(outputs)
         self.record = Path(record) if record else None
+        link = "lead" if link is True else (link or None)
+        if link not in (None, "lead", "follow"):
+            raise UserError(f"--link is lead or follow (got {link!r})")
+        if link == "follow" and clock_in:
+            raise UserError("follow one master: --clock-in or --link follow, not both")
         self.duration, self.loop, self.clock_in, self.link = duration, loop, clock_in, link
         self.midi_clock, self.display, self.client_name, self.control = midi_clock, display, client_name, control
         self.engine: Engine | None = None
@@ -142,15 +150,15 @@ class LivePlayer:
             self.scheduler = await loop.run_in_executor(None, self._start_sender, clock)
             if self.clock_in:
                 follower = MidiClockIn(self.clock_in)
+            elif self.link == "follow":
+                follower = _link_follower()
             stages = await loop.run_in_executor(None, build_stages, cfg)
-            tempo_for = None
-            if follower is not None:
-                by_arousal = arousal_tempo(cfg.conductor)
-                tempo_for = lambda arousal: follower.bpm or by_arousal(arousal)  # noqa: E731
             keeper = MidiFileSink()
             sink = self._source_sinks(source, clock, TeeSink(self.scheduler, keeper))
             engine = self.engine = Engine(cfg, source, sink, clock, stages,
-                                          tempo_for=tempo_for, hints=hint_sources(cfg.hints, clock.playhead))
+                                          hints=hint_sources(cfg.hints, clock.playhead, token=cfg.control.token))
+            if follower is not None:  # the master's grid: its tempo and bars; silent while it is stopped
+                follow(engine, clock, follower)
             if hasattr(source, "watch"):  # a page that shows the engine's state (webrtc)
                 source.watch(engine)
             if self._stop_asked:
@@ -161,6 +169,8 @@ class LivePlayer:
                 display = LiveDisplay(lambda: engine.state, self.scheduler.status, cfg.conductor.lookahead_s).start()
             timer = loop.call_later(self.duration, engine.stop) if self.duration else None
             control = asyncio.create_task(self.control(engine)) if self.control is not None else None
+            if control is not None:  # a control that fails (a bridge that cannot start) stops the play
+                control.add_done_callback(lambda t: t.cancelled() or t.exception() is None or engine.stop())
             started = time.monotonic()
             try:
                 timeline = await engine.run()
@@ -174,6 +184,8 @@ class LivePlayer:
                 if control is not None:
                     control.cancel()
                     await asyncio.gather(control, return_exceptions=True)
+                    if not control.cancelled() and isinstance(control.exception(), UserError):
+                        raise control.exception()
             wall = time.monotonic() - started
         except PortError as e:
             raise UserError(str(e)) from None
@@ -219,7 +231,7 @@ class LivePlayer:
                                      clock_out=cfg.live.clock_out and self.midi_clock and not self.clock_in,
                                      latency_ms=cfg.live.latency_ms, record=self.record is not None,
                                      synth_options=synth, realtime_priority=cfg.live.realtime_priority,
-                                     link=self.link, client_name=self.client_name)
+                                     link=self.link == "lead", client_name=self.client_name)
         except SenderError as e:
             raise UserError(str(e)) from None
 
@@ -239,6 +251,16 @@ class LivePlayer:
         if hasattr(source, "meta"):  # network and webrtc: reconnects and gaps, frames, what the browser heard
             meta["stream"] = source.meta()
         write_json(self.record / "timeline.json", timeline_json(timeline, **meta))
+
+
+def _link_follower():
+    import importlib.util  # noqa: PLC0415
+
+    if importlib.util.find_spec("aalink") is None:
+        raise UserError("Ableton Link needs the aalink package: pip install 'cuecast[link]'")
+    from cuecast.engine.sync import LinkFollower  # noqa: PLC0415
+
+    return LinkFollower()
 
 
 def play(cfg: Config, source: str | Source, outputs: Sequence[str], **options) -> LiveResult:

@@ -498,7 +498,7 @@ def _add_overlay(app, source: WebRTCSource) -> None:
         from cuecast.streams.bridges import overlay  # noqa: PLC0415
     except ImportError:
         return
-    overlay.add_routes(app, lambda: source.engine)
+    overlay.add_routes(app, lambda: source.engine, token=source.token)
 
 
 def open_webrtc(spec: str, cfg, *, realtime: bool, keep_picture: bool = False, loop: bool = False, **_) -> WebRTCSource:

@@ -9,21 +9,20 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from cuecast.engine.clock import RealtimeClock
-from cuecast.engine.compose import channel_map
 from cuecast.engine.config import load_config
-from cuecast.engine.hints import Warnings, hint_sources
+from cuecast.engine.hints import Warnings
+from cuecast.engine.live import LivePlayer
 from cuecast.engine.pipeline import Engine
 from cuecast.engine.remote import Remote
-from cuecast.engine.scheduler import RealtimeScheduler, SendReport
-from cuecast.engine.stages import build_stages
-from cuecast.streams.video import FileSource, make_test_video
+from cuecast.engine.scheduler import SendReport
+from cuecast.streams.video import make_test_video
 
 
 def free_port(kind=socket.SOCK_STREAM) -> int:
@@ -92,7 +91,7 @@ class Run:
 
     engine: Engine
     remote: Remote
-    clock: RealtimeClock
+    clock: object
     report: SendReport
     result: object = None
     warnings: list[str] = field(default_factory=list)
@@ -113,35 +112,35 @@ class Recorder:
 
 def run_engine(clip, outputs: list[str], scenario, *, overrides: dict | None = None, lookahead: float = 1.0,
                generator: str = "arranger", loop: bool = True, max_s: float = 60.0) -> Run:
-    """Play `clip` live to `outputs` with the configured bridges; `scenario(engine, remote, clock)` runs beside it
-    and the engine stops when it returns."""
+    """Play `clip` live to `outputs` (engine.live.LivePlayer, as `cuecast live` does) with the configured bridges;
+    `scenario(engine, remote, clock)` runs beside it and the play stops when it returns."""
     cfg = load_config(None, {"conductor.lookahead_s": lookahead, "generator.backend": generator, **(overrides or {})})
     rec = Recorder()
     warn = Warnings(stream=rec)
     remote = Remote(cfg.control, warn)
-    clock = RealtimeClock(cfg.conductor.lookahead_s)
-    source = FileSource(str(clip), cfg.source.analysis_width, audio=False, realtime=True, loop=loop)
-    sched = RealtimeScheduler(outputs, clock.wall_of, channel_map(cfg), record=True, realtime_priority=True)
-    try:
-        engine = Engine(cfg, source, sched, clock, build_stages(cfg),
-                        hints=hint_sources(cfg.hints, clock.playhead, warn, token=cfg.control.token))
+    out: dict = {}
+    record = Path(tempfile.mkdtemp(prefix="cuecast-rig-"))
+
+    async def control(engine):
         engine.control.warnings = warn
         engine.control.gate.warn = warn
+        async with remote.running(engine):
+            try:
+                out["result"] = await asyncio.wait_for(scenario(engine, remote, engine.clock), max_s)
+            except BaseException as e:  # noqa: BLE001 - handed to the test below
+                out["error"] = e
+            finally:
+                player.stop()
+            await asyncio.Future()  # the bridges run until the engine has ended (LivePlayer cancels us then)
 
-        async def main():
-            async with remote.running(engine):
-                run = asyncio.create_task(engine.run())
-                try:
-                    result = await asyncio.wait_for(scenario(engine, remote, clock), max_s)
-                finally:
-                    engine.stop()
-                    await run
-                return result
-
-        result = asyncio.run(main())
+    player = LivePlayer(cfg, str(clip), outputs, loop=loop, record=record, control=control)
+    try:
+        result = asyncio.run(player.play())
     finally:
-        sched.close()
-    return Run(engine, remote, clock, sched.report, result, rec.lines)
+        shutil.rmtree(record, ignore_errors=True)
+    if "error" in out:
+        raise out["error"]
+    return Run(player.engine, remote, player.engine.clock, result.report, out.get("result"), rec.lines)
 
 
 async def wait_until(pred, timeout: float, step: float = 0.02) -> bool:

@@ -12,23 +12,32 @@ import time
 
 import pytest
 from control_rig import clip, free_port, note_ons, run_engine, wait_until  # noqa: F401 - `clip` is a fixture
+
+from cuecast.control import BoundaryEvent
 from jack_server import JackReceiver, jack  # noqa: F401 - `jack` is a fixture
 
 RECEIVER = r"""
-import json, socket, sys, time
+import json, socket, struct, sys, time
 from pythonosc.osc_message import OscMessage
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 sock.bind(("127.0.0.1", 0))
+# the kernel stamps each datagram as it arrives: a busy machine may run this process late, not the stamp
+sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
 print(sock.getsockname()[1], flush=True)
 sock.settimeout(0.2)
 out = []
 end = time.monotonic() + float(sys.argv[1])
 while time.monotonic() < end:
     try:
-        data = sock.recv(65536)
+        data, anc, _, _ = sock.recvmsg(65536, 256)
     except socket.timeout:
         continue
-    t = time.monotonic()  # CLOCK_MONOTONIC: the same clock as the engine's send times
+    t = time.monotonic()
+    for level, kind, cdata in anc:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+            sec, nsec = struct.unpack("qq", cdata[:16])
+            t = sec + nsec * 1e-9 - (time.time() - time.monotonic())  # on CLOCK_MONOTONIC, as the send times
     m = OscMessage(data)
     if m.address == "/stop":
         break
@@ -49,11 +58,20 @@ def test_osc_out_cut_at_its_chord_and_osc_in_commands(clip, rx):  # noqa: F811
     osc_rx = subprocess.Popen([sys.executable, "-c", RECEIVER, str(listen_s)], stdout=subprocess.PIPE, text=True)
     rx_port = int(osc_rx.stdout.readline())
     in_port = free_port(socket.SOCK_DGRAM)
+    chords: dict[float, tuple[float, float]] = {}
 
     async def scenario(engine, remote, clock):
         from pythonosc.osc_message import OscMessage
         from pythonosc.udp_client import SimpleUDPClient
 
+        sub = engine.subscribe(maxsize=100000)
+
+        async def collect():
+            async for ev in sub:
+                if isinstance(ev, BoundaryEvent):
+                    # a re-planned cut's chord replaces its first plan; keep how far ahead the engine knew it
+                    chords[round(ev.t, 3)] = (ev.chord_wall, ev.chord_wall - time.monotonic())
+        collector = asyncio.create_task(collect())
         assert await wait_until(lambda: engine.state.boundaries >= 5, 30)
         client = SimpleUDPClient("127.0.0.1", in_port)
         client._sock.settimeout(2.0)
@@ -62,6 +80,7 @@ def test_osc_out_cut_at_its_chord_and_osc_in_commands(clip, rx):  # noqa: F811
         reply = OscMessage(await asyncio.get_running_loop().run_in_executor(None, client._sock.recv, 4096))
         held = await wait_until(lambda: engine.control.hub.latest and abs(engine.control.hub.latest.valence + 0.6) < 1e-6, 2)  # OSC floats are 32-bit
         await asyncio.sleep(2.0)
+        collector.cancel()
         return reply, held, engine.control.intensity
 
     run = run_engine(clip, [f"jack:{rx.full_name}"], scenario,
@@ -79,10 +98,11 @@ def test_osc_out_cut_at_its_chord_and_osc_in_commands(clip, rx):  # noqa: F811
     assert len(cuts) >= 4, got[:20]
     gaps = []
     for arrived, (kind, t) in cuts:
-        due = run.clock.wall_of(t)
+        due, ahead = chords[round(t, 3)]  # when the engine planned the cut's chord to sound
         chord = [w for w, *_ in note_ons(run.report, due - 0.003, due + 0.1)]
         assert chord, f"no chord sent for the cut at {t}"
         gaps.append(arrived - chord[0])
+        print(f"cut at {t:.2f}: planned {ahead * 1000:.0f} ms ahead, OSC {gaps[-1] * 1000:+.1f} ms after its chord")
     print(f"/cuecast/cut after its chord's send time: {', '.join(f'{g * 1000:+.1f}' for g in gaps)} ms")
     assert all(abs(g) < 0.020 for g in gaps), gaps
     # beats, bars, tempo, the beat phase ramp, and the mood

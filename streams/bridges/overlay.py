@@ -113,8 +113,14 @@ def _allowed(request, token: str | None) -> bool:
 
 
 def add_routes(app, link, token: str | None = None) -> None:
-    """Add GET /overlay (the page) and GET /ws (the state stream) to an aiohttp application."""
+    """Add GET /overlay (the page) and GET /ws (the state stream) to an aiohttp application.
+
+    link: what has subscribe() (an Engine), or a function returning it (None until the engine runs: the
+    WebRTC page's server starts before its engine)."""
     from aiohttp import WSMsgType, web
+
+    def engine():
+        return link if hasattr(link, "subscribe") else link()
 
     async def page(request):
         if not _allowed(request, token):
@@ -124,9 +130,12 @@ def add_routes(app, link, token: str | None = None) -> None:
     async def ws(request):
         if not _allowed(request, token):
             raise web.HTTPForbidden(text="cuecast overlay: a token is required (?token=...)")
+        source = engine()
+        if source is None:
+            raise web.HTTPServiceUnavailable(text="cuecast overlay: the engine is not running yet")
         sock = web.WebSocketResponse(heartbeat=10.0)
         await sock.prepare(request)
-        events = link.subscribe(maxsize=64)
+        events = source.subscribe(maxsize=64)
 
         async def drain():  # the page only listens; reading keeps pings answered and sees the close
             async for msg in sock:
