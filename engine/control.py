@@ -80,6 +80,7 @@ class Hub:
 
     def __init__(self) -> None:
         self._subs: list[Subscription] = []
+        self._taps: list[Callable[[Event], None]] = []
         self._lock = threading.Lock()
         self.latest: State | None = None
 
@@ -91,6 +92,18 @@ class Hub:
             sub.offer(self.latest)
         return sub
 
+    def tap(self, fn: Callable[[Event], None]) -> Callable[[], None]:
+        """Call fn with every event on the publishing thread, at once (no event loop in between: for a bridge
+        whose timing matters, like OSC's). fn must be quick and must not raise. Returns the undo."""
+        with self._lock:
+            self._taps.append(fn)
+        return lambda: self._untap(fn)
+
+    def _untap(self, fn) -> None:
+        with self._lock:
+            if fn in self._taps:
+                self._taps.remove(fn)
+
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
             if sub in self._subs:
@@ -100,7 +113,12 @@ class Hub:
         if isinstance(ev, State):
             self.latest = ev
         with self._lock:
-            subs = list(self._subs)
+            subs, taps = list(self._subs), list(self._taps)
+        for fn in taps:
+            try:
+                fn(ev)
+            except Exception:  # a tap must never take the engine down
+                self._untap(fn)
         for s in subs:
             if not s.offer(ev):
                 self.unsubscribe(s)
@@ -192,6 +210,9 @@ class Control:
 
     def subscribe(self, maxsize: int = 256) -> Subscription:
         return self.hub.subscribe(maxsize)
+
+    def tap(self, fn: Callable[[Event], None]) -> Callable[[], None]:
+        return self.hub.tap(fn)
 
     def close(self) -> None:
         self.hub.close()

@@ -98,6 +98,11 @@ class Engine:
         overlays, on the caller's loop. A subscriber that falls behind loses the oldest, never slows the engine."""
         return self.control.subscribe(maxsize)
 
+    def tap(self, fn) -> Callable[[], None]:
+        """Call fn with every event the moment it is published, on the engine's thread (fn must be quick and
+        never block): for a bridge whose timing matters. Returns the undo."""
+        return self.control.tap(fn)
+
     async def run(self, progress: Callable[[float], None] | None = None) -> Timeline:
         loop = self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()

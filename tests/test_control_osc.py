@@ -83,7 +83,7 @@ def test_osc_out_cut_at_its_chord_and_osc_in_commands(clip, rx):  # noqa: F811
         collector.cancel()
         return reply, held, engine.control.intensity
 
-    run = run_engine(clip, [f"jack:{rx.full_name}"], scenario,
+    run = run_engine(clip, [f"jack:{rx.full_name}"], scenario, lookahead=2.5,
                      overrides={"control.osc_out": f"127.0.0.1:{rx_port}", "control.osc_in": f"127.0.0.1:{in_port}"})
     from pythonosc.udp_client import SimpleUDPClient
 
@@ -99,12 +99,15 @@ def test_osc_out_cut_at_its_chord_and_osc_in_commands(clip, rx):  # noqa: F811
     gaps = []
     for arrived, (kind, t) in cuts:
         due, ahead = chords[round(t, 3)]  # when the engine planned the cut's chord to sound
+        if ahead < 0.05:  # the engine itself learned of the cut too late (a machine too busy to keep up)
+            print(f"cut at {t:.2f}: planned {ahead * 1000:.0f} ms ahead: not timed")
+            continue
         chord = [w for w, *_ in note_ons(run.report, due - 0.003, due + 0.1)]
         assert chord, f"no chord sent for the cut at {t}"
         gaps.append(arrived - chord[0])
         print(f"cut at {t:.2f}: planned {ahead * 1000:.0f} ms ahead, OSC {gaps[-1] * 1000:+.1f} ms after its chord")
     print(f"/cuecast/cut after its chord's send time: {', '.join(f'{g * 1000:+.1f}' for g in gaps)} ms")
-    assert all(abs(g) < 0.020 for g in gaps), gaps
+    assert len(gaps) >= 3 and all(abs(g) < 0.020 for g in gaps), gaps
     # beats, bars, tempo, the beat phase ramp, and the mood
     addrs = [a for _, a, _ in got]
     for a in ("/cuecast/beat", "/cuecast/bar", "/cuecast/tempo", "/cuecast/phase", "/cuecast/valence", "/cuecast/arousal"):

@@ -25,6 +25,7 @@ import itertools
 import json
 import subprocess
 import sys
+import threading
 import time
 from typing import Callable
 
@@ -47,6 +48,7 @@ class OscSender:
     def __init__(self, host: str, port: int, phase_hz: float = PHASE_HZ):
         self.host, self.port, self.phase_hz = host, port, phase_hz
         self._proc: subprocess.Popen | None = None
+        self._lock = threading.Lock()
 
     def start(self) -> "OscSender":
         self._proc = subprocess.Popen(
@@ -55,10 +57,12 @@ class OscSender:
         return self
 
     def _put(self, *item) -> None:
-        if self._proc is None or self._proc.poll() is not None:
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
             return
         try:
-            self._proc.stdin.write(json.dumps(item) + "\n")
+            with self._lock:  # the engine's thread (events) and the loop's (close) may both write
+                proc.stdin.write(json.dumps(item) + "\n")
         except (BrokenPipeError, OSError, ValueError):
             pass
 
@@ -79,7 +83,8 @@ class OscSender:
         if self._proc is None:
             return
         try:
-            self._proc.stdin.close()
+            with self._lock:
+                self._proc.stdin.close()
         except OSError:
             pass
         try:
@@ -180,12 +185,16 @@ class OscOut:
         self._bpm: float | None = None
 
     async def run(self) -> None:
-        events = self.link.subscribe(maxsize=4096)
+        """Until the engine ends. Events are taken on the engine's thread as they are published (`tap`), so a
+        busy event loop never delays a cut's OSC behind its chord; the subscription only says when it ends."""
+        events = self.link.subscribe(maxsize=16)
         self.sender.start()
+        untap = self.link.tap(self.take)
         try:
-            async for ev in events:
-                self.take(ev)
+            async for _ in events:
+                pass
         finally:
+            untap()
             events.close()
             self.sender.close()
 
