@@ -429,16 +429,19 @@ class WebRTCSource:
     def status(self) -> dict:
         """What the page shows: the engine's emotion, tempo and next boundary, and the stream's health."""
         out = {"connected": self._peer is not None, "frames": self._index, "dropped": self.dropped,
-               "width": self.info.width, "height": self.info.height}
+               "width": self.info.width, "height": self.info.height, "peer": dict(self.peer_report)}
         engine = self.engine
         if engine is None:
             return out
         st = engine.state
         probs = list(getattr(st, "probs", ()) or ())
         top = EKMAN6[int(np.argmax(probs))] if len(probs) == len(EKMAN6) else ""
+        neutral = float(getattr(st, "neutral", 0.0))
+        if top and neutral >= 0.5:
+            top = "neutral"  # most of the window reads as no emotion in particular
         nxt = st.next_boundary
         out.update({"emotion": top, "probs": dict(zip(EKMAN6, [round(float(p), 3) for p in probs])),
-                    "valence": round(float(st.valence), 3), "arousal": round(float(st.arousal), 3),
+                    "neutral": round(neutral, 3), "valence": round(float(st.valence), 3), "arousal": round(float(st.arousal), 3),
                     "tempo": round(float(st.tempo), 1), "bar": int(st.bar) + 1, "beat": int(st.beat_in_bar) + 1,
                     "t_play": round(float(st.t_play), 2),
                     "next_boundary_in": None if nxt is None else round(max(0.0, nxt - st.t_play), 2),

@@ -142,19 +142,24 @@ def test_browser_camera_to_jack_midi_and_soundtrack_back(netns, rx, chromium, tm
         url = page_url(proc)
         assert url == f"http://127.0.0.1:{PORT}/"  # loopback: no token needed
         chromium(netns, url + "?autostart=1", tmp_path / "profile")
-        end = time.monotonic() + 60
-        while time.monotonic() < end and rx.note_ons() < 12:
+        end = time.monotonic() + 120  # a deadline for a loaded machine, not a speed claim
+        status: dict = {}
+        while time.monotonic() < end:
             assert proc.poll() is None, proc.stderr.read()[-800:]
-            time.sleep(0.2)
+            status = json.loads(ask(netns, url, [["status", "status", None]])["status"][1])
+            if rx.note_ons() >= 12 and status.get("emotion") and status["frames"] > 20:
+                break
+            time.sleep(0.5)
         assert rx.note_ons() >= 12, "no music reached the JACK port from the browser's picture"
-        replies = ask(netns, url, [["status", "status", None],
-                                   ["second", "offer", {"sdp": "v=0\r\n", "type": "offer"}]])
-        status = json.loads(replies["status"][1])
-        assert status["connected"] and status["frames"] > 20 and status["width"] > 0
-        assert status["tempo"] > 0 and status["emotion"] in ("anger", "disgust", "fear", "joy", "sadness", "surprise")
-        code, body = replies["second"]
+        assert status["connected"] and status["width"] > 0 and status["tempo"] > 0, status
+        assert status["emotion"] in ("anger", "disgust", "fear", "joy", "sadness", "surprise", "neutral"), status
+        code, body = ask(netns, url, [["second", "offer", {"sdp": "v=0\r\n", "type": "offer"}]])["second"]
         assert code == 409 and "already the source" in json.loads(body)["error"]  # a second browser is refused
-        time.sleep(2.0)  # the page reports what it hears every half second
+        while time.monotonic() < end:  # the page reports what it hears of the soundtrack every half second
+            peer = json.loads(ask(netns, url, [["status", "status", None]])["status"][1])["peer"]
+            if peer.get("audio_energy", 0) > 0 and peer.get("audio_packets", 0) > 20:
+                break
+            time.sleep(0.5)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
