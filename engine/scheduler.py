@@ -11,6 +11,8 @@ import importlib.util
 import mmap
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -25,6 +27,9 @@ from cuecast.midi import DRUM_CHANNEL
 from cuecast.types import Note
 
 __all__ = ["RealtimeScheduler", "SendReport", "SenderError"]
+
+
+SEND_TIMEOUT_S = 5.0  # a hand-over to the sender that takes longer means the sender no longer reads
 
 
 class SenderError(Exception):
@@ -62,6 +67,8 @@ class RealtimeScheduler:
         self._closed = False
         self._aborted = False
         self.report: SendReport | None = None
+        self._closed_report: SendReport | None = None
+        self._report_in = threading.Event()
         # A plain child interpreter (not multiprocessing's spawn, which re-imports the caller's __main__):
         # it gets one end of a socket pair and a small shared status file.
         self._status_file = tempfile.NamedTemporaryFile(prefix="cuecast-sender-", suffix=".status")
@@ -76,8 +83,38 @@ class RealtimeScheduler:
             [sys.executable, "-c", f"from cuecast.engine.sender import child_main; child_main({fd})"],
             pass_fds=(fd,), stdin=subprocess.DEVNULL)
         child.close()
+        self._bound_send_time(SEND_TIMEOUT_S)
         self._send(setup)
         self._wait_ready(start_timeout)
+        # The sender's closing report can be larger than the socket's buffer. Read it on a thread of its own:
+        # waiting to read it until after the engine stops handing over notes let both sides block on a full
+        # socket for ever (the engine then ignored SIGTERM).
+        self._reader = threading.Thread(target=self._read_reports, name="cuecast-sender-reports", daemon=True)
+        self._reader.start()
+
+    def _bound_send_time(self, seconds: float) -> None:
+        """A sender that stops reading (hung in a MIDI backend) must not hang the engine: a send that cannot
+        finish within `seconds` fails instead of blocking, and the sender is then taken as gone."""
+        try:
+            sock = socket.fromfd(self._conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", int(seconds), 0))
+            finally:
+                sock.close()  # the duplicate descriptor only; the option stays on the shared socket
+        except (OSError, struct.error):
+            pass  # a platform without SO_SNDTIMEO keeps blocking sends, as before
+
+    def _read_reports(self) -> None:
+        try:
+            while True:
+                msg = decode(self._conn.recv_bytes())
+                if isinstance(msg, Closed):
+                    self._closed_report = msg.report
+                    return
+        except (EOFError, OSError, ValueError):
+            pass  # the sender is gone
+        finally:
+            self._report_in.set()
 
     def _wait_ready(self, timeout: float) -> None:
         try:
@@ -151,37 +188,32 @@ class RealtimeScheduler:
         return spec[0]
 
     def _send(self, msg) -> None:
-        if self._closed:
+        if self._closed or self._aborted:  # after an abort the sender only silences and reports
             return
         with self._lock:
             try:
                 self._conn.send_bytes(encode(msg))
+            except BlockingIOError:  # SEND_TIMEOUT_S passed with the socket full: the sender stopped reading
+                self._aborted = True
+                self._kill()  # SIGTERM first: a sender that still runs silences everything on its way out
             except (BrokenPipeError, OSError, EOFError):
                 pass  # the sender is gone (it silenced everything on its way out): nothing left to do
 
     def _collect(self, timeout: float) -> SendReport:
         deadline = time.monotonic() + timeout
-        report = SendReport()
         try:
-            while time.monotonic() < deadline:
+            while not self._report_in.wait(0.05):
                 if self._aborted and timeout > 5.0:  # a signal arrived while draining: stop waiting long
                     deadline = min(deadline, time.monotonic() + 5.0)
-                exited = not self._alive()  # looked at before the poll: a report sent just before exit is still read
-                if self._conn.poll(0.05):
-                    msg = decode(self._conn.recv_bytes())
-                    if isinstance(msg, Closed):
-                        report = msg.report
-                        break
-                elif exited:
+                if time.monotonic() > deadline:
                     break
-        except (EOFError, OSError, ValueError):
-            pass
         except KeyboardInterrupt:
             self.abort()
         if not self._wait_exit(3):
             self._kill()
+        self._reader.join(timeout=1.0)  # the sender's end is closed now: the reader has seen EOF
         self._conn.close()
-        return report
+        return self._closed_report or SendReport()
 
     def _alive(self) -> bool:
         return self._proc.poll() is None

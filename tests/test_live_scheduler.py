@@ -148,7 +148,9 @@ def test_sender_silences_everything_when_stopped_from_outside(rx, how):
     s.notes([Note(0.0, 10.0, 60, 90, "chords"), Note(0.0, 10.0, 38, 90, "drums")])
     time.sleep(0.5)
     if how == "engine-died":
-        s._conn.close()  # as when the engine's process is killed: the pipe closes
+        import socket  # as when the engine's process is killed: the socket closes (shutdown also wakes the
+        socket.fromfd(s._conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM).shutdown(socket.SHUT_RDWR)  # reader)
+        s._conn.close()
     else:
         os.kill(s.pid, signal.SIGTERM if how == "sigterm" else signal.SIGINT)
     s._proc.wait(5)
@@ -246,3 +248,32 @@ def test_rtmidi_spec_finds_a_port_by_part_of_its_name(rx):
     s.close()
     settle(rx)
     assert rx.note_ons() == 1 and rx.unmatched(strict=True) == set()
+
+
+def test_abort_while_handing_over_notes_ends_with_a_report():
+    """SIGTERM in a long run: the sender's report outgrows the socket buffer while the engine still hands
+    over notes. Both sides used to block on the full socket for ever (the engine then ignored SIGTERM)."""
+    import threading
+
+    t0 = time.monotonic()
+    s = RealtimeScheduler(["none"], lambda t: t0 + t, {"chords": (1, 0)}, realtime_priority=False)
+    s.notes(arpeggio(0.0, 20000, step=0.0001, length=0.00005))  # all due at once: a long lateness log
+    deadline = time.monotonic() + 30
+    while s.status()["sent"] < 40000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert s.status()["sent"] >= 40000
+
+    def keep_handing_over():
+        for i in range(400):
+            s.notes(arpeggio(5.0 + i, 50))
+
+    s.abort()  # what SIGTERM does; the engine's analysis thread may still be handing over notes
+    feeder = threading.Thread(target=keep_handing_over, daemon=True)
+    feeder.start()
+    feeder.join(20)
+    assert not feeder.is_alive(), "the engine blocked handing notes to a sender that stopped reading"
+    closer = threading.Thread(target=s.close, daemon=True)  # the engine closes its sink after the hand-over
+    closer.start()
+    closer.join(20)
+    assert not closer.is_alive()
+    assert s.report is not None and len(s.report.lateness) >= 40000
