@@ -43,7 +43,7 @@ class JackServer:
             self.proc = subprocess.Popen(
                 ["jackd", "--realtime" if self.realtime else "--no-realtime", "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **self.env()},
-                preexec_fn=_die_with_parent)
+                preexec_fn=die_with_parent)
         for k, v in self.env().items():
             self._saved_env[k] = os.environ.get(k)
             os.environ[k] = v
@@ -78,8 +78,8 @@ class JackServer:
         return r.stdout.split("\n")
 
 
-def _die_with_parent() -> None:
-    """jackd ends when the process that started it ends, even by a crash (Linux prctl PR_SET_PDEATHSIG)."""
+def die_with_parent() -> None:
+    """A child (jackd, a cuecast run) ends when the process that started it ends, even by a crash (Linux prctl PR_SET_PDEATHSIG)."""
     try:
         import ctypes
         import signal

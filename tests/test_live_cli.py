@@ -12,7 +12,7 @@ import time
 
 import mido
 import pytest
-from jack_server import JackReceiver, jack  # noqa: F401 - `jack` is a fixture
+from jack_server import JackReceiver, die_with_parent, jack  # noqa: F401 - `jack` is a fixture
 
 from cuecast.engine.clock import RealtimeClock
 from cuecast.engine.compose import channel_map
@@ -42,7 +42,8 @@ def live(clip, rx, *extra) -> subprocess.Popen:
     # machine is loaded by other jobs (its live speed is measured in tools/bench_live.py)
     cmd = [sys.executable, "-m", "cuecast.engine.cli", "live", f"file:{clip}",
            "--midi-out", f"jack:{rx.full_name}", "--lookahead", "1", "--generator", "arranger", *extra]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+                            preexec_fn=die_with_parent)
 
 
 def wait_for_notes(rx, proc, timeout=40.0) -> None:
@@ -127,7 +128,7 @@ def test_lavfi_source_with_duration(rx):
     proc = subprocess.Popen([sys.executable, "-m", "cuecast.engine.cli", "live", "--source",
                              "lavfi:testsrc=size=320x180:rate=25", "--midi-out", f"jack:{rx.full_name}",
                              "--lookahead", "1", "--duration", "2.5", "-q", "--generator", "arranger"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=die_with_parent)
     _, err = proc.communicate(timeout=90)
     assert proc.returncode == 0, err[-800:]
     time.sleep(0.05)
