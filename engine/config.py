@@ -124,6 +124,27 @@ class OutputConfig:
 
 
 @dataclass
+class VideoOutConfig:
+    """`cuecast live --video-out`: H.264 + AAC with what platform ingests accept by default."""
+
+    video_kbps: int = 0  # 0: from the picture size and rate (about 0.1 bit per pixel: 720p30 2.8 Mb/s)
+    keyframe_s: float = 2.0  # a keyframe every 2 s, as ingest servers ask
+    preset: str = "veryfast"  # x264 speed/quality trade-off: ultrafast .. medium
+    audio_kbps: int = 160
+    mix_input_audio: float = 0.0  # the input's own sound under the music (0: the soundtrack replaces it)
+
+    def validate(self, key: str) -> None:
+        check(self.video_kbps == 0 or 100 <= self.video_kbps <= 50000, f"{key}.video_kbps", "must be 0 (auto) or 100..50000", self.video_kbps)
+        check(0.0 <= self.keyframe_s <= 20.0, f"{key}.keyframe_s", "must be in 0..20 s", self.keyframe_s)
+        check(self.preset in X264_PRESETS, f"{key}.preset", f"must be one of {', '.join(X264_PRESETS)}", self.preset)
+        check(32 <= self.audio_kbps <= 512, f"{key}.audio_kbps", "must be in 32..512", self.audio_kbps)
+        check(0.0 <= self.mix_input_audio <= 1.0, f"{key}.mix_input_audio", "must be in 0..1", self.mix_input_audio)
+
+
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow")
+
+
+@dataclass
 class LiveConfig:
     latency_ms: dict[str, float] = field(default_factory=dict)  # per-output offset, by output spec
     clock_out: bool = True  # send MIDI clock (24 ppqn), start, stop, song position
@@ -197,6 +218,7 @@ class Config:
     instruments: dict[str, InstrumentConfig] = field(default_factory=default_instruments)
     output: OutputConfig = field(default_factory=OutputConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
+    video_out: VideoOutConfig = field(default_factory=VideoOutConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     hints: HintsConfig = field(default_factory=HintsConfig)
     control: ControlConfig = field(default_factory=ControlConfig)

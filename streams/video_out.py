@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import collections
 import math
+import os
+import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable
@@ -25,6 +27,7 @@ from typing import Callable, Iterable
 import av
 import numpy as np
 
+from cuecast.streams.files import FILE_MODE, output_target
 from cuecast.types import AudioChunk
 
 AAC_FRAME = 1024
@@ -264,14 +267,14 @@ class InputAudio:
             return
         if self._resampler is None or chunk.rate != self._in_rate or self._expect_t is None \
                 or abs(chunk.t - self._expect_t) > 0.05:  # a gap (a loop, a stall): start again at its time
-            self._resampler = av.AudioResampler(format="flt", layout="stereo", rate=self.rate)
+            self._resampler = av.AudioResampler(format="flt", layout="mono", rate=self.rate)
             self._in_rate = chunk.rate
             self._next = int(round(chunk.t * self.rate))
         self._expect_t = chunk.t + samples.shape[1] / chunk.rate
         frame = av.AudioFrame.from_ndarray(samples, format="flt", layout="mono")
         frame.sample_rate = chunk.rate
         for r in self._resampler.resample(frame):
-            data = r.to_ndarray().reshape(-1, 2)
+            data = np.repeat(r.to_ndarray().reshape(-1, 1), 2, axis=1)  # the same level on both sides
             with self._lock:
                 self._parts.append((self._next, data))
             self._next += len(data)
@@ -293,7 +296,8 @@ class InputAudio:
 
 @dataclass
 class VideoOutStatus:
-    written: int = 0  # pictures encoded
+    encoded: int = 0  # pictures encoded
+    written: int = 0  # pictures in the output (encoded ones past the end, when stopped, are not)
     dropped: int = 0  # pictures dropped because the encoder fell behind
     late: int = 0  # packets that went out more than a frame after their time
     error: str = ""
@@ -321,7 +325,9 @@ class VideoOut:
         self.say = say
         self.status = VideoOutStatus()
         self.input = InputAudio(self.rate) if self.mix_input > 0 else None
-        self.writer = MediaWriter(self.target, self.rate, self.settings)  # opened now: a bad target fails at start
+        self._part = _part_file(self.target) if self.target.is_file else None  # a bad folder fails now
+        self.writer = MediaWriter(replace(self.target, url=str(self._part)) if self._part else self.target,
+                                  self.rate, self.settings)
         self._max_waiting = max(2, int(round(queue_s * self.fps)))
         self._cond = threading.Condition()
         self._pictures: collections.deque = collections.deque()  # (picture, media time) for the encoder
@@ -380,7 +386,7 @@ class VideoOut:
                 if self._end is not None and t >= self._end:
                     continue
                 self._hold(self.writer.encode_picture(picture, t))
-                self.status.written += 1
+                self.status.encoded += 1
             if not self._stop_now:
                 self._hold(self.writer.flush_video())
         except Exception as e:  # reported; the music goes on
@@ -453,6 +459,7 @@ class VideoOut:
             if math.isfinite(now) and now - t > 1.0 / self.fps:
                 self.status.late += 1
             self.writer.mux([packet])
+            self.status.written += 1  # one packet per picture: no B-frames
 
     def _wait(self, now: float) -> float:
         """Seconds until the next AAC frame or held-back picture is due (at most 20 ms)."""
@@ -492,4 +499,31 @@ class VideoOut:
                 th.join(2.0)
         finally:
             self._closed = True
-            self.writer.close()
+            try:
+                self.writer.close()
+            finally:
+                self._publish()
+
+    def _publish(self) -> None:
+        """A file takes its name once finished (something was written), so a file of that name always plays."""
+        if self._part is None:
+            return
+        try:
+            if self.status.written:
+                os.chmod(self._part, FILE_MODE)
+                os.replace(self._part, output_target(self.target.url))
+        except OSError as e:
+            raise VideoOutError(f"cannot write {self.target.name}: {e.strerror or e}") from None
+        finally:
+            self._part.unlink(missing_ok=True)
+
+
+def _part_file(target: Target) -> Path:
+    """A hidden file beside the target to write to (a symlink is written through; a device is refused)."""
+    try:
+        path = output_target(target.url)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=str(path.parent))
+    except OSError as e:
+        raise VideoOutError(f"cannot write {target.name}: {e.strerror or e}") from None
+    os.close(fd)
+    return Path(tmp)

@@ -7,16 +7,20 @@ import sys
 from pathlib import Path
 
 from cuecast.engine.commands.common import add_common_options, config_from_args
+from cuecast.streams.synth_live import HOW_TO_GET_PORTAUDIO, HOW_TO_GET_SOUNDDEVICE, jack_audio_inputs
 
 HELP = "list MIDI outputs and inputs (rtmidi, JACK), audio devices and video capture devices"
 DESCRIPTION = """\
 List what `cuecast live --midi-out` can play to: MIDI output ports on every backend that works here
-(ALSA/CoreMIDI/Windows MM, and JACK when a JACK server runs), MIDI inputs, and the audio devices the
-`synth` output can use, and the video capture devices `--source device:PATH` can watch.
+(ALSA/CoreMIDI/Windows MM, and JACK when a JACK server runs), MIDI inputs, the audio devices the
+software synth can play to (`--audio-out INDEX` or `--audio-out NAME`), when JACK runs the JACK audio
+inputs `--audio-out jack:NAME?connect=PORT_L,PORT_R` can connect to, and the video capture devices
+`--source device:PATH` can watch.
 
-example:
+examples:
   cuecast ports
-  cuecast live movie.mp4 --midi-out rtmidi:Minilogue   (a name, or part of one, from the list)"""
+  cuecast live movie.mp4 --midi-out rtmidi:Minilogue   (a name, or part of one, from the list)
+  cuecast live movie.mp4 --audio-out 2                 (audio device number 2)"""
 
 
 def add_arguments(p) -> None:
@@ -29,10 +33,9 @@ def audio_devices() -> tuple[list[dict], str | None]:
     try:
         import sounddevice as sd  # noqa: PLC0415
     except ImportError:
-        return [], "sounddevice is not installed: `pip install sounddevice` (the synth output needs it)"
+        return [], HOW_TO_GET_SOUNDDEVICE
     except OSError:
-        return [], ("PortAudio is missing, so the synth output cannot play: Debian/Ubuntu "
-                    "`sudo apt-get install libportaudio2`, macOS `brew install portaudio`")
+        return [], HOW_TO_GET_PORTAUDIO
     out = []
     try:
         default_out = sd.default.device[1]
@@ -76,6 +79,7 @@ def run(args) -> int:
         midi, jack = {"outputs": [], "inputs": []}, False
         notes.append(str(e))
     audio, audio_note = audio_devices()
+    jack_inputs = jack_audio_inputs() or []
     if audio_note:
         notes.append(audio_note)
     video, video_note = video_devices()
@@ -88,7 +92,8 @@ def run(args) -> int:
     if args.json:
         print(json.dumps({"midi_outputs": [{"api": a, "name": n} for a, n in midi["outputs"]],
                           "midi_inputs": [{"api": a, "name": n} for a, n in midi["inputs"]],
-                          "audio_outputs": audio, "video_devices": video, "jack": jack, "notes": notes}, indent=1))
+                          "audio_outputs": audio, "jack_audio_inputs": jack_inputs, "video_devices": video,
+                          "jack": jack, "notes": notes}, indent=1))
         return 0
     for title, key in (("MIDI outputs", "outputs"), ("MIDI inputs", "inputs")):
         print(f"{title}:")
@@ -96,12 +101,18 @@ def run(args) -> int:
             print(f"  [{api}] {name}")
         if not midi[key]:
             print("  (none)")
-    print("audio outputs (for --midi-out synth):")
+    print("audio outputs (for --audio-out INDEX or NAME):")
     for d in audio:
         star = " (default)" if d["default"] else ""
-        print(f"  [{d['hostapi']}] {d['name']}  {d['channels']} ch, {d['rate']:.0f} Hz{star}")
+        print(f"  {d['index']:>3}  [{d['hostapi']}] {d['name']}  {d['channels']} ch, {d['rate']:.0f} Hz{star}")
     if not audio:
         print("  (none)")
+    if jack:
+        print("JACK audio inputs (for --audio-out jack:NAME?connect=LEFT,RIGHT):")
+        for name in jack_inputs:
+            print(f"  {name}")
+        if not jack_inputs:
+            print("  (none)")
     print("video capture devices (for --source device:PATH?size=WxH&fps=N&format=F):")
     for d in video:
         print(f"  {d['path']}  {d['name']}")

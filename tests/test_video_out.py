@@ -1,0 +1,136 @@
+"""VideoOut and MediaWriter on their own: a real clip's pictures at real-time pace, FluidSynth music in media
+time, written to a file; everything checked by decoding the file (cuts in the picture, onsets in the sound)."""
+
+from __future__ import annotations
+
+import time
+
+import av
+import numpy as np
+import pytest
+from media_check import decode, onset_near, picture_cuts
+
+from cuecast.engine.clock import RealtimeClock
+from cuecast.streams.audio_render import StreamingSynth, load_fluidsynth, SynthUnavailable
+from cuecast.streams.video import make_test_video
+from cuecast.streams.video_out import VideoOut, VideoOutError, auto_kbps, parse_target
+from cuecast.types import AudioChunk, Note
+
+FPS = 25
+RATE = 44100
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("vo") / "clip.mp4"
+    cuts = make_test_video(path, [(1.2, (200, 60, 60)), (1.0, (60, 200, 60)), (1.4, (60, 60, 200)), (0.8, (200, 200, 60))],
+                           fps=FPS, audio_hz=440.0)
+    return path, cuts
+
+
+@pytest.fixture(scope="module")
+def fluidsynth():
+    try:
+        load_fluidsynth()
+    except SynthUnavailable as e:
+        pytest.skip(str(e))
+
+
+def play(clip_path, out, synth, lookahead=0.5, mix=0.0, stop_at=None, audio=False):
+    """Feed the clip's pictures (and its sound) at real-time pace, as a live source does; close at the end."""
+    clock = RealtimeClock(lookahead)
+    said = []
+    vo = VideoOut(str(out), synth, clock, RATE, fps=FPS, mix_input=mix, say=said.append)
+    t0 = time.monotonic()
+    last = 0.0
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=22050)
+    with av.open(str(clip_path)) as c:
+        streams = [c.streams.video[0]] + ([c.streams.audio[0]] if audio else [])
+        for packet in c.demux(streams):
+            for f in packet.decode():
+                t = float(f.pts * f.time_base)
+                if stop_at is not None and t >= stop_at:
+                    break
+                if isinstance(f, av.AudioFrame):
+                    for r in resampler.resample(f):
+                        vo.input_audio(AudioChunk(t, r.to_ndarray().reshape(-1), 22050))
+                    continue
+                delay = t0 + t - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                clock.anchor(t, time.monotonic())
+                clock.observe(t)
+                vo.picture(f, t)
+                last = t
+    if stop_at is None:
+        vo.close(end=last + 1 / FPS)
+    else:
+        time.sleep(lookahead / 2)  # stopped while half the lookahead of pictures is still held back
+        vo.close()
+    return vo, said
+
+
+def chords_on(cuts):
+    return [Note(c, c + 0.5, p, 112, "chords") for c in [0.0, *cuts] for p in (57, 60, 64)]
+
+
+def test_picture_and_chords_in_sync_in_the_file(tmp_path, clip, fluidsynth):
+    path, cuts = clip
+    synth = StreamingSynth({"chords": (3, 0)}, RATE)
+    synth.notes(chords_on(cuts))
+    out = tmp_path / "out.mp4"
+    vo, said = play(path, out, synth)
+    synth.release()
+    assert vo.status.dropped == 0 and not said and not vo.status.error
+    times, pics, audio, rate, kinds, a0 = decode(str(out))
+    assert kinds == ["video", "audio"] and rate == RATE
+    assert len(times) == round(4.4 * FPS)
+    assert abs(a0 + len(audio) / rate - 4.4) < 0.05  # the sound lasts as long as the picture
+    seen = picture_cuts(times, pics)
+    assert seen == pytest.approx(cuts, abs=0.5 / FPS)
+    for c in seen:
+        onset, strength, typical = onset_near(audio, rate, c, 0.25, a0)
+        assert abs(onset - c) <= 1 / FPS, (c, onset)
+        assert strength > 3 * typical  # a real onset, not the strongest ripple of a steady sound
+
+
+def test_stopped_early_the_file_still_plays(tmp_path, clip, fluidsynth):
+    path, cuts = clip
+    synth = StreamingSynth({"chords": (3, 0)}, RATE)
+    synth.notes(chords_on(cuts))
+    out = tmp_path / "stopped.mkv"
+    vo, _ = play(path, out, synth, lookahead=1.0, stop_at=3.0)
+    synth.release()
+    times, pics, audio, rate, kinds, a0 = decode(str(out))
+    assert kinds == ["video", "audio"]
+    # what had played when it stopped: about stop - lookahead + the half lookahead waited, both streams
+    assert 2.0 < times[-1] < 3.0 and abs(a0 + len(audio) / rate - (times[-1] + 1 / FPS)) < 0.1
+    assert len(times) == vo.status.written
+
+
+def test_input_sound_mixed_under_the_music(tmp_path, clip):
+    path, _ = clip
+    out = tmp_path / "mix.mp4"
+    play(path, out, None, mix=0.5, audio=True)  # no music: only the input's sound, at half its level
+    _, _, audio, rate, _, a0 = decode(str(out))
+    mid = audio[int(1.0 * rate):int(3.0 * rate), 0]
+    assert np.sqrt(np.mean(mid ** 2)) == pytest.approx(0.5 * 0.3 / np.sqrt(2), rel=0.15)  # the clip's 0.3 tone
+    spectrum = np.abs(np.fft.rfft(mid[:rate]))
+    assert abs(int(np.argmax(spectrum)) - 440) <= 2
+
+
+def test_targets():
+    assert parse_target("a.mp4").format == "mp4" and parse_target("b.MKV").format == "matroska"
+    t = parse_target("udp://127.0.0.1:5000")
+    assert (t.format, t.is_file, t.url) == ("mpegts", False, "udp://127.0.0.1:5000?pkt_size=1316")
+    assert parse_target("rtmp://127.0.0.1/live/key").format == "flv"
+    assert parse_target("srt://127.0.0.1:9000?mode=caller").format == "mpegts"
+    for bad in ("out.avi", "http://x/y", "out"):
+        with pytest.raises(VideoOutError):
+            parse_target(bad)
+    assert 2500 < auto_kbps(1280, 720, 30) < 3000 and auto_kbps(3840, 2160, 60) == 6000
+
+
+def test_unwritable_target_is_a_clear_error(tmp_path):
+    with pytest.raises(VideoOutError, match="cannot write"):
+        VideoOut(str(tmp_path / "no" / "such" / "dir.mp4"), None, RealtimeClock(0.5), RATE)
