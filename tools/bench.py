@@ -1,7 +1,7 @@
 """Benchmarks and quality checks on real clips; writes BENCHMARKS.md.
 
     python tools/bench.py ../shared/media                 everything
-    python tools/bench.py ../shared/media --only render   one section (render, cuts, emotion, music, live)
+    python tools/bench.py ../shared/media --only render   one section (render, cuts, emotion, music, live, video_out)
 
 Each section compares side by side in the same run (ratios), since absolute times drift on a shared machine.
 Sections other than `render` live in tools/bench_<area>.py (run(media_dir) -> rows, markdown(rows) -> str).
@@ -25,7 +25,7 @@ import av
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-SECTIONS = ("render", "cuts", "emotion", "music", "live")
+SECTIONS = ("render", "cuts", "emotion", "music", "live", "video_out")
 
 
 def machine() -> str:
