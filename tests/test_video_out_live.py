@@ -1,0 +1,98 @@
+"""`cuecast live --video-out` end to end: the real command on a clip with cuts, checked from what it wrote.
+
+Cuts are found in the decoded output picture and onsets in its decoded audio; each cut's chord must sit
+within one frame of it. A SIGTERM mid-stream must still leave a file that decodes to the end.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import av
+import numpy as np
+import pytest
+from media_check import decode, nearest, onsets, picture_cuts
+
+from cuecast.streams.audio_render import SynthUnavailable, load_fluidsynth
+from cuecast.streams.video import make_test_video
+
+FPS = 25
+SHOTS = [2.6, 3.1, 2.2, 3.4, 2.8, 3.0, 2.4, 3.3, 2.9]  # 25.7 s, cuts at uneven times
+COLOURS = [(210, 70, 60), (50, 160, 80), (60, 70, 200), (220, 200, 70), (40, 40, 50), (200, 120, 200),
+           (90, 200, 210), (150, 90, 40), (230, 230, 230)]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    try:
+        load_fluidsynth()
+    except SynthUnavailable as e:
+        pytest.skip(str(e))
+    path = tmp_path_factory.mktemp("vo_live") / "clip.mp4"
+    cuts = make_test_video(path, list(zip(SHOTS, COLOURS)), fps=FPS, size=(320, 180), audio_hz=330.0)
+    return path, cuts
+
+
+def live(clip, out, *extra) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "cuecast.engine.cli", "live", "--source", f"file:{clip}", "--video-out", str(out),
+           "--generator", "arranger", "-q", *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+
+
+def rms(x) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+
+
+def check_sync(path, clip_cuts, upto: float) -> list[float]:
+    """Every cut in the written picture has its chord onset within one frame; returns the cuts seen."""
+    times, pics, audio, rate, kinds, a0 = decode(str(path))
+    assert kinds == ["video", "audio"]
+    assert rms(audio) > 0.01  # audible
+    assert abs(a0 + len(audio) / rate - (times[-1] + 1 / FPS)) < 0.1  # the music lasts as long as the picture
+    seen = picture_cuts(times, pics)
+    expected = [c for c in clip_cuts if c < times[-1]]
+    assert seen == pytest.approx(expected, abs=0.5 / FPS), (seen, clip_cuts)
+    assert times[-1] > upto
+    found = onsets(audio, rate, a0)
+    for c in seen:
+        assert nearest(found, c) <= 1 / FPS, f"no onset within a frame of the cut at {c:.3f} s"
+    # and that is no accident of busy music: how often is there an onset within a frame of other moments?
+    rng = np.random.default_rng(0)
+    others = [x for x in rng.uniform(0.5, times[-1] - 0.5, 400) if min(abs(x - c) for c in seen) > 0.5]
+    chance = float(np.mean([nearest(found, x) <= 1 / FPS for x in others]))
+    assert chance ** len(seen) < 0.01, (chance, len(seen))
+    return seen
+
+
+def test_file_with_cuts_plays_in_sync(clip, tmp_path):
+    path, cuts = clip
+    out = tmp_path / "out.mp4"
+    proc = live(path, out, "--duration", "20")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-1500:]
+    assert "video out:" in err and "0 dropped" in err, err[-600:]
+    # 20 s played, the picture 3 s (the lookahead) behind: about 17 s in the file, with the cuts up to there
+    seen = check_sync(out, cuts, upto=15.0)
+    assert len(seen) >= 5
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]  # no part file left behind
+
+
+def test_sigterm_leaves_a_file_that_plays(clip, tmp_path):
+    path, cuts = clip
+    out = tmp_path / "out.mkv"
+    proc = live(path, out, "--lookahead", "1")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(p.name.endswith(".part.mkv") for p in tmp_path.iterdir()):
+        time.sleep(0.1)  # the models are loading; the file starts with the first picture
+    time.sleep(7.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-1500:]
+    with av.open(str(out)) as c:  # decodes to the end without an error
+        frames = sum(1 for _ in c.decode(video=0))
+    assert frames > 4 * FPS
+    check_sync(out, cuts, upto=4.0)
