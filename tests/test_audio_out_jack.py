@@ -152,3 +152,17 @@ def test_audio_out_specs():
     for bad in ("jack:a?port=x", "jack:a?connect=p,q,r"):
         with pytest.raises(PortError):
             parse_audio_out(bad)
+
+
+def test_missing_package_is_named():
+    """Without the live extra the error names the package to install (not PortAudio, not a traceback)."""
+    script = ("import sys; sys.modules['sounddevice'] = None; sys.modules['jack'] = None\n"
+              "from cuecast.streams.midi_out import PortError, open_output\n"
+              "for where in (None, 'jack'):\n"
+              "    try:\n        open_output('synth', audio_out=where)\n"
+              "    except PortError as e:\n        print(e)\n")
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    lines = p.stdout.strip().splitlines()
+    assert len(lines) == 2, p.stderr[-500:]
+    assert "sounddevice package" in lines[0] and "cuecast[live]" in lines[0] and "PortAudio" not in lines[0]
+    assert "JACK-Client package" in lines[1] and "cuecast[live]" in lines[1]
