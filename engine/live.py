@@ -27,8 +27,10 @@ from cuecast.engine.scheduler import RealtimeScheduler, SendReport, SenderError
 from cuecast.engine.stages import build_stages
 from cuecast.engine.sync import follow
 from cuecast.engine.timeline import timeline_json, write_json
+from cuecast.engine.video_out import LiveVideoOut, check_target
 from cuecast.streams.midi_file import MidiFileSink, write_sent
 from cuecast.streams.midi_out import MidiClockIn, PortError, parse_output_spec
+from cuecast.streams.synth_live import parse_audio_out
 from cuecast.streams.sources import open_source
 from cuecast.types import NoteSink, Source, SourceError, Timeline
 
@@ -65,6 +67,7 @@ class LiveResult:
     record: Path | None = None
     stopped_by: int | None = None  # the signal that ended the play, if one did
     notes_kept: list = field(default_factory=list)
+    video_out: str = ""  # what --video-out wrote (a one-line summary), "" without one
 
     def summary(self) -> str:
         r = self.report
@@ -74,7 +77,8 @@ class LiveResult:
                 f"re-plans, {lat.get('n', 0)} messages sent, p50 {lat.get('p50', 0):.2f} ms p99 "
                 f"{lat.get('p99', 0):.2f} ms after their deadline (sender {r.priority if r else '?'}); {late_in} notes "
                 f"reached the sender late; {self.state.dropped} frames dropped"
-                + (f"; recorded in {self.record}" if self.record else ""))
+                + (f"; recorded in {self.record}" if self.record else "")
+                + (f"\n{self.video_out}" if self.video_out else ""))
 
 
 class LivePlayer:
@@ -87,6 +91,10 @@ class LivePlayer:
     clock goes out). link: "lead" (or True) leads an Ableton Link session, "follow" plays to its tempo and beat.
     control: an async function given the Engine once it runs (bridges: engine.apply, engine.subscribe); if it
     fails (a bridge cannot start), the play stops and its error is raised.
+    video_out: a file (.mp4, .mkv, .ts) or URL (rtmp://, srt://, udp://) for the input picture delayed by the
+    lookahead with the soundtrack under it; mix_input_audio: the input's own sound under the music there
+    (None: the config's). audio_out: where the software synth plays (a sound device by index or name, or
+    jack[:NAME][?connect=L,R]); it adds the `synth` output when none is given.
     Raises UserError (one line) for a bad output, port, source or folder.
     """
 
@@ -94,14 +102,29 @@ class LivePlayer:
                  duration: float | None = None, loop: bool = False, clock_in: str | None = None,
                  link: bool | str | None = None,
                  midi_clock: bool = True, display: bool = False, client_name: str = "cuecast",
-                 control: Callable[[Engine], Awaitable[None]] | None = None):
+                 control: Callable[[Engine], Awaitable[None]] | None = None, video_out: str | None = None,
+                 mix_input_audio: float | None = None, audio_out: str | None = None):
         if duration is not None and duration <= 0:
             raise UserError("--duration must be more than 0 seconds")
+        outputs = list(outputs)
         try:
             for spec in outputs:
                 parse_output_spec(spec)
+            if audio_out is not None:
+                parse_audio_out(audio_out)
+                if not any(parse_output_spec(o).kind == "synth" for o in outputs):
+                    outputs.append("synth")
         except PortError as e:
             raise UserError(str(e)) from None
+        if not outputs:
+            outputs = ["none"] if video_out else []
+        if not outputs:
+            raise UserError("nothing to play to: give --midi-out, --audio-out or --video-out")
+        if video_out is not None:
+            check_target(video_out)
+        if mix_input_audio is not None and not 0.0 <= mix_input_audio <= 1.0:
+            raise UserError(f"--mix-input-audio must be in 0..1, got {mix_input_audio:g}")
+        self.video_out, self.mix_input_audio, self.audio_out = video_out, mix_input_audio, audio_out
         self.cfg, self.source_spec, self.outputs = cfg, source, list(outputs)
         self.record = Path(record) if record else None
         link = "lead" if link is True else (link or None)
@@ -113,6 +136,7 @@ class LivePlayer:
         self.midi_clock, self.display, self.client_name, self.control = midi_clock, display, client_name, control
         self.engine: Engine | None = None
         self.scheduler: RealtimeScheduler | None = None
+        self.video_summary = ""
         self.stopped_by: int | None = None
         self._stop_asked = False
 
@@ -144,17 +168,22 @@ class LivePlayer:
         clock = RealtimeClock(cfg.conductor.lookahead_s)
         follower = None
         display = None
+        video = None
+        ended = False  # the source ran out (not a stop): the video out is written to its end
         try:
             # the ports are checked first (fast); the models load after. Both block: off the loop, so other
             # players sharing it keep going
             self.scheduler = await loop.run_in_executor(None, self._start_sender, clock)
+            if self.video_out is not None:
+                video = await loop.run_in_executor(None, self._start_video_out, clock, source)
             if self.clock_in:
                 follower = MidiClockIn(self.clock_in)
             elif self.link == "follow":
                 follower = _link_follower()
             stages = await loop.run_in_executor(None, build_stages, cfg)
             keeper = MidiFileSink()
-            sink = self._source_sinks(source, clock, TeeSink(self.scheduler, keeper))
+            sinks = (self.scheduler, keeper) + ((video.sink,) if video is not None else ())
+            sink = self._source_sinks(source, clock, TeeSink(*sinks))
             engine = self.engine = Engine(cfg, source, sink, clock, stages,
                                           hints=hint_sources(cfg.hints, clock.playhead, token=cfg.control.token))
             if follower is not None:  # the master's grid: its tempo and bars; silent while it is stopped
@@ -167,7 +196,7 @@ class LivePlayer:
                 from cuecast.engine.display import LiveDisplay  # noqa: PLC0415
 
                 display = LiveDisplay(lambda: engine.state, self.scheduler.status, cfg.conductor.lookahead_s).start()
-            timer = loop.call_later(self.duration, engine.stop) if self.duration else None
+            timer = loop.call_later(self.duration, self.stop) if self.duration else None
             control = asyncio.create_task(self.control(engine)) if self.control is not None else None
             if control is not None:  # a control that fails (a bridge that cannot start) stops the play
                 control.add_done_callback(lambda t: t.cancelled() or t.exception() is None or engine.stop())
@@ -187,12 +216,16 @@ class LivePlayer:
                     if not control.cancelled() and isinstance(control.exception(), UserError):
                         raise control.exception()
             wall = time.monotonic() - started
+            ended = not self._stop_asked
         except PortError as e:
             raise UserError(str(e)) from None
         finally:
             await source.close()  # the engine closed it when it ran; before that, this does
             if self.scheduler is not None:
                 self.scheduler.close()  # a no-op when the engine closed it; the last guard otherwise
+            if video is not None:  # finished on every way out, so the file plays
+                await loop.run_in_executor(None, video.close, timeline.duration if ended else None)
+                self.video_summary = video.summary()
             if follower is not None:
                 follower.close()
             if display is not None:
@@ -200,7 +233,8 @@ class LivePlayer:
         report = self.scheduler.report
         if self.record is not None:
             self._write_record(timeline, keeper, clock, started, report, source)
-        return LiveResult(timeline, engine.state, report, wall, self.record, self.stopped_by, list(keeper.notes))
+        return LiveResult(timeline, engine.state, report, wall, self.record, self.stopped_by, list(keeper.notes),
+                          self.video_summary)
 
     def _source_sinks(self, source: Source, clock: RealtimeClock, sink: NoteSink) -> NoteSink:
         """What a source adds to the sink: the soundtrack back to a browser (webrtc), and the music held, then
@@ -218,14 +252,24 @@ class LivePlayer:
         if not isinstance(self.source_spec, str):
             return self.source_spec
         try:
-            return open_source(self.source_spec, self.cfg.source, realtime=True, loop=self.loop)
+            return open_source(self.source_spec, self.cfg.source, realtime=True, loop=self.loop,
+                               keep_picture=self.video_out is not None)
         except SourceError as e:
             raise InputError(str(e)) from None
+
+    def _start_video_out(self, clock: RealtimeClock, source: Source) -> LiveVideoOut:
+        """Open the target now (a wrong URL or folder fails before the models load) and tap the source."""
+        video = LiveVideoOut(self.cfg, self.video_out, clock, source.info.fps, self.mix_input_audio)
+        if not hasattr(source, "tap"):
+            video.close(None)
+            raise UserError(f"--video-out cannot take the pictures of a {source.info.kind} source")
+        source.tap(video.tap)
+        return video
 
     def _start_sender(self, clock: RealtimeClock) -> RealtimeScheduler:
         cfg = self.cfg
         synth = {"soundfont": cfg.output.soundfont, "sample_rate": cfg.output.sample_rate, "gain": cfg.output.gain,
-                 "blocksize": cfg.live.synth_block}
+                 "blocksize": cfg.live.synth_block, "audio_out": self.audio_out}
         try:
             return RealtimeScheduler(self.outputs, clock.wall_of, channel_map(cfg),
                                      clock_out=cfg.live.clock_out and self.midi_clock and not self.clock_in,

@@ -40,6 +40,7 @@ class ItemQueue:
         self.frames = 0
         self.dropped = 0
         self._room = threading.Semaphore(self.limit)  # not live: one permit per waiting frame
+        self.tap: Callable[[Item], None] | None = None  # sees every item before the drop rule (--video-out)
         self._ready: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -49,6 +50,8 @@ class ItemQueue:
     # ---- decoder side (its own thread) ----
     def put(self, item, stop: threading.Event) -> bool:
         """Hand an item over; False when the consumer is gone (stop set, or its loop closed)."""
+        if self.tap is not None:
+            self.tap(item)
         if isinstance(item, Frame):
             if not item.arrived:
                 item.arrived = time.monotonic()  # before it waits in the queue: the live clock's anchor
@@ -110,6 +113,11 @@ class ThreadedSource:
     @property
     def dropped(self) -> int:
         return self._queue.dropped
+
+    def tap(self, fn: Callable[[Item], None]) -> None:
+        """Call fn(item) on the decoding thread for every item, before the live queue may drop it: a writer
+        of the picture must get every frame however slow the analysis is. fn must not block."""
+        self._queue.tap = fn
 
     def _items(self) -> Iterator[Item]:
         raise NotImplementedError

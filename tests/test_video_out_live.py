@@ -47,8 +47,9 @@ def rms(x) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
 
 
-def check_sync(path, clip_cuts, upto: float) -> list[float]:
-    """Every cut in the written picture has its chord onset within one frame; returns the cuts seen."""
+def check_sync(path, clip_cuts, upto: float, chance_check: bool = True) -> list[float]:
+    """Every cut in the written picture has its chord onset within one frame; returns the cuts seen.
+    chance_check: also show that onsets this close are no accident (needs several cuts)."""
     times, pics, audio, rate, kinds, a0 = decode(str(path))
     assert kinds == ["video", "audio"]
     assert rms(audio) > 0.01  # audible
@@ -60,6 +61,8 @@ def check_sync(path, clip_cuts, upto: float) -> list[float]:
     found = onsets(audio, rate, a0)
     for c in seen:
         assert nearest(found, c) <= 1 / FPS, f"no onset within a frame of the cut at {c:.3f} s"
+    if not chance_check:
+        return seen
     # and that is no accident of busy music: how often is there an onset within a frame of other moments?
     rng = np.random.default_rng(0)
     others = [x for x in rng.uniform(0.5, times[-1] - 0.5, 400) if min(abs(x - c) for c in seen) > 0.5]
@@ -95,4 +98,4 @@ def test_sigterm_leaves_a_file_that_plays(clip, tmp_path):
     with av.open(str(out)) as c:  # decodes to the end without an error
         frames = sum(1 for _ in c.decode(video=0))
     assert frames > 4 * FPS
-    check_sync(out, cuts, upto=4.0)
+    check_sync(out, cuts, upto=4.0, chance_check=False)

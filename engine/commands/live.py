@@ -11,7 +11,7 @@ from cuecast.engine.errors import UserError
 from cuecast.engine.live import play
 from cuecast.engine.remote import Remote
 
-HELP = "play a soundtrack live for a video source, to MIDI ports, JACK or a software synth"
+HELP = "play a soundtrack live for a video source, to MIDI ports, JACK, a software synth or a delayed video out"
 DESCRIPTION = """\
 Watch a video source at real-time pace and play music that follows its emotion and its cuts, keeping time
 like a sequencer: notes go out at wall-clock deadlines from a separate real-time sender, with MIDI clock
@@ -37,6 +37,20 @@ outputs (--midi-out, several allowed):
   synth              a General MIDI software synth (FluidSynth) to the sound device; synth:FILE.sf2
   none               play nothing (display only)
 
+audio out (--audio-out, for the synth; `cuecast ports` lists the devices):
+  3 or "USB Audio"   a sound device by index or (part of) its name
+  jack               a JACK client `cuecast` with ports out_L and out_R, connected to nothing (OBS takes it)
+  jack:NAME?connect=system:playback_1,system:playback_2
+                     a JACK client NAME connected to those ports (or to a client's first two inputs)
+
+video out (--video-out): the input picture delayed by exactly the lookahead, with the soundtrack in sync
+under it (FluidSynth, from the same notes; --mix-input-audio keeps the input's own sound under it), as
+H.264 + AAC with what platform ingests accept (yuv420p, keyframe every 2 s, constant bitrate):
+  out.mp4, out.mkv   a file, finished on every way out (end, --duration, Ctrl-C, SIGTERM) so it plays
+  rtmp://HOST/app/KEY   a platform ingest or media server (FLV)
+  srt://HOST:PORT, udp://HOST:PORT   MPEG-TS, e.g. into OBS's Media Source
+If the encoder cannot keep up it says so at once and drops pictures; the delay never grows.
+
 The sender runs in its own process at real-time priority where the OS allows it; `--clock-in` follows
 an external MIDI clock (its tempo, start, stop and song position: the music stays on its grid, cut chords
 land off the grid) instead of sending one; `--link` leads an Ableton Link session (other Link apps follow
@@ -51,7 +65,9 @@ examples:
   cuecast live file:clip.mp4 --midi-out synth --record out/ --duration 60
   cuecast live webrtc --midi-out synth
   cuecast live "rtmp://127.0.0.1:1935/live/cuecast?listen=1" --midi-out jack:synth
-  cuecast live webrtc --midi-out synth --mqtt mqtt://127.0.0.1 --osc-out 127.0.0.1:7000 --overlay 127.0.0.1:8090"""
+  cuecast live webrtc --midi-out synth --mqtt mqtt://127.0.0.1 --osc-out 127.0.0.1:7000 --overlay 127.0.0.1:8090
+  cuecast live device:/dev/video0 --video-out rtmp://live.example.com/app/KEY --config stream
+  cuecast live file:talk.mp4 --video-out out.mp4 --mix-input-audio 0.4 --audio-out jack"""
 
 
 def add_arguments(p) -> None:
@@ -62,8 +78,18 @@ def add_arguments(p) -> None:
                    help="webrtc: the token a browser must give (?token=TOKEN); bound to an address other than "
                         "loopback, cuecast makes one and prints it when none is given. Also what --osc-in, --overlay "
                         "and --hints-osc listeners bound beyond loopback require (control.token)")
-    p.add_argument("--midi-out", action="append", required=True, metavar="SPEC", dest="midi_out",
-                   help="rtmidi:NAME, virtual:NAME, jack:NAME, synth or none (repeat for several)")
+    p.add_argument("--midi-out", action="append", default=[], metavar="SPEC", dest="midi_out",
+                   help="rtmidi:NAME, virtual:NAME, jack:NAME, synth or none (repeat for several; "
+                        "optional with --audio-out or --video-out)")
+    p.add_argument("--audio-out", metavar="DEVICE", dest="audio_out",
+                   help="play the software synth to this sound device (index or name from `cuecast ports`) or to "
+                        "a JACK client: jack[:NAME][?connect=PORT_L,PORT_R]")
+    p.add_argument("--video-out", metavar="TARGET", dest="video_out",
+                   help="the picture delayed by the lookahead with the soundtrack: FILE.mp4/.mkv/.ts, "
+                        "rtmp://..., srt://... or udp://HOST:PORT")
+    p.add_argument("--mix-input-audio", type=float, metavar="LEVEL", dest="mix_input_audio",
+                   help="with --video-out: the input's own sound under the music at LEVEL 0..1 "
+                        "(default 0: the soundtrack replaces it)")
     add_engine_options(p)
     p.add_argument("--record", metavar="DIR", help="write what was sent (sent.mid, real send times) and timeline.json here")
     p.add_argument("--duration", type=str, metavar="SECONDS", help="stop after this many seconds (at most a week)")
@@ -88,10 +114,12 @@ def run(args) -> int:
         elif not (cfg.control.osc_in or cfg.control.overlay or cfg.hints.osc):
             raise UserError("--token is for a webrtc[:HOST:PORT] source or the --osc-in, --overlay and --hints-osc "
                             "listeners")
-    remote = Remote(cfg.control, latency_s=float(cfg.live.latency_ms.get(args.midi_out[0], 0.0)) / 1000)
+    first_out = args.midi_out[0] if args.midi_out else ""
+    remote = Remote(cfg.control, latency_s=float(cfg.live.latency_ms.get(first_out, 0.0)) / 1000)
     result = play(cfg, source, args.midi_out, record=args.record, duration=duration, loop=args.loop,
                   clock_in=args.clock_in, link=args.link, midi_clock=not args.no_clock, display=not args.quiet,
-                  control=remote.serve if remote.active else None)
+                  control=remote.serve if remote.active else None, video_out=args.video_out,
+                  mix_input_audio=args.mix_input_audio, audio_out=args.audio_out)
     print(result.summary(), file=sys.stderr)
     return 128 + result.stopped_by if result.stopped_by else 0
 
