@@ -243,7 +243,7 @@ class _JackClient:
                 raise PortError(f"--audio-out: a JACK client named {target.client!r} exists already") from None
             raise PortError("--audio-out jack: no JACK server is running (start one, e.g. `jackd -d dummy`, "
                             "or choose a sound device; `cuecast ports` lists them)") from None
-        self.ports = [self.client.outports.register(p) for p in JACK_PORTS]
+        self.ports: list = []
         self.label = f"JACK {self.client.name}:{JACK_PORTS[0]}/{JACK_PORTS[1]}"
         self._shutdown = False
 
@@ -251,10 +251,11 @@ class _JackClient:
         return int(self.client.samplerate)  # JACK runs at one rate for every client
 
     def start(self, render, rate: int, blocksize: int) -> None:
-        left, right = self.ports
+        ports: list = []
 
         def process(frames: int) -> None:
-            render(left.get_array(), right.get_array())
+            if ports:
+                render(ports[0].get_array(), ports[1].get_array())
 
         def shutdown(status, reason) -> None:
             self._shutdown = True
@@ -263,6 +264,9 @@ class _JackClient:
         self.client.set_shutdown_callback(shutdown)
         try:
             self.client.activate()
+            # ports once active, so whoever sees them (OBS, a patchbay) can connect at once
+            self.ports = [self.client.outports.register(p) for p in JACK_PORTS]
+            ports.extend(self.ports)
             self._connect()
         except PortError:
             self.stop()

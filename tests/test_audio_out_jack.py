@@ -166,3 +166,36 @@ def test_missing_package_is_named():
     assert len(lines) == 2, p.stderr[-500:]
     assert "sounddevice package" in lines[0] and "cuecast[live]" in lines[0] and "PortAudio" not in lines[0]
     assert "JACK-Client package" in lines[1] and "cuecast[live]" in lines[1]
+
+
+def test_live_command_plays_the_soundtrack_to_the_named_client(jack, tmp_path):  # noqa: F811
+    """`cuecast live --audio-out jack:NAME` (no --midi-out): the ports appear under NAME and carry the music."""
+    from cuecast.streams.video import make_test_video
+
+    clip = tmp_path / "clip.mp4"
+    make_test_video(clip, [(2.0, (200, 60, 60)), (2.0, (60, 200, 60)), (2.0, (60, 60, 200))], fps=25, size=(160, 90))
+    proc = subprocess.Popen([sys.executable, "-m", "cuecast.engine.cli", "live", "--source", f"file:{clip}",
+                             "--audio-out", "jack:cuecast-obs", "--generator", "arranger", "--lookahead", "0.5",
+                             "--duration", "8", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    listener = Listener("capture")
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "cuecast-obs:out_R" not in jack.ports():
+            assert proc.poll() is None, proc.stderr.read()[-800:]
+            time.sleep(0.1)
+        ports = [p for p in jack.ports() if p.startswith("cuecast-obs:")]
+        assert ports == ["cuecast-obs:out_L", "cuecast-obs:out_R"]
+        for src, dst in zip(ports, ("capture:in_L", "capture:in_R")):
+            listener.client.connect(src, dst)
+        t0 = time.monotonic()
+        _, err = proc.communicate(timeout=90)
+        heard = listener.peak_since(t0)
+    finally:
+        listener.close()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-800:]
+    assert min(heard) > 0.02  # the music, on both sides
+    with listener._lock:
+        loud = [w for w, l, r in listener.peaks if max(l, r) > 0.01]
+    assert loud and loud[-1] - loud[0] > 3.0  # it played for seconds, not a click
