@@ -315,7 +315,7 @@ class VideoOut:
 
     def __init__(self, target: Target | str, soundtrack, clock, sample_rate: int,
                  settings: EncoderSettings | None = None, fps: float = 0.0, mix_input: float = 0.0,
-                 say: Callable[[str], None] = lambda msg: None, queue_s: float = 0.25):
+                 say: Callable[[str], None] = lambda msg: None, queue_s: float = 0.5):
         self.target = parse_target(target) if isinstance(target, str) else target
         self.soundtrack, self.clock = soundtrack, clock
         self.rate = int(sample_rate)

@@ -58,7 +58,7 @@ def play(clip_path, out, synth, lookahead=0.5, mix=0.0, stop_at=None, audio=Fals
                 delay = t0 + t - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-                clock.anchor(t, time.monotonic())
+                clock.arrived(t, time.monotonic())
                 clock.observe(t)
                 vo.picture(f, t)
                 last = t
