@@ -169,7 +169,7 @@ class LivePlayer:
         follower = None
         display = None
         video = None
-        ended = False  # the source ran out (not a stop): the video out is written to its end
+        ended = False  # the engine finished (the source ran out, or a stop): the timeline says where the music ends
         try:
             # the ports are checked first (fast); the models load after. Both block: off the loop, so other
             # players sharing it keep going
@@ -216,15 +216,16 @@ class LivePlayer:
                     if not control.cancelled() and isinstance(control.exception(), UserError):
                         raise control.exception()
             wall = time.monotonic() - started
-            ended = not self._stop_asked
+            ended = True
         except PortError as e:
             raise UserError(str(e)) from None
         finally:
             await source.close()  # the engine closed it when it ran; before that, this does
             if self.scheduler is not None:
                 self.scheduler.close()  # a no-op when the engine closed it; the last guard otherwise
-            if video is not None:  # finished on every way out, so the file plays
-                await loop.run_in_executor(None, video.close, timeline.duration if ended else None)
+            if video is not None:  # finished on every way out, so the file plays; it ends where the music does
+                end = (timeline.meta.get("stopped_at", timeline.duration) if ended else None)
+                await loop.run_in_executor(None, video.close, end)
                 self.video_summary = video.summary()
             if follower is not None:
                 follower.close()

@@ -277,6 +277,7 @@ class Engine:
             self.conductor.finish(duration)
         else:
             self.sink.cut_at(end)
+            self.timeline.meta["stopped_at"] = end  # where the music ended (a video out ends there too)
         self.sink.close()
         tl = self.timeline
         tl.duration = duration
