@@ -241,6 +241,10 @@ class MediaWriter:
                 raise VideoOutError(f"cannot finish {self.target.name}: {_reason(e)}") from None
 
 
+def _seconds(ts: int | None, time_base) -> float:
+    return float(ts * time_base) if ts is not None else 0.0
+
+
 def _reason(e: BaseException) -> str:
     return getattr(e, "strerror", None) or str(e)
 
@@ -402,11 +406,12 @@ class VideoOut:
             return
         with self._cond:
             for p in packets:
-                ts = p.dts if p.dts is not None else p.pts
-                self._packets.append((float(ts * p.time_base) if ts is not None else 0.0, p))
+                self._packets.append((_seconds(p.dts if p.dts is not None else p.pts, p.time_base),
+                                      _seconds(p.pts, p.time_base), p))
             self._cond.notify_all()
 
     # ---- mux thread: the soundtrack and the held-back pictures, each at its time ----
+    # (a held-back packet is (decode time: when it is sent, presentation time: where it shows, packet))
     def _mux_loop(self) -> None:
         try:
             while True:
@@ -453,8 +458,8 @@ class VideoOut:
             with self._cond:
                 if not self._packets or self._packets[0][0] > now:
                     return
-                t, packet = self._packets.popleft()
-            if self._end is not None and t >= self._end:
+                t, shown, packet = self._packets.popleft()
+            if self._end is not None and shown >= self._end:
                 continue  # pictures past where the music stopped
             if not self.target.is_file and math.isfinite(now) and now - t > 1.0 / self.fps:
                 self.status.late += 1  # a stream's receiver sees the picture late (a file plays by timestamps)

