@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from cuecast.types import DRUM_CHANNEL  # noqa: F401 - 10, as musicians count channels (the wire says 9)
+
 
 class Status(IntEnum):
     NOTE_OFF = 0x80
@@ -31,7 +33,6 @@ class CC(IntEnum):
 
 PPQN = 24  # MIDI clock ticks per quarter note
 TICKS_PER_SIXTEENTH = PPQN // 4  # song position counts sixteenths
-DRUM_CHANNEL = 9  # channel 10 as musicians count, the General MIDI drum kit
 
 
 def kind(status: int) -> int:

@@ -118,6 +118,41 @@ class EmotionWindow:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """Where an instrument plays: MIDI channel, General MIDI program, CC7 volume."""
+
+    channel: int  # 1..16 as musicians count them; drums on 10
+    program: int = 0  # General MIDI program 0..127
+    volume: int | None = None  # CC7 0..127; None leaves the device's
+
+    @staticmethod
+    def of(spec: "Instrument | Sequence[int | None]") -> "Instrument":
+        """An Instrument from itself or a (channel, program[, volume]) sequence (tests, scripts)."""
+        if isinstance(spec, Instrument):
+            return spec
+        return Instrument(int(spec[0]), int(spec[1]) if len(spec) > 1 else 0,
+                          None if len(spec) < 3 or spec[2] is None else int(spec[2]))
+
+
+DRUM_CHANNEL = 10  # the General MIDI drum kit, as musicians count channels
+
+
+def assign_channels(instruments: dict[str, Instrument], names=()) -> dict[str, Instrument]:
+    """The instruments given plus every one of `names` they lack: the drums on channel 10, any other on the
+    lowest channel nobody uses (channel 1 when all are taken). The one rule for every MIDI writer."""
+    out = {name: Instrument.of(spec) for name, spec in instruments.items()}
+    used = {i.channel for i in out.values()}
+    for name in sorted(set(names) - set(out)):
+        if name == "drums":
+            out[name] = Instrument(DRUM_CHANNEL)
+            continue
+        free = [c for c in range(1, 17) if c != DRUM_CHANNEL and c not in used]
+        out[name] = Instrument(free[0] if free else 1)
+        used.add(out[name].channel)
+    return out
+
+
 @dataclass(slots=True, order=True)
 class Note:
     """A note the generator produced, in media seconds. Drums use GM percussion pitches."""

@@ -35,7 +35,3 @@ def compose(cfg: Config, valence: float, arousal: float, seconds: float, cuts: l
 def compose_notes(cfg: Config, valence: float, arousal: float, seconds: float, cuts: list[float] = (),
                   seed: int | None = None) -> list[Note]:
     return compose(cfg, valence, arousal, seconds, cuts, seed)[0]
-
-
-def channel_map(cfg: Config) -> dict[str, tuple[int, int, int]]:
-    return {name: (i.channel, i.program, i.volume) for name, i in cfg.instruments.items()}

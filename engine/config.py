@@ -18,7 +18,7 @@ from cuecast.engine.errors import ConfigError
 from cuecast.models.cuts.config import CutConfig
 from cuecast.models.emotion.config import EmotionConfig
 from cuecast.models.music.config import GeneratorConfig
-from cuecast.types import INSTRUMENTS
+from cuecast.types import INSTRUMENTS, Instrument
 
 
 def check(cond: bool, key: str, msg: str, value) -> None:
@@ -222,6 +222,10 @@ class Config:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     hints: HintsConfig = field(default_factory=HintsConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
+
+    def instrument_map(self) -> dict[str, Instrument]:
+        """What the MIDI writers and the sender take: instrument -> Instrument."""
+        return {name: Instrument(i.channel, i.program, i.volume) for name, i in self.instruments.items()}
 
     def validate(self) -> "Config":
         for f in dataclasses.fields(self):

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Awaitable, Callable, Sequence
 
 from cuecast.engine.clock import RealtimeClock
-from cuecast.engine.compose import channel_map
 from cuecast.engine.config import Config
 from cuecast.engine.errors import InputError, UserError
 from cuecast.engine.hints import hint_sources
@@ -242,7 +241,7 @@ class LivePlayer:
         faded while a live stream is gone (sources that say since when they stalled)."""
         if hasattr(source, "soundtrack_sink"):
             out = self.cfg.output
-            sink = TeeSink(sink, source.soundtrack_sink(clock.media_now, channel_map(self.cfg), out.soundfont, out.gain))
+            sink = TeeSink(sink, source.soundtrack_sink(clock.media_now, self.cfg.instrument_map(), out.soundfont, out.gain))
         if hasattr(source, "stalled_since"):
             from cuecast.engine.stall import FadeOnStall  # noqa: PLC0415
 
@@ -272,7 +271,7 @@ class LivePlayer:
         synth = {"soundfont": cfg.output.soundfont, "sample_rate": cfg.output.sample_rate, "gain": cfg.output.gain,
                  "blocksize": cfg.live.synth_block, "audio_out": self.audio_out}
         try:
-            return RealtimeScheduler(self.outputs, clock.wall_of, channel_map(cfg),
+            return RealtimeScheduler(self.outputs, clock.wall_of, cfg.instrument_map(),
                                      clock_out=cfg.live.clock_out and self.midi_clock and not self.clock_in,
                                      latency_ms=cfg.live.latency_ms, record=self.record is not None,
                                      synth_options=synth, realtime_priority=cfg.live.realtime_priority,

@@ -19,7 +19,6 @@ from pathlib import Path
 from tqdm import tqdm
 
 from cuecast.engine.clock import FastClock
-from cuecast.engine.compose import channel_map
 from cuecast.engine.config import Config
 from cuecast.engine.errors import InputError, UserError
 from cuecast.engine.pipeline import Engine, NoFramesError
@@ -116,7 +115,7 @@ def render(input_path: str | Path, outdir: str | Path, cfg: Config, progress: bo
 
 def _write_outputs(work: Path, input_path: Path, cfg: Config, timeline: Timeline, notes: list[Note],
                    sink: MidiFileSink, warnings: list[str], name: str | None = None) -> list[Path]:
-    chans = channel_map(cfg)
+    chans = cfg.instrument_map()
     mid = work / "soundtrack.mid"
     try:
         write_midi(mid, notes, sink.tempo_map, chans, timeline.duration)

@@ -23,8 +23,7 @@ from typing import Callable, Sequence
 
 from cuecast.engine.sender_messages import (Close, Closed, Cut, Failed, NoteEvent, Notes, Priority, SendReport,
                                             Setup, StatusSlot, Tempo, decode, encode)
-from cuecast.midi import DRUM_CHANNEL
-from cuecast.types import Note
+from cuecast.types import INSTRUMENTS, Instrument, Note, assign_channels
 
 __all__ = ["RealtimeScheduler", "SendReport", "SenderError"]
 
@@ -40,12 +39,12 @@ class RealtimeScheduler:
     """NoteSink for live play: hands notes, tempo and cuts to the sender process, ahead of their time.
 
     outputs: specs (`rtmidi:NAME`, `virtual:NAME`, `jack:NAME`, `synth`, `none`); wall_of: media time ->
-    time.monotonic(); channel_map: instrument -> (channel 1..16, program[, volume]); latency_ms: per-output
+    time.monotonic(); channel_map: instrument -> Instrument; latency_ms: per-output
     offset (positive sends later, to line up with a slower output); link: also lead an Ableton Link
     session with the music's tempo and beat (LinkLeader). Raises SenderError when a port cannot be opened.
     """
 
-    def __init__(self, outputs: Sequence[str], wall_of: Callable[[float], float], channel_map: dict[str, tuple],
+    def __init__(self, outputs: Sequence[str], wall_of: Callable[[float], float], channel_map: dict[str, Instrument],
                  clock_out: bool = True, latency_ms: dict[str, float] | Sequence[float] | None = None,
                  record: bool = False, realtime_priority: bool = True, synth_options: dict | None = None,
                  client_name: str = "cuecast", start_timeout: float = 20.0, link: bool = False):
@@ -55,8 +54,9 @@ class RealtimeScheduler:
         if link and importlib.util.find_spec("aalink") is None:
             raise SenderError("Ableton Link needs the aalink package: pip install 'cuecast[link]'")
         self.wall_of = wall_of
-        # instrument -> [channel 0..15, program, volume or None]
-        self.channels = {k: [int(v[0]) - 1, int(v[1]), v[2] if len(v) > 2 else None] for k, v in channel_map.items()}
+        self.instruments = assign_channels(channel_map, INSTRUMENTS)
+        # for the sender: instrument -> [channel 0..15 as the wire counts, program, volume or None]
+        self.channels = {k: [i.channel - 1, i.program, i.volume] for k, i in self.instruments.items()}
         if isinstance(latency_ms, dict):
             lat = [float(latency_ms.get(o, 0.0)) / 1000 for o in self.outputs]
         else:
@@ -182,10 +182,9 @@ class RealtimeScheduler:
         return self._proc.pid
 
     def _channel(self, instrument: str) -> int:
-        spec = self.channels.get(instrument)
-        if spec is None:
-            return DRUM_CHANNEL if instrument == "drums" else 0
-        return spec[0]
+        if instrument not in self.instruments:  # an instrument the generator made up: placed once, by the rule
+            self.instruments = assign_channels(self.instruments, [instrument])
+        return self.instruments[instrument].channel - 1
 
     def _send(self, msg) -> None:
         if self._closed or self._aborted:  # after an abort the sender only silences and reports

@@ -120,7 +120,7 @@ class Sender:
     def setup_channels(self, o: int) -> None:
         """Program (and volume) per channel, sent at start and again after a port comes back."""
         for ch, prog, volume in self.channels.values():
-            if ch != DRUM_CHANNEL:  # a program change on the GM drum channel picks a kit: leave it
+            if ch != DRUM_CHANNEL - 1:  # a program change on the GM drum channel picks a kit: leave it
                 self._out(o, bytes([Status.PROGRAM_CHANGE | ch, prog & 127]))
             if volume is not None:
                 self._out(o, bytes([Status.CONTROL_CHANGE | ch, CC.VOLUME, int(volume) & 127]))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
-from cuecast.engine.compose import channel_map
 from cuecast.engine.config import Config
 from cuecast.engine.errors import UserError
 from cuecast.streams.audio_render import AudioRenderError, StreamingSynth, SynthUnavailable
@@ -42,7 +41,7 @@ class LiveVideoOut:
                  say: Callable[[str], None] | None = None):
         self.target = target
         try:
-            self.sink = StreamingSynth(channel_map(cfg), cfg.output.sample_rate, cfg.output.soundfont, cfg.output.gain)
+            self.sink = StreamingSynth(cfg.instrument_map(), cfg.output.sample_rate, cfg.output.soundfont, cfg.output.gain)
         except SynthUnavailable as e:
             raise UserError(f"--video-out needs the software synth for its soundtrack: {e}") from None
         except AudioRenderError as e:

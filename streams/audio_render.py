@@ -22,7 +22,10 @@ import numpy as np
 from cuecast.types import Note
 
 from .files import replacing
-from .midi_file import DRUM_CHANNEL, note_spans, resolve_channels
+from cuecast.midi import CC
+from cuecast.types import DRUM_CHANNEL, INSTRUMENTS, Instrument, assign_channels
+
+from .midi_file import note_spans, resolve_channels
 
 DEBIAN_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 BLOCK = 1 << 16  # frames per rendered block (1.5 s at 44.1 kHz)
@@ -76,12 +79,12 @@ def load_fluidsynth():
     return fluidsynth
 
 
-def render_audio(notes: Sequence[Note], channel_map: dict[str, tuple], duration: float, wav_path: str | Path,
+def render_audio(notes: Sequence[Note], channel_map: dict[str, Instrument], duration: float, wav_path: str | Path,
                  sample_rate: int = 44100, soundfont: str = "", gain: float = 0.5,
                  tempo_map: object = None) -> None:
     """Render notes to a 16-bit stereo WAV exactly `duration` seconds long (written atomically).
 
-    channel_map: instrument -> (channel 1..16, GM program[, CC7 volume]), as for write_midi; drums on 10.
+    channel_map: instrument -> Instrument, as for write_midi; drums on 10.
     tempo_map is accepted and unused: notes are already in media seconds.
     """
     del tempo_map
@@ -90,14 +93,14 @@ def render_audio(notes: Sequence[Note], channel_map: dict[str, tuple], duration:
     write_wav(wav_path, synthesize_blocks(notes, channel_map, duration, sample_rate, soundfont, gain), sample_rate)
 
 
-def synthesize(notes: Sequence[Note], channel_map: dict[str, tuple], duration: float, sample_rate: int = 44100,
+def synthesize(notes: Sequence[Note], channel_map: dict[str, Instrument], duration: float, sample_rate: int = 44100,
                soundfont: str = "", gain: float = 0.5) -> np.ndarray:
     """float32 (n, 2) in [-1, 1], n = round(duration * sample_rate)."""
     blocks = list(synthesize_blocks(notes, channel_map, duration, sample_rate, soundfont, gain))
     return np.concatenate(blocks) if blocks else np.zeros((0, 2), np.float32)
 
 
-def synthesize_blocks(notes: Sequence[Note], channel_map: dict[str, tuple], duration: float,
+def synthesize_blocks(notes: Sequence[Note], channel_map: dict[str, Instrument], duration: float,
                       sample_rate: int = 44100, soundfont: str = "", gain: float = 0.5) -> Iterator[np.ndarray]:
     """The render as float32 (k, 2) blocks of at most BLOCK frames: memory stays small for a feature film."""
     total = int(round(duration * sample_rate))
@@ -105,7 +108,7 @@ def synthesize_blocks(notes: Sequence[Note], channel_map: dict[str, tuple], dura
     spans = note_spans(notes, chan, lambda t: int(round(t * sample_rate)), total)
     events = []  # (sample, order, channel0, pitch, velocity): offs before ons at one sample
     for name, items in spans.items():
-        c = chan[name][0] - 1
+        c = chan[name].channel - 1
         for on, off, pitch, vel in items:
             events.append((on, 1, c, pitch, vel))
             if off < total:
@@ -146,11 +149,11 @@ def open_synth(chan: dict, sample_rate: int, soundfont: str, gain: float):
         sfid = synth.sfload(str(sf))
         if sfid == -1:
             raise AudioRenderError(f"FluidSynth cannot load the soundfont {sf}")
-        for ch, prog, vol in chan.values():
-            bank = 128 if ch == DRUM_CHANNEL else 0
-            synth.program_select(ch - 1, sfid, bank, prog)
-            if vol is not None:
-                synth.cc(ch - 1, 7, int(vol))
+        for inst in chan.values():
+            bank = 128 if inst.channel == DRUM_CHANNEL else 0
+            synth.program_select(inst.channel - 1, sfid, bank, inst.program)
+            if inst.volume is not None:
+                synth.cc(inst.channel - 1, CC.VOLUME, int(inst.volume))
     except BaseException:
         synth.delete()
         raise
@@ -191,10 +194,10 @@ class StreamingSynth:
     notes()/cut_at() come from the engine's thread, render() from the writer's.
     """
 
-    def __init__(self, channel_map: dict[str, tuple], sample_rate: int = 44100, soundfont: str = "",
+    def __init__(self, channel_map: dict[str, Instrument], sample_rate: int = 44100, soundfont: str = "",
                  gain: float = 0.5):
         self.rate = int(sample_rate)
-        self.chan = resolve_channels(channel_map, [])
+        self.chan = resolve_channels(channel_map, INSTRUMENTS)
         self.synth, self._write = open_synth(self.chan, self.rate, soundfont, gain)
         self.pos = 0  # samples rendered
         self._heap: list[tuple] = []  # (sample, order, seq, kind, payload): note-offs before note-ons
@@ -283,10 +286,9 @@ class StreamingSynth:
             self._sounding[key] = left
 
     def _channel(self, instrument: str) -> int:
-        spec = self.chan.get(instrument)
-        if spec is None:
-            return DRUM_CHANNEL - 1 if instrument == "drums" else 0
-        return spec[0] - 1
+        if instrument not in self.chan:  # an instrument the generator made up: placed once, by the rule
+            self.chan = assign_channels(self.chan, [instrument])
+        return self.chan[instrument].channel - 1
 
 
 def write_wav(path: str | Path, audio: np.ndarray | Iterable[np.ndarray], sample_rate: int) -> None:

@@ -18,10 +18,9 @@ import mido
 
 from cuecast.streams.files import replacing
 from cuecast.midi import Status
-from cuecast.types import Note, TempoPoint
+from cuecast.types import DRUM_CHANNEL, Instrument, Note, TempoPoint, assign_channels
 
 PPQ = 960
-DRUM_CHANNEL = 10  # as musicians count channels (1..16); mido counts from 0
 DEFAULT_BPM = 120.0
 CONDUCTOR_NAME = "cuecast tempo"
 
@@ -129,28 +128,16 @@ def _to_tick(segs: list[_Segment], secs: list[float], t: float) -> int:
 # Writing
 
 
-def resolve_channels(channel_map: dict[str, tuple], notes: Sequence[Note]) -> dict[str, tuple[int, int, int | None]]:
-    """(channel 1..16, program, volume or None) per instrument; unknown instruments get a free channel."""
-    out: dict[str, tuple[int, int, int | None]] = {}
-    for name, spec in channel_map.items():
-        ch, prog = int(spec[0]), int(spec[1])
-        vol = int(spec[2]) if len(spec) > 2 and spec[2] is not None else None
-        if not (1 <= ch <= 16 and 0 <= prog <= 127):
-            raise MidiFileError(f"instrument {name!r}: channel must be 1..16 and program 0..127, got {spec}")
-        out[name] = (ch, prog, vol)
-    used = {c for c, _, _ in out.values()}
-    for name in sorted({n.instrument for n in notes} - set(out)):
-        if name == "drums":
-            out[name] = (DRUM_CHANNEL, 0, None)
-            continue
-        free = [c for c in range(1, 17) if c != DRUM_CHANNEL and c not in used]
-        ch = free[0] if free else 1
-        used.add(ch)
-        out[name] = (ch, 0, None)
+def resolve_channels(channel_map: dict[str, Instrument], notes: Sequence[Note | str]) -> dict[str, Instrument]:
+    """Every instrument the notes (or names) use, checked; the ones the map lacks as assign_channels places them."""
+    out = assign_channels(channel_map, {n if isinstance(n, str) else n.instrument for n in notes})
+    for name, i in out.items():
+        if not (1 <= i.channel <= 16 and 0 <= i.program <= 127):
+            raise MidiFileError(f"instrument {name!r}: channel must be 1..16 and program 0..127, got {i}")
     return out
 
 
-def note_spans(notes: Sequence[Note], chan: dict[str, tuple[int, int, int | None]], to_tick, end_tick: int
+def note_spans(notes: Sequence[Note], chan: dict[str, Instrument], to_tick, end_tick: int
                 ) -> dict[str, list[tuple[int, int, int, int]]]:
     """Per instrument: (on_tick, off_tick, pitch, velocity), clipped to the file and free of same-key overlap.
 
@@ -169,7 +156,7 @@ def note_spans(notes: Sequence[Note], chan: dict[str, tuple[int, int, int | None
         if off > end_tick:
             continue
         vel = max(1, min(127, int(n.velocity)))
-        by_key.setdefault((chan[n.instrument][0], n.pitch), []).append((on, off, vel, n.instrument))
+        by_key.setdefault((chan[n.instrument].channel, n.pitch), []).append((on, off, vel, n.instrument))
     spans: dict[str, list[tuple[int, int, int, int]]] = {name: [] for name in chan}
     for (_, pitch), items in by_key.items():
         items.sort(key=lambda x: (x[0], -x[1], -x[2], x[3]))
@@ -199,7 +186,7 @@ def _track(events: list[tuple[int, int, int, mido.Message | mido.MetaMessage]], 
 
 
 def build_midi(notes: Sequence[Note], tempo_map: Sequence[TempoPoint],
-               channel_map: dict[str, tuple], duration: float) -> mido.MidiFile:
+               channel_map: dict[str, Instrument], duration: float) -> mido.MidiFile:
     """The Type-1 file as a mido object (write_midi saves it)."""
     if not (math.isfinite(duration) and duration >= 0):
         raise MidiFileError(f"duration must be a finite number of seconds >= 0, got {duration}")
@@ -217,8 +204,8 @@ def build_midi(notes: Sequence[Note], tempo_map: Sequence[TempoPoint],
         mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0),
         mido.MetaMessage("set_tempo", tempo=segs[0].usec_per_beat, time=0),
     ]))
-    for name, (ch, prog, vol) in chan.items():
-        c = ch - 1
+    for name, inst in chan.items():
+        c, prog, vol = inst.channel - 1, inst.program, inst.volume
         # MIDI text is latin-1 in mido: a config key outside it must not fail the whole file
         label = name.encode("latin-1", "replace").decode("latin-1")
         head = [mido.MetaMessage("track_name", name=label, time=0),
@@ -234,10 +221,10 @@ def build_midi(notes: Sequence[Note], tempo_map: Sequence[TempoPoint],
 
 
 def write_midi(path: str | Path, notes: Sequence[Note], tempo_map: Sequence[TempoPoint],
-               channel_map: dict[str, tuple], duration: float) -> None:
+               channel_map: dict[str, Instrument], duration: float) -> None:
     """Write `path` atomically: a half-written file never carries the final name.
 
-    channel_map: instrument -> (channel 1..16, GM program 0..127[, CC7 volume 0..127]); drums on 10.
+    channel_map: instrument -> Instrument (channel 1..16, GM program, CC7 volume); drums on 10.
     """
     mid = build_midi(notes, tempo_map, channel_map, duration)
     _atomic_save(Path(path), mid.save)
@@ -277,7 +264,7 @@ def read_tempo_segments(mid: mido.MidiFile) -> list[_Segment]:
     return segs
 
 
-def read_midi_notes(path: str | Path, channel_map: dict[str, tuple] | None = None) -> list[Note]:
+def read_midi_notes(path: str | Path, channel_map: dict[str, Instrument] | None = None) -> list[Note]:
     """Notes of a MIDI file in media seconds; instrument from the track name, else from the channel.
 
     A note-on without its note-off is ended at the file's last tick (and counted by `stuck_notes`).
@@ -304,7 +291,7 @@ def _parse(mid: mido.MidiFile, channel_map) -> tuple[list[Note], int, int]:
         s = segs[max(0, bisect.bisect_right(seg_ticks, tick) - 1)]
         return s.sec + (tick - s.tick) * s.usec_per_beat / 1e6 / mid.ticks_per_beat
 
-    by_channel = {int(v[0]): k for k, v in (channel_map or {}).items()}
+    by_channel = {Instrument.of(v).channel: k for k, v in (channel_map or {}).items()}
     notes: list[Note] = []
     stuck, last_tick = 0, 0
     for track in mid.tracks:

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from cuecast.streams.video import make_test_video
+from cuecast.testmedia.video import make_test_video
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from cuecast.engine.live import LivePlayer
 from cuecast.engine.pipeline import Engine
 from cuecast.engine.remote import Remote
 from cuecast.engine.scheduler import SendReport
-from cuecast.streams.video import make_test_video
+from cuecast.testmedia.video import make_test_video
 
 
 def free_port(kind=socket.SOCK_STREAM) -> int:

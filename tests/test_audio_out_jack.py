@@ -170,7 +170,7 @@ def test_missing_package_is_named():
 
 def test_live_command_plays_the_soundtrack_to_the_named_client(jack, tmp_path):  # noqa: F811
     """`cuecast live --audio-out jack:NAME` (no --midi-out): the ports appear under NAME and carry the music."""
-    from cuecast.streams.video import make_test_video
+    from cuecast.testmedia.video import make_test_video
 
     clip = tmp_path / "clip.mp4"
     make_test_video(clip, [(2.0, (200, 60, 60)), (2.0, (60, 200, 60)), (2.0, (60, 60, 200))], fps=25, size=(160, 90))

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from cuecast.engine.cli import main
-from cuecast.models.cuts.synth import Shot, render, write_video
+from cuecast.testmedia.cuts import Shot, render, write_video
 
 
 @pytest.fixture(autouse=True)

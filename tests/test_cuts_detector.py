@@ -6,7 +6,7 @@ import torch
 
 from cuecast.models.cuts.config import CutConfig
 from cuecast.models.cuts.detector import OnlineCutDetector, pick_device
-from cuecast.models.cuts.synth import Shot, render, write_video
+from cuecast.testmedia.cuts import Shot, render, write_video
 from cuecast.types import Frame
 
 FPS = 25.0

@@ -9,7 +9,7 @@ from cuecast.models.cuts.detector import OnlineCutDetector
 from cuecast.models.cuts.forecast import (N_FEATURES, OnsetEnvelope, bin_features, bin_taus,
                                           constant_rate_hazard, load_forecaster, survival_nll, CTX)
 from cuecast.models.cuts.forecast_data import one_step_ll, predicted_time, targets
-from cuecast.models.cuts.synth import Shot, render
+from cuecast.testmedia.cuts import Shot, render
 from cuecast.types import AudioChunk, Forecast, Frame
 
 

@@ -11,7 +11,7 @@ from cuecast.engine.cli import main as cli_main
 from cuecast.models.emotion.config import EmotionConfig
 from cuecast.models.emotion.estimator import EmotionEstimator
 from cuecast.models.emotion.fusion import DIMS, N_STEPS, FusionHead, fixed_fusion, load_head, save_head, window_steps
-from cuecast.streams.video import make_test_video
+from cuecast.testmedia.video import make_test_video
 from cuecast.types import EKMAN6, Frame
 
 

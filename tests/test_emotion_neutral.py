@@ -16,7 +16,7 @@ from cuecast.models.emotion.affect import CALIBRATION, load_calibration
 from cuecast.models.emotion.config import EmotionConfig
 from cuecast.models.emotion.estimator import EmotionEstimator
 from cuecast.models.emotion.va import top_class
-from cuecast.streams.video import make_test_video
+from cuecast.testmedia.video import make_test_video
 from cuecast.types import Frame
 
 TOOL = Path(__file__).resolve().parent.parent / "tools" / "eval_emotion.py"

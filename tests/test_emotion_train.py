@@ -10,7 +10,7 @@ import numpy as np
 from cuecast.models.emotion.config import EmotionConfig
 from cuecast.models.emotion.estimator import EmotionEstimator
 from cuecast.models.emotion.fusion import load_head
-from cuecast.streams.video import make_test_video
+from cuecast.testmedia.video import make_test_video
 from cuecast.types import Frame
 
 TOOL = Path(__file__).resolve().parent.parent / "tools" / "train_emotion.py"

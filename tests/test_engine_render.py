@@ -11,7 +11,7 @@ import pytest
 from cuecast.engine.cli import main
 from cuecast.models.music.metrics import cut_alignment
 from cuecast.streams.midi_file import midi_length, read_midi_notes, stuck_notes
-from cuecast.streams.video import make_test_video
+from cuecast.testmedia.video import make_test_video
 
 OUTPUTS = ["soundtrack.mid", "soundtrack.wav", "soundtrack.mp4", "timeline.json", "report.png"]
 

@@ -14,7 +14,7 @@ from jack_server import JackReceiver, jack  # noqa: F401 - `jack` is a fixture
 from cuecast.engine.config import load_config
 from cuecast.engine.live import LivePlayer
 from cuecast.models.music.metrics import chord_onsets
-from cuecast.streams.video import make_test_video
+from cuecast.testmedia.video import make_test_video
 
 CLIPS = {  # different cut times, different colours
     "a": [(1.2, (230, 190, 120)), (1.2, (40, 50, 90)), (1.4, (220, 40, 40))],

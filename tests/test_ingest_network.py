@@ -17,7 +17,7 @@ from jack_server import JackReceiver, jack  # noqa: F401 - `jack` is a fixture
 from stream_push import HttpServer, StreamPusher, free_port
 
 from cuecast.streams.network import NetworkSource, ffmpeg_open_args, is_listener
-from cuecast.streams.video import make_test_video
+from cuecast.testmedia.video import make_test_video
 from cuecast.types import SourceError
 
 FPS = 25

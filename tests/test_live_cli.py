@@ -15,12 +15,12 @@ import pytest
 from jack_server import JackReceiver, die_with_parent, jack  # noqa: F401 - `jack` is a fixture
 
 from cuecast.engine.clock import RealtimeClock
-from cuecast.engine.compose import channel_map
 from cuecast.engine.config import load_config
 from cuecast.engine.pipeline import Engine
 from cuecast.engine.scheduler import RealtimeScheduler
 from cuecast.engine.stages import build_stages
-from cuecast.streams.video import FileSource, make_test_video
+from cuecast.streams.video import FileSource
+from cuecast.testmedia.video import make_test_video
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,7 @@ class Exploding(FileSource):
 def test_error_inside_the_engine_leaves_nothing_sounding(clip, rx):
     cfg = load_config(None, {"conductor.lookahead_s": 1.0, "generator.backend": "arranger"})
     clock = RealtimeClock(cfg.conductor.lookahead_s)
-    sched = RealtimeScheduler([f"jack:{rx.full_name}"], clock.wall_of, channel_map(cfg))
+    sched = RealtimeScheduler([f"jack:{rx.full_name}"], clock.wall_of, cfg.instrument_map())
     source = Exploding(clip, cfg.source.analysis_width, realtime=True, after=1.3)
     engine = Engine(cfg, source, sched, clock, build_stages(cfg))
     with pytest.raises(RuntimeError, match="went away"):

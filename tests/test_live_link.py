@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from cuecast.streams.video import make_test_video
+from cuecast.testmedia.video import make_test_video
 
 SCENARIO = r"""
 import asyncio, json, time, warnings

@@ -11,7 +11,7 @@ import pytest
 from cuecast.streams.audio_render import render_audio, write_wav
 from cuecast.streams import mp4
 from cuecast.streams.mp4 import MuxError, mux_soundtrack, video_span
-from cuecast.streams.video import make_test_video
+from cuecast.testmedia.video import make_test_video
 from cuecast.types import Note
 
 RATE = 22050

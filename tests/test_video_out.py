@@ -12,7 +12,7 @@ from media_check import decode, nearest, onsets, picture_cuts
 
 from cuecast.engine.clock import RealtimeClock
 from cuecast.streams.audio_render import StreamingSynth, load_fluidsynth, SynthUnavailable
-from cuecast.streams.video import make_test_video
+from cuecast.testmedia.video import make_test_video
 from cuecast.streams.video_out import VideoOut, VideoOutError, auto_kbps, parse_target
 from cuecast.types import AudioChunk, Note
 

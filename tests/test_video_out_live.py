@@ -20,7 +20,7 @@ import pytest
 from media_check import decode, nearest, onsets, picture_cuts
 
 from cuecast.streams.audio_render import SynthUnavailable, load_fluidsynth
-from cuecast.streams.video import make_test_video
+from cuecast.testmedia.video import make_test_video
 
 FPS = 25
 SHOTS = [2.6, 3.1, 2.2, 3.4, 2.8, 3.0, 2.4, 3.3, 2.9]  # 25.7 s, cuts at uneven times

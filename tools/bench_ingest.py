@@ -103,7 +103,6 @@ def play(source, rx, seconds: float, overrides: dict):
     from bench_live import _CutWatch
 
     from cuecast.engine.clock import RealtimeClock
-    from cuecast.engine.compose import channel_map
     from cuecast.engine.config import load_config
     from cuecast.engine.pipeline import Engine
     from cuecast.engine.scheduler import RealtimeScheduler
@@ -112,7 +111,7 @@ def play(source, rx, seconds: float, overrides: dict):
     cfg = load_config("vj", overrides)
     set_torch_threads(cfg.runtime)
     clock = RealtimeClock(0.0)
-    sched = RealtimeScheduler([f"jack:{rx.full_name}"], clock.wall_of, channel_map(cfg), record=True)
+    sched = RealtimeScheduler([f"jack:{rx.full_name}"], clock.wall_of, cfg.instrument_map(), record=True)
     watch = _CutWatch(sched)
     stamped = Stamped(source)
     engine = Engine(cfg, stamped, watch, clock, build_stages(cfg))

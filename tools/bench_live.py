@@ -237,7 +237,6 @@ class LiveRun(NamedTuple):  # not a dataclass: tools/bench.py loads this file wi
 
 def play_live(path: Path, rx: JackReceiver, overrides: dict) -> LiveRun:
     from cuecast.engine.clock import RealtimeClock
-    from cuecast.engine.compose import channel_map
     from cuecast.engine.config import load_config
     from cuecast.engine.pipeline import Engine
     from cuecast.engine.stages import build_stages, set_torch_threads
@@ -247,7 +246,7 @@ def play_live(path: Path, rx: JackReceiver, overrides: dict) -> LiveRun:
     set_torch_threads(cfg.runtime)
     stages = build_stages(cfg)
     clock = RealtimeClock(0.0)
-    sched = RealtimeScheduler([f"jack:{rx.full_name}"], clock.wall_of, channel_map(cfg), record=True)
+    sched = RealtimeScheduler([f"jack:{rx.full_name}"], clock.wall_of, cfg.instrument_map(), record=True)
     watch = _CutWatch(sched)
     arrivals: dict[float, float] = {}
 

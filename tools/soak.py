@@ -98,7 +98,7 @@ def slope_per_10min(ts: list[float], ys: list[float]) -> float:
 
 
 def make_clip(path: Path) -> Path:
-    from cuecast.streams.video import make_test_video
+    from cuecast.testmedia.video import make_test_video
 
     shots = [(4.0, (230, 190, 120), 1.0), (3.0, (40, 50, 90), 0.0), (5.0, (220, 40, 40), 2.0),
              (2.5, (30, 160, 60), 0.0), (6.0, (200, 200, 210), 1.0), (4.5, (20, 20, 30), 0.5)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cuecast.engine.commands.common import add_engine_options, config_from_args
-from cuecast.engine.compose import channel_map, compose
+from cuecast.engine.compose import compose
 from cuecast.engine.errors import UserError
 from cuecast.streams.midi_file import MidiFileError, write_midi
 
@@ -85,7 +85,7 @@ def run(args) -> int:
         _write_wav(out, notes, cfg, seconds)
     else:
         try:
-            write_midi(out, notes, timeline.tempo, channel_map(cfg), seconds)
+            write_midi(out, notes, timeline.tempo, cfg.instrument_map(), seconds)
         except MidiFileError as e:
             raise UserError(str(e)) from None
     on_cut = sum(any(abs(c - t) <= 0.1 for t in timeline.chords) for c in cuts)
@@ -98,7 +98,7 @@ def _write_wav(out: Path, notes, cfg, seconds: float) -> None:
     from cuecast.streams.audio_render import AudioRenderError, SynthUnavailable, render_audio  # noqa: PLC0415
 
     try:
-        render_audio(notes, channel_map(cfg), seconds, out, sample_rate=cfg.output.sample_rate,
+        render_audio(notes, cfg.instrument_map(), seconds, out, sample_rate=cfg.output.sample_rate,
                      soundfont=cfg.output.soundfont, gain=cfg.output.gain)
     except (SynthUnavailable, AudioRenderError) as e:
         raise UserError(f"cannot write {out}: {e}") from None

@@ -8,7 +8,7 @@ from pathlib import Path
 from cuecast.engine.commands.common import add_engine_options, config_from_args
 from cuecast.engine.errors import UserError
 from cuecast.engine.render import render
-from cuecast.streams.video import make_test_video
+from cuecast.testmedia.video import make_test_video
 
 HELP = "render the built-in demo clip (no files, hardware or services needed)"
 DESCRIPTION = """\
