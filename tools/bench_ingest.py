@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -48,14 +49,14 @@ def make_y4m(media: Path, out: Path) -> Path:
     import av
 
     dst = av.open(str(out), "w", format="yuv4mpegpipe")
-    vs = dst.add_stream("rawvideo", rate=FPS)
+    vs = dst.add_stream("wrapped_avframe", rate=FPS)
     vs.width, vs.height, vs.pix_fmt = SIZE[0], SIZE[1], "yuv420p"
     n = 0
     for name in CLIPS:
         with av.open(str(media / name)) as src:
             for frame in src.decode(video=0):
                 img = frame.reformat(width=SIZE[0], height=SIZE[1], format="yuv420p")
-                img.pts = n
+                img.pts, img.time_base = n, Fraction(1, FPS)
                 for packet in vs.encode(img):
                     dst.mux(packet)
                 n += 1
@@ -162,7 +163,10 @@ def webrtc_run(rx, port: int, seconds: float, profile: Path, fake: list[str], qu
     first frame would be reasonable to expect (browser start-up is not part of the measure)."""
     from cuecast.streams.webrtc import WebRTCSource
 
-    source = WebRTCSource(f"webrtc:127.0.0.1:{port}", announce=_say)
+    from cuecast.engine.config import load_config
+
+    cfg = load_config("vj", {}).source  # the live queue as the vj preset has it (2 frames)
+    source = WebRTCSource(f"webrtc:127.0.0.1:{port}", cfg.analysis_width, queue_frames=cfg.queue_frames, announce=_say)
     browser = Browser(f"http://127.0.0.1:{port}/?autostart=1{query}", profile, fake)
     try:
         return play(source, rx, seconds, {})
@@ -170,20 +174,29 @@ def webrtc_run(rx, port: int, seconds: float, profile: Path, fake: list[str], qu
         browser.close()
 
 
+class _Port:
+    """The JACK receiver's port, made outside the namespace (see in_namespace)."""
+
+    def __init__(self, name: str):
+        self.full_name = name
+
+
 def run(media: Path) -> list[dict]:
     from bench_live import sent_chords
-    from jack_server import JackReceiver, JackServer
 
     from cuecast.streams.video import FileSource
 
     rows = []
-    server = JackServer(period=32).start()
-    rx = JackReceiver(client="bench-ingest")
+    rx = _Port(os.environ["CUECAST_BENCH_PORT"])
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     try:
         y4m = make_y4m(media, tmp / "cuts.y4m")
         _say(f"file source ({y4m.name}, {SECONDS:.0f} s) ...")
-        result = play(FileSource(y4m, 320, realtime=True), rx, SECONDS + 2, {})
+        from cuecast.engine.config import load_config
+
+        cfg = load_config("vj", {}).source
+        result = play(FileSource(y4m, cfg.analysis_width, realtime=True, queue_frames=cfg.queue_frames), rx,
+                      SECONDS + 2, {})
         row, _ = cut_rows("file source (real-time pace)", result, sent_chords(result[1]))
         rows.append(row)
         _say("webrtc source (Chromium's fake camera playing the same footage) ...")
@@ -197,8 +210,6 @@ def run(media: Path) -> list[dict]:
         row, _ = cut_rows("flood: WebRTC 1280x720, 60 fps fake camera", result, sent_chords(result[1]))
         rows.append(row)
     finally:
-        rx.close()
-        server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     for r in rows:
         r.pop("traces", None)
@@ -218,16 +229,23 @@ def markdown(rows: list[dict]) -> str:
 
 
 def in_namespace(argv: list[str]) -> int:
-    """Run this script again inside a fresh network namespace with only loopback."""
+    """Run this script again inside a fresh network namespace with only loopback (a second loopback address
+    gives aiortc's ICE a candidate); the JACK server and its receiver stay outside, as in the tests."""
+    from jack_server import JackReceiver, JackServer
+
     name = f"cuecast-bench-{os.getpid()}"
+    server = JackServer(period=32).start()
+    rx = JackReceiver(client="bench-ingest")
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
         subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
         subprocess.run(["ip", "-n", name, "addr", "add", "127.0.0.2/32", "dev", "lo"], check=True)
-        env = {**os.environ, "CUECAST_BENCH_NETNS": name}
+        env = {**os.environ, **server.env(), "CUECAST_BENCH_NETNS": name, "CUECAST_BENCH_PORT": rx.full_name}
         return subprocess.run(["ip", "netns", "exec", name, sys.executable, *argv], env=env).returncode
     finally:
         subprocess.run(["ip", "netns", "del", name])
+        rx.close()
+        server.stop()
 
 
 if __name__ == "__main__":
