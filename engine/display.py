@@ -6,6 +6,7 @@ It runs in its own thread and only reads (the engine's state and the sender's sh
 
 from __future__ import annotations
 
+import shutil
 import sys
 import threading
 from typing import Callable, TextIO
@@ -25,25 +26,35 @@ def _emotion(state) -> str:
 
 def _boundary(state) -> str:
     nb = state.next_boundary
+    tally = f"{state.boundaries} so far, {state.replans} re-plans"
     if nb is None:
-        return f"next cut none known or forecast   ({state.boundaries} so far, {state.replans} re-plans)"
+        return f"next cut none known or forecast  ({tally})"
     how = "known" if state.next_boundary_known else "forecast"
-    return f"next cut in {max(0.0, nb - state.t_play):4.1f} s ({how}, at {nb:.2f})   ({state.boundaries} so far, {state.replans} re-plans)"
+    return f"next cut in {max(0.0, nb - state.t_play):4.1f} s ({how}, at {nb:.2f})  {tally}"
 
 
-def status_lines(state, sender: dict, lookahead: float) -> list[str]:
+WIDTH = 80  # the display fits a classic terminal; wider ones get the same lines
+
+
+def fit(line: str, width: int = WIDTH) -> str:
+    """One line no wider than `width` (what does not fit ends in an ellipsis), so a redraw never wraps."""
+    return line if len(line) <= width else line[:width - 1] + "\u2026"
+
+
+def status_lines(state, sender: dict, lookahead: float, width: int = WIDTH) -> list[str]:
     outs = "  ".join(f"{name} {'ok' if ok else 'LOST'}" for name, ok in sender.get("outputs", []))
     bar = f"{state.bar + 1}.{state.beat_in_bar + 1}" if state.tempo else "-"
-    return [
-        f"cuecast live  t {state.t_play:7.2f} s (input at {state.t_in:.2f}, lookahead {lookahead:g} s)",
+    lines = [
+        f"cuecast live  t {state.t_play:8.2f} s  input {state.t_in:.2f} s  lookahead {lookahead:g} s",
         _emotion(state),
         _boundary(state),
         f"tempo    {state.tempo:6.1f} bpm   bar {bar}",
-        f"outputs  {outs or '-'}   sender {sender.get('priority', '?')}"
-        + ("" if sender.get("alive", True) else "  (STOPPED)"),
-        f"frames   {state.frames}  dropped {state.dropped}   analysis {state.analysis_ms:5.1f} ms/frame   "
-        f"send late p99 {sender.get('late_p99_ms', 0.0):.2f} ms (max {sender.get('late_max_ms', 0.0):.2f})",
+        f"outputs  {outs or '-'}" + ("" if sender.get("alive", True) else "  (sender STOPPED)"),
+        f"sender   {sender.get('priority', '?')}  late p99 {sender.get('late_p99_ms', 0.0):.2f} ms "
+        f"(max {sender.get('late_max_ms', 0.0):.2f})",
+        f"frames   {state.frames}  dropped {state.dropped}  analysis {state.analysis_ms:5.1f} ms/frame",
     ]
+    return [fit(line, width) for line in lines]
 
 
 class LiveDisplay:
@@ -75,7 +86,8 @@ class LiveDisplay:
 
     def draw(self) -> None:
         try:
-            lines = status_lines(self.state_of(), self.sender_of(), self.lookahead)
+            width = min(WIDTH, shutil.get_terminal_size((WIDTH, 24)).columns) if self.tty else 10_000
+            lines = status_lines(self.state_of(), self.sender_of(), self.lookahead, width)
         except Exception as e:  # the display must never take the show down
             lines = [f"cuecast live  (display: {type(e).__name__})"]
         try:

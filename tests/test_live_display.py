@@ -23,6 +23,19 @@ def test_status_lines_show_what_matters():
         assert want in text, want
 
 
+def test_every_line_fits_an_80_column_terminal():
+    st = EngineState(t_in=86399.96, t_play=86396.96, frames=2_159_999, dropped=123_456, valence=-1.0, arousal=1.0,
+                     probs=(0.05, 0.6, 0.1, 0.05, 0.1, 0.1), tempo=160.0, bar=123_456, beat_in_bar=3,
+                     next_boundary=86399.5, next_boundary_known=True, boundaries=45_678, replans=12_345,
+                     analysis_ms=1234.5)
+    busy = sender() | {"outputs": [(f"jack:a-long-client-name-{i}:in", i % 2 == 0) for i in range(4)],
+                       "late_p99_ms": 1234.56, "late_max_ms": 98765.4, "alive": False}
+    lines = status_lines(st, busy, 30.0)
+    assert all(len(line) <= 80 for line in lines), [len(x) for x in lines]
+    assert any(line.endswith("\u2026") for line in lines)  # what does not fit is cut, visibly
+    assert "disgust" in "\n".join(lines) and "dropped 123456" in "\n".join(lines)
+
+
 def test_plain_lines_when_not_a_terminal():
     out = io.StringIO()
     d = LiveDisplay(lambda: EngineState(), sender, 0.0, stream=out, interval=0.01).start()
