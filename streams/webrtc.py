@@ -16,7 +16,6 @@ import hmac
 import ipaddress
 import secrets
 import sys
-import threading
 import time
 from fractions import Fraction
 from importlib import resources
@@ -78,99 +77,58 @@ def _page_file(name: str) -> bytes:
 
 
 class SoundtrackSink:
-    """The soundtrack for the browser: a NoteSink (fed by the engine beside the MIDI sender) rendered by
-    FluidSynth in 20 ms blocks as the playhead reaches each note; an aiortc audio track hands the blocks on.
+    """The soundtrack for the browser: the engine's notes (beside the MIDI sender) rendered by the streaming
+    synth in media time, 20 ms at a time as the playhead reaches them; an aiortc audio track hands the blocks
+    on. media_now() is the clock's media time being played right now, so the browser hears what the MIDI
+    outputs play at the same moment."""
 
-    media_now() is the clock's media time being played right now, so the audio the browser hears lines up
-    with the MIDI that goes out at the same wall-clock deadlines.
-    """
-
-    def __init__(self, media_now: Callable[[], float], channels: dict[str, tuple], soundfont: str = "",
-                 gain: float = 0.5):
-        from .audio_render import SynthUnavailable, find_soundfont, load_fluidsynth  # noqa: PLC0415
+    def __init__(self, media_now: Callable[[], float], channels: dict, soundfont: str = "", gain: float = 0.5):
+        from .audio_render import AudioRenderError, StreamingSynth, SynthUnavailable  # noqa: PLC0415
 
         self.media_now = media_now
-        self.channels = channels
-        self._lock = threading.Lock()
-        self._events: list[tuple[float, int, int, int]] = []  # (media time, order, kind, key) sorted by time
-        self._sounding: set[tuple[int, int]] = set()
-        self._order = 0
         self.error = ""
-        self.fs = None
+        self.synth = None
         try:
-            fluidsynth = load_fluidsynth()
-            sf = find_soundfont(soundfont)
-            if sf is None or not sf.is_file():
-                raise SynthUnavailable("no General MIDI soundfont (install fluid-soundfont-gm)")
-            fs = fluidsynth.Synth(gain=gain, samplerate=float(SOUNDTRACK_RATE))
-            sfid = fs.sfload(str(sf))
-            if sfid < 0:
-                fs.delete()
-                raise SynthUnavailable(f"{sf} is not a soundfont FluidSynth can load")
-            for ch in range(16):
-                fs.program_select(ch, sfid, 128 if ch == 9 else 0, 0)
-            for channel, program, volume in channels.values():
-                if channel != 9:
-                    fs.program_select(channel, sfid, 0, program)
-                fs.cc(channel, 7, volume)
-            self.fs = fs
-        except SynthUnavailable as e:
+            self.synth = StreamingSynth(channels, SOUNDTRACK_RATE, soundfont, gain)
+        except (SynthUnavailable, AudioRenderError) as e:
             self.error = f"no soundtrack audio for the browser: {e}"
+
+    @property
+    def fs(self):
+        return self.synth
 
     # ---- NoteSink (the engine's analysis thread) ----
     def tempo(self, t: float, bpm: float, beat: float) -> None:
         pass
 
     def notes(self, notes: list[Note]) -> None:
-        with self._lock:
-            for n in notes:
-                ch = self.channels.get(n.instrument, (0, 0, 100))[0]
-                self._push(n.start, 1, ch, n.pitch, n.velocity)
-                self._push(n.end, 0, ch, n.pitch, 0)
-            self._events.sort()
-
-    def _push(self, t: float, on: int, ch: int, pitch: int, vel: int) -> None:
-        self._order += 1
-        # at one instant offs go before ons, so a repeated note is struck again rather than cut
-        self._events.append((t, on, self._order, ch, pitch, vel))
+        if self.synth is not None:
+            self.synth.notes(notes)
 
     def cut_at(self, t: float) -> None:
-        with self._lock:
-            keep = [e for e in self._events if e[0] < t]
-            offs = {(e[3], e[4]) for e in self._events if e[0] >= t and e[1] == 0}
-            self._events = keep + [(t, 0, 0, ch, p, 0) for ch, p in sorted(offs & self._sounding)]
-            self._events.sort()
+        if self.synth is not None:
+            self.synth.cut_at(t)
 
     def close(self) -> None:
-        with self._lock:
-            self._events = [(-1.0, 0, 0, ch, p, 0) for ch, p in sorted(self._sounding)]
+        if self.synth is not None:
+            self.synth.cut_at(self.media_now())  # what sounds ends; the track plays on in silence
 
     # ---- rendering (the event loop) ----
     def render(self, frames: int) -> np.ndarray:
-        """The next `frames` stereo int16 samples: events up to the media time being played now applied."""
-        if self.fs is None:
+        """The next `frames` stereo int16 samples, at the media time being played now."""
+        synth = self.synth
+        if synth is None:
             return np.zeros((frames, 2), np.int16)
-        now = self.media_now()
-        with self._lock:
-            n = 0
-            for t, on, _, ch, pitch, vel in self._events:
-                if t > now:
-                    break
-                n += 1
-                if on:
-                    self.fs.noteon(ch, pitch, vel)
-                    self._sounding.add((ch, pitch))
-                else:
-                    self.fs.noteoff(ch, pitch)
-                    self._sounding.discard((ch, pitch))
-            del self._events[:n]
-            samples = self.fs.get_samples(frames)
-        return np.asarray(samples, dtype=np.int16).reshape(-1, 2)
+        now = int(self.media_now() * SOUNDTRACK_RATE)
+        if now - synth.pos > 5 * frames:  # joined late or fell behind (a busy loop): catch up with the playhead
+            synth.render(now - synth.pos)
+        block = synth.render(frames)
+        return np.round(block * 32767.0).astype(np.int16)
 
     def delete(self) -> None:
-        if self.fs is not None:
-            self.fs.delete()
-            self.fs = None
+        if self.synth is not None:
+            self.synth.release()
+            self.synth = None
 
 
 def soundtrack_track(sink: SoundtrackSink):
