@@ -79,9 +79,16 @@ def test_osc_out_cut_at_its_chord_and_osc_in_commands(clip, rx):  # noqa: F811
         client.send_message("/cuecast/set/intensity", [7.0])  # out of range: refused, answered
         reply = OscMessage(await asyncio.get_running_loop().run_in_executor(None, client._sock.recv, 4096))
         held = await wait_until(lambda: engine.control.hub.latest and abs(engine.control.hub.latest.valence + 0.6) < 1e-6, 2)  # OSC floats are 32-bit
+        await asyncio.sleep(1.0)
+        t_mute = time.monotonic()
+        client.send_message("/cuecast/set/mute", [1])  # silence now; beats and cuts go on
+        await asyncio.sleep(2.0)
+        t_unmute = time.monotonic()
+        client.send_message("/cuecast/set/mute", [0])
+        client.send_message("/cuecast/set/generator", ["arranger"])  # a fresh generator takes over
         await asyncio.sleep(2.0)
         collector.cancel()
-        return reply, held, engine.control.intensity
+        return reply, held, engine.control.intensity, t_mute, t_unmute
 
     run = run_engine(clip, [f"jack:{rx.full_name}"], scenario, lookahead=2.5,
                      overrides={"control.osc_out": f"127.0.0.1:{rx_port}", "control.osc_in": f"127.0.0.1:{in_port}"})
@@ -89,16 +96,24 @@ def test_osc_out_cut_at_its_chord_and_osc_in_commands(clip, rx):  # noqa: F811
 
     SimpleUDPClient("127.0.0.1", rx_port).send_message("/stop", [])
     got = json.loads(osc_rx.communicate(timeout=10)[0])
-    reply, held, intensity = run.result
+    reply, held, intensity, t_mute, t_unmute = run.result
     # OSC in: a command moved the mood; a refused one changed nothing and was answered to its sender
     assert reply.address == "/cuecast/error" and "intensity" in reply.params[0]
     assert held and intensity == 1.0
+    # muted within a moment (the command waits for the analysis of the frame in hand), what was handed over too;
+    # the beats go on for the VJ rig
+    assert not note_ons(run.report, t_mute + 0.3, t_unmute)
+    assert [t for t, a, _ in got if a == "/cuecast/beat" and t_mute + 0.3 < t < t_unmute]
+    assert note_ons(run.report, t_unmute + 0.7, t_unmute + 2.0)  # and back, from the new generator
+    assert not [w for w in run.warnings if "refused" in w and "intensity" not in w]
     # OSC out: every cut arrives when its chord is sent, not when it was decided (a lookahead earlier)
     cuts = [(t, args) for t, addr, args in got if addr == "/cuecast/cut"]
     assert len(cuts) >= 4, got[:20]
     gaps = []
     for arrived, (kind, t) in cuts:
         due, ahead = chords[round(t, 3)]  # when the engine planned the cut's chord to sound
+        if t_mute - 0.1 < due < t_unmute + 0.7:
+            continue  # muted: the cut is announced, its chord is not played
         if ahead < 0.05:  # the engine itself learned of the cut too late (a machine too busy to keep up)
             print(f"cut at {t:.2f}: planned {ahead * 1000:.0f} ms ahead: not timed")
             continue
