@@ -15,8 +15,8 @@ FPS = 25.0
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def detect(imgs, times, cfg=None):
-    det = OnlineCutDetector(cfg or CutConfig(device="cpu"))
+def detect(imgs, times, cfg=None, fast_path=True):
+    det = OnlineCutDetector(cfg or CutConfig(device="cpu"), fast_path=fast_path)
     out = []
     for i, (im, t) in enumerate(zip(imgs, times)):
         for b in det.process_frame(Frame(t=t, index=i, image=im)):
@@ -143,17 +143,14 @@ def test_device_choice():
             pick_device("cuda")
 
 
-def test_tensor_path_matches_the_cpu_fast_path(monkeypatch):
+def test_tensor_path_matches_the_cpu_fast_path():
     """The tensor code (what a GPU runs) and the CPU's numpy/OpenCV path find the same boundaries."""
-    from cuecast.models.cuts import detector
-
     shots = [Shot(1.2, seed=51), Shot(1.4, pan=(1.0, 0.5), seed=52), Shot(1.5, flashes=[0.5], seed=53),
              Shot(2.0, enter="dissolve", enter_s=0.8, seed=54), Shot(1.5, mover=3, seed=55),
              Shot(1.6, exit_fade_s=0.6, seed=56), Shot(1.5, enter="fade_in", enter_s=0.6, seed=57)]
     imgs, times, _ = render(shots, fps=FPS)
     fast = [(b.t, b.kind) for b in detect(imgs, times)]
-    monkeypatch.setattr(detector, "HOST_FAST_PATH", False)
-    slow = [(b.t, b.kind) for b in detect(imgs, times)]
+    slow = [(b.t, b.kind) for b in detect(imgs, times, fast_path=False)]
     assert {"hard", "dissolve", "fade"} <= {k for _, k in fast}
     assert [k for _, k in fast] == [k for _, k in slow]
     assert np.allclose([t for t, _ in fast], [t for t, _ in slow])

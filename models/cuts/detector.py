@@ -59,6 +59,7 @@ class Feat:
     std: float
     sat: float  # fraction of blown-out pixels
     peak: float  # brightest luma
+    fast: bool = True  # on the CPU, worked on through numpy/OpenCV (host()); False: the tensor code any device runs
 
     @property
     def flat(self) -> bool:
@@ -101,7 +102,7 @@ def _window_spread(luma: np.ndarray, s: int) -> np.ndarray:
     return (np.sqrt(np.maximum(m2 - m1 * m1, 0.0)) + 1e-4) * np.float32(k[0] * k[1])
 
 
-def features(image: np.ndarray, t: float, width: int, device: torch.device) -> Feat:
+def features(image: np.ndarray, t: float, width: int, device: torch.device, fast: bool = True) -> Feat:
     """Per-frame preparation in numpy (a handful of calls, no per-op overhead of tiny tensors), then the
     small arrays go to the device in one go; pairs of frames are compared there (cut_score)."""
     rgb = downscale(image, width)
@@ -116,28 +117,22 @@ def features(image: np.ndarray, t: float, width: int, device: torch.device) -> F
     sat = np.count_nonzero(luma > SATURATED) / luma.size
     peak = cv2.minMaxLoc(luma)[1]
     dev = lambda a: torch.from_numpy(a) if device.type == "cpu" else torch.from_numpy(a).to(device)  # noqa: E731
-    return Feat(t, dev(luma), dev(small), dev(centre), dev(_window_spread(luma, s)), mean, std, sat, peak)
+    return Feat(t, dev(luma), dev(small), dev(centre), dev(_window_spread(luma, s)), mean, std, sat, peak,
+                fast and device.type == "cpu")
 
 
-HOST_FAST_PATH = True  # False runs the CPU through the tensor code that other devices run (tests compare)
-
-
-def on_host(x: torch.Tensor) -> bool:
-    return HOST_FAST_PATH and x.device.type == "cpu"
-
-
-def host(x: torch.Tensor):
-    """A CPU tensor as the numpy array it shares memory with, any other as itself. Per-frame work on
-    frames this small is all call overhead, and a numpy or OpenCV call costs a fraction of a tensor op's;
-    code that indexes, slices and multiplies works the same on either."""
-    return x.numpy() if on_host(x) else x
+def host(x: torch.Tensor, fast: bool):
+    """With `fast` (a Feat's, CPU only), the tensor as the numpy array it shares memory with; else itself.
+    Per-frame work on frames this small is all call overhead, and a numpy or OpenCV call costs a fraction
+    of a tensor op's; code that indexes, slices and multiplies works the same on either."""
+    return x.numpy() if fast else x
 
 
 def _ncc_max(f: Feat, g: Feat) -> float:
     """Best normalised cross-correlation of f's centre against g's shifted windows."""
-    if on_host(g.luma):  # one OpenCV call: the same correlation sums
-        corr = cv2.matchTemplate(host(g.luma), host(f.centre), cv2.TM_CCORR)
-        return float((corr / host(g.spread)).max())
+    if g.fast:  # one OpenCV call: the same correlation sums
+        corr = cv2.matchTemplate(host(g.luma, True), host(f.centre, True), cv2.TM_CCORR)
+        return float((corr / host(g.spread, True)).max())
     hc, wc = f.centre.shape
     wins = g.luma.unfold(0, hc, 1).unfold(1, wc, 1)
     return float((torch.tensordot(wins, f.centre, dims=2) / g.spread).max())
@@ -266,9 +261,11 @@ class HardCutTracker:
 class OnlineCutDetector:
     """Scene boundaries of a frame stream, online. See the module docstring for the method."""
 
-    def __init__(self, cfg: CutConfig | None = None):
+    def __init__(self, cfg: CutConfig | None = None, fast_path: bool = True):
+        """fast_path=False runs the CPU through the tensor code other devices run (tests compare the two)."""
         self.cfg = cfg or CutConfig()
         self.device = pick_device(self.cfg.device, "cuts.device")
+        self.fast_path = fast_path
         self.hard = HardCutTracker()
         self.gradual = GradualTracker() if self.cfg.gradual else None
         self.last_t: float | None = None  # time of the last boundary reported
@@ -276,7 +273,7 @@ class OnlineCutDetector:
 
     @torch.inference_mode()  # no autograd bookkeeping on the many tiny tensor ops of a frame
     def process_frame(self, frame: Frame) -> list[Boundary]:
-        f = features(frame.image, frame.t, self.cfg.width, self.device)
+        f = features(frame.image, frame.t, self.cfg.width, self.device, self.fast_path)
         self.last_frame_t = frame.t
         out: list[Boundary] = []
         first = self.hard.step(f)
@@ -388,11 +385,11 @@ class GradualTracker:
         self._push(f)
 
     def _push(self, f: Feat) -> None:
-        x = host(f.small).reshape(-1)  # the storage is host(tensor) too: numpy on the CPU
+        x = host(f.small, f.fast).reshape(-1)  # the storage is host(tensor) too: numpy on the fast path
         if self.store_m is None or self.store_m.shape[1] != x.shape[0]:
             cap = 2 * self.max_frames + 2
-            self.store_m = host(f.small.new_zeros(cap, x.shape[0]))
-            self.store_g = host(f.small.new_zeros(cap, cap))
+            self.store_m = host(f.small.new_zeros(cap, x.shape[0]), f.fast)
+            self.store_g = host(f.small.new_zeros(cap, cap), f.fast)
             self.buf, self.lo, self.hi = [], 0, 0
         if self.hi == self.store_m.shape[0]:  # full: move the window to the front
             n = self.hi - self.lo
