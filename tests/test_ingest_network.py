@@ -6,7 +6,6 @@ real JACK port. All traffic stays on 127.0.0.1."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
