@@ -184,10 +184,12 @@ def test_other_address_needs_the_token(netns, tmp_path):
         assert len(token) >= 12
         replies = ask(netns, base, [["bare", "", None], ["page", f"?token={token}", None],
                                     ["offer", "offer", {"sdp": "v=0\r\n", "type": "offer"}],
-                                    ["wrong", "status?token=x" + token, None]])
+                                    ["wrong", "status?token=x" + token, None],
+                                    ["overlay", "overlay", None], ["overlay_ok", f"overlay?token={token}", None]])
         assert replies["bare"][0] == 403 and "token" in replies["bare"][1]
         assert replies["page"][0] == 200 and "cuecast" in replies["page"][1]
         assert replies["offer"][0] == 403 and replies["wrong"][0] == 403
+        assert replies["overlay"][0] == 403 and replies["overlay_ok"][0] == 200  # the overlay on the same server
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
