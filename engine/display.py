@@ -41,8 +41,12 @@ def fit(line: str, width: int = WIDTH) -> str:
     return line if len(line) <= width else line[:width - 1] + "\u2026"
 
 
+def _output(name: str, ok: bool, why: str = "") -> str:
+    return f"{name} ok" if ok else f"{name} LOST" + (f" ({why})" if why else "")
+
+
 def status_lines(state, sender: dict, lookahead: float, width: int = WIDTH) -> list[str]:
-    outs = "  ".join(f"{name} {'ok' if ok else 'LOST'}" for name, ok in sender.get("outputs", []))
+    outs = "  ".join(_output(*o) for o in sender.get("outputs", []))
     bar = f"{state.bar + 1}.{state.beat_in_bar + 1}" if state.tempo else "-"
     lines = [
         f"cuecast live  t {state.t_play:8.2f} s  input {state.t_in:.2f} s  lookahead {lookahead:g} s",

@@ -271,6 +271,7 @@ class RtMidiOutput(MidiOutput):
         self.watch: JackWatch | None = None  # jack: sees the server and the connection
         self.own = ""  # jack: the full name of our own port, once known
         self.fault = ""  # why the port is lost, for the user ("" while it is fine)
+        self.fault_kind = "port"  # "port" (gone), "connection" (removed), "server" (the JACK server went away)
 
     def open(self) -> None:
         rtmidi = _rtmidi()
@@ -367,14 +368,14 @@ class RtMidiOutput(MidiOutput):
 
     def _jack_alive(self) -> bool:
         if self.watch.gone:
-            self.fault = "the JACK server went away"
+            self.fault, self.fault_kind = "the JACK server went away", "server"
             return False
         conns = self.watch.connections(self.target)
         if conns is None:
-            self.fault = f"the JACK port {self.target} went away"
+            self.fault, self.fault_kind = f"the JACK port {self.target} went away", "port"
             return False
         if self.own and self.own not in conns:
-            self.fault = f"the connection to {self.target} was removed"
+            self.fault, self.fault_kind = f"the connection to {self.target} was removed", "connection"
             return False
         self.fault = ""
         return True
@@ -409,8 +410,8 @@ class RtMidiOutput(MidiOutput):
             self.fault = ""
             self.ok = True
             return True
-        if self.fault.startswith("the connection"):
-            return False
+        if self.fault_kind == "connection":
+            return False  # the user removed it: theirs to restore
         try:
             names = self.port.get_ports()
             if self.target not in names:
