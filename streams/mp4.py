@@ -18,6 +18,7 @@ import av
 import numpy as np
 
 from cuecast.streams.files import replacing
+from cuecast.streams.limits import MediaClock
 from cuecast.streams.video_out import EncoderSettings, MediaWriter, Target, VideoOutError
 
 # Codecs MP4 players take as they are, with the sample entry tag MP4 uses for each (an AVI's 'H264' or
@@ -37,9 +38,16 @@ class MuxError(Exception):
 @dataclass(slots=True)
 class _VideoSpan:
     start: float  # seconds of the first frame: media time zero
-    end: float  # seconds where the last frame ends
+    end: float  # seconds where the last frame ends, in the output's time (discontinuities closed up)
     codec: str
     rotation: int
+    clock: MediaClock | None = None  # the input's frame times -> the output's (streams/limits.py)
+    stop: float = math.inf  # input time from which frames are left out (past the longest duration)
+
+    def out_time(self, t: float) -> float:
+        """Input presentation time -> the output's: a jump longer than max_gap_s is closed up, as in the
+        analysis, so the picture stays with its music."""
+        return t - (self.clock.shift_at(t) if self.clock is not None else 0.0)
 
     @property
     def duration(self) -> float:
@@ -47,10 +55,13 @@ class _VideoSpan:
 
 
 def mux_soundtrack(video_in: str | Path, wav_path: str | Path, out_path: str | Path,
-                   original_audio_mix: float = 0.0) -> None:
-    """Write out_path: the video of video_in with the WAV as its one audio stream, as long as the video."""
+                   original_audio_mix: float = 0.0, max_gap_s: float = 10.0, max_duration_s: float = 4 * 3600.0) -> None:
+    """Write out_path: the video of video_in with the WAV as its one audio stream, as long as the video.
+
+    max_gap_s and max_duration_s: the source's limits (SourceConfig), so the picture is timed as the music was.
+    """
     out_path = Path(out_path)
-    span = video_span(video_in)
+    span = video_span(video_in, max_gap_s, max_duration_s)
     rate = _wav_rate(wav_path)
 
     def audio() -> Iterator[np.ndarray]:  # made afresh for each attempt (copy, then re-encode)
@@ -74,8 +85,9 @@ def mux_soundtrack(video_in: str | Path, wav_path: str | Path, out_path: str | P
         raise MuxError(f"cannot write {out_path}: {e.strerror or e}") from None
 
 
-def video_span(path: str | Path) -> _VideoSpan:
-    """First presentation time and end of the video stream, from packets (no decoding)."""
+def video_span(path: str | Path, max_gap_s: float = 10.0, max_duration_s: float = 4 * 3600.0) -> _VideoSpan:
+    """First presentation time and end of the video stream, from packets (no decoding), with the input's
+    discontinuities closed up and at most max_duration_s long."""
     try:
         with av.open(str(path)) as c:
             if not c.streams.video:
@@ -83,21 +95,29 @@ def video_span(path: str | Path) -> _VideoSpan:
             vs = c.streams.video[0]
             tb = vs.time_base
             fps = float(vs.average_rate or vs.guessed_rate or 25)
-            start, end = math.inf, -math.inf
-            rotation = 0
+            times = []
             for packet in c.demux(vs):
                 if packet.pts is None:
                     continue
                 t = float(packet.pts * tb)
-                dur = float(packet.duration * tb) if packet.duration else 1.0 / fps
-                start, end = min(start, t), max(end, t + dur)
-            if not math.isfinite(start):
+                times.append((t, float(packet.duration * tb) if packet.duration else 1.0 / fps))
+            if not times:
                 raise MuxError(f"{path} has no video frames")
+            times.sort()
+            clock = MediaClock(max_gap_s, max_duration_s, 1.0 / fps)
+            start, end, stop = times[0][0], times[0][0], math.inf
+            for t, dur in times:
+                out = clock.t(t)
+                if out is None:
+                    stop = t
+                    break
+                end = max(end, start + out + dur)
+            rotation = 0
             c.seek(0)
             for frame in c.decode(vs):
                 rotation = int(getattr(frame, "rotation", 0) or 0)
                 break
-            return _VideoSpan(start, end, vs.codec_context.name, rotation)
+            return _VideoSpan(start, end, vs.codec_context.name, rotation, clock if clock.jumps else None, stop)
     except av.error.FFmpegError as e:
         raise MuxError(f"cannot read {path}: {e}") from None
 
@@ -191,7 +211,7 @@ def _write(video_in: str | Path, out_file: str, audio: Iterator[np.ndarray], rat
                                          sample_aspect_ratio=vs.sample_aspect_ratio)
             writer.add_audio(start=span.start)
             audio_t = span.start  # where the audio written so far ends
-            for t, packets in (_copy_packets(inp, vs) if copy else _encode_video(inp, vs, writer)):
+            for t, packets in (_copy_packets(inp, vs, span) if copy else _encode_video(inp, vs, writer, span)):
                 while audio_t <= t:  # the soundtrack up to this picture first: players need no large buffers
                     block = next(audio, None)
                     if block is None:
@@ -206,15 +226,23 @@ def _write(video_in: str | Path, out_file: str, audio: Iterator[np.ndarray], rat
             writer.close()
 
 
-def _copy_packets(inp, vs) -> Iterator[tuple[float, list]]:
+def _copy_packets(inp, vs, span: _VideoSpan) -> Iterator[tuple[float, list]]:
+    tb = vs.time_base
     for packet in inp.demux(vs):
         if packet.dts is None and packet.pts is None:
             continue  # the demuxer's flush packet
+        t = float((packet.pts if packet.pts is not None else packet.dts) * tb)
+        if t >= span.stop:
+            continue
+        shift = int(round((t - span.out_time(t)) / tb))
+        if shift:
+            packet.pts = None if packet.pts is None else packet.pts - shift
+            packet.dts = None if packet.dts is None else packet.dts - shift
         ts = packet.dts if packet.dts is not None else packet.pts
-        yield float(ts * vs.time_base), [packet]
+        yield float(ts * tb), [packet]
 
 
-def _encode_video(inp, vs, writer: MediaWriter) -> Iterator[tuple[float, list]]:
+def _encode_video(inp, vs, writer: MediaWriter, span: _VideoSpan) -> Iterator[tuple[float, list]]:
     vs.thread_type = "AUTO"
     last_pts = None
     for frame in inp.decode(vs):
@@ -222,5 +250,8 @@ def _encode_video(inp, vs, writer: MediaWriter) -> Iterator[tuple[float, list]]:
             continue  # x264 refuses repeated timestamps; a duplicate frame adds nothing
         last_pts = frame.pts
         t = float(frame.pts * vs.time_base)
+        if t >= span.stop:
+            break
+        t = span.out_time(t)
         yield t, writer.encode_picture(frame, t)
     yield math.inf, writer.flush_video()
