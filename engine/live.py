@@ -20,6 +20,7 @@ from typing import Awaitable, Callable, Sequence
 from cuecast.engine.clock import RealtimeClock
 from cuecast.engine.config import Config
 from cuecast.engine.errors import InputError, UserError
+from cuecast.engine.faults import OutputWatch
 from cuecast.engine.hints import hint_sources
 from cuecast.engine.pipeline import Engine, EngineState, NoFramesError
 from cuecast.engine.scheduler import RealtimeScheduler, SendReport, SenderError
@@ -65,14 +66,16 @@ class LiveResult:
     wall_s: float
     record: Path | None = None
     stopped_by: int | None = None  # the signal that ended the play, if one did
-    notes_kept: list = field(default_factory=list)
+    notes_kept: list = field(default_factory=list)  # with a record only: a night-long run keeps no notes
     video_out: str = ""  # what --video-out wrote (a one-line summary), "" without one
+    warnings: list[str] = field(default_factory=list)  # what the input did that the user should know
+    fault: str | None = None  # an output lost, the JACK server or the sender gone: one line, exit non-zero
 
     def summary(self) -> str:
         r = self.report
         lat = r.percentiles_ms() if r else {}
-        late_in = len(r.handover_late) if r else 0
-        return (f"played {self.wall_s:.1f} s: {len(self.timeline.boundaries)} boundaries, {self.state.replans} "
+        late_in = max(len(r.handover_late), r.handover_count) if r else 0
+        return (f"played {self.wall_s:.1f} s: {self.state.boundaries} boundaries, {self.state.replans} "
                 f"re-plans, {lat.get('n', 0)} messages sent, p50 {lat.get('p50', 0):.2f} ms p99 "
                 f"{lat.get('p99', 0):.2f} ms after their deadline (sender {r.priority if r else '?'}); {late_in} notes "
                 f"reached the sender late; {self.state.dropped} frames dropped"
@@ -180,11 +183,13 @@ class LivePlayer:
             elif self.link == "follow":
                 follower = _link_follower()
             stages = await loop.run_in_executor(None, build_stages, cfg)
-            keeper = MidiFileSink()
-            sinks = (self.scheduler, keeper) + ((video.sink,) if video is not None else ())
-            sink = self._source_sinks(source, clock, TeeSink(*sinks))
+            keeper = MidiFileSink() if self.record is not None else None  # the notes, for timeline.json's chords
+            sinks = (self.scheduler,) + ((keeper,) if keeper is not None else ()) + ((video.sink,) if video is not None else ())
+            sink = self._source_sinks(source, clock, TeeSink(*sinks) if len(sinks) > 1 else self.scheduler)
             engine = self.engine = Engine(cfg, source, sink, clock, stages,
-                                          hints=hint_sources(cfg.hints, clock.playhead, token=cfg.control.token))
+                                          hints=hint_sources(cfg.hints, clock.playhead, token=cfg.control.token),
+                                          history=self.record is not None)
+            watch = OutputWatch(self.scheduler.status, clock.playhead, engine.stop, lambda: self.scheduler.closed)
             if follower is not None:  # the master's grid: its tempo and bars; silent while it is stopped
                 follow(engine, clock, follower)
             if hasattr(source, "watch"):  # a page that shows the engine's state (webrtc)
@@ -199,6 +204,7 @@ class LivePlayer:
             control = asyncio.create_task(self.control(engine)) if self.control is not None else None
             if control is not None:  # a control that fails (a bridge that cannot start) stops the play
                 control.add_done_callback(lambda t: t.cancelled() or t.exception() is None or engine.stop())
+            watching = asyncio.create_task(watch.run())
             started = time.monotonic()
             try:
                 timeline = await engine.run()
@@ -207,6 +213,8 @@ class LivePlayer:
             except SourceError as e:
                 raise InputError(str(e)) from None
             finally:
+                watching.cancel()
+                await asyncio.gather(watching, return_exceptions=True)
                 if timer is not None:
                     timer.cancel()
                 if control is not None:
@@ -233,8 +241,10 @@ class LivePlayer:
         report = self.scheduler.report
         if self.record is not None:
             self._write_record(timeline, keeper, clock, started, report, source)
-        return LiveResult(timeline, engine.state, report, wall, self.record, self.stopped_by, list(keeper.notes),
-                          self.video_summary)
+        watch.check()  # a loss in the last moments
+        return LiveResult(timeline, engine.state, report, wall, self.record, self.stopped_by,
+                          list(keeper.notes) if keeper is not None else [], self.video_summary,
+                          list(getattr(source, "warnings", [])), watch.exit_line())
 
     def _source_sinks(self, source: Source, clock: RealtimeClock, sink: NoteSink) -> NoteSink:
         """What a source adds to the sink: the soundtrack back to a browser (webrtc), and the music held, then

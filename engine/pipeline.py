@@ -19,8 +19,12 @@ from typing import AsyncIterator, Callable, Iterable
 from cuecast.engine.conductor import Conductor
 from cuecast.engine.control import Control, Subscription
 from cuecast.engine.config import Config
+from cuecast.engine.faults import warn_line
 from cuecast.types import (AudioChunk, Boundary, Clock, EmotionWindow, EndOfStream, Frame, NoteSink, Source,
                            Stages, Timeline)
+
+
+RECENT_BOUNDARIES = 64  # boundaries a history-less timeline keeps (the display and the summary count all)
 
 
 @dataclass
@@ -49,12 +53,16 @@ class Engine:
     """One stream's engine. run() consumes the source to its end (or stop()) and returns the Timeline.
 
     tempo_for: arousal -> bpm (the conductor's mapping unless given). hints: async iterators of Boundary
-    (MQTT, OSC, OBS, ...). The sink is closed exactly once, on every way out.
+    (MQTT, OSC, OBS, ...). The sink is closed exactly once, on every way out. history=False (a live run
+    that records nothing) keeps only the recent boundaries in the timeline and no emotion windows or forecasts:
+    a night-long run stays flat in memory.
     """
 
     def __init__(self, cfg: Config, source: Source, sink: NoteSink, clock: Clock, stages: Stages,
-                 hints: Iterable[AsyncIterator[Boundary]] = (), tempo_for: Callable[[float], float] | None = None):
+                 hints: Iterable[AsyncIterator[Boundary]] = (), tempo_for: Callable[[float], float] | None = None,
+                 history: bool = True):
         self.cfg = cfg
+        self.history = history
         self.source = source
         self.sink = sink
         self.clock = clock
@@ -76,6 +84,7 @@ class Engine:
         self._frame_dt = 1 / 25
         self._early_cut: float | None = None  # a hard-cut candidate acted on before the detector confirmed it
         self.control = Control(cfg).attach(self)
+        self._failed: BaseException | None = None  # a background task that must not die did
 
     def stop(self) -> None:
         """Ask the engine to end soon (Ctrl-C, --duration); run() then finishes cleanly. Any thread may call it."""
@@ -109,8 +118,8 @@ class Engine:
         if self._stop.is_set():
             self._wake.set()
         waker = asyncio.create_task(self._wake.wait())
-        tasks = [asyncio.create_task(self._follow_hints(h)) for h in self.hints]
-        tasks.append(asyncio.create_task(self.clock.keep_time(self._plan_async, self._stop.is_set)))
+        tasks = [self._watched(self._follow_hints(h), f"hint source {i + 1}") for i, h in enumerate(self.hints)]
+        tasks.append(self._watched(self.clock.keep_time(self._plan_async, self._stop.is_set), None))
         closed = False
         try:
             while not self._stop.is_set():
@@ -131,6 +140,8 @@ class Engine:
                     self.state.dropped = self.source.dropped
                     if progress is not None:
                         progress(item.t)
+            if self._failed is not None:
+                raise self._failed  # the planner died: a clear stop (the sink is closed below), not silence
             await loop.run_in_executor(self._pool, self._finish)
             closed = True
             return self.timeline
@@ -177,7 +188,7 @@ class Engine:
             forecast = st.forecaster.process_frame(frame, boundaries)
             if forecast is not None:
                 self.conductor.set_forecast(forecast)
-                if self.cfg.conductor.lookahead_s == 0 and self.cfg.conductor.use_forecast:
+                if self.cfg.conductor.lookahead_s == 0 and self.cfg.conductor.use_forecast and self.history:
                     self.timeline.forecasts.append(forecast)
         self.state.frames += 1
         self.state.t_in = frame.t
@@ -189,12 +200,14 @@ class Engine:
         replanned = False
         for b in boundaries:
             self.timeline.boundaries.append(b)
+            self.state.boundaries += 1
+            if not self.history and len(self.timeline.boundaries) > 2 * RECENT_BOUNDARIES:
+                del self.timeline.boundaries[:-RECENT_BOUNDARIES]
             if self.stages.emotion is not None:
                 self._emotion(self.stages.emotion.observe_cut, b.t)
             if self.conductor.add_boundary(b, now=self.clock.editable_from()):
                 replanned = True
                 self.state.replans += 1
-        self.state.boundaries = len(self.timeline.boundaries)
         return replanned
 
     def _take_early_cut(self, frame: Frame) -> bool:
@@ -242,7 +255,8 @@ class Engine:
 
     def _take_emotion(self, windows: list[EmotionWindow]) -> None:
         for w in windows:
-            self.timeline.emotion.append(w)
+            if self.history:
+                self.timeline.emotion.append(w)
             self.conductor.add_emotion(w)
             self.state.valence, self.state.arousal, self.state.probs = w.valence, w.arousal, w.probs
             self.state.neutral = w.neutral
@@ -285,6 +299,24 @@ class Engine:
         tl.meta["replans"] = self.conductor.replans
         tl.meta["frames"] = self.state.frames
         tl.meta["dropped_frames"] = self.source.dropped
+
+    def _watched(self, work, name: str | None) -> asyncio.Task:
+        """A background task whose death is never silent: a named one (a hint source) is a warning and the
+        music goes on without it; an unnamed one (the planner) stops the run with its error."""
+        task = asyncio.create_task(work)
+
+        def done(t: asyncio.Task) -> None:
+            if t.cancelled() or t.exception() is None:
+                return
+            e = t.exception()
+            if name is None:
+                self._failed = e
+                self.stop()
+            else:
+                warn_line(f"{name} stopped ({type(e).__name__}: {e}); the music goes on without it")
+
+        task.add_done_callback(done)
+        return task
 
     async def _follow_hints(self, hints: AsyncIterator[Boundary]) -> None:
         loop = asyncio.get_running_loop()

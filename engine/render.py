@@ -54,9 +54,11 @@ def prepare_outdir(outdir: Path) -> Path:
         raise UserError(f"cannot write to {outdir}: {e.strerror or e}") from None
 
 
-def analyse(input_path: Path | str, cfg: Config, progress: bool = True,
-            record_to: Path | None = None) -> tuple[Timeline, list[Note], MidiFileSink]:
-    """Run the engine over the whole file (or a stream, to its end, kept in record_to) as fast as it goes."""
+def analyse(input_path: Path | str, cfg: Config, progress: bool = True, record_to: Path | None = None,
+            warnings: list[str] | None = None) -> tuple[Timeline, list[Note], MidiFileSink]:
+    """Run the engine over the whole file (or a stream, to its end, kept in record_to) as fast as it goes;
+    what the input did that the user should know (a discontinuity, the length limit, a truncated file) is
+    added to `warnings`."""
     try:
         if record_to is not None:
             source = open_network(str(input_path), cfg.source, realtime=False, record_to=str(record_to))
@@ -80,6 +82,8 @@ def analyse(input_path: Path | str, cfg: Config, progress: bool = True,
         raise InputError(str(e)) from None
     finally:
         bar.close()
+        if warnings is not None:
+            warnings.extend(getattr(source, "warnings", []))
     notes = list(sink.notes)
     timeline.chords = chord_onsets(notes)
     return timeline, notes, sink
@@ -96,10 +100,10 @@ def render(input_path: str | Path, outdir: str | Path, cfg: Config, progress: bo
     warnings: list[str] = []
     try:
         if url is None:
-            timeline, notes, sink = analyse(input_path, cfg, progress)
+            timeline, notes, sink = analyse(input_path, cfg, progress, warnings=warnings)
         else:  # the stream is kept as it comes, for soundtrack.mp4
             input_path = work / "stream.mkv"
-            timeline, notes, sink = analyse(url, cfg, progress, record_to=input_path)
+            timeline, notes, sink = analyse(url, cfg, progress, record_to=input_path, warnings=warnings)
         made = _write_outputs(work, input_path, cfg, timeline, notes, sink, warnings, name=url)
         for name in OUTPUTS:  # no stale file from an earlier run may pass for this run's output
             (outdir / name).unlink(missing_ok=True)
@@ -154,7 +158,8 @@ def _write_audio(work: Path, input_path: Path, cfg: Config, timeline: Timeline, 
     except AudioRenderError as e:
         raise UserError(str(e)) from None
     try:
-        mux_soundtrack(input_path, wav, mp4, cfg.output.mix_original_audio)
+        mux_soundtrack(input_path, wav, mp4, cfg.output.mix_original_audio, cfg.source.max_gap_s,
+                       cfg.source.max_duration_s)
     except MuxError as e:
         raise UserError(f"cannot write soundtrack.mp4: {e}") from None
     return [wav, mp4]

@@ -21,8 +21,8 @@ import time
 from multiprocessing.connection import Pipe
 from typing import Callable, Sequence
 
-from cuecast.engine.sender_messages import (Close, Closed, Cut, Failed, NoteEvent, Notes, Priority, SendReport,
-                                            Setup, StatusSlot, Tempo, decode, encode)
+from cuecast.engine.sender_messages import (Close, Closed, Cut, Failed, NoteEvent, Notes, OutputState, Priority,
+                                            SendReport, Setup, StatusSlot, Tempo, decode, encode)
 from cuecast.types import INSTRUMENTS, Instrument, Note, assign_channels
 
 __all__ = ["RealtimeScheduler", "SendReport", "SenderError"]
@@ -167,6 +167,11 @@ class RealtimeScheduler:
             except OSError:
                 pass
 
+    @property
+    def closed(self) -> bool:
+        """close() was called: the sender ends on purpose."""
+        return self._closed
+
     def status(self) -> dict:
         s = self._status
         return {
@@ -174,7 +179,9 @@ class RealtimeScheduler:
             "late_max_ms": s[StatusSlot.LATE_MAX_MS], "priority": Priority(int(s[StatusSlot.PRIORITY])).label,
             "alive": bool(s[StatusSlot.ALIVE]) and self._alive(), "reconnects": int(s[StatusSlot.RECONNECTS]),
             "clock_bpm": s[StatusSlot.TEMPO], "ticks": int(s[StatusSlot.TICKS]),
-            "outputs": [(o, bool(s[StatusSlot.OUTPUTS + i])) for i, o in enumerate(self.outputs)],
+            "outputs": [(o, state is OutputState.OK, state.why) for o, state in
+                        ((o, OutputState(int(s[StatusSlot.OUTPUTS + i]))) for i, o in enumerate(self.outputs))],
+            "losses": int(s[StatusSlot.LOSSES]),
         }
 
     @property

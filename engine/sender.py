@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import heapq
+from array import array
 import math
 import mmap
 import os
@@ -24,8 +25,8 @@ from dataclasses import dataclass, field
 
 from cuecast.engine.link import LinkLeader
 from cuecast.engine.midi_clock import ClockMap
-from cuecast.engine.sender_messages import (Close, Closed, Cut, Failed, NoteEvent, Notes, Priority, Ready,
-                                            SendReport, Setup, StatusSlot, Tempo, decode, encode)
+from cuecast.engine.sender_messages import (Close, Closed, Cut, Failed, NoteEvent, Notes, OutputState, Priority,
+                                            Ready, SendReport, Setup, StatusSlot, Tempo, decode, encode)
 from cuecast.midi import CC, DRUM_CHANNEL, PPQN, TICKS_PER_SIXTEENTH, Status, song_position
 
 SPIN_S = 0.0006  # wake this long before a deadline, then spin: covers the OS wake-up latency
@@ -34,6 +35,7 @@ HOUSEKEEPING_GAP_S = 0.006  # ... and does it only when the next deadline is at 
 POLL_CAP_S = 0.02  # the sender never sleeps longer than this, so an abort is seen quickly
 FLUSH_S = 0.03  # after the last message, give the MIDI backend a few periods to deliver it
 NOTE_OFF_FIRST, NOTE_ON_AFTER = 1, 2  # at equal deadlines: clock first, then note-offs, then note-ons
+LATE_KEEP = 16384  # lateness samples kept per kind (the most recent); counts and maxima cover all
 
 
 @dataclass(order=True, slots=True)
@@ -67,6 +69,27 @@ def _raise_priority(want: bool) -> Priority:
 
 
 
+class LateRing:
+    """Lateness samples of a night-long run in constant memory: the most recent `size` in a preallocated
+    ring of doubles, with the count and the maximum of all of them."""
+
+    def __init__(self, size: int = LATE_KEEP):
+        self.buf = array("d", bytes(8 * size))
+        self.n = 0
+        self.max = 0.0
+
+    def append(self, x: float) -> None:
+        self.buf[self.n % len(self.buf)] = x
+        self.n += 1
+        if x > self.max:
+            self.max = x
+
+    def values(self) -> list[float]:
+        """The kept samples, oldest first."""
+        size = len(self.buf)
+        return [self.buf[i % size] for i in range(max(0, self.n - size), self.n)]
+
+
 class Sender:
     """The sender process's state: a heap of timed messages per output, sounding notes, the MIDI clock."""
 
@@ -88,10 +111,11 @@ class Sender:
         self.used_channels: set[int] = {int(v[0]) for v in channels.values()}
         self.tempo = ClockMap()
         self.next_tick: list[int | None] = [None] * n  # next clock tick per output (None: not started)
-        self.lateness: list[float] = []
+        self.lateness = LateRing()
         self.tempo_arrived = 0.0
-        self.handover_late: list[float] = []  # how late notes came from the engine (past their deadline)
-        self.clock_lateness: list[float] = []
+        self.handover_late = LateRing()  # how late notes came from the engine (past their deadline)
+        self.clock_lateness = LateRing()
+        self.losses = 0
         self.recent: list[float] = []
         self.log: list[tuple[float, bytes]] = []
         self.reconnects = 0
@@ -257,6 +281,7 @@ class Sender:
                     self.sounding[o].clear()
                     self.on_sent[o].clear()
                     out.ok = False
+                    self.losses += 1
             elif out.reopen():
                 self.lost[o] = False
                 self.reconnects += 1
@@ -268,7 +293,8 @@ class Sender:
                     self._out(o, song_position(self.next_tick[o] // TICKS_PER_SIXTEENTH))
                     self._out(o, bytes([Status.CONTINUE]))
             if self.status is not None:
-                self.status[StatusSlot.OUTPUTS + o] = 0.0 if self.lost[o] else 1.0
+                self.status[StatusSlot.OUTPUTS + o] = lost_state(out) if self.lost[o] else OutputState.OK
+                self.status[StatusSlot.LOSSES] = self.losses
 
     def publish(self) -> None:
         if self.status is None:
@@ -296,9 +322,17 @@ class Sender:
             self.link = None
 
     def result(self) -> SendReport:
-        return SendReport(lateness=self.lateness, handover_late=self.handover_late,
-                          clock_lateness=self.clock_lateness, log=self.log, reconnects=self.reconnects,
+        return SendReport(lateness=self.lateness.values(), handover_late=self.handover_late.values(),
+                          clock_lateness=self.clock_lateness.values(), lateness_count=self.lateness.n,
+                          handover_count=self.handover_late.n, clock_count=self.clock_lateness.n,
+                          lateness_max=self.lateness.max, log=self.log, reconnects=self.reconnects,
                           panics=self.panics, priority=self.priority.label)
+
+
+def lost_state(out) -> OutputState:
+    """Why an output is lost, as far as it can tell (JACK outputs tell a removed connection and a dead server)."""
+    kind = getattr(out, "fault_kind", "port")
+    return {"connection": OutputState.DISCONNECTED, "server": OutputState.SERVER_GONE}.get(kind, OutputState.PORT_GONE)
 
 
 # The sender is a process of its own: a signal asks it to silence everything and go.

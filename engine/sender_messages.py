@@ -78,9 +78,15 @@ class Failed:
 class SendReport:
     """What the sender did, sent back when it closes."""
 
-    lateness: list[float] = field(default_factory=list)  # send time - deadline, seconds, note messages
-    handover_late: list[float] = field(default_factory=list)  # notes the engine handed over past their deadline
-    clock_lateness: list[float] = field(default_factory=list)  # the same for MIDI clock ticks
+    # send time - deadline, seconds: note messages, notes the engine handed over past their deadline, MIDI
+    # clock ticks. The most recent LATE_KEEP of each (a night-long run stays flat); *_count are all of them.
+    lateness: list[float] = field(default_factory=list)
+    handover_late: list[float] = field(default_factory=list)
+    clock_lateness: list[float] = field(default_factory=list)
+    lateness_count: int = 0
+    handover_count: int = 0
+    clock_count: int = 0
+    lateness_max: float = 0.0
     log: list[tuple[float, bytes]] = field(default_factory=list)  # (wall time, message) sent on output 0
     reconnects: int = 0
     panics: int = 0
@@ -91,7 +97,9 @@ class SendReport:
         if not xs:
             return {}
         pick = lambda q: xs[min(len(xs) - 1, int(q * len(xs)))] * 1000  # noqa: E731
-        return {"n": len(xs), "p50": pick(0.5), "p95": pick(0.95), "p99": pick(0.99), "max": xs[-1] * 1000}
+        n = max(len(xs), self.lateness_count if which == "notes" else self.clock_count)
+        top = max(xs[-1], self.lateness_max) if which == "notes" else xs[-1]
+        return {"n": n, "p50": pick(0.5), "p95": pick(0.95), "p99": pick(0.99), "max": top * 1000}
 
 
 @dataclass(slots=True)
@@ -128,8 +136,21 @@ def decode(data: bytes):
         raise ValueError(f"not a sender message: {e}") from None
 
 
+class OutputState(IntEnum):
+    """How an output is, in its status slot: working, or why it is lost."""
+
+    OK = 1
+    PORT_GONE = 0
+    DISCONNECTED = -1  # JACK: our connection to the port was removed (jack_disconnect, a patchbay)
+    SERVER_GONE = -2  # JACK: the server itself went away
+
+    @property
+    def why(self) -> str:
+        return {1: "", 0: "port gone", -1: "connection removed", -2: "JACK server gone"}[int(self)]
+
+
 class StatusSlot(IntEnum):
-    """Places in the shared status file (float64 each); then one ok-flag per output from OUTPUTS on."""
+    """Places in the shared status file (float64 each); then one OutputState per output from OUTPUTS on."""
 
     SENT = 0
     LATE_P99_MS = 1
@@ -139,7 +160,8 @@ class StatusSlot(IntEnum):
     RECONNECTS = 5
     TEMPO = 6
     TICKS = 7
-    OUTPUTS = 8
+    LOSSES = 8  # how many times an output was lost (a loss and a return between two looks still counts)
+    OUTPUTS = 9
 
 
 class Priority(IntEnum):

@@ -216,7 +216,8 @@ def _open_file(spec: str, cfg, *, realtime: bool, keep_picture: bool, loop: bool
             f" (unknown source kind {scheme!r}; sources: {', '.join(known_schemes())} or a path)"
         raise SourceError(f"no such file: {path}{hint}")
     return FileSource(path, cfg.analysis_width, audio=cfg.audio, realtime=realtime, loop=loop,
-                      threads=cfg.decode_threads, keep_picture=keep_picture, queue_frames=cfg.queue_frames, name=spec)
+                      threads=cfg.decode_threads, keep_picture=keep_picture, queue_frames=cfg.queue_frames, name=spec,
+                      max_gap_s=cfg.max_gap_s, max_duration_s=cfg.max_duration_s)
 
 
 def _open_capture(spec: str, cfg, *, realtime: bool, keep_picture: bool, loop: bool) -> Source:

@@ -17,6 +17,7 @@ import av
 import numpy as np
 
 from cuecast.streams.sources import ThreadedSource
+from cuecast.streams.limits import InputKindError, MediaClock, check_input_file, truncation_warning
 from cuecast.types import AudioChunk, Frame, SourceError, SourceInfo
 
 AUDIO_RATE = 22050  # enough for loudness, spectral brightness and onsets
@@ -38,8 +39,10 @@ def _open(path: str | Path) -> av.container.InputContainer:
     p = Path(path)
     if not p.exists():
         raise SourceError(f"no such file: {path}")
-    if p.is_dir():
-        raise SourceError(f"{path} is a directory, not a video file")
+    try:  # a FIFO or a socket would wait forever for a writer: refused, not hung on
+        check_input_file(str(p), "a stream comes in over udp://, srt:// or rtmp:// (device: for a capture card)")
+    except InputKindError as e:
+        raise SourceError(str(e)) from None
     try:
         container = av.open(str(p))
     except (av.error.FFmpegError, UnicodeDecodeError) as e:
@@ -100,8 +103,11 @@ class FileDecoder:
     """
 
     def __init__(self, path: str | Path, analysis_width: int = 320, audio: bool = True, loop: bool = False,
-                 threads: int = 0, keep_picture: bool = False):
+                 threads: int = 0, keep_picture: bool = False, max_gap_s: float = 10.0,
+                 max_duration_s: float = 4 * 3600.0):
         self.info = probe(path)
+        self.max_gap_s, self.max_duration_s = max_gap_s, max_duration_s
+        self.warnings: list[str] = []  # said once each: a discontinuity, the length limit, a truncated file
         self.path = str(path)
         self.analysis_width = analysis_width
         self.audio = audio and self.info.has_audio
@@ -132,33 +138,51 @@ class FileDecoder:
             streams = [vs] + ([container.streams.audio[0]] if self.audio else [])
             resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE) if self.audio else None
             t0 = None  # media time zero is the first video frame's presentation time
+            clock = MediaClock(self.max_gap_s, self.max_duration_s, 1.0 / self.info.fps, self.info.path,
+                               self._warn if offset == 0 else None)  # a loop's later passes say nothing new
             pending_audio: list[av.AudioFrame] = []
             blocks = _AudioBlocks()
+            last_pts, broken = None, 0
             for packet in container.demux(streams):
                 try:
                     frames = packet.decode()
                 except av.error.FFmpegError:
+                    broken += 1
                     continue  # a corrupt packet: real streams have them; skip rather than stop
                 for frame in frames:
                     if isinstance(frame, av.VideoFrame):
                         if frame.pts is None:
                             continue
                         pts = float(frame.pts * frame.time_base)
+                        t = clock.t(pts)
+                        if t is None:
+                            break  # past the longest input a run takes (said once, by the clock)
+                        last_pts = pts
                         if t0 is None:
                             t0 = pts
                             for af in pending_audio:
-                                yield from blocks.add(self._audio(af, resampler, t0, offset))
+                                yield from blocks.add(self._audio(af, resampler, t0, offset, clock))
                             pending_audio.clear()
-                        yield Frame(t=offset + pts - t0, index=index, image=self._picture(frame),
+                        yield Frame(t=offset + t, index=index, image=self._picture(frame),
                                     source_size=(self.info.width, self.info.height),
                                     picture=frame if self.keep_picture else None)
                         index += 1
-                    elif resampler is not None:
+                    elif resampler is not None and not clock.stopped:
                         if t0 is None:
                             pending_audio.append(frame)
                         else:
-                            yield from blocks.add(self._audio(frame, resampler, t0, offset))
+                            yield from blocks.add(self._audio(frame, resampler, t0, offset, clock))
+                if clock.stopped:
+                    break
             yield from blocks.flush()
+            if offset == 0 and t0 is not None and not clock.stopped:
+                short = truncation_warning(self.info.path, last_pts - t0 + 1.0 / self.info.fps, self.info.duration)
+                if short is not None and not clock.jumps:
+                    self._warn(short + (f" ({broken} damaged packets skipped)" if broken else ""))
+
+    def _warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
 
     def _picture(self, frame: av.VideoFrame) -> np.ndarray:
         rotation = int(getattr(frame, "rotation", 0) or 0)
@@ -171,10 +195,12 @@ class FileDecoder:
             img = np.ascontiguousarray(np.rot90(img, k=(rotation // 90) % 4))
         return img
 
-    def _audio(self, frame: av.AudioFrame, resampler, t0: float, offset: float) -> Iterator[AudioChunk]:
+    def _audio(self, frame: av.AudioFrame, resampler, t0: float, offset: float,
+               clock: MediaClock) -> Iterator[AudioChunk]:
         if frame.pts is None:
             return
-        t = offset + float(frame.pts * frame.time_base) - t0
+        pts = float(frame.pts * frame.time_base)
+        t = offset + pts - t0 - clock.shift_at(pts)
         for out in resampler.resample(frame):
             samples = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
             if samples.size:
@@ -212,11 +238,16 @@ class FileSource(ThreadedSource):
 
     def __init__(self, path: str | Path, analysis_width: int = 320, audio: bool = True, realtime: bool = False,
                  loop: bool = False, threads: int = 0, keep_picture: bool = False, queue_frames: int = 32,
-                 name: str | None = None):
-        self.decoder = FileDecoder(path, analysis_width, audio, loop, threads, keep_picture)
+                 name: str | None = None, max_gap_s: float = 10.0, max_duration_s: float = 4 * 3600.0):
+        self.decoder = FileDecoder(path, analysis_width, audio, loop, threads, keep_picture, max_gap_s, max_duration_s)
         v = self.decoder.info
         super().__init__(SourceInfo("file", name or str(path), v.width, v.height, v.fps, self.decoder.audio,
                                     live=realtime, duration=0.0 if loop else v.duration), queue_frames)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the input did that the user should know (a discontinuity, the length limit, a truncated file)."""
+        return self.decoder.warnings
 
     def _items(self) -> Iterator[Frame | AudioChunk]:
         items = iter(self.decoder)

@@ -57,7 +57,8 @@ land off the grid) instead of sending one; `--link` leads an Ableton Link sessio
 the music's tempo, including the bends that land beats on cuts), `--link follow` plays to the session's
 tempo and beat instead and never changes it. With --mqtt, --osc-out, --osc-in and --overlay the state goes
 out and commands come in (README: remote control and telemetry). Exit status: 0 at the end of the source or of
---duration, 130 after Ctrl-C, 143 after SIGTERM, 2 for a user error (a missing port, file or device).
+--duration, 130 after Ctrl-C, 143 after SIGTERM, 2 for a user error (a missing port, file or device), 1 when
+an output was lost during the run (even if it came back), the JACK server went away or the sender died.
 
 examples:
   cuecast live file:movie.mp4 --midi-out virtual:cuecast
@@ -120,8 +121,15 @@ def run(args) -> int:
                   clock_in=args.clock_in, link=args.link, midi_clock=not args.no_clock, display=not args.quiet,
                   control=remote.serve if remote.active else None, video_out=args.video_out,
                   mix_input_audio=args.mix_input_audio, audio_out=args.audio_out)
+    for w in result.warnings:
+        print(f"cuecast: warning: {w}", file=sys.stderr)
     print(result.summary(), file=sys.stderr)
-    return 128 + result.stopped_by if result.stopped_by else 0
+    if result.stopped_by:
+        return 128 + result.stopped_by
+    if result.fault:
+        print(f"cuecast: error: {result.fault}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def source_arg(args) -> str:
