@@ -129,3 +129,83 @@ def test_tiny_and_odd_videos_render(tmp_path, w, h):
         vs = c.streams.video[0]
         assert (vs.codec_context.width, vs.codec_context.height) == even_size(w, h)
         assert sum(1 for _ in c.decode(vs)) == 40
+
+
+def make_gap_video(path, times: list[float], size=(64, 48)) -> None:
+    """A few frames at exactly these presentation times (millisecond time base), as a broken stream has."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = size[0], size[1], "yuv420p"
+        s.time_base = s.codec_context.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times):
+            f = av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), (i * 60) % 255, np.uint8), format="rgb24")
+            f.pts, f.time_base = int(round(t * 1000)), Fraction(1, 1000)
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+def _cli(*args, timeout: float = 120):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "cuecast.engine.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_gap_file_renders_small_with_one_warning(tmp_path):
+    import json
+    import wave
+
+    src = tmp_path / "gap.mkv"
+    make_gap_video(src, [0.0, 0.04, 600.0])
+    assert src.stat().st_size < 4000  # a tiny file that declares ten minutes
+    r = _cli("render", str(src), "-o", str(tmp_path / "out"), "--generator", "arranger", "-q")
+    assert r.returncode == 0, r.stderr[-600:]
+    warnings = [ln for ln in r.stderr.splitlines() if ln.startswith("cuecast: warning:")]
+    assert len(warnings) == 1 and "discontinuity" in warnings[0] and "10 min" in warnings[0], r.stderr
+    with wave.open(str(tmp_path / "out" / "soundtrack.wav")) as w:
+        assert w.getnframes() / w.getframerate() < 2.0
+    assert json.loads((tmp_path / "out" / "timeline.json").read_text())["duration"] < 1.0
+    assert (tmp_path / "out" / "soundtrack.mp4").stat().st_size < 200_000
+
+
+def test_fifo_input_is_one_line_not_a_hang(tmp_path):
+    fifo = tmp_path / "feed.mp4"
+    os.mkfifo(fifo)  # nobody ever writes: a reader that opened it would wait forever
+    for args in (["render", str(fifo), "-o", str(tmp_path / "out")],
+                 ["live", "--source", f"file:{fifo}", "--midi-out", "none", "-q"]):
+        r = _cli(*args, timeout=60)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1, r.stderr
+        assert lines[0].startswith("cuecast: error:") and "named pipe" in lines[0] and "udp://" in lines[0]
+
+
+def test_truncated_file_is_warned_with_what_was_read(tmp_path):
+    """An MP4 with its index in front, cut off: the header promises more frames than there are."""
+    from cuecast.streams.video import make_test_video
+
+    full = tmp_path / "full.mp4"
+    make_test_video(full, [(2.0, (200, 60, 60)), (2.0, (60, 60, 200)), (2.0, (60, 200, 60))], size=(96, 64))
+    import av
+
+    fixed = tmp_path / "faststart.mp4"
+    with av.open(str(full)) as inp, av.open(str(fixed), "w", options={"movflags": "faststart"}) as out:
+        vs = out.add_stream_from_template(inp.streams.video[0])
+        for p in inp.demux(inp.streams.video[0]):
+            if p.dts is not None:
+                p.stream = vs
+                out.mux(p)
+    cut = tmp_path / "cut.mp4"
+    data = fixed.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])  # moov in front: the index still lists every frame
+    r = _cli("render", str(cut), "-o", str(tmp_path / "out"), "--generator", "arranger", "-q")
+    assert r.returncode == 0, r.stderr[-600:]
+    warnings = [ln for ln in r.stderr.splitlines() if ln.startswith("cuecast: warning:")]
+    assert len(warnings) == 1 and "truncated" in warnings[0] and "of the 6.00 s" in warnings[0], r.stderr
