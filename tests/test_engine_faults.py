@@ -17,7 +17,7 @@ from cuecast.engine.sender_messages import SendReport
 from cuecast.engine.stages import build_stages
 from cuecast.streams.midi_file import MidiFileSink
 from cuecast.streams.sources import open_source
-from cuecast.streams.video import make_test_video
+from cuecast.testmedia.video import make_test_video
 from cuecast.types import Boundary
 
 

@@ -189,7 +189,7 @@ def test_fifo_input_is_one_line_not_a_hang(tmp_path):
 
 def test_truncated_file_is_warned_with_what_was_read(tmp_path):
     """An MP4 with its index in front, cut off: the header promises more frames than there are."""
-    from cuecast.streams.video import make_test_video
+    from cuecast.testmedia.video import make_test_video
 
     full = tmp_path / "full.mp4"
     make_test_video(full, [(2.0, (200, 60, 60)), (2.0, (60, 60, 200)), (2.0, (60, 200, 60))], size=(96, 64))

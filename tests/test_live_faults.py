@@ -13,7 +13,7 @@ import pytest
 from jack_server import JackReceiver, JackServer, have_jackd, jack  # noqa: F401 - `jack` is a fixture
 
 from cuecast.engine.scheduler import RealtimeScheduler
-from cuecast.streams.video import make_test_video
+from cuecast.testmedia.video import make_test_video
 
 pytestmark = pytest.mark.skipif(not have_jackd(), reason="jackd is not installed (Debian: apt-get install jackd2)")
 
