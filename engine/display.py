@@ -11,16 +11,13 @@ import sys
 import threading
 from typing import Callable, TextIO
 
-from cuecast.types import EKMAN6
+from cuecast.models.emotion.va import top_share
 
 
 def _emotion(state) -> str:
     if not state.probs:
         return "emotion  (waiting for the first window)"
-    i = max(range(len(state.probs)), key=lambda k: state.probs[k])
-    name, share = EKMAN6[i], state.probs[i] * (1.0 - state.neutral)
-    if state.neutral >= share:
-        name, share = "neutral", state.neutral
+    name, share = top_share(state.probs, state.neutral)
     return f"emotion  {name:<8} {share:.2f}   valence {state.valence:+.2f}  arousal {state.arousal:+.2f}"
 
 

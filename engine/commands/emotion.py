@@ -7,15 +7,17 @@ import sys
 
 from cuecast.engine.commands.common import add_common_options, config_from_args, media_progress
 from cuecast.engine.errors import ConfigError, InputError
-from cuecast.types import EKMAN6, Frame
+from cuecast.types import Frame
 
 HELP = "print the emotion of a video window by window (Ekman-6, valence, arousal)"
 DESCRIPTION = """\
 Estimate the emotion of a video in sliding windows, as the engine does live: the picture's colour,
 brightness and motion, the cut rate, faces and their expressions, and the sound.
 
-Each line: window start-end in seconds, the most likely emotion and its probability, valence
-(-1 unpleasant .. 1 pleasant), arousal (-1 calm .. 1 excited), and which signals contributed.
+Each line: window start-end in seconds, the largest share (one of the six emotions, or "neutral" when
+the window says nothing in particular) and that share, the neutral share, valence (-1 unpleasant ..
+1 pleasant), arousal (-1 calm .. 1 excited), and which signals contributed. Ordinary footage reads near
+neutral (the picture signals are calibrated on everyday clips; see models/weights/EMOTION_MODEL_CARD.md).
 
 examples:
   cuecast emotion movie.mp4
@@ -72,9 +74,10 @@ def run(args) -> int:
                    "windows": [w.to_json() for w in windows]}, sys.stdout, indent=1)
         print()
         return 0
-    print(f"{'window':>13}  {'emotion':<9} {'p':>4}  {'valence':>7} {'arousal':>7}  signals")
+    from cuecast.models.emotion.va import top_share
+    print(f"{'window':>13}  {'emotion':<9} {'p':>4}  {'neutral':>7}  {'valence':>7} {'arousal':>7}  signals")
     for w in windows:
-        top = max(range(6), key=lambda i: w.probs[i])
-        print(f"{w.start:6.2f}-{w.end:6.2f}  {EKMAN6[top]:<9} {w.probs[top]:4.2f}  {w.valence:+7.2f} "
+        name, share = top_share(w.probs, w.neutral)
+        print(f"{w.start:6.2f}-{w.end:6.2f}  {name:<9} {share:4.2f}  {w.neutral:7.2f}  {w.valence:+7.2f} "
               f"{w.arousal:+7.2f}  {','.join(w.signals)}")
     return 0

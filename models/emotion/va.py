@@ -91,8 +91,12 @@ def probs_from_va(valence: float, arousal: float, temperature: float = 0.15) -> 
     return affect_probs(valence, arousal, temperature)[0]
 
 
-def top_class(probs, neutral: float) -> str:
-    """The name of the largest share among the six (each scaled by 1 - neutral) and neutral."""
+def top_share(probs, neutral: float) -> tuple[str, float]:
+    """(name, share) of the largest of the seven shares: the six (each times 1 - neutral) and neutral."""
     p = _check(probs) * (1.0 - neutral)
     i = int(np.argmax(p))
-    return "neutral" if neutral >= p[i] else EKMAN6[i]
+    return ("neutral", float(neutral)) if neutral >= p[i] else (EKMAN6[i], float(p[i]))
+
+
+def top_class(probs, neutral: float) -> str:
+    return top_share(probs, neutral)[0]
