@@ -1,7 +1,7 @@
 """Evaluate the emotion estimator on a folder of clips: how each clip reads, and whether it moves right.
 
     python tools/eval_emotion.py /work/shared/media [--margin 0.2] [--photos FILE ...] [--json out.json]
-    python tools/eval_emotion.py --passage /usr/share/doc/opencv-doc/examples/data/vtest.avi
+    python tools/eval_emotion.py --passage vtest.avi --passage-pool Megamind.avi tree.avi vtest.avi   # (opencv-doc's)
 
 1. Every clip as it is (default config: picture, faces, sound): mean valence and arousal of its windows,
    the mean neutral share, the top class (the largest of the six emotions' shares and neutral) and the top
@@ -14,9 +14,9 @@
        V(bright) - V(original), V(original) - V(dark), A(2x) - A(original), A(cut faster) - A(original),
        A(original) - A(still), A(sound) - A(quiet sound)   all >= --margin
 3. Faces on real photos: a smiling face must read as joy, a frowning one as negative (valence < 0).
-4. --passage CLIP: an ordinary clip with one strongly coloured passage, made from the clip's own frames
-   (12 s as it is, 10 s darkened and cold with a cut every 0.5 s, 12 s as it is again), rendered with the
-   arranger; from the rendered notes, per section: key score (major-ness, -1..1) and notes per second.
+4. --passage CLIP: an ordinary clip with one strongly coloured passage made from real frames (12 s of
+   CLIP as it is, 10 s darkened and cold with a cut every 0.5 s between shots of the --passage-pool clips,
+   12 s of CLIP as it is again), rendered with the arranger; from the rendered notes, per section: key score (major-ness, -1..1) and notes per second.
    The passage must read lower in mode and higher in density than both calm sections.
 """
 
@@ -222,22 +222,34 @@ def photo_checks(paths: list[Path], smiling=SMILING, frowning=FROWNING) -> list[
 
 # ---------------------------------------------------------------- a strongly coloured passage, rendered
 
-def passage_frames(frames: list[Frame], calm_s: float = 12.0, passage_s: float = 10.0, fps: float = 25.0,
-                   shot_s: float = 0.5) -> tuple[list[np.ndarray], tuple[float, float]]:
+def passage_frames(frames: list[Frame], pool: list[list[Frame]] | None = None, calm_s: float = 12.0,
+                   passage_s: float = 10.0, fps: float = 25.0, shot_s: float = 0.5) -> tuple[list[np.ndarray], tuple[float, float]]:
     """calm_s of the clip as it is, passage_s darkened and cold with a cut every shot_s, calm_s as it is.
-    A clip shorter than a calm section plays forwards and backwards (no jump that would read as a cut)."""
+    The passage's shots come from all the clips in `pool` (default: this one), each from a random point
+    with its own framing (a 60-90% crop), so that every cut is a visible change of picture. A clip
+    shorter than a calm section plays forwards and backwards (no jump that would read as a cut)."""
     imgs = [f.image for f in frames]
     loop = imgs + imgs[-2:0:-1] if len(imgs) > 2 else imgs
+    h, w = imgs[0].shape[:2]
 
     def calm(offset: int, n: int):
         return [loop[(offset + i) % len(loop)] for i in range(n)]
 
     n_calm, n_pass = int(calm_s * fps), int(passage_s * fps)
     rng = np.random.default_rng(0)
+    sources = [[f.image for f in clip] for clip in (pool or [frames])]
     dark = []
     for k in range(int(np.ceil(passage_s / shot_s))):
-        j = int(rng.integers(len(imgs)))
-        dark += [colour(imgs[min(j + i, len(imgs) - 1)], 0.4, 0.4, 0, cold=12) for i in range(int(shot_s * fps))]
+        src = sources[k % len(sources)]
+        j = int(rng.integers(len(src)))
+        zoom = float(rng.uniform(0.6, 0.9))
+        for i in range(int(shot_s * fps)):
+            img = src[min(j + i, len(src) - 1)]
+            sh, sw = img.shape[:2]
+            ch, cw = int(sh * zoom), int(sw * zoom)
+            y0, x0 = int((sh - ch) * (k * 0.37 % 1)), int((sw - cw) * (k * 0.61 % 1))
+            crop = cv2.resize(img[y0:y0 + ch, x0:x0 + cw], (w, h), interpolation=cv2.INTER_AREA)
+            dark.append(colour(crop, 0.4, 0.4, 0, cold=12))
     seq = calm(0, n_calm) + dark[:n_pass] + calm(len(loop) // 2, n_calm)
     return seq, (calm_s, calm_s + passage_s)
 
@@ -288,14 +300,14 @@ def passage_check(video: Path, passage: tuple[float, float], duration: float, se
             "density_ratio": round(p["notes_per_s"] / max(max(c["notes_per_s"] for c in calm), 1e-9), 2)}
 
 
-def passage_eval(clip: Path, generator: str = "arranger") -> dict:
+def passage_eval(clip: Path, pool: list[Path] = (), generator: str = "arranger") -> dict:
     frames, _ = decode(clip)
-    images, span = passage_frames(frames)
+    images, span = passage_frames(frames, [decode(p)[0] for p in pool] or None)
     with tempfile.TemporaryDirectory() as d:
         video = Path(d) / "passage.mp4"
         write_clip(video, images)
         out = passage_check(video, span, len(images) / 25.0, generator=generator)
-    return {"clip": clip.name, "generator": generator, **out}
+    return {"clip": clip.name, "pool": [p.name for p in pool] or [clip.name], "generator": generator, **out}
 
 
 # ---------------------------------------------------------------- output
@@ -332,8 +344,8 @@ def markdown(clips: list[dict], summ: dict, photos: list[dict], margin: float) -
 
 
 def passage_markdown(res: dict) -> str:
-    lines = [f"Passage check on {res['clip']} ({res['generator']}): 12 s as it is, 10 s dark + cold with a cut "
-             f"every 0.5 s, 12 s as it is", "",
+    lines = [f"Passage check ({res['generator']}): 12 s of {res['clip']} as it is, 10 s dark + cold cut every 0.5 s "
+             f"between shots of {', '.join(res['pool'])}, 12 s of {res['clip']} as it is", "",
              "| section | seconds | mean V | mean A | key score | notes/s |", "|---|---|---|---|---|---|"]
     for k in ("before", "passage", "after"):
         s = res[k]
@@ -363,6 +375,8 @@ def main() -> int:
     ap.add_argument("--photos", nargs="*", default=None, help="photos of people (default: opencv-doc's)")
     ap.add_argument("--frowning", nargs="*", default=(), help="names of the photos that show a frowning or crying face")
     ap.add_argument("--passage", metavar="CLIP", help="also render CLIP with a dark fast-cut passage (see above)")
+    ap.add_argument("--passage-pool", nargs="*", default=(), metavar="CLIP",
+                    help="clips the passage cuts between (default: the --passage clip alone)")
     ap.add_argument("--generator", default="arranger", help="generator for --passage (default %(default)s)")
     ap.add_argument("--json", help="also write the rows to this JSON file")
     args = ap.parse_args()
@@ -380,7 +394,7 @@ def main() -> int:
         print(markdown(clips, summ, photos, args.margin))
         result.update(clips=clips, summary=summ, photos=photos)
     if args.passage:
-        res = passage_eval(Path(args.passage), args.generator)
+        res = passage_eval(Path(args.passage), [Path(p) for p in args.passage_pool], args.generator)
         print()
         print(passage_markdown(res))
         result["passage"] = res
