@@ -208,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mode-flip", type=float, default=0.5, help="chance that a window part moves to its parallel mode")
     ap.add_argument("--p-split", type=float, default=0.6, help="chance that a window changes at a bar inside it")
     ap.add_argument("--p-splice", type=float, default=0.5, help="chance that the change is to another piece")
+    ap.add_argument("--cond-lr-mult", type=float, default=5.0, help="learning rate of the condition paths, times --lr")
     ap.add_argument("--vel-spread", type=int, default=2, help="a part's velocities move up to this many levels")
     ap.add_argument("--source-weights", default="",
                     help="share of training windows per source, e.g. debian=0.4,mma=0.35,music21=0.25 (default: by tokens)")
@@ -254,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             break
         lr = lr_at(frac, a.lr)
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g["mult"]
         x, y, v, ar, o = data.train(a.batch)
         _, loss = model(x, v, ar, o, targets=y)
         opt.zero_grad(set_to_none=True)
@@ -313,9 +314,18 @@ def start_model(a, ck_path: Path):
                 m.p = a.dropout
         print(f"train_music: initialised from {a.init}", flush=True)
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.05, betas=(0.9, 0.95))
+    # the condition paths learn faster: in a fine-tune they start from (near) nothing, the rest is trained
+    cond = [p for n, p in model.named_parameters() if n.startswith(("val.", "aro.", "off.", "cond_layers."))]
+    rest = [p for n, p in model.named_parameters() if not n.startswith(("val.", "aro.", "off.", "cond_layers."))]
+    opt = torch.optim.AdamW([{"params": rest, "mult": 1.0}, {"params": cond, "mult": a.cond_lr_mult}],
+                            lr=a.lr, weight_decay=0.05, betas=(0.9, 0.95))
     if ck_path.exists():
-        opt.load_state_dict(ck["opt"])
+        try:
+            opt.load_state_dict(ck["opt"])
+            for g in opt.param_groups:  # the multiplier is this run's argument
+                g["mult"] = 1.0 if g is opt.param_groups[0] else a.cond_lr_mult
+        except ValueError:
+            print("train_music: optimizer state from another layout: starting it afresh", flush=True)
     return model, opt, step, elapsed, best, seen
 
 
