@@ -12,6 +12,7 @@ like any other moment, 1.0 = every cut stands out).
     python tools/eval_audio_cuts.py --generator transformer --weights runs/music/best.pt --seeds 0
     python tools/eval_audio_cuts.py --wav out/soundtrack.wav --cuts 2.8,6.8,12.04
     python tools/eval_audio_cuts.py --media /work/shared/media --edit out/edit.mp4:out/edit_cuts.json
+    python tools/eval_audio_cuts.py --compose 4          # quick: composed 60 s pieces with 20+ cuts, no video
 
 Renders use `cuecast render` (lookahead 3 s, the default), so the cuts are known ahead as in an offline render.
 """
@@ -178,6 +179,34 @@ def transformer_config(weights: str, extra: dict[str, float]) -> str | None:
     return f.name
 
 
+def composed(generator: str, config: str | None, seed: int, n: int, seconds: float = 60.0) -> list[dict]:
+    """Scores of n pieces composed (`cuecast compose`'s path) over irregular cuts 0.8-6 s apart, at emotions
+    spread over the valence x arousal square, synthesised with the render's synth settings."""
+    import random
+
+    from cuecast.engine.compose import channel_map, compose
+    from cuecast.engine.config import load_config
+    from cuecast.streams.audio_render import render_audio
+
+    cfg = load_config(config)
+    cfg.generator.backend = generator
+    rng = random.Random(seed)
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(n):
+            cuts, t = [], rng.uniform(1.0, 4.0)
+            while t < seconds - 1.0:
+                cuts.append(round(t, 3))
+                t += rng.uniform(0.8, 6.0)
+            v, a = rng.uniform(-0.9, 0.9), rng.uniform(-0.9, 0.9)
+            notes, tl = compose(cfg, v, a, seconds, cuts, seed=seed * 100 + i)
+            wav = Path(tmp) / f"{i}.wav"
+            render_audio(notes, channel_map(cfg), seconds, wav, sample_rate=cfg.output.sample_rate,
+                         soundfont=cfg.output.soundfont, gain=cfg.output.gain)
+            out.append(score_wav(wav, cuts, seed=seed * 100 + i))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--wav", help="score this WAV (with --cuts) instead of rendering")
@@ -191,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mode-steer", type=float, default=None)
     ap.add_argument("--density-steer", type=float, default=None)
     ap.add_argument("--guidance", type=float, default=None)
+    ap.add_argument("--compose", type=int, default=0, metavar="N",
+                    help="instead of rendering clips: N composed 60 s pieces per seed with irregular cuts (no video)")
     ap.add_argument("--keep", default="", help="keep the renders in this folder")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
@@ -217,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     keep = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="eval_audio_cuts_"))
     report = {}
     for gen in a.generator or ["transformer", "arranger"]:
+        if a.compose:
+            per = {str(sd): composed(gen, config if gen == "transformer" else None, sd, a.compose) for sd in seeds}
+            report[gen] = {**pooled([x for v in per.values() for x in v]), "render_x_realtime": float("nan"),
+                           "per_seed": {k: pooled(v) for k, v in per.items()}}
+            continue
         scores, media_s, wall = [], 0.0, 0.0
         for seed in seeds:
             for video, hard, gradual in clips:

@@ -32,7 +32,9 @@ from cuecast.models.music.corpus import quantile_table, to_unit
 class Batches:
     """Training windows (models/music/windows.py) with per-token conditions that lead the music.
 
-    Every window is drawn from the corpus (by source share with `source_weights`); with probability
+    Every window is drawn from the corpus (by source share with `source_weights`), `p_bos` of them from a
+    piece's first token (a fresh start, as generation has: nothing but the conditions tells the mode and
+    the density of the first bars, so that is where the model learns to take them from there); with probability
     `p_split` it changes at a bar line inside it: the rest comes from another piece (`p_splice` of those) or
     from the same one, each part moved to its parallel mode with probability `mode_flip` and louder or softer
     by a few velocity levels; the join is a boundary (offsets to it, a swell before, an accent after). Labels
@@ -41,7 +43,7 @@ class Batches:
 
     def __init__(self, path: Path, context: int, seed: int, mode_flip: float = 0.5,
                  source_weights: dict[str, float] | None = None, p_split: float = 0.6, p_splice: float = 0.5,
-                 vel_spread: int = 2):
+                 vel_spread: int = 2, p_bos: float = 0.3):
         z = np.load(path / "corpus.npz")
         self.tokens = z["tokens"].astype(np.int64)
         self.sec = z["sec"].astype(np.float64)
@@ -54,8 +56,10 @@ class Batches:
         self.tabs = W.transpose_tables()
         self.mode_tabs = W.parallel_mode_tables()
         self.mode_flip, self.p_split, self.p_splice, self.vel_spread = mode_flip, p_split, p_splice, vel_spread
+        self.p_bos = p_bos
         self.start_cdf = self._start_cdf(path, source_weights) if source_weights else None
         self.bars = np.flatnonzero(self.tokens == T.BAR)
+        self.bos = np.flatnonzero(self.tokens == T.BOS)
         self.val_table, self.aro_table = self._label_tables(np.random.default_rng(seed + 7))
 
     def _start_cdf(self, path: Path, weights: dict[str, float]) -> np.ndarray:
@@ -78,8 +82,14 @@ class Batches:
         cdf = np.cumsum(w[src])
         return cdf / cdf[-1]
 
-    def _start(self, rng, heldout: bool) -> int:
+    def _start(self, rng, heldout: bool, at_piece_start: bool = False) -> int:
         lo, hi = (self.n_train, len(self.tokens) - 3 * self.context) if heldout else (0, self.n_train - 3 * self.context)
+        if at_piece_start:  # right after a BOS, as generation starts: only the conditions say what to play
+            bos = self.bos[(self.bos >= lo) & (self.bos < hi)]
+            if self.start_cdf is not None and not heldout:  # the piece of a position drawn by source share
+                near = bos[np.clip(np.searchsorted(bos, np.searchsorted(self.start_cdf, rng.random()), side="right") - 1, 0, len(bos) - 1)]
+                return int(near) + 1
+            return int(rng.choice(bos)) + 1
         if self.start_cdf is not None and not heldout:
             return int(np.searchsorted(self.start_cdf, rng.random()))
         return int(rng.integers(lo, hi))
@@ -96,7 +106,7 @@ class Batches:
     def window(self, rng, heldout: bool = False, plain: bool = False) -> W.Window:
         """One window of context+1 tokens (plain: as in the corpus, for comparable held-out losses)."""
         n, slack = self.context + 1, self.context // 2
-        a = self._start(rng, heldout)
+        a = self._start(rng, heldout, at_piece_start=not plain and rng.random() < self.p_bos)
         split = None if plain or rng.random() >= self.p_split else self._next_bar(a, n // 4, 3 * n // 4)
         if split is None:
             return W.build([self._part(a, a + n + slack, rng, plain)], n, self.mode_tabs, boundary=False)
@@ -209,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--p-split", type=float, default=0.6, help="chance that a window changes at a bar inside it")
     ap.add_argument("--p-splice", type=float, default=0.5, help="chance that the change is to another piece")
     ap.add_argument("--cond-lr-mult", type=float, default=5.0, help="learning rate of the condition paths, times --lr")
+    ap.add_argument("--p-bos", type=float, default=0.3, help="share of windows that start a piece (a fresh start)")
     ap.add_argument("--vel-spread", type=int, default=2, help="a part's velocities move up to this many levels")
     ap.add_argument("--source-weights", default="",
                     help="share of training windows per source, e.g. debian=0.4,mma=0.35,music21=0.25 (default: by tokens)")
@@ -229,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         ap.error("--source-weights must look like debian=0.4,mma=0.35,music21=0.25")
     data = Batches(Path(a.data), a.context, a.seed, mode_flip=a.mode_flip, source_weights=weights,
-                   p_split=a.p_split, p_splice=a.p_splice, vel_spread=a.vel_spread)
+                   p_split=a.p_split, p_splice=a.p_splice, vel_spread=a.vel_spread, p_bos=a.p_bos)
     held = data.heldout(a.batch, 8)
     held_plain = data.heldout(a.batch, 8, plain=True)
     tables = {"valence_table": data.val_table.tolist(), "arousal_table": data.aro_table.tolist()}
@@ -317,13 +328,15 @@ def start_model(a, ck_path: Path):
     # the condition paths learn faster: in a fine-tune they start from (near) nothing, the rest is trained
     cond = [p for n, p in model.named_parameters() if n.startswith(("val.", "aro.", "off.", "cond_layers."))]
     rest = [p for n, p in model.named_parameters() if not n.startswith(("val.", "aro.", "off.", "cond_layers."))]
-    opt = torch.optim.AdamW([{"params": rest, "mult": 1.0}, {"params": cond, "mult": a.cond_lr_mult}],
-                            lr=a.lr, weight_decay=0.05, betas=(0.9, 0.95))
+    # no weight decay on them: their signal is small next to the rest, and decay would win over it
+    opt = torch.optim.AdamW([{"params": rest, "mult": 1.0, "weight_decay": 0.05},
+                             {"params": cond, "mult": a.cond_lr_mult, "weight_decay": 0.0}],
+                            lr=a.lr, betas=(0.9, 0.95))
     if ck_path.exists():
         try:
             opt.load_state_dict(ck["opt"])
-            for g in opt.param_groups:  # the multiplier is this run's argument
-                g["mult"] = 1.0 if g is opt.param_groups[0] else a.cond_lr_mult
+            for g, mult, wd in zip(opt.param_groups, (1.0, a.cond_lr_mult), (0.05, 0.0)):  # this run's arguments
+                g["mult"], g["weight_decay"] = mult, wd
         except ValueError:
             print("train_music: optimizer state from another layout: starting it afresh", flush=True)
     return model, opt, step, elapsed, best, seen

@@ -82,11 +82,14 @@ def target_level(arousal: float) -> float:
     return SOFTEST_LEVEL + (LOUDEST_LEVEL - SOFTEST_LEVEL) * (a + 1.0) / 2.0
 
 
-def boundary_bias(offset_s: float, tick_s: float, beat_s: float, strength: float) -> torch.Tensor | None:
+def boundary_bias(offset_s: float, tick_s: float, beat_s: float, strength: float,
+                  harmony_before: list[int] = ()) -> torch.Tensor | None:
     """(V,) logit bias around a boundary `offset_s` seconds ahead (NaN: none known), or None.
 
-    On the cut (less than half a tick away): crash and kick and a loud velocity level, the accent.
-    In the beat before it: the melody gives way (its note-ons less likely), snare and toms more (a fill)."""
+    On the cut (less than half a tick away): crash and kick and a loud velocity level, the accent, and
+    the pitch classes of the harmony before it (`harmony_before`) less likely: the new shot's chord is a
+    new one. In the beat before it: the melody gives way (its note-ons less likely), snare and toms more
+    (a fill)."""
     if strength <= 0 or math.isnan(offset_s) or offset_s > beat_s:
         return None
     out = torch.zeros(T.VOCAB_SIZE)
@@ -94,6 +97,8 @@ def boundary_bias(offset_s: float, tick_s: float, beat_s: float, strength: float
         for drum in (49, 36):
             out[T.on_token(0, drum)] += strength
         out[T.VEL0:T.VEL0 + T.N_VEL] -= 0.5 * strength * (ACCENT_LEVEL - _VEL_LEVELS).abs()
+        if len(harmony_before):
+            out[_PITCHED_ON & torch.isin(_PC, torch.tensor(list(harmony_before)))] -= strength
     else:
         out[_MELODY_ON] -= strength
         for drum in FILL_DRUMS:
@@ -113,7 +118,7 @@ class Steering:
     # key_score_gradient of pcs, spread over the vocabulary (pitched note-ons; 0 elsewhere): it changes only
     # with a pitched note, while the bias is asked for at every token
     mode_tokens: torch.Tensor = field(default_factory=lambda: torch.zeros(T.VOCAB_SIZE))
-    onsets: list[tuple[float, bool]] = field(default_factory=list)  # (media time, pitched) of recent note-ons
+    onsets: list[tuple[float, bool, int]] = field(default_factory=list)  # (media time, pitched, pitch class) of recent note-ons
     started: float = math.nan
 
     def copy(self) -> "Steering":
@@ -127,7 +132,7 @@ class Steering:
         if T.KIND[tok] != 3:
             return
         pitched = bool(T.TOK_INST[tok] > 0)
-        self.onsets.append((t, pitched))
+        self.onsets.append((t, pitched, int(T.TOK_PITCH[tok]) % 12))
         if self.onsets[0][0] < t - RATE_WINDOW_S:
             self.onsets = [x for x in self.onsets if x[0] >= t - RATE_WINDOW_S]
         if pitched:
@@ -141,8 +146,12 @@ class Steering:
     def rates(self, t: float) -> tuple[float, float]:
         """Note-ons per second of the last few seconds: (all, pitched)."""
         span = max(0.75, min(RATE_WINDOW_S, t - self.started)) if not math.isnan(self.started) else RATE_WINDOW_S
-        recent = [p for x, p in self.onsets if x > t - span]
+        recent = [p for x, p, _ in self.onsets if x > t - span]
         return len(recent) / span, sum(recent) / span
+
+    def recent_pitch_classes(self, t: float, span: float) -> list[int]:
+        """Pitch classes of the pitched notes struck in the last `span` seconds before t (the harmony now)."""
+        return sorted({pc for x, p, pc in self.onsets if p and t - span <= x < t})
 
     def bias(self, t: float, valence: float, arousal: float) -> torch.Tensor | None:
         """(V,) logit bias for the next token at media time t, or None when there is nothing to steer."""

@@ -119,7 +119,8 @@ class TransformerGenerator:
             max_shift = max(1, min(T.MAX_SHIFT, int(math.ceil((stop - s.clock) / tick_s - 1e-3))))
             off = self._offset(plan, s.clock)
             bias = s.steer.bias(s.clock, plan.valence, plan.arousal)
-            help_ = boundary_bias(off, tick_s, plan.beat_s, self.cfg.boundary_steer)
+            before = s.steer.recent_pitch_classes(s.clock, plan.beat_s) if off < tick_s / 2 else ()
+            help_ = boundary_bias(off, tick_s, plan.beat_s, self.cfg.boundary_steer, before)
             if help_ is not None:
                 bias = help_ if bias is None else bias + help_
             if not math.isnan(off) and off < tick_s / 2:

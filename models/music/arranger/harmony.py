@@ -70,10 +70,10 @@ def boundary_hit(a: "Arranger", plan: StepPlan, x: float, ev: list[Note]) -> Non
     sec = st.section
     sec.bars = 1
     old_pcs = set(st.pcs)
-    # the new shot starts on a new chord: where the progression would repeat the chord before the cut,
-    # it starts from its first chord that differs (a cut the harmony ignores is not heard as one)
-    st.prog_pos = next((i for i, n in enumerate(sec.progression)
-                        if set(theory.roman_chord(n, sec.tonic)[1]) != old_pcs), 0)
+    # the new shot starts on a new chord, the one of its progression that shares the fewest notes with
+    # the chord before the cut (a cut the harmony glides over is not heard as one)
+    st.prog_pos = min(range(len(sec.progression)),
+                      key=lambda i: (len(set(theory.roman_chord(sec.progression[i], sec.tonic)[1]) & old_pcs), i))
     set_chord(a, sec.progression[st.prog_pos], plan.t0)
     hold = max(HIT_MIN_S, min(plan.beats_per_bar * plan.beat_s, HIT_MAX_S))
     if plan.boundary_known and plan.next_boundary is not None and plan.next_boundary > plan.t0:
