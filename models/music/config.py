@@ -27,6 +27,7 @@ class GeneratorConfig:
     mode_steer: float = 3.0  # transformer: logit bias towards the mode valence asks for (0 = off; see steer.py)
     density_steer: float = 1.5  # transformer: logit bias towards the note density arousal asks for (0 = off)
     velocity_steer: float = 1.0  # transformer: logit bias towards the loudness arousal asks for (0 = off)
+    balance_steer: float = 1.0  # transformer: logit bias towards every part having its share of the notes (0 = off)
     boundary_steer: float = 2.0  # transformer: the conductor's help at a cut: accent on it, melody gives way before
 
     def validate(self, key: str) -> None:
@@ -41,4 +42,5 @@ class GeneratorConfig:
         check(0.0 <= self.mode_steer <= 10.0, f"{key}.mode_steer", "must be in 0..10", self.mode_steer)
         check(0.0 <= self.density_steer <= 10.0, f"{key}.density_steer", "must be in 0..10", self.density_steer)
         check(0.0 <= self.velocity_steer <= 10.0, f"{key}.velocity_steer", "must be in 0..10", self.velocity_steer)
+        check(0.0 <= self.balance_steer <= 10.0, f"{key}.balance_steer", "must be in 0..10", self.balance_steer)
         check(0.0 <= self.boundary_steer <= 10.0, f"{key}.boundary_steer", "must be in 0..10", self.boundary_steer)

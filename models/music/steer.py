@@ -15,7 +15,10 @@ the emotion the picture asks for while every token stays the model's choice (bia
   play and a dense one to wait. Pitched notes are held to a share of the target of their own, so a
   drum groove alone cannot meet it: a soundtrack needs harmony;
 - loudness: velocity tokens are favoured by their distance to the level arousal asks for (calm is soft,
-  excited is loud), so energy is heard in dynamics as well as in density.
+  excited is loud), so energy is heard in dynamics as well as in density;
+- balance: each instrument's note-ons are nudged by how far its share of the last seconds is from its
+  share in an arrangement (drums growing with arousal), so bass, chords and pad are heard next to the
+  melody (a small model left alone drifts to one melodic voice, like the folk tunes in its corpus).
 
 The conductor's help at boundaries (`boundary_bias`, also biases only): on the cut, the accent a listener
 hears (crash, kick, a loud velocity level); in the last beat before a known cut, the melody gives way
@@ -47,6 +50,9 @@ ACCENT_LEVEL = 7  # the level of a hit on the cut
 FILL_DRUMS = (38, 45, 47, 50)  # snare and toms: what a fill into a cut is played on
 
 _VEL_LEVELS = torch.arange(T.N_VEL, dtype=torch.float32)
+_INST = torch.from_numpy(T.TOK_INST.astype(np.int64))
+MIN_NOTES_FOR_BALANCE = 8  # fewer recent note-ons than this: too few to judge the balance
+MAX_BALANCE = 1.5
 _MELODY_ON = torch.from_numpy(T.PITCHED_ON & (T.TOK_INST == T.INSTS.index("guitar")))
 
 
@@ -74,6 +80,23 @@ def density_bias(rate: float, target: float, strength: float) -> float:
     if strength <= 0:
         return 0.0
     return max(-MAX_BIAS, min(MAX_BIAS, strength * math.log((target + 0.5) / (rate + 0.5))))
+
+
+def part_shares(arousal: float) -> np.ndarray:
+    """Share of note-ons each instrument (tokens.INSTS order: drums, bass, guitar = melody, piano = chords,
+    strings = pad) should have: every part audible in its role, drums growing with arousal."""
+    a = 0.5 if math.isnan(arousal) else (min(1.0, max(-1.0, arousal)) + 1.0) / 2.0
+    shares = np.array([0.05 + 0.3 * a, 0.15, 0.25, 0.25, 0.15])
+    return shares / shares.sum()
+
+
+def balance_bias(onsets: list[tuple[float, bool, int, int]], arousal: float) -> torch.Tensor:
+    """(V,) bias on each instrument's note-ons: log(wanted share / recent share), bounded, so a part that
+    has been silent is invited in and one that plays everything is held back."""
+    counts = np.bincount([inst for _, _, _, inst in onsets], minlength=len(T.INSTS)).astype(float)
+    have = (counts + 0.5) / (counts.sum() + 0.5 * len(counts))
+    by_inst = torch.from_numpy(np.clip(np.log(part_shares(arousal) / have), -MAX_BALANCE, MAX_BALANCE)).float()
+    return torch.where(_ANY_ON, by_inst[_INST.clamp(min=0)], 0.0)
 
 
 def target_level(arousal: float) -> float:
@@ -118,12 +141,14 @@ class Steering:
     # key_score_gradient of pcs, spread over the vocabulary (pitched note-ons; 0 elsewhere): it changes only
     # with a pitched note, while the bias is asked for at every token
     mode_tokens: torch.Tensor = field(default_factory=lambda: torch.zeros(T.VOCAB_SIZE))
-    onsets: list[tuple[float, bool, int]] = field(default_factory=list)  # (media time, pitched, pitch class) of recent note-ons
+    balance_strength: float = 1.0
+    # (media time, pitched, pitch class, instrument) of recent note-ons
+    onsets: list[tuple[float, bool, int, int]] = field(default_factory=list)
     started: float = math.nan
 
     def copy(self) -> "Steering":
         return Steering(self.mode_strength, self.density_strength, self.velocity_strength, self.pcs.copy(),
-                        self.n_pitched, self.mode_tokens, list(self.onsets), self.started)
+                        self.n_pitched, self.mode_tokens, self.balance_strength, list(self.onsets), self.started)
 
     def on_token(self, tok: int, t: float) -> None:
         """Take a fed token into account (note-ons only)."""
@@ -132,7 +157,7 @@ class Steering:
         if T.KIND[tok] != 3:
             return
         pitched = bool(T.TOK_INST[tok] > 0)
-        self.onsets.append((t, pitched, int(T.TOK_PITCH[tok]) % 12))
+        self.onsets.append((t, pitched, int(T.TOK_PITCH[tok]) % 12, int(T.TOK_INST[tok])))
         if self.onsets[0][0] < t - RATE_WINDOW_S:
             self.onsets = [x for x in self.onsets if x[0] >= t - RATE_WINDOW_S]
         if pitched:
@@ -146,12 +171,12 @@ class Steering:
     def rates(self, t: float) -> tuple[float, float]:
         """Note-ons per second of the last few seconds: (all, pitched)."""
         span = max(0.75, min(RATE_WINDOW_S, t - self.started)) if not math.isnan(self.started) else RATE_WINDOW_S
-        recent = [p for x, p, _ in self.onsets if x > t - span]
+        recent = [p for x, p, _, _ in self.onsets if x > t - span]
         return len(recent) / span, sum(recent) / span
 
     def recent_pitch_classes(self, t: float, span: float) -> list[int]:
         """Pitch classes of the pitched notes struck in the last `span` seconds before t (the harmony now)."""
-        return sorted({pc for x, p, pc in self.onsets if p and t - span <= x < t})
+        return sorted({pc for x, p, pc, _ in self.onsets if p and t - span <= x < t})
 
     def bias(self, t: float, valence: float, arousal: float) -> torch.Tensor | None:
         """(V,) logit bias for the next token at media time t, or None when there is nothing to steer."""
@@ -165,6 +190,9 @@ class Steering:
             rate, pitched = self.rates(t)
             out = out + torch.where(_PITCHED_ON, density_bias(pitched, PITCHED_SHARE * target, self.density_strength),
                                     _ANY_ON * density_bias(rate, target, self.density_strength))
+            used = True
+        if self.balance_strength > 0 and len(self.onsets) >= MIN_NOTES_FOR_BALANCE:
+            out = out + self.balance_strength * balance_bias(self.onsets, arousal)
             used = True
         if self.velocity_strength > 0 and not math.isnan(arousal):
             vel = -self.velocity_strength * (_VEL_LEVELS - target_level(arousal)).abs()

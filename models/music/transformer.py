@@ -79,7 +79,7 @@ class TransformerGenerator:
         guard = Guard(max_polyphony=self.cfg.max_polyphony, max_hold_ticks=int(self.max_hold_beats * T.TICKS_PER_BEAT),
                       max_events_per_tick=self.events_per_tick)
         steer = Steering(mode_strength=self.cfg.mode_steer, density_strength=self.cfg.density_steer,
-                         velocity_strength=self.cfg.velocity_steer)
+                         velocity_strength=self.cfg.velocity_steer, balance_strength=self.cfg.balance_steer)
         self.s = _State(cache, logits, guard, steer, clock=math.nan, level=-1)
         self.closed: list[Note] = []  # notes closed, not yet returned
         self.emitted_until = -math.inf  # notes starting before this were returned already
