@@ -211,3 +211,15 @@ def test_eval_tool_runs_through_compose():
     assert s["random_rate_irregular"] < 0.35
     assert s["spearman_arousal_nps"] > 0.5
     assert "valence" in ev.table(result)
+
+
+def test_every_cut_changes_the_harmony():
+    """The chord on a cut shares at most two pitch classes with the chord sounding just before it."""
+    cuts = irregular(40, 5)
+    for v, a in ((-0.6, -0.5), (0.6, 0.5)):
+        notes = drive(Arranger(GeneratorConfig(seed=5)), v, a, 40, cuts)
+        for c in cuts:
+            after = {n.pitch % 12 for n in notes if n.start == c and n.instrument in ("chords", "pad")}
+            before = {n.pitch % 12 for n in notes if n.instrument in ("chords", "pad") and n.start < c - 1e-6 < n.end
+                      or n.instrument in ("chords", "pad") and c - 0.6 < n.start < c}
+            assert after != before, f"the same chord across the cut at {c}"

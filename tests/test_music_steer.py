@@ -95,3 +95,38 @@ def test_one_pitch_is_not_hammered_forever():
         g.update(T.shift_token(2))
         g.update(on_to_off(T.on_token(2, p)))
     assert not g.mask()[e4]  # other notes in between: the melody may come back to it
+
+
+def test_velocity_steering_asks_soft_when_calm_and_loud_when_excited():
+    from cuecast.models.music.steer import target_level
+
+    assert target_level(-1.0) < target_level(0.0) < target_level(1.0)
+    calm = Steering(mode_strength=0, density_strength=0, velocity_strength=1.0, balance_strength=0).bias(0.0, 0.0, -0.9)
+    wild = Steering(mode_strength=0, density_strength=0, velocity_strength=1.0, balance_strength=0).bias(0.0, 0.0, 0.9)
+    soft, loud = T.vel_token(2), T.vel_token(6)
+    assert calm[soft] > calm[loud] and wild[loud] > wild[soft]
+
+
+def test_boundary_help_accents_the_cut_and_lets_the_melody_give_way():
+    from cuecast.models.music.steer import boundary_bias
+
+    tick, beat = 0.5 / 12, 0.5
+    assert boundary_bias(float("nan"), tick, beat, 2.0) is None and boundary_bias(3.0, tick, beat, 2.0) is None
+    on_cut = boundary_bias(0.0, tick, beat, 2.0, harmony_before=[0, 4, 7])
+    assert on_cut[T.on_token(0, 49)] > 0 and on_cut[T.on_token(0, 36)] > 0
+    assert on_cut[T.vel_token(7)] > on_cut[T.vel_token(3)]
+    assert on_cut[T.on_token(3, 60)] < 0 and on_cut[T.on_token(3, 62)] == 0  # the old chord's C, not D
+    before = boundary_bias(0.3, tick, beat, 2.0)
+    assert before[T.on_token(2, 72)] < 0 and before[T.on_token(3, 60)] == 0  # melody (guitar) gives way
+    assert before[T.on_token(0, 38)] > 0  # snare: a fill
+
+
+def test_balance_invites_the_silent_parts():
+    from cuecast.models.music.steer import balance_bias
+
+    melody_only = [(0.1 * i, True, 0, 2) for i in range(20)]  # guitar = the melody voice
+    b = balance_bias(melody_only, 0.0)
+    assert b[T.on_token(2, 72)] < 0 < b[T.on_token(3, 60)] and b[T.on_token(1, 40)] > 0
+    assert b[T.shift_token(1)] == 0
+    calm, wild = balance_bias(melody_only, -1.0), balance_bias(melody_only, 1.0)
+    assert wild[T.on_token(0, 36)] > calm[T.on_token(0, 36)]  # drums grow with arousal
