@@ -35,7 +35,7 @@ def test_density_bias_pushes_towards_the_target():
 
 
 def test_steering_bias_favours_minor_notes_for_negative_valence():
-    s = Steering(mode_strength=2.0, density_strength=0.0)
+    s = Steering(mode_strength=2.0, density_strength=0.0, velocity_strength=0.0, balance_strength=0.0)
     t = 0.0
     for pc, n in enumerate(C_MAJOR.astype(int)):
         for _ in range(n):
