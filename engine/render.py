@@ -12,6 +12,7 @@ import concurrent.futures
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,7 +69,7 @@ def analyse(input_path: Path | str, cfg: Config, progress: bool = True, record_t
         raise InputError(str(e)) from None
     sink = MidiFileSink()
     engine = Engine(cfg, source, sink, FastClock(cfg.conductor.lookahead_s), build_stages(cfg))
-    bar = tqdm(total=round(source.info.duration, 1) or None, unit="s", desc="rendering", file=sys.stderr,
+    bar = tqdm(total=round(source.info.duration, 1) or None, unit="s", desc="analysing", file=sys.stderr,
                disable=not progress or not sys.stderr.isatty(), mininterval=0.5, bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s media [{elapsed}<{remaining}]")
 
     def advance(t: float) -> None:
@@ -104,7 +105,11 @@ def render(input_path: str | Path, outdir: str | Path, cfg: Config, progress: bo
         else:  # the stream is kept as it comes, for soundtrack.mp4
             input_path = work / "stream.mkv"
             timeline, notes, sink = analyse(url, cfg, progress, record_to=input_path, warnings=warnings)
-        made = _write_outputs(work, input_path, cfg, timeline, notes, sink, warnings, name=url)
+        steps = Steps(("MIDI", "report", "synthesis", "muxing"), progress)
+        try:
+            made = _write_outputs(work, input_path, cfg, timeline, notes, sink, warnings, name=url, steps=steps)
+        finally:
+            steps.close()
         for name in OUTPUTS:  # no stale file from an earlier run may pass for this run's output
             (outdir / name).unlink(missing_ok=True)
         files = []
@@ -118,32 +123,36 @@ def render(input_path: str | Path, outdir: str | Path, cfg: Config, progress: bo
 
 
 def _write_outputs(work: Path, input_path: Path, cfg: Config, timeline: Timeline, notes: list[Note],
-                   sink: MidiFileSink, warnings: list[str], name: str | None = None) -> list[Path]:
+                   sink: MidiFileSink, warnings: list[str], name: str | None = None,
+                   steps: "Steps | None" = None) -> list[Path]:
+    steps = steps or Steps((), False)
     chans = cfg.instrument_map()
     mid = work / "soundtrack.mid"
     try:
         write_midi(mid, notes, sink.tempo_map, chans, timeline.duration)
     except MidiFileError as e:
         raise UserError(str(e)) from None
+    steps.done("MIDI")
     timeline.meta.update(input=name or str(input_path), generator=cfg.generator.backend, seed=cfg.generator.seed,
                          lookahead_s=cfg.conductor.lookahead_s)
     tl = work / "timeline.json"
     write_json(tl, timeline_json(timeline))
     # FluidSynth and the muxer run in C with the GIL released: draw the report on the other core meanwhile
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        audio = pool.submit(_write_audio, work, input_path, cfg, timeline, notes, chans, warnings)
+        audio = pool.submit(_write_audio, work, input_path, cfg, timeline, notes, chans, warnings, steps)
         png = None
         if cfg.output.report:
             from cuecast.engine.report import write_report
 
             png = work / "report.png"
             write_report(png, timeline, notes)
+        steps.done("report")
         media = audio.result()
     return [mid, tl, *media, *([png] if png else [])]
 
 
 def _write_audio(work: Path, input_path: Path, cfg: Config, timeline: Timeline, notes: list[Note],
-                 chans: dict, warnings: list[str]) -> list[Path]:
+                 chans: dict, warnings: list[str], steps: "Steps") -> list[Path]:
     """soundtrack.wav and soundtrack.mp4, or none of them (with a warning) where no synth can be loaded."""
     from cuecast.streams.audio_render import AudioRenderError, SynthUnavailable, render_audio
     from cuecast.streams.mp4 import MuxError, mux_soundtrack
@@ -154,12 +163,39 @@ def _write_audio(work: Path, input_path: Path, cfg: Config, timeline: Timeline, 
                      soundfont=cfg.output.soundfont, gain=cfg.output.gain)
     except SynthUnavailable as e:
         warnings.append(f"no audio (soundtrack.wav and soundtrack.mp4 skipped): {e}")
+        steps.done("synthesis", "muxing")
         return []
     except AudioRenderError as e:
         raise UserError(str(e)) from None
+    steps.done("synthesis")
     try:
         mux_soundtrack(input_path, wav, mp4, cfg.output.mix_original_audio, cfg.source.max_gap_s,
                        cfg.source.max_duration_s)
     except MuxError as e:
         raise UserError(f"cannot write soundtrack.mp4: {e}") from None
+    steps.done("muxing")
     return [wav, mp4]
+
+
+class Steps:
+    """The phases after the analysis (MIDI, report, synthesis, muxing), as a second progress bar: how many
+    are done and which still run, so the progress never sits at 100 % while work goes on."""
+
+    def __init__(self, names: tuple[str, ...], progress: bool):
+        self.left = list(names)
+        self.bar = tqdm(total=len(names), desc="writing", unit="step", file=sys.stderr, leave=True,
+                        disable=not progress or not names or not sys.stderr.isatty(),
+                        bar_format="{desc}: {bar}| {n}/{total} [{elapsed}] {postfix}")
+        self.bar.set_postfix_str(", ".join(self.left))
+        self._lock = threading.Lock()  # the report and the audio finish on different threads
+
+    def done(self, *names: str) -> None:
+        with self._lock:
+            for name in names:
+                if name in self.left:
+                    self.left.remove(name)
+                    self.bar.update(1)
+            self.bar.set_postfix_str(", ".join(self.left) or "done")
+
+    def close(self) -> None:
+        self.bar.close()
