@@ -95,7 +95,9 @@ def _emotion_panel(ax, timeline: Timeline) -> None:
 
 
 def _boundary_panel(ax, timeline: Timeline) -> None:
-    ax.set_title("Boundaries by kind, tempo, and the cut forecast", loc="left", fontsize=11)
+    # the forecast is only kept where it drove the plan (lookahead 0): name it only when it is drawn
+    what = "Boundaries by kind, tempo, and the cut forecast" if timeline.forecasts else "Boundaries by kind and tempo"
+    ax.set_title(what, loc="left", fontsize=11)
     handles = []
     for kind in sorted({b.kind for b in timeline.boundaries}):
         colour = KIND_COLOURS.get(kind, "#999999")
