@@ -7,6 +7,7 @@ from pathlib import Path
 from cuecast.engine.commands.common import add_engine_options, config_from_args
 from cuecast.engine.compose import compose
 from cuecast.engine.errors import UserError
+from cuecast.streams.files import NotRegularFileError, output_target
 from cuecast.streams.midi_file import MidiFileError, write_midi
 
 HELP = "compose music for a given valence/arousal and cut times, without video"
@@ -75,6 +76,10 @@ def run(args) -> int:
     seconds = _seconds(args.seconds)
     cuts = _cuts(args.cuts, seconds)
     out = Path(args.output)
+    try:  # what the path is comes first: /dev/null has no suffix, and is refused as a device, not as a name
+        output_target(out)
+    except NotRegularFileError as e:
+        raise UserError(f"cannot write {out}: {e.strerror}") from None
     if out.suffix.lower() not in FORMATS:
         raise UserError(f"cannot tell what to write to {out}: end the name with .mid (MIDI) or .wav (audio)")
     if not out.parent.is_dir():
