@@ -70,8 +70,12 @@ def find_soundfont(explicit: str = "") -> Path | None:
 
 def load_fluidsynth():
     """The pyfluidsynth module, or SynthUnavailable (importing it raises when libfluidsynth is missing)."""
-    try:
-        import fluidsynth  # noqa: PLC0415
+    import contextlib  # noqa: PLC0415
+    import io  # noqa: PLC0415
+
+    try:  # pyfluidsynth prints where it found the library when CI is set; our stdout carries data (JSON, tables)
+        with contextlib.redirect_stdout(io.StringIO()):
+            import fluidsynth  # noqa: PLC0415
     except (ImportError, OSError):
         raise SynthUnavailable() from None
     if not hasattr(fluidsynth, "Synth") or not hasattr(getattr(fluidsynth, "_fl", None), "fluid_synth_write_float"):
