@@ -82,7 +82,8 @@ def check_sync(path, clip_cuts, upto: float, chance_check: bool = True) -> list[
     assert kinds == ["video", "audio"]
     assert rms(audio) > 0.01  # audible
     # the music runs under the whole picture (it may run on where a starved machine decoded no more pictures)
-    assert a0 + len(audio) / rate >= times[-1]
+    # (to within one AAC frame, the encoder's grain: a stop mid-way ends the audio on a whole frame)
+    assert a0 + len(audio) / rate >= times[-1] - 1024 / rate
     seen = picture_cuts(times, pics)
     expected = [c for c in clip_cuts if c < times[-1]]
     assert seen == pytest.approx(expected, abs=0.5 / FPS), (seen, clip_cuts)
