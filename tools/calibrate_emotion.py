@@ -35,13 +35,12 @@ from cuecast.models.emotion.config import EmotionConfig  # noqa: E402
 from cuecast.models.emotion.estimator import EmotionEstimator  # noqa: E402
 from cuecast.streams.video import FileDecoder  # noqa: E402
 from cuecast.types import Frame, SourceError  # noqa: E402
-from eval_emotion import drive  # noqa: E402
+from eval_emotion import drive, find_clips  # noqa: E402
 
 OPENCV_DOC = Path("/usr/share/doc/opencv-doc/examples/data")
 # an animated film scene (indoor, faces), a tree in daylight, a shopping-mall camera; Megamind_bugy.avi is
 # the same scene damaged, so it would count Megamind twice
 DEFAULT_SET = ("Megamind.avi", "tree.avi", "vtest.avi")
-VIDEO_EXT = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".ogv"}
 LOG_EPS = {"motion": 0.003}  # signals standardised as log(value + eps)
 MIN_SCALE = {"cut_rate": 0.1, "motion": 0.5}  # floors: most ordinary windows have no cut at all
 GAIN = 0.8  # output = tanh(GAIN * standardised score): one spread of ordinary variation reads as +-0.66
@@ -145,18 +144,6 @@ def calibrate(rows: list[dict], gain: float = GAIN) -> dict:
     pv, pa = centre_scale(scores[:, 0], w), centre_scale(scores[:, 1], w)
     return {"signals": signals, "valence": {"centre": round(pv[0], 5), "scale": round(pv[1], 5)},
             "arousal": {"centre": round(pa[0], 5), "scale": round(pa[1], 5)}, "gain": gain}
-
-
-def find_clips(paths: list[str]) -> list[Path]:
-    out = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(q for q in p.iterdir() if q.suffix.lower() in VIDEO_EXT)
-        elif p.is_file():
-            out.append(p)
-        else:
-            sys.exit(f"calibrate_emotion: no such file or folder: {p}")
-    return out
 
 
 def main() -> int:

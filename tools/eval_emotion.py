@@ -364,7 +364,7 @@ def find_clips(paths: list[str]) -> list[Path]:
         elif p.is_file():
             out.append(p)
         else:
-            sys.exit(f"eval_emotion: no such file or folder: {p}")
+            sys.exit(f"{Path(sys.argv[0]).stem}: no such file or folder: {p}")
     return out
 
 
