@@ -6,7 +6,7 @@ follows `plan.tempo_bpm`), shifts stop at every beat line, at the end of the ste
 conductor's bar lines are. Every token gets the plan's valence and arousal and the seconds from its time
 to the next boundary (EMSYNC's boundary offset); at the boundary the CHORD token gets a small logit bonus,
 crash, kick and a loud velocity are favoured on the cut and the melody gives way in the beat before it
-(the conductor's help the issue allows, `steer.boundary_bias`; the chord itself, its notes and their length
+(help from the conductor's side that leaves the notes to the model, `steer.boundary_bias`; the chord itself, its notes and their length
 are the model's). Valence and arousal also steer sampling (`steer.py`: mode, note density and loudness as
 soft logit biases), and with `guidance` > 1 classifier-free guidance on both.
 
@@ -230,17 +230,6 @@ class TransformerGenerator:
     def _emit(self, note: Note, record: bool) -> None:
         if record and note.start >= self.emitted_until - EPS:
             self.closed.append(note)
-
-    def close_all(self) -> list[Note]:
-        """End every sounding note now (for a stop): the notes, with their ends at the model's clock."""
-        plan_free = [on_to_off(o) for o in list(self.s.sounding)]
-        out = []
-        for off in plan_free:
-            on = off - T.N_PITCH
-            st, vel = self.s.sounding.pop(on)
-            out.append(Note(st, max(self.s.clock, st + 1e-3), int(T.TOK_PITCH[on]), vel,
-                            T.TO_CUECAST[T.INSTS[int(T.TOK_INST[on])]]))
-        return out
 
 
 class _Grid:
