@@ -545,6 +545,8 @@ class MidiClockIn:
             if msg[0] == Status.CLOCK:
                 if self._next_pos is None:
                     self._next_pos = 0  # joined a running clock: count from here
+                if self.running is None:
+                    self.running = True  # ticks without a Start seen (it went out before we connected): running
                 self._ticks.append(self._t)
                 self._positions.append(self._next_pos)
                 del self._ticks[:-self.GRID_WINDOW], self._positions[:-self.GRID_WINDOW]
