@@ -51,6 +51,12 @@ class ClockMap:
         while len(self.segs) > 2 and self.segs[1].tick <= k_min and self.segs[1].wall < time.monotonic() - 1.0:
             self.segs.pop(0)
 
+    def forget_before(self, wall: float) -> None:
+        """Forget segments that ended before `wall`: with no clock ticks going out (which prune as they
+        pass), nothing else bounds the map, and the conductor adds a segment at every plan step."""
+        while len(self.segs) > 2 and self.segs[1].wall < wall:
+            self.segs.pop(0)
+
     def segment_at(self, wall: float) -> ClockSegment | None:
         """The segment playing at wall time `wall` (None before the first one starts)."""
         now = None

@@ -36,6 +36,7 @@ POLL_CAP_S = 0.02  # the sender never sleeps longer than this, so an abort is se
 FLUSH_S = 0.03  # after the last message, give the MIDI backend a few periods to deliver it
 NOTE_OFF_FIRST, NOTE_ON_AFTER = 1, 2  # at equal deadlines: clock first, then note-offs, then note-ons
 LATE_KEEP = 16384  # lateness samples kept per kind (the most recent); counts and maxima cover all
+TEMPO_KEEP_S = 10.0  # without clock out, tempo segments that ended this long ago are forgotten
 
 
 @dataclass(order=True, slots=True)
@@ -135,7 +136,8 @@ class Sender:
         if deadline is not None:
             late = now - deadline
             (self.clock_lateness if clock else self.lateness).append(late)
-            self.recent.append(late)
+            if self.status is not None:  # published (and emptied) only where there is a status to publish to
+                self.recent.append(late)
         if ok:
             self.sent += 1
             if self.record and o == 0 and msg[0] < Status.SYSTEM:  # channel messages; clock and transport are not file events
@@ -180,6 +182,8 @@ class Sender:
         elif isinstance(msg, Tempo):
             self.tempo.add(msg.wall, msg.bpm, msg.beat)
             self.tempo_arrived = time.monotonic()
+            if not self.clock_out:
+                self.tempo.forget_before(self.tempo_arrived - TEMPO_KEEP_S)
             if self.status is not None:
                 self.status[StatusSlot.TEMPO] = msg.bpm
         elif isinstance(msg, Cut):

@@ -277,3 +277,22 @@ def test_abort_while_handing_over_notes_ends_with_a_report():
     closer.join(20)
     assert not closer.is_alive()
     assert s.report is not None and s.report.lateness_count >= 40000 and s.report.lateness
+
+
+def test_sender_tempo_map_stays_bounded_without_clock_out():
+    """An all-night run sends a tempo segment at every plan step; with no MIDI clock going out (whose ticks
+    prune the map as they pass) the sender must still forget the segments long past."""
+    import time as _time
+
+    from cuecast.engine.sender import TEMPO_KEEP_S, Sender
+    from cuecast.engine.sender_messages import Tempo
+
+    s = Sender([], [], {}, clock_out=False, record=False)
+    start = _time.monotonic() - 3600.0  # an hour of segments, one every half second, the last ones now
+    for i in range(7200):
+        s.handle(Tempo(start + i * 0.5, 120.0, i))
+    assert len(s.tempo.segs) <= TEMPO_KEEP_S / 0.5 + 3
+    with_clock = Sender([], [], {}, clock_out=True, record=False)
+    for i in range(50):
+        with_clock.handle(Tempo(start + i * 0.5, 120.0, i))
+    assert len(with_clock.tempo.segs) == 50  # with clock out, the ticks prune (not this rule)
