@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from cuecast.models.music import model as M
 from cuecast.models.music import tokens as T
@@ -167,13 +168,35 @@ def lr_at(frac: float, base: float, warm_frac: float = 0.03) -> float:
 
 
 @torch.no_grad()
-def evaluate(model: M.MusicTransformer, batches, drop_emotion: bool = False) -> float:
-    """Mean loss; with drop_emotion, valence and arousal given as missing (how much the model uses them)."""
+def evaluate(model: M.MusicTransformer, batches, drop_emotion: bool = False, opposite: bool = False) -> float:
+    """Mean loss; with drop_emotion, valence and arousal given as missing, with opposite, negated (the
+    gaps to the true-condition loss say how much the model uses them)."""
     model.eval()
-    nan = lambda c: torch.full_like(c, math.nan) if drop_emotion else c  # noqa: E731
+    nan = lambda c: torch.full_like(c, math.nan) if drop_emotion else (-c if opposite else c)  # noqa: E731
     losses = [float(model(x, nan(v), nan(a), o, targets=y)[1]) for x, y, v, a, o in batches]
     model.train()
     return float(np.mean(losses))
+
+
+def sequence_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean next-token loss of each sequence (B,)."""
+    nll = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=T.PAD, reduction="none")
+    return nll.sum(1) / (targets != T.PAD).sum(1).clamp(min=1)
+
+
+def condition_contrast(model: M.MusicTransformer, x, y, v, ar, o, nll_true: torch.Tensor, margin: float) -> torch.Tensor:
+    """Hinge on how much worse the music is explained under the opposite emotion than under its own.
+
+    Likelihood alone lets a small model read mode and texture off its context and ignore the labels
+    (teacher-forced, swapping them cost 0.02 nats); this asks that swapping them cost at least `margin`
+    nats per token, so the labels must carry what the music after a change or a fresh start will be.
+    Sequences whose emotion was dropped (the unconditional model) are left out."""
+    has = ~(v.isnan().all(1) & ar.isnan().all(1))
+    if not has.any():
+        return nll_true.new_zeros(())
+    logits, _ = model(x[has], -v[has], -ar[has], o[has])
+    nll_opp = sequence_nll(logits, y[has])
+    return F.relu(margin - (nll_opp - nll_true[has])).mean()
 
 
 def bench(args) -> None:
@@ -219,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--p-split", type=float, default=0.6, help="chance that a window changes at a bar inside it")
     ap.add_argument("--p-splice", type=float, default=0.5, help="chance that the change is to another piece")
     ap.add_argument("--cond-lr-mult", type=float, default=5.0, help="learning rate of the condition paths, times --lr")
+    ap.add_argument("--contrast", type=float, default=0.0,
+                    help="weight of the condition-contrast hinge (0: off): the opposite emotion must explain the "
+                    "music worse by --contrast-margin nats per token")
+    ap.add_argument("--contrast-margin", type=float, default=0.05)
     ap.add_argument("--p-bos", type=float, default=0.3, help="share of windows that start a piece (a fresh start)")
     ap.add_argument("--vel-spread", type=int, default=2, help="a part's velocities move up to this many levels")
     ap.add_argument("--source-weights", default="",
@@ -254,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     w = csv.writer(log)
     if new_log:
         w.writerow(["step", "minutes", "tokens_seen", "train_loss", "heldout_loss", "heldout_no_emotion",
-                    "heldout_plain", "lr"])
+                    "heldout_plain", "lr", "heldout_opposite"])
     model.train()
     t_start = time.time() - elapsed
     last_ck = last_eval = last_snap = time.time()
@@ -268,22 +295,28 @@ def main(argv: list[str] | None = None) -> int:
         for g in opt.param_groups:
             g["lr"] = lr * g["mult"]
         x, y, v, ar, o = data.train(a.batch)
-        _, loss = model(x, v, ar, o, targets=y)
+        logits, loss = model(x, v, ar, o, targets=y)
+        nll_value = loss.item()  # the curve logs the likelihood alone
+        if a.contrast > 0:
+            k = max(1, a.batch // 2)  # on half the batch: the second pass costs half a step
+            nll = sequence_nll(logits[:k], y[:k])
+            loss = loss + a.contrast * condition_contrast(model, x[:k], y[:k], v[:k], ar[:k], o[:k], nll, a.contrast_margin)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
         seen += x.numel()
-        run_loss, run_n = run_loss + loss.item(), run_n + 1
+        run_loss, run_n = run_loss + nll_value, run_n + 1
         now = time.time()
         if now - last_eval >= a.eval_minutes * 60 or step == 1:
             hl, hn, hp = evaluate(model, held), evaluate(model, held, drop_emotion=True), evaluate(model, held_plain)
+            ho = evaluate(model, held, opposite=True)
             w.writerow([step, round(elapsed / 60, 2), seen, round(run_loss / run_n, 4), round(hl, 4), round(hn, 4),
-                        round(hp, 4), f"{lr:.2e}"])
+                        round(hp, 4), f"{lr:.2e}", round(ho, 4)])
             log.flush()
             print(f"step {step} {elapsed/60:.1f} min train {run_loss/run_n:.3f} held-out {hl:.3f} "
-                  f"(without emotion {hn:.3f}, plain {hp:.3f}) lr {lr:.1e}", flush=True)
+                  f"(without emotion {hn:.3f}, opposite {ho:.3f}, plain {hp:.3f}) lr {lr:.1e}", flush=True)
             run_loss, run_n = 0.0, 0
             last_eval = now
             if hl < best:
