@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--midi-dir", action="append", default=[], help="a folder of MIDI files (recursive); repeatable")
     ap.add_argument("--mma-songs", type=int, default=400, help="mma groove renders (default 400)")
     ap.add_argument("--max-files", type=int, default=0, help="cap per source (0: none)")
-    ap.add_argument("--max-minutes", type=float, default=15.0, help="stop parsing new files after this long")
+    ap.add_argument("--max-minutes", type=float, default=15.0, help="stop parsing new files after this long (0: parse nothing, assemble from the cache)")
     ap.add_argument("--file-timeout", type=int, default=60, help="seconds one source file may take (default 60)")
     ap.add_argument("--chord-min-beats", type=float, default=2.0, help="hold of a CHORD target in beats")
     ap.add_argument("--valence-scope", choices=("piece", "window"), default="piece",
