@@ -217,7 +217,9 @@ class JackWatch:
         while names[i]:
             out.append(names[i].decode(errors="replace"))
             i += 1
-        self.lib.jack_free(ctypes.cast(names, ctypes.c_void_p))
+        # passed as is (argtypes c_void_p): ctypes.cast would make a reference cycle per call, and the
+        # sender runs with the garbage collector off, so every port check would leak a few hundred bytes
+        self.lib.jack_free(names)
         return out
 
     def close(self) -> None:
