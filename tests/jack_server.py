@@ -20,8 +20,14 @@ import time
 from pathlib import Path
 
 import pytest
+from jack_registry import clear_stale_servers
 
 _count = itertools.count()
+TOO_MANY_SERVERS = "too many servers already active"
+
+
+class RegistryFull(RuntimeError):
+    """jackd refused to start: every slot of JACK's shared server registry is taken."""
 
 
 class JackServer:
@@ -39,25 +45,41 @@ class JackServer:
         return {"JACK_DEFAULT_SERVER": self.name, "JACK_NO_START_SERVER": "1"}
 
     def start(self, timeout: float = 10.0) -> "JackServer":
+        try:
+            return self._start(timeout)
+        except RegistryFull:
+            # Killed servers (SIGKILL, a crashed CI job) leave their slots in JACK's shared registry; JACK only
+            # reclaims a slot for a server of the same name, and ours are unique. Free the dead ones, once.
+            cleared = clear_stale_servers()
+            if not cleared:
+                raise
+            return self._start(timeout)
+
+    def _start(self, timeout: float) -> "JackServer":
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(
                 ["jackd", "--realtime" if self.realtime else "--no-realtime", "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **self.env()},
                 preexec_fn=die_with_parent)
-        for k, v in self.env().items():
-            self._saved_env[k] = os.environ.get(k)
-            os.environ[k] = v
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"jackd exited at start: {self.log.read_text()[-500:]}")
+                text = self.log.read_text()
+                error = RegistryFull if TOO_MANY_SERVERS in text.lower() else RuntimeError
+                raise error(f"jackd exited at start: {text[-500:]}")
             r = subprocess.run(["jack_lsp", "-s", self.name], capture_output=True, text=True,
                                env={**os.environ, **self.env()})
             if r.returncode == 0 and "system:" in r.stdout:
+                self._set_env()
                 return self
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"jackd did not come up within {timeout} s")
+
+    def _set_env(self) -> None:
+        for k, v in self.env().items():
+            self._saved_env[k] = os.environ.get(k)
+            os.environ[k] = v
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
