@@ -10,6 +10,7 @@ When a cut arrives inside music already generated (no lookahead, or a surprise),
 from __future__ import annotations
 
 import bisect
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -24,6 +25,10 @@ EMOTION_MEMORY_S = 90.0
 LANDED_MEMORY = 8  # landed boundaries looked back at (same-cut checks use the last 4)
 # A chord this close to a cut is that cut's chord: the tolerance of the chord-on-cut measure (±100 ms).
 SAME_CUT_S = 0.1
+# Live, music this far behind the playhead is not generated: it would be played late, all at once, and a
+# generator slower than real time would fall further behind with every step. The plan skips to the playhead.
+# Less than this is played (a little late) rather than lost: the first step after start-up is often that late.
+BEHIND_S = 0.25
 
 
 @dataclass
@@ -61,8 +66,12 @@ class Conductor:
     """tempo_for: arousal -> bpm (arousal_tempo(cfg) unless given: an external clock's tempo, say)."""
 
     def __init__(self, cfg: ConductorConfig, generator: Generator, sink: NoteSink,
-                 tempo_for: Callable[[float], float] | None = None):
+                 tempo_for: Callable[[float], float] | None = None, now: Callable[[], float | None] | None = None):
         self.cfg = cfg
+        # live: the media time playing now (music before it has been played); None offline, where nothing is late
+        self.now = now or (lambda: None)
+        self.skips = 0  # times the plan skipped ahead to the playhead (the generator fell behind real time)
+        self.skipped_s = 0.0  # media seconds of music those skips left out
         self.generator = generator
         self.sink = sink
         self.tempo_for = tempo_for or arousal_tempo(cfg)
@@ -181,11 +190,61 @@ class Conductor:
         if self.end is not None:  # after finish() a late caller (the live planner) may ask past the end
             t_until = min(t_until, self.end)
         while self.cursor < t_until - EPS:
+            self._catch_up()
+            if self.cursor >= t_until - EPS:
+                break
             before = self.cursor
             new.extend(self._step())
             if self.cursor <= before:  # a step that cannot move time would spin here forever
                 break
         return new
+
+    def _catch_up(self) -> None:
+        """Live: when the plan is behind the playhead (the generator is slower than real time), drop the music
+        for time already past and go on from the next beat line after now, or from now with the chord of a cut
+        that was skipped. Notes already sent are whole (each carries its end), so nothing is left sounding."""
+        now = self.now()
+        if now is None or self.cursor >= now - BEHIND_S:
+            return
+        late = [p for p in self.boundaries if p.t < now - EPS]
+        self.boundaries = [p for p in self.boundaries if p.t >= now - EPS]
+        cut = next((p for p in reversed(late) if p.known), None)  # the newest real cut skipped: its chord, late
+        target = now if cut is not None or not self.tempo_map or self.grid is not None else self._beat_line_after(now)
+        if self.boundaries:
+            target = min(target, self.boundaries[0].t)
+        if self.end is not None:
+            target = min(target, self.end)
+        if target <= self.cursor + EPS:
+            return
+        if cut is not None:
+            self.boundaries.insert(0, _Planned(target, cut.kind, True, cut.source, cut=cut.cut if cut.cut is not None else cut.t))
+        self.skips += 1
+        self.skipped_s += target - self.cursor
+        self._move_grid(target)
+        self.cursor = target
+
+    def _grid_after_cursor(self) -> tuple[float, float]:
+        """(beat length, the first beat line after the cursor) of the grid the music is on."""
+        beat_s = 60.0 / self.tempo_map[-1].bpm
+        return beat_s, (self.next_beat if self.next_beat > self.cursor + EPS else self.cursor + beat_s)
+
+    def _beat_line_after(self, t: float) -> float:
+        """The first line of the current beat grid at or after t."""
+        beat_s, line = self._grid_after_cursor()
+        return line + max(0, math.ceil((t - line) / beat_s - EPS)) * beat_s
+
+    def _move_grid(self, target: float) -> None:
+        """Count the beats of a skipped stretch, so bars and the MIDI clock's beat numbers stay where they were."""
+        if not self.tempo_map or self.grid is not None:  # no grid yet, or the master's: its next beat is asked for
+            self.next_beat = target
+            return
+        beat_s, line = self._grid_after_cursor()
+        while line <= target + EPS:
+            self.beat += 1
+            self.beat_in_bar = (self.beat_in_bar + 1) % self.cfg.beats_per_bar
+            line += beat_s
+        self.next_beat = target if abs(line - beat_s - target) < EPS else line
+        self.beat_started = self.next_beat - beat_s if self.next_beat > target + EPS else target
 
     def _emotion_at(self, t: float) -> tuple[float, float]:
         if not self.emotion:

@@ -79,6 +79,8 @@ class LiveResult:
                 f"re-plans, {lat.get('n', 0)} messages sent, p50 {lat.get('p50', 0):.2f} ms p99 "
                 f"{lat.get('p99', 0):.2f} ms after their deadline (sender {r.priority if r else '?'}); {late_in} notes "
                 f"reached the sender late; {self.state.dropped} frames dropped"
+                + (f"; the generator fell behind: {self.state.skips} skips left out {self.state.skipped_s:.1f} s of "
+                   f"music" if self.state.skips else "")
                 + (f"; recorded in {self.record}" if self.record else "")
                 + (f"\n{self.video_out}" if self.video_out else ""))
 

@@ -25,6 +25,11 @@ from cuecast.types import (AudioChunk, Boundary, Clock, EmotionWindow, EndOfStre
 
 
 RECENT_BOUNDARIES = 64  # boundaries a history-less timeline keeps (the display and the summary count all)
+# A plan that takes longer than this (live, a generator slower than real time) holds the frames that arrive
+# meanwhile; they are analysed first, without a plan each, before the next plan (for as long as the plan took
+# at most): a step planned for every queued frame kept them waiting longer still, and a clip's last frames
+# took minutes. A quicker plan changes nothing.
+SLOW_PLAN_S = 0.25
 
 
 @dataclass
@@ -46,6 +51,8 @@ class EngineState:
     next_boundary_known: bool = True
     boundaries: int = 0
     replans: int = 0
+    skips: int = 0  # live: times the music skipped ahead to the playhead because the generator fell behind
+    skipped_s: float = 0.0  # the media seconds of music those skips left out
     analysis_ms: float = 0.0  # last frame's analysis cost
 
 
@@ -68,7 +75,7 @@ class Engine:
         self.clock = clock
         self.stages = stages
         self.hints = list(hints)
-        self.conductor = Conductor(cfg.conductor, stages.generator, sink, tempo_for)
+        self.conductor = Conductor(cfg.conductor, stages.generator, sink, tempo_for, now=clock.editable_from)
         self.timeline = Timeline()
         self.state = EngineState()
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="cuecast-analysis")
@@ -81,6 +88,9 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._emotion_error: BaseException | None = None
         self._last_frame_t: float | None = None
+        self._plan_ended = 0.0  # time.monotonic() when the last plan ended, and how long it took
+        self._plan_cost = 0.0
+        self._backlog = False  # the frame in hand waited through a slow plan
         self._frame_dt = 1 / 25
         self._early_cut: float | None = None  # a hard-cut candidate acted on before the detector confirmed it
         self.control = Control(cfg).attach(self)
@@ -135,6 +145,7 @@ class Engine:
                     break
                 if isinstance(item, Frame):
                     self.clock.arrived(item.t, item.arrived or time.monotonic())
+                    self._backlog = self._plan_cost > SLOW_PLAN_S and item.arrived < self._plan_ended
                 await loop.run_in_executor(self._pool, self._analyse, item)
                 if isinstance(item, Frame):
                     self.state.dropped = self.source.dropped
@@ -192,7 +203,8 @@ class Engine:
                     self.timeline.forecasts.append(forecast)
         self.state.frames += 1
         self.state.t_in = frame.t
-        self._plan()
+        if not self._backlog:
+            self._plan()
         self.state.analysis_ms = (time.perf_counter() - started) * 1000
 
     def _take_boundaries(self, boundaries: list[Boundary]) -> bool:
@@ -262,16 +274,35 @@ class Engine:
             self.state.neutral = w.neutral
 
     def _plan(self) -> None:
+        started = time.monotonic()
+        try:
+            self._plan_now()
+        finally:
+            self._plan_ended = time.monotonic()
+            self._plan_cost = self._plan_ended - started
+
+    def _plan_now(self) -> None:
         t_play = self.clock.playhead()
         self.state.t_play = t_play
         self.conductor.advance(t_play + self.cfg.conductor.horizon_s)
         s = self.conductor.status(t_play)
         st = self.state
+        self._count_skips()
         st.tempo, st.bar, st.beat_in_bar = s.tempo, s.bar, s.beat_in_bar
         st.next_boundary, st.next_boundary_known = s.next_boundary, s.next_boundary_known
         self.control.observe(st)
 
+    def _count_skips(self) -> None:
+        """Say once that the generator fell behind real time; the counts go to the state and the summary."""
+        c, st = self.conductor, self.state
+        if c.skips and not st.skips:
+            warn_line(f"the music generator is slower than real time: the music skips ahead to the playhead "
+                      f"(at {c.cursor:.1f} s; the summary counts the skips)")
+        st.skips, st.skipped_s = c.skips, c.skipped_s
+
     async def _plan_async(self) -> None:
+        if self._backlog and time.monotonic() - self._plan_ended < self._plan_cost:
+            return  # the frames held by the last (slow) plan first, for as long as it held them at most
         await asyncio.get_running_loop().run_in_executor(self._pool, self._plan)
 
     def _finish(self) -> None:
@@ -289,6 +320,7 @@ class Engine:
         end = self.clock.stop_at(self._stop.is_set())
         if end is None:
             self.conductor.finish(duration)
+            self._count_skips()
         else:
             self.sink.cut_at(end)
             self.timeline.meta["stopped_at"] = end  # where the music ended (a video out ends there too)
@@ -297,6 +329,8 @@ class Engine:
         tl.duration = duration
         tl.tempo = list(self.conductor.tempo_map)
         tl.meta["replans"] = self.conductor.replans
+        if self.conductor.skips:
+            tl.meta["skips"], tl.meta["skipped_s"] = self.conductor.skips, round(self.conductor.skipped_s, 3)
         tl.meta["frames"] = self.state.frames
         tl.meta["dropped_frames"] = self.source.dropped
 

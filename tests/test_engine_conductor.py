@@ -218,3 +218,43 @@ def test_advance_after_finish_returns_instead_of_spinning():
     n_plans = len(gen.plans)
     assert c.advance(4.3) == [] and c.cursor == pytest.approx(4.0)
     assert len(gen.plans) == n_plans
+
+
+def behind(c, gen, speed: float):
+    """Live with a generator at `speed` x real time: the playhead moves 1/speed s per second of music made."""
+    c.now = lambda: sum(p.t1 - p.t0 for p in gen.plans) / speed
+
+
+def test_behind_the_playhead_the_plan_skips_ahead_on_its_beat_grid():
+    c, gen, _ = make(tempo=100.0)  # beat 0.6 s
+    behind(c, gen, 0.5)
+    c.advance(20.0)
+    gaps = [(a.t1, b.t0) for a, b in zip(gen.plans, gen.plans[1:]) if b.t0 > a.t1 + 1e-6]
+    tail = c.cursor - gen.plans[-1].t1  # a last skip may end the advance
+    assert gaps and c.skips == len(gaps) + (tail > 1e-6)
+    assert c.skipped_s == pytest.approx(sum(t0 - t1 for t1, t0 in gaps) + tail)
+    for p in gen.plans:  # bars and beat numbers run on through the skips, as the MIDI clock does
+        assert p.t0 == pytest.approx(0.6 * p.beat) and p.beat_in_bar == p.beat % 4
+    made = 0.0
+    for p in gen.plans:  # no step starts more than the tolerance behind the playhead of its time
+        assert p.t0 >= made / 0.5 - 0.25 - 1e-6
+        made += p.t1 - p.t0
+
+
+def test_a_cut_in_the_skipped_music_gets_its_chord_late_and_forecasts_there_go():
+    c, gen, sink = make(tempo=100.0)
+    behind(c, gen, 0.5)
+    c.add_boundary(Boundary(t=3.0))
+    c.advance(12.0)
+    hit = [p for p in gen.plans if p.at_boundary]
+    assert len(hit) == 1 and hit[0].t0 > 3.0 and c.landed[-1].cut == 3.0
+    assert not any(p.t0 < 3.0 < p.t1 for p in gen.plans)  # the cut fell in a skip, not inside a played step
+    assert all(n.end > n.start for n in sink.notes)
+
+
+def test_a_plan_that_keeps_up_never_skips():
+    c, gen, _ = make(tempo=100.0)
+    behind(c, gen, 2.0)
+    c.finish(10.0)
+    assert c.skips == 0
+    assert all(a.t1 == pytest.approx(b.t0) for a, b in zip(gen.plans, gen.plans[1:]))

@@ -93,8 +93,9 @@ class TransformerGenerator:
         if plan.t1 <= plan.t0:
             return []
         s = self.s
-        if math.isnan(s.clock) or s.clock < plan.t0 - 1.0:
-            s.clock = plan.t0  # start, or a gap the conductor skipped: the model's clock jumps
+        skipped = plan.t0 > self.emitted_until + EPS  # the conductor left out music (live, behind the playhead)
+        if math.isnan(s.clock) or s.clock < plan.t0 - 1.0 or (skipped and s.clock < plan.t0):
+            s.clock = plan.t0  # start, or a gap the conductor skipped: the model's clock jumps, nothing is made for it
         self.snaps.append((s.clock, len(self.log), s.copy()))
         grid = _Grid(plan)
         if abs(s.clock - plan.t0) < EPS and grid.is_bar(plan.t0):
