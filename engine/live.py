@@ -29,7 +29,9 @@ from cuecast.engine.sync import follow
 from cuecast.engine.timeline import timeline_json, write_json
 from cuecast.engine.video_out import LiveVideoOut, check_target
 from cuecast.streams.midi_file import MidiFileSink, write_sent
-from cuecast.streams.midi_out import MidiClockIn, PortError, parse_output_spec
+from cuecast.streams.midi_clock_in import MidiClockIn
+from cuecast.streams.midi_outputs import parse_output_spec
+from cuecast.streams.midi_ports import PortError
 from cuecast.streams.synth_live import parse_audio_out
 from cuecast.streams.sources import open_source
 from cuecast.types import NoteSink, Source, SourceError, Timeline

@@ -374,7 +374,7 @@ def child_main(fd: int) -> None:
 
 def sender_main(conn, status, setup: Setup) -> None:
     """The sender process: open the outputs, then send on time until told to stop (or the engine dies)."""
-    from cuecast.streams.midi_out import PortError, open_output  # noqa: PLC0415
+    from cuecast.streams.midi_outputs import PortError, open_output  # noqa: PLC0415
 
     outputs = []
     try:

@@ -2,7 +2,7 @@
 master is stopped.
 
 A master is anything with `grid_at(wall) -> (bpm, wall of its next beat, that beat's index) | None` and
-`running` (False while stopped): MIDI clock in (streams.midi_out.MidiClockIn) or a Link session followed
+`running` (False while stopped): MIDI clock in (streams.midi_clock_in.MidiClockIn) or a Link session followed
 (LinkFollower). The conductor then takes every beat from the master (its tempo, its bar) and never bends the
 tempo to land a cut: boundary chords land off the grid, on the cut.
 """

@@ -25,7 +25,8 @@ from cuecast import midi
 from cuecast.midi import CC, Status
 
 from .audio_render import _WRITE_FLOAT, SynthUnavailable, find_soundfont, load_fluidsynth
-from .midi_out import CLIENT_NAME, MidiOutput, OutputSpec, PortError, quiet_stderr
+from .midi_outputs import MidiOutput, OutputSpec
+from .midi_ports import CLIENT_NAME, PortError, quiet_stderr
 
 INSTALL_LIVE = "pip install 'cuecast[live]' (tools/install.sh installs it)"
 HOW_TO_GET_SOUNDDEVICE = f"the synth output needs the sounddevice package to play to a sound device: {INSTALL_LIVE}"

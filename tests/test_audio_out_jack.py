@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 from jack_server import jack  # noqa: F401 - `jack` is a fixture
 
-from cuecast.streams.midi_out import PortError
+from cuecast.streams.midi_ports import PortError
 from cuecast.streams.synth_live import parse_audio_out
 
 jack_client = pytest.importorskip("jack", reason="JACK-Client (the live extra) is not installed")
 
 SYNTH = r"""
 import json, sys, time
-from cuecast.streams.midi_out import PortError, open_output
+from cuecast.streams.midi_outputs import PortError, open_output
 try:
     out = open_output("synth", audio_out=sys.argv[1])
 except PortError as e:
@@ -157,7 +157,7 @@ def test_audio_out_specs():
 def test_missing_package_is_named():
     """Without the live extra the error names the package to install (not PortAudio, not a traceback)."""
     script = ("import sys; sys.modules['sounddevice'] = None; sys.modules['jack'] = None\n"
-              "from cuecast.streams.midi_out import PortError, open_output\n"
+              "from cuecast.streams.midi_outputs import PortError, open_output\n"
               "for where in (None, 'jack'):\n"
               "    try:\n        open_output('synth', audio_out=where)\n"
               "    except PortError as e:\n        print(e)\n")

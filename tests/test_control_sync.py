@@ -17,7 +17,7 @@ from jack_server import jack  # noqa: F401 - `jack` is a fixture
 
 from cuecast.control import BeatEvent, BoundaryEvent, State
 from cuecast.engine.sync import follow
-from cuecast.streams.midi_out import MidiClockIn
+from cuecast.streams.midi_clock_in import MidiClockIn
 
 MASTER = r"""
 import json, sys, time

@@ -155,7 +155,7 @@ def test_port_checks_make_no_garbage_cycles(jack, monkeypatch):
     sender grow 1.5 KB/s from such cycles)."""
     import gc
 
-    from cuecast.streams.midi_out import open_output
+    from cuecast.streams.midi_outputs import open_output
 
     for k, v in jack.env().items():
         monkeypatch.setenv(k, v)

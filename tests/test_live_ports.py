@@ -59,7 +59,7 @@ def test_follows_an_external_midi_clock(jack):  # noqa: F811
     import time
 
     from cuecast.engine.scheduler import RealtimeScheduler
-    from cuecast.streams.midi_out import MidiClockIn
+    from cuecast.streams.midi_clock_in import MidiClockIn
 
     t0 = [0.0]
     master = RealtimeScheduler(["virtual:master-clock"], lambda t: t0[0] + t, {"chords": (1, 0)})

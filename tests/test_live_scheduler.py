@@ -13,7 +13,8 @@ from jack_server import JackReceiver, jack  # noqa: F401 - `jack` is a fixture
 from cuecast.engine.midi_clock import ClockMap
 from cuecast.engine.scheduler import RealtimeScheduler, SenderError
 from cuecast.midi import PPQN
-from cuecast.streams.midi_out import PortError, match_port, parse_output_spec
+from cuecast.streams.midi_outputs import parse_output_spec
+from cuecast.streams.midi_ports import PortError, match_port
 from cuecast.types import Note
 
 CHANNELS = {"drums": (10, 0, 96), "bass": (2, 33, 100), "chords": (3, 0, 92)}

@@ -14,11 +14,11 @@ import sys
 import pytest
 from jack_server import jack  # noqa: F401 - `jack` is a fixture
 
-from cuecast.streams.midi_out import PortError, parse_output_spec
+from cuecast.streams.midi_outputs import PortError, parse_output_spec
 
 SCRIPT = r"""
 import json, sys, time
-from cuecast.streams.midi_out import PortError, open_output
+from cuecast.streams.midi_outputs import PortError, open_output
 try:
     out = open_output(sys.argv[1])
 except PortError as e:

@@ -69,7 +69,7 @@ def video_devices(sys_dir: Path = Path("/sys/class/video4linux")) -> tuple[list[
 
 def run(args) -> int:
     config_from_args(args)
-    from cuecast.streams.midi_out import PortError, jack_running, list_midi_ports  # noqa: PLC0415
+    from cuecast.streams.midi_ports import PortError, jack_running, list_midi_ports  # noqa: PLC0415
 
     notes: list[str] = []
     try:

@@ -1,0 +1,166 @@
+"""Following an external MIDI clock: tempo, start/stop and song position from a master's 24 ppqn ticks."""
+
+from __future__ import annotations
+
+import math
+
+from cuecast.midi import Status
+
+from .midi_outputs import OutputSpec, parse_output_spec
+from .midi_ports import (CLIENT_NAME, PortError, available_text, jack_running, match_port, midi_apis, open_client,
+                         release_port, rtmidi_module)
+
+
+class MidiClockIn:
+    """Follows the tempo of an external MIDI clock (24 ppqn) on `rtmidi:NAME`, `jack:NAME` or `virtual:NAME`.
+
+    Receive times come from the MIDI backend's own timestamps (taken where the message arrives, not when
+    Python gets round to it); the tempo is a least-squares fit over the last two beats of ticks, so one
+    late tick moves it little. `bpm` is None until a beat of ticks has arrived, and again when the clock
+    stops (Stop, or no tick for half a second).
+
+    It keeps the master's song position too: Start counts from zero, Song Position Pointer and Continue from
+    there, Stop pauses (`running`); `grid_at(wall)` gives the master's next beat after a monotonic wall time,
+    with its index from the song start, so the music can stay on the master's grid. Backend timestamps are
+    put on the monotonic clock by the earliest poll that saw them (the poll runs every 10 ms).
+    """
+
+    WINDOW = 48  # ticks in the tempo fit: two beats
+    GRID_WINDOW = 96  # ticks in the grid's fit: four beats (steadier phase; the tempo of a master is steady)
+    OFFSET_POLLS = 3000  # polls (30 s) whose earliest look at the messages places backend time on the clock
+
+    def __init__(self, spec: OutputSpec | str, client_name: str = CLIENT_NAME + "-clock"):
+        if isinstance(spec, str):
+            spec = parse_output_spec(spec)
+        if spec.kind not in ("rtmidi", "jack", "virtual"):
+            raise PortError(f"a MIDI clock comes in on rtmidi:NAME, jack:NAME or virtual:NAME (got {spec.text!r})")
+        self.spec = spec
+        self.port = None
+        self._t = 0.0  # backend time of the last message (sum of its deltas)
+        self._ticks: list[float] = []
+        self._positions: list[int] = []  # the song position (in ticks) of each tick in _ticks
+        self._next_pos: int | None = None  # position of the next tick, once Start or a song position said it
+        self._offsets: list[float] = []  # monotonic - backend time, per poll that took messages
+        self._last_wall = 0.0
+        self.running: bool | None = None  # None: no Start/Stop seen yet (a clock already running counts as running)
+        self._open(client_name)
+        import threading  # noqa: PLC0415
+        import time  # noqa: PLC0415
+
+        self._time = time
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="cuecast-clock-in", daemon=True)
+        self._thread.start()
+
+    def _open(self, client_name: str) -> None:
+        rtmidi = rtmidi_module()
+        kind, name = self.spec.kind, self.spec.name
+        apis = [rtmidi.API_UNIX_JACK] if kind == "jack" else midi_apis()
+        seen: list[str] = []
+        for api in apis:
+            port = open_client("in", api, client_name)
+            if port is None:
+                continue
+            port.ignore_types(sysex=True, timing=False, active_sense=True)
+            if kind == "virtual" or (kind == "jack" and not name):
+                try:
+                    port.open_virtual_port(name or "clock-in")
+                except Exception:
+                    port.delete()
+                    continue
+                self.port = port
+                return
+            names = port.get_ports()
+            i = match_port(names, name)
+            if i is not None:
+                port.open_port(i, "clock-in")
+                self.port = port
+                return
+            seen.extend(names)
+            port.delete()
+        if kind == "jack" and not seen and not jack_running():
+            raise PortError("jack: no JACK server is running for the clock input")
+        raise PortError(f"no MIDI input port matches {name!r} for the clock; available: {available_text(seen)}")
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self._take()
+            self._stop.wait(0.01)
+
+    def _take(self) -> None:
+        took = False
+        while self.port is not None:
+            m = self.port.get_message()
+            if m is None:
+                break
+            msg, delta = m
+            self._t += delta
+            took = True
+            if not msg:
+                continue
+            if msg[0] == Status.CLOCK:
+                if self._next_pos is None:
+                    self._next_pos = 0  # joined a running clock: count from here
+                if self.running is None:
+                    self.running = True  # ticks without a Start seen (it went out before we connected): running
+                self._ticks.append(self._t)
+                self._positions.append(self._next_pos)
+                del self._ticks[:-self.GRID_WINDOW], self._positions[:-self.GRID_WINDOW]
+                self._next_pos += 1
+                self._last_wall = self._time.monotonic()
+            elif msg[0] == Status.START:  # Start: the next tick is the song's first
+                self.running, self._next_pos = True, 0
+                self._ticks.clear(), self._positions.clear()
+            elif msg[0] == Status.CONTINUE:  # Continue: from the song position last given (or where it stopped)
+                self.running = True
+                self._ticks.clear(), self._positions.clear()
+            elif msg[0] == Status.STOP:
+                self.running = False
+                self._ticks.clear(), self._positions.clear()
+            elif msg[0] == Status.SONG_POSITION and len(msg) >= 3:  # Song Position Pointer, in sixteenths (6 ticks each)
+                self._next_pos = 6 * ((msg[1] & 0x7F) | (msg[2] & 0x7F) << 7)
+        if took:
+            self._offsets.append(self._time.monotonic() - self._t)
+            del self._offsets[:-self.OFFSET_POLLS]
+
+    def grid_at(self, wall: float) -> tuple[float, float, int] | None:
+        """(bpm, monotonic time of the master's next beat after `wall`, that beat's index from the song start),
+        or None while the clock is stopped or not yet known."""
+        ticks, pos, offsets = list(self._ticks), list(self._positions), list(self._offsets)
+        if self.running is False or len(ticks) < 24 or len(pos) != len(ticks) or not offsets:
+            return None
+        if self._time.monotonic() - self._last_wall > 0.5:
+            return None
+        # medians, not least squares: a burst of late timestamps (a busy machine, a missed audio cycle) moves
+        # a few ticks, not the grid
+        spans = sorted((ticks[i] - ticks[j]) / (pos[i] - pos[j]) for i in range(len(ticks))
+                       for j in (i - 24,) if j >= 0 and pos[i] > pos[j])
+        if not spans:
+            return None
+        period = spans[len(spans) // 2]
+        if period <= 0:
+            return None
+        zeros = sorted(t - p * period for t, p in zip(ticks, pos))  # backend time of song position 0
+        t0 = zeros[len(zeros) // 2] + min(offsets)  # on the monotonic clock: the poll closest to its messages
+        at = (wall - t0) / period  # the song position (ticks) at `wall`
+        beat = math.floor(at / 24 + 0.02) + 1  # "at a beat" counts as on it: the next one after
+        return 60.0 / (24 * period), t0 + beat * 24 * period, beat
+
+    @property
+    def bpm(self) -> float | None:
+        ticks = list(self._ticks)[-self.WINDOW:]  # a snapshot: the poll thread appends meanwhile
+        if len(ticks) < 24 or self._time.monotonic() - self._last_wall > 0.5:
+            return None
+        n = len(ticks)
+        mean_k = (n - 1) / 2
+        mean_t = sum(ticks) / n
+        num = sum((k - mean_k) * (t - mean_t) for k, t in enumerate(ticks))
+        den = sum((k - mean_k) ** 2 for k in range(n))
+        period = num / den
+        return 60.0 / (24 * period) if period > 0 else None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(1)
+        release_port(self.port)
+        self.port = None
