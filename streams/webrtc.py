@@ -27,6 +27,7 @@ import numpy as np
 
 from cuecast.types import AudioChunk, EKMAN6, EndOfStream, Frame, Note, SourceError, SourceInfo
 
+from .http_server import serve
 from .network import STALL_S, _Timestamps
 from .sources import ItemQueue
 from .video import AUDIO_RATE, _AudioBlocks, analysis_size
@@ -261,17 +262,10 @@ class WebRTCSource:
         app.router.add_get("/status", self._status)
         app.router.add_post("/report", self._report)
         _add_overlay(app, self)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
         try:
-            await site.start()
+            self._runner, self.port = await serve(app, self.host, self.port, "the WebRTC page")
         except OSError as e:
-            await self._runner.cleanup()
-            self._runner = None
-            raise SourceError(f"webrtc: cannot listen on {self.host}:{self.port} ({e.strerror or e})") from None
-        if self.port == 0:
-            self.port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001 - the port the OS chose
+            raise SourceError(f"webrtc: {e}") from None
         self.announce(f"cuecast: webrtc: open {self.url} in a browser to send a camera, a screen or a file"
                       + ("" if is_loopback(self.host) else " (the token keeps others out: share it only with the sender)"))
 

@@ -15,6 +15,7 @@ import json
 import time
 
 from cuecast.control import BoundaryEvent, State
+from cuecast.streams.http_server import serve
 
 PAGE = r"""<!doctype html>
 <html><head><meta charset="utf-8"><title>cuecast overlay</title>
@@ -176,16 +177,7 @@ class OverlayServer:
 
         app = web.Application()
         add_routes(app, self.link, self.token)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        try:
-            await site.start()
-        except OSError as e:
-            await self._runner.cleanup()
-            raise OSError(f"cannot serve the overlay on {self.host}:{self.port}: {e.strerror or e}") from None
-        if self.port == 0:
-            self.port = self._runner.addresses[0][1]
+        self._runner, self.port = await serve(app, self.host, self.port, "the overlay")
         return self
 
     @property
