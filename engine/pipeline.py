@@ -145,7 +145,8 @@ class Engine:
                     break
                 if isinstance(item, Frame):
                     self.clock.arrived(item.t, item.arrived or time.monotonic())
-                    self._backlog = self._plan_cost > SLOW_PLAN_S and item.arrived < self._plan_ended
+                    self._backlog = (self.clock.editable_from() is not None  # live: the playhead moves on its own
+                                     and self._plan_cost > SLOW_PLAN_S and item.arrived < self._plan_ended)
                 await loop.run_in_executor(self._pool, self._analyse, item)
                 if isinstance(item, Frame):
                     self.state.dropped = self.source.dropped
