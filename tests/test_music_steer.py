@@ -107,26 +107,64 @@ def test_velocity_steering_asks_soft_when_calm_and_loud_when_excited():
     assert calm[soft] > calm[loud] and wild[loud] > wild[soft]
 
 
-def test_boundary_help_accents_the_cut_and_lets_the_melody_give_way():
+def test_boundary_help_prepares_accents_and_changes_the_harmony():
     from cuecast.models.music.steer import boundary_bias
 
     tick, beat = 0.5 / 12, 0.5
     assert boundary_bias(float("nan"), tick, beat, 2.0) is None and boundary_bias(3.0, tick, beat, 2.0) is None
+    assert boundary_bias(float("nan"), tick, beat, 2.0, since_s=0.6) is None  # a beat after the cut: left alone
     on_cut = boundary_bias(0.0, tick, beat, 2.0, harmony_before=[0, 4, 7])
-    assert on_cut[T.on_token(0, 49)] > 0 and on_cut[T.on_token(0, 36)] > 0
-    assert on_cut[T.vel_token(7)] > on_cut[T.vel_token(3)]
-    assert on_cut[T.on_token(3, 60)] < 0 and on_cut[T.on_token(3, 62)] == 0  # the old chord's C, not D
-    before = boundary_bias(0.3, tick, beat, 2.0)
+    assert on_cut[T.on_token(0, 49)] > 0 and on_cut[T.on_token(0, 36)] > 0  # crash and kick
+    assert on_cut[T.vel_token(7)] > on_cut[T.vel_token(3)]  # loud
+    assert on_cut[T.on_token(3, 60)] < on_cut[T.on_token(3, 62)]  # the old chord's C less likely than a D
+    assert on_cut[T.on_token(2, 74)] < 0 < on_cut[T.on_token(4, 62)]  # the new shot opens on a chord, not the tune
+    before = boundary_bias(0.4, tick, beat, 2.0)
     assert before[T.on_token(2, 72)] < 0 and before[T.on_token(3, 60)] == 0  # melody (guitar) gives way
     assert before[T.on_token(0, 38)] > 0  # snare: a fill
+    breath = boundary_bias(0.1, tick, beat, 2.0)
+    assert breath[T.on_token(3, 60)] < 0 < breath[on_to_off(T.on_token(3, 60))]  # the last half beat clears
+    assert breath[T.on_token(0, 38)] > 0  # while the fill goes on
+    after = boundary_bias(float("nan"), tick, beat, 2.0, harmony_before=[0, 4, 7], since_s=0.2)
+    assert after[T.on_token(3, 60)] < after[T.on_token(3, 62)] == 0  # the new harmony holds for a beat
+    assert after[T.on_token(2, 74)] < 0
 
 
 def test_balance_invites_the_silent_parts():
     from cuecast.models.music.steer import balance_bias
 
-    melody_only = [(0.1 * i, True, 0, 2) for i in range(20)]  # guitar = the melody voice
+    melody_only = [2] * 16  # the instruments of the last note-ons: guitar = the melody voice
     b = balance_bias(melody_only, 0.0)
     assert b[T.on_token(2, 72)] < 0 < b[T.on_token(3, 60)] and b[T.on_token(1, 40)] > 0
     assert b[T.shift_token(1)] == 0
     calm, wild = balance_bias(melody_only, -1.0), balance_bias(melody_only, 1.0)
     assert wild[T.on_token(0, 36)] > calm[T.on_token(0, 36)]  # drums grow with arousal
+
+
+def test_register_leans_up_when_excited_and_down_when_calm():
+    from cuecast.models.music.steer import register_bias
+
+    calm, wild = register_bias(-0.9), register_bias(0.9)
+    high, low = T.on_token(2, 79), T.on_token(2, 55)
+    assert wild[high] > wild[low] and calm[high] < calm[low]
+    assert wild[T.on_token(1, 40)] == 0 == wild[T.on_token(0, 36)]  # bass keeps the bottom, drums have no register
+
+
+def test_velocity_tokens_invited_only_when_the_loudness_is_off():
+    from cuecast.models.music.steer import level_bias, target_level
+
+    right = round(target_level(0.9))
+    at_target = level_bias(right, 0.9)
+    assert float(at_target.max()) <= 0.5  # already loud enough: no reason to change
+    too_soft = level_bias(1, 0.9)
+    assert too_soft[right] > 2 and too_soft[0] < 0  # far too soft for an excited scene: louder levels invited
+
+
+def test_a_calm_opening_is_not_a_lone_tune():
+    """The tune waits for its accompaniment: the first notes of a piece are not all the melody's."""
+    s = Steering(mode_strength=0, density_strength=0, velocity_strength=0, balance_strength=1.0, register_strength=0)
+    b = s.bias(0.0, 0.0, -0.9)
+    assert b[T.on_token(2, 72)] < b[T.on_token(3, 60)] and b[T.on_token(2, 72)] < b[T.on_token(4, 60)]
+    for pitch in (48, 60, 64, 67):
+        s.on_token(T.on_token(3, pitch), 0.0)
+    b = s.bias(0.1, 0.0, -0.9)
+    assert b[T.on_token(2, 72)] > b[T.on_token(3, 72)]  # with the chords sounding, the tune is welcome

@@ -43,15 +43,20 @@ def irregular_cuts(seconds: float, seed: int = 0, lo: float = 0.8, hi: float = 6
     return out
 
 
+PARTS = ("drums", "bass", "chords", "pad", "melody")
+
+
 def energy(notes, seconds: float) -> dict:
-    """Loudness, register, drum activity and note length of a piece, and its notes per part."""
+    """Loudness, register, drum activity and note length of a piece, and each part's notes and level (mean
+    MIDI velocity, NaN for a silent part): the balance a listener hears."""
     pitched = [n for n in notes if n.instrument != "drums"]
     mean = lambda xs: statistics.fmean(xs) if xs else float("nan")  # noqa: E731
     return {"mean_velocity": mean([n.velocity for n in notes]),
             "mean_pitch": mean([n.pitch for n in pitched]),
             "drums_per_second": sum(n.instrument == "drums" for n in notes) / seconds,
             "mean_note_length": mean([n.end - n.start for n in pitched]),
-            **{f"notes_{part}": sum(n.instrument == part for n in notes) for part in ("drums", "bass", "chords", "pad", "melody")}}
+            **{f"notes_{part}": sum(n.instrument == part for n in notes) for part in PARTS},
+            **{f"level_{part}": mean([n.velocity for n in notes if n.instrument == part]) for part in PARTS}}
 
 
 def _grid(n: int) -> list[float]:
@@ -141,9 +146,27 @@ def table(result: dict) -> str:
         rnd = statistics.fmean(r["random_rate"] for r in a) if a else float("nan")
         lines.append(f"{k[0]:>6.2f} {k[1]:>6.2f} {rows[0]['tempo']:>5.0f} " + " ".join(f"{x:>10.3f}" for x in vals)
                      + f" {hit:>5.2f} {rnd:>5.2f}")
-    lines.append("")
+    lines += ["", energy_table(result), ""]
     for k, v in result["summary"].items():
         lines.append(f"{k:>26}: {v:.3f}" if isinstance(v, float) else f"{k:>26}: {v}")
+    return "\n".join(lines)
+
+
+def energy_table(result: dict) -> str:
+    """Per arousal (means over valence and seeds): what a listener hears as energy, and the balance of the
+    parts: notes of each part per piece, and its level (mean velocity) in brackets."""
+    cells = result["cells"]
+    head = (f"{'aro':>6} {'n/s':>6} {'vel':>6} {'pitch':>6} {'drum/s':>6} {'len s':>6}  "
+            + " ".join(f"{p:>11}" for p in PARTS))
+    lines = [head, "-" * len(head)]
+    mean = lambda xs: statistics.fmean(xs) if xs else float("nan")  # noqa: E731
+    for a in sorted({c["arousal"] for c in cells}):
+        rows = [c for c in cells if c["arousal"] == a]
+        m = {k: mean([r[k] for r in rows if r[k] == r[k]]) for k in rows[0]
+             if isinstance(rows[0][k], (int, float))}
+        parts = " ".join(f"{m[f'notes_{p}']:>5.0f} ({m[f'level_{p}']:>3.0f})" for p in PARTS)
+        lines.append(f"{a:>6.2f} {m['notes_per_second']:>6.2f} {m['mean_velocity']:>6.1f} {m['mean_pitch']:>6.1f} "
+                     f"{m['drums_per_second']:>6.2f} {m['mean_note_length']:>6.2f}  {parts}")
     return "\n".join(lines)
 
 

@@ -25,10 +25,11 @@ class GeneratorConfig:
     max_hold_beats: float = 4.0  # transformer: the guard closes a note held this long
     guidance: float = 1.0  # transformer: classifier-free guidance on valence and arousal (1 = off); one batch of two streams
     mode_steer: float = 3.0  # transformer: logit bias towards the mode valence asks for (0 = off; see steer.py)
-    density_steer: float = 1.5  # transformer: logit bias towards the note density arousal asks for (0 = off)
+    density_steer: float = 3.0  # transformer: logit bias towards the note density arousal asks for (0 = off)
     velocity_steer: float = 1.0  # transformer: logit bias towards the loudness arousal asks for (0 = off)
     balance_steer: float = 1.0  # transformer: logit bias towards every part having its share of the notes (0 = off)
-    boundary_steer: float = 2.0  # transformer: the conductor's help at a cut: accent on it, melody gives way before
+    register_steer: float = 1.0  # transformer: logit tilt of melody, chords and pad up when excited, down when calm (0 = off)
+    boundary_steer: float = 3.0  # transformer: the conductor's help at a cut: accent on it, melody gives way before
 
     def validate(self, key: str) -> None:
         check(self.backend in BACKENDS, f"{key}.backend", f"must be one of {', '.join(BACKENDS)}", self.backend)
@@ -43,4 +44,5 @@ class GeneratorConfig:
         check(0.0 <= self.density_steer <= 10.0, f"{key}.density_steer", "must be in 0..10", self.density_steer)
         check(0.0 <= self.velocity_steer <= 10.0, f"{key}.velocity_steer", "must be in 0..10", self.velocity_steer)
         check(0.0 <= self.balance_steer <= 10.0, f"{key}.balance_steer", "must be in 0..10", self.balance_steer)
+        check(0.0 <= self.register_steer <= 10.0, f"{key}.register_steer", "must be in 0..10", self.register_steer)
         check(0.0 <= self.boundary_steer <= 10.0, f"{key}.boundary_steer", "must be in 0..10", self.boundary_steer)

@@ -43,7 +43,7 @@ _PC = torch.from_numpy(np.where(T.TOK_PITCH >= 0, T.TOK_PITCH % 12, 0).astype(np
 RATE_WINDOW_S = 3.0  # seconds of onsets the density is measured over
 PC_DECAY = 0.96  # per pitched onset: the key estimate remembers the last few dozen notes
 MIN_NOTES_FOR_KEY = 6
-MAX_BIAS = 3.0
+MAX_BIAS = 5.0
 PITCHED_SHARE = 0.6  # of the target density, at least this much from pitched notes
 SOFTEST_LEVEL, LOUDEST_LEVEL = 2.0, 6.5  # velocity levels (of 8) that arousal -1 and +1 ask for
 ACCENT_LEVEL = 7  # the level of a hit on the cut
@@ -51,12 +51,22 @@ FILL_DRUMS = (38, 45, 47, 50)  # snare and toms: what a fill into a cut is playe
 
 _VEL_LEVELS = torch.arange(T.N_VEL, dtype=torch.float32)
 _INST = torch.from_numpy(T.TOK_INST.astype(np.int64))
-MIN_NOTES_FOR_BALANCE = 8  # fewer recent note-ons than this: too few to judge the balance
-MAX_BALANCE = 1.5
+BALANCE_NOTES = 16  # the balance is judged over this many last note-ons, however long ago: a sparse, calm
+# stream needs its parts as much as a busy one (a time window never filled at one note a second)
+MAX_BALANCE = 3.0
+ACCOMPANIMENT_NOTES = 4  # the melody waits while fewer of the last BALANCE_NOTES note-ons were accompaniment
+MELODY = T.INSTS.index("guitar")  # the instrument that plays cuecast's melody part
+REGISTER_SPAN = 18.0  # semitones either side of middle C over which the register tilt grows, then stays
 _MELODY_ON = torch.from_numpy(T.PITCHED_ON & (T.TOK_INST == T.INSTS.index("guitar")))
+_HARMONY_ON = torch.from_numpy(T.PITCHED_ON & np.isin(T.TOK_INST, [T.INSTS.index("piano"), T.INSTS.index("strings")]))
+_PITCHED_OFF = torch.from_numpy((T.KIND == 4) & (T.TOK_INST > 0))
+_REGISTER_TILT = torch.from_numpy(np.where(T.PITCHED_ON & (T.TOK_INST != T.INSTS.index("bass")),
+                                           np.clip((T.TOK_PITCH - 60) / 12.0, -REGISTER_SPAN / 12, REGISTER_SPAN / 12),
+                                           0.0)).float()
+DEFAULT_LEVEL = 4  # the level a note plays at before any velocity token (the generator's default)
 
 
-def target_notes_per_second(arousal: float, lo: float = 1.5, hi: float = 12.0) -> float:
+def target_notes_per_second(arousal: float, lo: float = 1.5, hi: float = 20.0) -> float:
     """The density arousal asks for: geometric from `lo` (arousal -1) to `hi` (+1) notes per second."""
     a = min(1.0, max(-1.0, arousal))
     return lo * (hi / lo) ** ((a + 1.0) / 2.0)
@@ -90,13 +100,31 @@ def part_shares(arousal: float) -> np.ndarray:
     return shares / shares.sum()
 
 
-def balance_bias(onsets: list[tuple[float, bool, int, int]], arousal: float) -> torch.Tensor:
-    """(V,) bias on each instrument's note-ons: log(wanted share / recent share), bounded, so a part that
-    has been silent is invited in and one that plays everything is held back."""
-    counts = np.bincount([inst for _, _, _, inst in onsets], minlength=len(T.INSTS)).astype(float)
+def balance_bias(parts: list[int], arousal: float) -> torch.Tensor:
+    """(V,) bias on each instrument's note-ons from the instruments of the last note-ons: log(wanted share /
+    recent share), bounded, so a part that has been silent is invited in and one that plays everything is
+    held back."""
+    counts = np.bincount(parts, minlength=len(T.INSTS)).astype(float)
     have = (counts + 0.5) / (counts.sum() + 0.5 * len(counts))
     by_inst = torch.from_numpy(np.clip(np.log(part_shares(arousal) / have), -MAX_BALANCE, MAX_BALANCE)).float()
     return torch.where(_ANY_ON, by_inst[_INST.clamp(min=0)], 0.0)
+
+
+def register_bias(arousal: float) -> torch.Tensor:
+    """(V,) tilt of the melody's, chords' and pad's note-ons by pitch: higher when excited, lower and darker
+    when calm (bass keeps the bottom and drums have no register). Per octave from middle C, up to
+    REGISTER_SPAN semitones: the part keeps its own range, only leaning up or down within it."""
+    a = min(1.0, max(-1.0, arousal))
+    return a * _REGISTER_TILT
+
+
+def level_bias(level: int, arousal: float) -> torch.Tensor:
+    """(N_VEL,) bias on the velocity tokens: each level by how much closer it is to the level arousal asks
+    for than the level now playing (`level` -1: none yet, the default middle level), so a stream already
+    at the right loudness has no reason to change and one that is off is invited to."""
+    want = target_level(arousal)
+    now = level if level >= 0 else DEFAULT_LEVEL
+    return abs(now - want) - (_VEL_LEVELS - want).abs()
 
 
 def target_level(arousal: float) -> float:
@@ -106,26 +134,44 @@ def target_level(arousal: float) -> float:
 
 
 def boundary_bias(offset_s: float, tick_s: float, beat_s: float, strength: float,
-                  harmony_before: list[int] = ()) -> torch.Tensor | None:
-    """(V,) logit bias around a boundary `offset_s` seconds ahead (NaN: none known), or None.
+                  harmony_before: list[int] = (), since_s: float = math.nan) -> torch.Tensor | None:
+    """(V,) logit bias around a boundary `offset_s` seconds ahead (NaN: none known) and in the beat after
+    the last one (`since_s` seconds ago, NaN: none), or None when neither is near.
 
-    On the cut (less than half a tick away): crash and kick and a loud velocity level, the accent, and
-    the pitch classes of the harmony before it (`harmony_before`) less likely: the new shot's chord is a
-    new one. In the beat before it: the melody gives way (its note-ons less likely), snare and toms more
-    (a fill)."""
-    if strength <= 0 or math.isnan(offset_s) or offset_s > beat_s:
+    A cut a listener hears is prepared, struck and followed by something new:
+    - the beat before it: the melody gives way (its note-ons less likely), snare and toms more (a fill);
+      in its last half the pitched parts breathe (no new notes, the sounding ones released), so the
+      cut's attack lands on a clearing rather than inside a busy texture;
+    - on it (less than half a tick away): crash and kick and a loud velocity level (the accent), chords
+      and pad favoured and the melody held back (the new shot opens on a chord, the tune comes after it),
+      and the pitch classes of the harmony before it (`harmony_before`) less likely: a new chord;
+    - the beat after it: the old pitch classes and the melody still held back, at half strength, so the
+      new harmony is the one heard after the cut, not the old one returning at once."""
+    near = not math.isnan(offset_s) and offset_s <= beat_s
+    after = not math.isnan(since_s) and 0.0 < since_s < beat_s
+    if strength <= 0 or not (near or after):
         return None
     out = torch.zeros(T.VOCAB_SIZE)
-    if offset_s < tick_s / 2:
+    old = _PITCHED_ON & torch.isin(_PC, torch.tensor(list(harmony_before), dtype=torch.long))
+    if near and offset_s < tick_s / 2:
         for drum in (49, 36):
             out[T.on_token(0, drum)] += strength
-        out[T.VEL0:T.VEL0 + T.N_VEL] -= 0.5 * strength * (ACCENT_LEVEL - _VEL_LEVELS).abs()
-        if len(harmony_before):
-            out[_PITCHED_ON & torch.isin(_PC, torch.tensor(list(harmony_before)))] -= strength
-    else:
+        # a loud level invited (a stream that gives no velocity tokens would otherwise keep its level), the
+        # softer ones the less likely the softer they are
+        out[T.VEL0:T.VEL0 + T.N_VEL] += strength * (1.0 - 0.5 * (ACCENT_LEVEL - _VEL_LEVELS).abs())
+        out[_HARMONY_ON] += 0.5 * strength
+        out[_MELODY_ON] -= strength
+        out[old] -= strength
+    elif near:
         out[_MELODY_ON] -= strength
         for drum in FILL_DRUMS:
             out[T.on_token(0, drum)] += 0.5 * strength
+        if offset_s < beat_s / 2:
+            out[_PITCHED_ON] -= strength
+            out[_PITCHED_OFF] += strength
+    else:
+        out[_MELODY_ON] -= 0.5 * strength
+        out[old] -= 0.5 * strength
     return out
 
 
@@ -142,24 +188,31 @@ class Steering:
     # with a pitched note, while the bias is asked for at every token
     mode_tokens: torch.Tensor = field(default_factory=lambda: torch.zeros(T.VOCAB_SIZE))
     balance_strength: float = 1.0
-    # (media time, pitched, pitch class, instrument) of recent note-ons
+    register_strength: float = 1.0
+    # (media time, pitched, pitch class, instrument) of the note-ons of the last RATE_WINDOW_S seconds
     onsets: list[tuple[float, bool, int, int]] = field(default_factory=list)
+    parts: list[int] = field(default_factory=list)  # instruments of the last BALANCE_NOTES note-ons
+    level: int = -1  # the velocity level playing now (-1: none given yet)
     started: float = math.nan
 
     def copy(self) -> "Steering":
         return Steering(self.mode_strength, self.density_strength, self.velocity_strength, self.pcs.copy(),
-                        self.n_pitched, self.mode_tokens, self.balance_strength, list(self.onsets), self.started)
+                        self.n_pitched, self.mode_tokens, self.balance_strength, self.register_strength,
+                        list(self.onsets), list(self.parts), self.level, self.started)
 
     def on_token(self, tok: int, t: float) -> None:
-        """Take a fed token into account (note-ons only)."""
+        """Take a fed token into account (velocity levels and note-ons)."""
         if math.isnan(self.started):
             self.started = t
+        if T.KIND[tok] == 2:
+            self.level = tok - T.VEL0
         if T.KIND[tok] != 3:
             return
         pitched = bool(T.TOK_INST[tok] > 0)
         self.onsets.append((t, pitched, int(T.TOK_PITCH[tok]) % 12, int(T.TOK_INST[tok])))
         if self.onsets[0][0] < t - RATE_WINDOW_S:
             self.onsets = [x for x in self.onsets if x[0] >= t - RATE_WINDOW_S]
+        self.parts = self.parts[-(BALANCE_NOTES - 1):] + [int(T.TOK_INST[tok])]
         if pitched:
             self.pcs = self.pcs * PC_DECAY
             self.pcs[int(T.TOK_PITCH[tok]) % 12] += 1.0
@@ -191,11 +244,18 @@ class Steering:
             out = out + torch.where(_PITCHED_ON, density_bias(pitched, PITCHED_SHARE * target, self.density_strength),
                                     _ANY_ON * density_bias(rate, target, self.density_strength))
             used = True
-        if self.balance_strength > 0 and len(self.onsets) >= MIN_NOTES_FOR_BALANCE:
-            out = out + self.balance_strength * balance_bias(self.onsets, arousal)
+        if self.balance_strength > 0:
+            out = out + self.balance_strength * balance_bias(self.parts, arousal)
+            if sum(p != MELODY for p in self.parts) < ACCOMPANIMENT_NOTES:
+                # the tune is heard over its accompaniment: it enters after it, as arrangements open, and
+                # waits for it when it has been alone (a small model that plays a lone tune for a few bars
+                # turns into a folk tune for the rest of the piece: its corpus is full of them)
+                out = out - self.balance_strength * MAX_BALANCE * _MELODY_ON
+            used = True
+        if self.register_strength > 0 and not math.isnan(arousal):
+            out = out + self.register_strength * register_bias(arousal)
             used = True
         if self.velocity_strength > 0 and not math.isnan(arousal):
-            vel = -self.velocity_strength * (_VEL_LEVELS - target_level(arousal)).abs()
-            out[T.VEL0:T.VEL0 + T.N_VEL] += vel
+            out[T.VEL0:T.VEL0 + T.N_VEL] += self.velocity_strength * level_bias(self.level, arousal)
             used = True
         return out if used else None

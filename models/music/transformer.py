@@ -48,11 +48,13 @@ class _State:
     level: int
     last_bar: float = math.nan  # time of the last BAR fed (never two at one time)
     chord_at: float = math.nan  # time of the last CHORD token
+    cut_at: float = math.nan  # time of the last boundary reached
+    cut_pcs: tuple[int, ...] = ()  # pitch classes struck in the beat before it (the harmony it leaves)
     sounding: dict[int, tuple[float, int]] = field(default_factory=dict)  # on-token -> (start s, velocity)
 
     def copy(self) -> "_State":
         return _State(self.cache.clone(), self.logits, self.guard.copy(), self.steer.copy(), self.clock, self.level,
-                      self.last_bar, self.chord_at, dict(self.sounding))
+                      self.last_bar, self.chord_at, self.cut_at, self.cut_pcs, dict(self.sounding))
 
 
 class TransformerGenerator:
@@ -79,7 +81,8 @@ class TransformerGenerator:
         guard = Guard(max_polyphony=self.cfg.max_polyphony, max_hold_ticks=int(self.max_hold_beats * T.TICKS_PER_BEAT),
                       max_events_per_tick=self.events_per_tick)
         steer = Steering(mode_strength=self.cfg.mode_steer, density_strength=self.cfg.density_steer,
-                         velocity_strength=self.cfg.velocity_steer, balance_strength=self.cfg.balance_steer)
+                         velocity_strength=self.cfg.velocity_steer, balance_strength=self.cfg.balance_steer,
+                         register_strength=self.cfg.register_steer)
         self.s = _State(cache, logits, guard, steer, clock=math.nan, level=-1)
         self.closed: list[Note] = []  # notes closed, not yet returned
         self.emitted_until = -math.inf  # notes starting before this were returned already
@@ -120,8 +123,9 @@ class TransformerGenerator:
             max_shift = max(1, min(T.MAX_SHIFT, int(math.ceil((stop - s.clock) / tick_s - 1e-3))))
             off = self._offset(plan, s.clock)
             bias = s.steer.bias(s.clock, plan.valence, plan.arousal)
-            before = s.steer.recent_pitch_classes(s.clock, plan.beat_s) if off < tick_s / 2 else ()
-            help_ = boundary_bias(off, tick_s, plan.beat_s, self.cfg.boundary_steer, before)
+            if off < tick_s / 2 and not abs(s.cut_at - s.clock) < EPS:  # reached a boundary: remember what it leaves
+                s.cut_at, s.cut_pcs = s.clock, tuple(s.steer.recent_pitch_classes(s.clock, plan.beat_s))
+            help_ = boundary_bias(off, tick_s, plan.beat_s, self.cfg.boundary_steer, s.cut_pcs, s.clock - s.cut_at)
             if help_ is not None:
                 bias = help_ if bias is None else bias + help_
             if not math.isnan(off) and off < tick_s / 2:

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 # The chord on a cut rings for a bar, at least long enough to be heard as harmony rather than a click and
 # at most as long as a held chord sounds fresh
 HIT_MIN_S, HIT_MAX_S = 0.6, 2.5
+# how often a new shot also brings a new (related) key: a film's cut to another place or moment is as often
+# a change of tonal centre as a new chord in the same key
+NEW_KEY_AT_CUT = 0.45
 
 
 def new_section(a: "Arranger", plan: StepPlan, x: float, related: bool) -> None:
@@ -60,20 +63,21 @@ def boundary_hit(a: "Arranger", plan: StepPlan, x: float, ev: list[Note]) -> Non
     sec = st.section
     fits = sec is not None and sec.mode in dict(theory.modes_for_valence(plan.valence))
     r = rng.random()
-    if sec is None or not fits or r < 0.3:
+    if sec is None or not fits or r < NEW_KEY_AT_CUT:
         new_section(a, plan, x, related=sec is not None and r < 0.8)
-    elif r < 0.65:  # same key, another progression of the family
+    elif r < 0.75:  # same key, another progression of the family
         sec.progression = progression(a, sec.mode, plan.valence)
         sec.bars, st.prog_pos = 0, 0
     else:
         sec.bars, st.prog_pos = 0, 0
     sec = st.section
     sec.bars = 1
-    old_pcs = set(st.pcs)
+    heard = set(st.pcs) | {st.mel_last % 12, st.bass_last % 12}
     # the new shot starts on a new chord, the one of its progression that shares the fewest notes with
-    # the chord before the cut (a cut the harmony glides over is not heard as one)
+    # what was heard just before the cut, the chord and the tune's and the bass's last notes (a cut the
+    # harmony glides over is not heard as one)
     st.prog_pos = min(range(len(sec.progression)),
-                      key=lambda i: (len(set(theory.roman_chord(sec.progression[i], sec.tonic)[1]) & old_pcs), i))
+                      key=lambda i: (len(set(theory.roman_chord(sec.progression[i], sec.tonic)[1]) & heard), i))
     set_chord(a, sec.progression[st.prog_pos], plan.t0)
     hold = max(HIT_MIN_S, min(plan.beats_per_bar * plan.beat_s, HIT_MAX_S))
     if plan.boundary_known and plan.next_boundary is not None and plan.next_boundary > plan.t0:
