@@ -113,10 +113,11 @@ def test_boundary_help_prepares_accents_and_changes_the_harmony():
     tick, beat = 0.5 / 12, 0.5
     assert boundary_bias(float("nan"), tick, beat, 2.0) is None and boundary_bias(3.0, tick, beat, 2.0) is None
     assert boundary_bias(float("nan"), tick, beat, 2.0, since_s=0.6) is None  # a beat after the cut: left alone
-    on_cut = boundary_bias(0.0, tick, beat, 2.0, harmony_before=[0, 4, 7])
+    on_cut = boundary_bias(0.0, tick, beat, 2.0, harmony_before=[0, 4, 7], keys_before=[60, 64, 67])
     assert on_cut[T.on_token(0, 49)] > 0 and on_cut[T.on_token(0, 36)] > 0  # crash and kick
-    assert on_cut[T.vel_token(7)] > on_cut[T.vel_token(3)]  # loud
-    assert on_cut[T.on_token(3, 60)] < on_cut[T.on_token(3, 62)]  # the old chord's C less likely than a D
+    assert on_cut[T.vel_token(7)] > 0 > on_cut[T.vel_token(3)]  # a loud level invited, a soft one not
+    # the old chord's C less likely than a D, and the very key struck before least likely
+    assert on_cut[T.on_token(3, 60)] < on_cut[T.on_token(3, 72)] < on_cut[T.on_token(3, 62)]
     assert on_cut[T.on_token(2, 74)] < 0 < on_cut[T.on_token(4, 62)]  # the new shot opens on a chord, not the tune
     before = boundary_bias(0.4, tick, beat, 2.0)
     assert before[T.on_token(2, 72)] < 0 and before[T.on_token(3, 60)] == 0  # melody (guitar) gives way

@@ -38,6 +38,7 @@ from cuecast.models.music.theory import key_correlations
 
 _PITCHED_ON = torch.from_numpy(T.PITCHED_ON)
 _ANY_ON = torch.from_numpy(T.KIND == 3)
+_PITCH = torch.from_numpy(T.TOK_PITCH.astype(np.int64))
 _PC = torch.from_numpy(np.where(T.TOK_PITCH >= 0, T.TOK_PITCH % 12, 0).astype(np.int64))
 
 RATE_WINDOW_S = 3.0  # seconds of onsets the density is measured over
@@ -47,6 +48,7 @@ MAX_BIAS = 5.0
 PITCHED_SHARE = 0.6  # of the target density, at least this much from pitched notes
 SOFTEST_LEVEL, LOUDEST_LEVEL = 2.0, 6.5  # velocity levels (of 8) that arousal -1 and +1 ask for
 ACCENT_LEVEL = 7  # the level of a hit on the cut
+ACCENT_GAIN = 1.5  # crash and kick on the cut: the strongest of the conductor's asks, the accent is the cut
 FILL_DRUMS = (38, 45, 47, 50)  # snare and toms: what a fill into a cut is played on
 
 _VEL_LEVELS = torch.arange(T.N_VEL, dtype=torch.float32)
@@ -134,7 +136,8 @@ def target_level(arousal: float) -> float:
 
 
 def boundary_bias(offset_s: float, tick_s: float, beat_s: float, strength: float,
-                  harmony_before: list[int] = (), since_s: float = math.nan) -> torch.Tensor | None:
+                  harmony_before: list[int] = (), since_s: float = math.nan,
+                  keys_before: list[int] = ()) -> torch.Tensor | None:
     """(V,) logit bias around a boundary `offset_s` seconds ahead (NaN: none known) and in the beat after
     the last one (`since_s` seconds ago, NaN: none), or None when neither is near.
 
@@ -144,7 +147,9 @@ def boundary_bias(offset_s: float, tick_s: float, beat_s: float, strength: float
       cut's attack lands on a clearing rather than inside a busy texture;
     - on it (less than half a tick away): crash and kick and a loud velocity level (the accent), chords
       and pad favoured and the melody held back (the new shot opens on a chord, the tune comes after it),
-      and the pitch classes of the harmony before it (`harmony_before`) less likely: a new chord;
+      the pitch classes of the harmony before it (`harmony_before`) less likely and the very keys struck
+      in the beat before it (`keys_before`, MIDI pitches) less likely still: a new chord, not the old one
+      struck again (the cut ends the old shot's notes, and a small model likes to strike them again);
     - the beat after it: the old pitch classes and the melody still held back, at half strength, so the
       new harmony is the one heard after the cut, not the old one returning at once."""
     near = not math.isnan(offset_s) and offset_s <= beat_s
@@ -155,7 +160,8 @@ def boundary_bias(offset_s: float, tick_s: float, beat_s: float, strength: float
     old = _PITCHED_ON & torch.isin(_PC, torch.tensor(list(harmony_before), dtype=torch.long))
     if near and offset_s < tick_s / 2:
         for drum in (49, 36):
-            out[T.on_token(0, drum)] += strength
+            out[T.on_token(0, drum)] += ACCENT_GAIN * strength
+        out[_PITCHED_ON & torch.isin(_PITCH, torch.tensor(list(keys_before), dtype=torch.long))] -= strength
         # a loud level invited (a stream that gives no velocity tokens would otherwise keep its level), the
         # softer ones the less likely the softer they are
         out[T.VEL0:T.VEL0 + T.N_VEL] += strength * (1.0 - 0.5 * (ACCENT_LEVEL - _VEL_LEVELS).abs())
@@ -189,8 +195,8 @@ class Steering:
     mode_tokens: torch.Tensor = field(default_factory=lambda: torch.zeros(T.VOCAB_SIZE))
     balance_strength: float = 1.0
     register_strength: float = 1.0
-    # (media time, pitched, pitch class, instrument) of the note-ons of the last RATE_WINDOW_S seconds
-    onsets: list[tuple[float, bool, int, int]] = field(default_factory=list)
+    # (media time, pitched, pitch class, instrument, pitch) of the note-ons of the last RATE_WINDOW_S seconds
+    onsets: list[tuple[float, bool, int, int, int]] = field(default_factory=list)
     parts: list[int] = field(default_factory=list)  # instruments of the last BALANCE_NOTES note-ons
     level: int = -1  # the velocity level playing now (-1: none given yet)
     started: float = math.nan
@@ -209,7 +215,7 @@ class Steering:
         if T.KIND[tok] != 3:
             return
         pitched = bool(T.TOK_INST[tok] > 0)
-        self.onsets.append((t, pitched, int(T.TOK_PITCH[tok]) % 12, int(T.TOK_INST[tok])))
+        self.onsets.append((t, pitched, int(T.TOK_PITCH[tok]) % 12, int(T.TOK_INST[tok]), int(T.TOK_PITCH[tok])))
         if self.onsets[0][0] < t - RATE_WINDOW_S:
             self.onsets = [x for x in self.onsets if x[0] >= t - RATE_WINDOW_S]
         self.parts = self.parts[-(BALANCE_NOTES - 1):] + [int(T.TOK_INST[tok])]
@@ -224,12 +230,16 @@ class Steering:
     def rates(self, t: float) -> tuple[float, float]:
         """Note-ons per second of the last few seconds: (all, pitched)."""
         span = max(0.75, min(RATE_WINDOW_S, t - self.started)) if not math.isnan(self.started) else RATE_WINDOW_S
-        recent = [p for x, p, _, _ in self.onsets if x > t - span]
+        recent = [p for x, p, *_ in self.onsets if x > t - span]
         return len(recent) / span, sum(recent) / span
 
     def recent_pitch_classes(self, t: float, span: float) -> list[int]:
         """Pitch classes of the pitched notes struck in the last `span` seconds before t (the harmony now)."""
-        return sorted({pc for x, p, pc, _ in self.onsets if p and t - span <= x < t})
+        return sorted({pc for x, p, pc, _, _ in self.onsets if p and t - span <= x < t})
+
+    def recent_keys(self, t: float, span: float) -> list[int]:
+        """MIDI pitches of the pitched notes struck in the last `span` seconds before t."""
+        return sorted({key for x, p, _, _, key in self.onsets if p and t - span <= x < t})
 
     def bias(self, t: float, valence: float, arousal: float) -> torch.Tensor | None:
         """(V,) logit bias for the next token at media time t, or None when there is nothing to steer."""

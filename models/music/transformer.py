@@ -50,11 +50,12 @@ class _State:
     chord_at: float = math.nan  # time of the last CHORD token
     cut_at: float = math.nan  # time of the last boundary reached
     cut_pcs: tuple[int, ...] = ()  # pitch classes struck in the beat before it (the harmony it leaves)
+    cut_keys: tuple[int, ...] = ()  # and their MIDI pitches
     sounding: dict[int, tuple[float, int]] = field(default_factory=dict)  # on-token -> (start s, velocity)
 
     def copy(self) -> "_State":
         return _State(self.cache.clone(), self.logits, self.guard.copy(), self.steer.copy(), self.clock, self.level,
-                      self.last_bar, self.chord_at, self.cut_at, self.cut_pcs, dict(self.sounding))
+                      self.last_bar, self.chord_at, self.cut_at, self.cut_pcs, self.cut_keys, dict(self.sounding))
 
 
 class TransformerGenerator:
@@ -125,7 +126,9 @@ class TransformerGenerator:
             bias = s.steer.bias(s.clock, plan.valence, plan.arousal)
             if off < tick_s / 2 and not abs(s.cut_at - s.clock) < EPS:  # reached a boundary: remember what it leaves
                 s.cut_at, s.cut_pcs = s.clock, tuple(s.steer.recent_pitch_classes(s.clock, plan.beat_s))
-            help_ = boundary_bias(off, tick_s, plan.beat_s, self.cfg.boundary_steer, s.cut_pcs, s.clock - s.cut_at)
+                s.cut_keys = tuple(s.steer.recent_keys(s.clock, plan.beat_s))
+            help_ = boundary_bias(off, tick_s, plan.beat_s, self.cfg.boundary_steer, s.cut_pcs, s.clock - s.cut_at,
+                                  s.cut_keys)
             if help_ is not None:
                 bias = help_ if bias is None else bias + help_
             if not math.isnan(off) and off < tick_s / 2:
