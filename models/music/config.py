@@ -29,7 +29,7 @@ class GeneratorConfig:
     velocity_steer: float = 1.0  # transformer: logit bias towards the loudness arousal asks for (0 = off)
     balance_steer: float = 1.0  # transformer: logit bias towards every part having its share of the notes (0 = off)
     register_steer: float = 1.0  # transformer: logit tilt of melody, chords and pad up when excited, down when calm (0 = off)
-    boundary_steer: float = 3.0  # transformer: the conductor's help at a cut: accent on it, melody gives way before
+    boundary_steer: float = 3.0  # transformer: the conductor's help at a cut: prepared, accented, a new harmony after
 
     def validate(self, key: str) -> None:
         check(self.backend in BACKENDS, f"{key}.backend", f"must be one of {', '.join(BACKENDS)}", self.backend)

@@ -16,13 +16,16 @@ the emotion the picture asks for while every token stays the model's choice (bia
   drum groove alone cannot meet it: a soundtrack needs harmony;
 - loudness: velocity tokens are favoured by their distance to the level arousal asks for (calm is soft,
   excited is loud), so energy is heard in dynamics as well as in density;
-- balance: each instrument's note-ons are nudged by how far its share of the last seconds is from its
+- balance: each instrument's note-ons are nudged by how far its share of the last notes is from its
   share in an arrangement (drums growing with arousal), so bass, chords and pad are heard next to the
-  melody (a small model left alone drifts to one melodic voice, like the folk tunes in its corpus).
+  melody, and the melody waits while it has been nearly alone (a small model left alone drifts to one
+  melodic voice, like the folk tunes in its corpus, and stays there);
+- register: the melody's, chords' and pad's note-ons lean up when excited and down when calm.
 
-The conductor's help at boundaries (`boundary_bias`, also biases only): on the cut, the accent a listener
-hears (crash, kick, a loud velocity level); in the last beat before a known cut, the melody gives way
-and the drums lean towards a fill. Which notes sound, and the chord itself, stay the model's choice.
+The conductor's help at boundaries (`boundary_bias`, also biases only): before a known cut the melody
+gives way, the drums lean to a fill and the last half beat clears; on the cut the accent a listener hears
+(crash, kick, a loud level) and a chord that is not the one just heard; a beat after it the new harmony
+holds. Which notes sound, and the chord itself, stay the model's choice.
 """
 
 from __future__ import annotations

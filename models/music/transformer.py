@@ -4,11 +4,13 @@ The model's clock is the conductor's beat grid: a time shift is twelfths of the 
 follows `plan.tempo_bpm`), shifts stop at every beat line, at the end of the step and at the next boundary
 (so a chord can land exactly on a cut that falls between beats), and BAR tokens are fed where the
 conductor's bar lines are. Every token gets the plan's valence and arousal and the seconds from its time
-to the next boundary (EMSYNC's boundary offset); at the boundary the CHORD token gets a small logit bonus,
-crash, kick and a loud velocity are favoured on the cut and the melody gives way in the beat before it
-(help from the conductor's side that leaves the notes to the model, `steer.boundary_bias`; the chord itself, its notes and their length
-are the model's). Valence and arousal also steer sampling (`steer.py`: mode, note density and loudness as
-soft logit biases), and with `guidance` > 1 classifier-free guidance on both.
+to the next boundary (EMSYNC's boundary offset); at the boundary the CHORD token gets a small logit bonus.
+Around a cut the conductor helps with logit biases only (`steer.boundary_bias`): in the beat before a known
+cut the melody gives way, the drums lean to a fill and the last half beat clears; on the cut crash, kick, a
+loud level and chords are favoured and the harmony just heard disfavoured, and for a beat after it the new
+harmony holds. The chord itself, its notes and their length are the model's. Valence and arousal also steer
+sampling (`steer.py`: mode, note density, loudness, register and the balance of the parts as soft logit
+biases), and with `guidance` > 1 classifier-free guidance on both.
 
 A step returns the notes that start in [t0, t1). A note's end is known only when the model closes it, so
 generation runs ahead of t1 until every note started before t1 is closed (at most `max_hold_beats`, the
@@ -127,7 +129,9 @@ class TransformerGenerator:
             if off < tick_s / 2 and not abs(s.cut_at - s.clock) < EPS:  # reached a boundary: remember what it leaves
                 s.cut_at, s.cut_pcs = s.clock, tuple(s.steer.recent_pitch_classes(s.clock, plan.beat_s))
                 s.cut_keys = tuple(s.steer.recent_keys(s.clock, plan.beat_s))
-            help_ = boundary_bias(off, tick_s, plan.beat_s, self.cfg.boundary_steer, s.cut_pcs, s.clock - s.cut_at,
+            # every token of the cut's tick is on the cut, also after its CHORD moved the offset to the next one
+            on_cut = 0.0 if abs(s.cut_at - s.clock) < EPS else off
+            help_ = boundary_bias(on_cut, tick_s, plan.beat_s, self.cfg.boundary_steer, s.cut_pcs, s.clock - s.cut_at,
                                   s.cut_keys)
             if help_ is not None:
                 bias = help_ if bias is None else bias + help_
