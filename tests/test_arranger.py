@@ -211,6 +211,13 @@ def test_eval_tool_runs_through_compose():
     assert s["random_rate_irregular"] < 0.35
     assert s["spearman_arousal_nps"] > 0.5
     assert "valence" in ev.table(result)
+    # the energy a listener hears and the balance of the parts, per arousal: a part's level is its notes' mean
+    # velocity, undefined (NaN) only when it is silent
+    rows = ev.energy_table(result).splitlines()
+    assert all(p in rows[0] for p in ev.PARTS) and len(rows) == 2 + 2
+    for c in result["cells"]:
+        assert all((c[f"notes_{p}"] > 0) == (0 < c[f"level_{p}"] <= 127) for p in ev.PARTS)
+    assert sum(c["notes_chords"] + c["notes_pad"] for c in result["cells"]) > 0 < sum(c["notes_bass"] for c in result["cells"])
 
 
 def test_every_cut_changes_the_harmony():
