@@ -96,8 +96,10 @@ def boundary_hit(a: "Arranger", plan: StepPlan, x: float, ev: list[Note]) -> Non
     bass_hold = hold if x < 0.3 else min(hold, max(1, plan.beats_per_bar // 2) * plan.beat_s - 0.05) if x < 0.5 \
         else min(hold, 0.92 * plan.beat_s)
     ev.append(Note(plan.t0, plan.t0 + max(0.1, bass_hold), st.bass_last, vel, "bass"))
-    # the melody lands on a chord tone of the new chord: it belongs to the hit
-    st.mel_last = theory.nearest_pitch(st.pcs[a.rng.choice((0, 1, 2))], st.mel_last, *feel.mel_range(a.st, x))
+    # the melody lands on a chord tone of the new chord, one that was not just heard: it belongs to the hit,
+    # and a tune that holds its note across the cut ties the two shots together
+    fresh = [pc for pc in st.pcs[:3] if pc not in heard] or list(st.pcs[:3])
+    st.mel_last = theory.nearest_pitch(a.rng.choice(fresh), st.mel_last, *feel.mel_range(a.st, x))
     if x >= 0.25:
         mel_hold = min(hold, 2 * plan.beat_s)
         st.mel_until = plan.t0 + mel_hold
