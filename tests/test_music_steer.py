@@ -125,6 +125,7 @@ def test_boundary_help_prepares_accents_and_changes_the_harmony():
     breath = boundary_bias(0.1, tick, beat, 2.0)
     assert breath[T.on_token(3, 60)] < 0 < breath[on_to_off(T.on_token(3, 60))]  # the last half beat clears
     assert breath[T.on_token(0, 38)] > 0  # while the fill goes on
+    assert breath[T.on_token(3, 60)] < boundary_bias(0.2, tick, beat, 2.0)[T.on_token(3, 60)] < 0  # deepening
     after = boundary_bias(float("nan"), tick, beat, 2.0, harmony_before=[0, 4, 7], since_s=0.2)
     assert after[T.on_token(3, 60)] < after[T.on_token(3, 62)] == 0  # the new harmony holds for a beat
     assert after[T.on_token(2, 74)] < 0

@@ -146,8 +146,8 @@ def boundary_bias(offset_s: float, tick_s: float, beat_s: float, strength: float
 
     A cut a listener hears is prepared, struck and followed by something new:
     - the beat before it: the melody gives way (its note-ons less likely), snare and toms more (a fill);
-      in its last half the pitched parts breathe (no new notes, the sounding ones released), so the
-      cut's attack lands on a clearing rather than inside a busy texture;
+      in its last half the pitched parts breathe (no new notes, the sounding ones released; more so in the
+      last quarter), so the cut's attack lands on a clearing rather than on notes struck a moment before;
     - on it (less than half a tick away): crash and kick and a loud velocity level (the accent), chords
       and pad favoured and the melody held back (the new shot opens on a chord, the tune comes after it),
       the pitch classes of the harmony before it (`harmony_before`) less likely and the very keys struck
@@ -175,9 +175,10 @@ def boundary_bias(offset_s: float, tick_s: float, beat_s: float, strength: float
         out[_MELODY_ON] -= strength
         for drum in FILL_DRUMS:
             out[T.on_token(0, drum)] += 0.5 * strength
-        if offset_s < beat_s / 2:
-            out[_PITCHED_ON] -= strength
-            out[_PITCHED_OFF] += strength
+        if offset_s < beat_s / 2:  # the clearing deepens towards the cut: nothing struck just before the hit
+            clear = strength * (2.0 if offset_s < beat_s / 4 else 1.0)
+            out[_PITCHED_ON] -= clear
+            out[_PITCHED_OFF] += clear
     else:
         out[_MELODY_ON] -= 0.5 * strength
         out[old] -= 0.5 * strength
