@@ -65,3 +65,11 @@ def test_bad_wav_is_a_one_line_error(tmp_path, capsys):
     (tmp_path / "x.wav").write_text("not a wav")
     assert E.main(["--wav", str(tmp_path / "x.wav"), "--cuts", "1.0"]) == 2
     assert capsys.readouterr().err.startswith("cuecast: error:")
+
+
+def test_chroma_resolves_semitones_in_the_pad_register():
+    """A G3 (196 Hz) is G, not smeared over its neighbours: a chord change low in the texture is seen (with
+    46 ms frames a third of its energy lands on other pitch classes)."""
+    mag, freqs = E.spectrogram(tone((55,), 1.0, attack=False), SR, E.CHROMA_FRAME_S)
+    c = E.chroma(mag, freqs).mean(axis=0)
+    assert int(np.argmax(c)) == 7 and c[7] > 0.9 * c.sum()

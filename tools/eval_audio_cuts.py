@@ -3,8 +3,9 @@
 For every hard cut and for random moments at least 0.75 s away from any cut (hard or gradual):
 - onset strength: the largest spectral flux (half-wave rectified rise of the log spectrum, 10 ms frames)
   within +-50 ms of the moment, divided by the file's median flux (files differ in loudness);
-- change of harmony: the cosine distance between the chroma (energy per pitch class, 55 Hz-5 kHz) of the
-  0.75 s before the moment and of the 0.75 s after it (each leaving out 50 ms next to the moment).
+- change of harmony: the cosine distance between the chroma (energy per pitch class, 55 Hz-5 kHz, 93 ms
+  frames so that semitones are resolved in the bass and pad register) of the 0.75 s before the moment and
+  of the 0.75 s after it (each leaving out 50 ms next to the moment).
 Each is reported as an AUC: the chance that a cut scores higher than a random moment (0.5 = cuts sound
 like any other moment, 1.0 = every cut stands out).
 
@@ -30,7 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-FRAME_S = 0.046  # STFT frame (2048 samples at 44.1 kHz)
+FRAME_S = 0.046  # STFT frame for onsets (2048 samples at 44.1 kHz): fine in time
+# STFT frame for chroma (4096 samples at 44.1 kHz, 10.8 Hz bins, as librosa's chroma_stft default): fine in
+# pitch. With 46 ms frames the bins are 21.5 Hz wide, wider than a semitone below ~370 Hz, so the pitch
+# classes of the bass, pad and chords smear into their neighbours and a change of chord there goes unseen
+CHROMA_FRAME_S = 0.093
 HOP_S = 0.010
 ONSET_WINDOW_S = 0.05  # a cut's accent may fall this far either side of it
 CHROMA_SPAN_S = 0.75  # harmony before vs after
@@ -50,9 +55,9 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     return x.reshape(-1, ch).mean(axis=1), sr
 
 
-def spectrogram(x: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
+def spectrogram(x: np.ndarray, sr: int, frame_s: float = FRAME_S) -> tuple[np.ndarray, np.ndarray]:
     """Magnitudes (frames, bins) and bin frequencies; frame i is centred at i * HOP_S."""
-    n = 1 << int(np.ceil(np.log2(FRAME_S * sr)))
+    n = 1 << int(np.ceil(np.log2(frame_s * sr)))
     hop = int(round(HOP_S * sr))
     pad = np.pad(x, (n // 2, n // 2))
     idx = np.arange(0, len(pad) - n + 1, hop)[:, None] + np.arange(n)[None, :]
@@ -122,8 +127,10 @@ def score_wav(wav: str | Path, hard: list[float], gradual: list[float] = (), see
     """Onset and harmony scores at the hard cuts and at random moments of one WAV."""
     x, sr = read_wav(wav)
     duration = len(x) / sr
-    mag, freqs = spectrogram(x, sr)
-    flux, chr_ = spectral_flux(mag), chroma(mag, freqs)
+    flux = spectral_flux(spectrogram(x, sr)[0])
+    chr_ = chroma(*spectrogram(x, sr, CHROMA_FRAME_S))
+    n = min(len(flux), len(chr_))  # the same hop: frame i is at i * HOP_S in both
+    flux, chr_ = flux[:n], chr_[:n]
     cuts = [t for t in hard if CHROMA_SPAN_S <= t <= duration - CHROMA_SPAN_S]
     rand = random_moments(duration, list(hard) + list(gradual), N_RANDOM, np.random.default_rng(seed))
     co, ch = moment_scores(flux, chr_, cuts)
