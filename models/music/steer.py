@@ -51,7 +51,8 @@ MAX_BIAS = 5.0
 PITCHED_SHARE = 0.6  # of the target density, at least this much from pitched notes
 SOFTEST_LEVEL, LOUDEST_LEVEL = 2.0, 6.5  # velocity levels (of 8) that arousal -1 and +1 ask for
 ACCENT_LEVEL = 7  # the level of a hit on the cut
-ACCENT_GAIN = 1.5  # crash and kick on the cut: the strongest of the conductor's asks, the accent is the cut
+ACCENT_GAIN = 2.5  # crash, kick and a loud level on the cut: the strongest of the conductor's asks, the accent is the cut (a model
+# that has not played a crash for bars gives it a log-probability near -10)
 FILL_DRUMS = (38, 45, 47, 50)  # snare and toms: what a fill into a cut is played on
 
 _VEL_LEVELS = torch.arange(T.N_VEL, dtype=torch.float32)
@@ -167,7 +168,7 @@ def boundary_bias(offset_s: float, tick_s: float, beat_s: float, strength: float
         out[_PITCHED_ON & torch.isin(_PITCH, torch.tensor(list(keys_before), dtype=torch.long))] -= strength
         # a loud level invited (a stream that gives no velocity tokens would otherwise keep its level), the
         # softer ones the less likely the softer they are
-        out[T.VEL0:T.VEL0 + T.N_VEL] += strength * (1.0 - 0.5 * (ACCENT_LEVEL - _VEL_LEVELS).abs())
+        out[T.VEL0:T.VEL0 + T.N_VEL] += ACCENT_GAIN * strength * (1.0 - 0.5 * (ACCENT_LEVEL - _VEL_LEVELS).abs())
         out[_HARMONY_ON] += 0.5 * strength
         out[_MELODY_ON] -= strength
         out[old] -= strength
