@@ -205,6 +205,8 @@ class Steering:
     parts: list[int] = field(default_factory=list)  # instruments of the last BALANCE_NOTES note-ons
     level: int = -1  # the velocity level playing now (-1: none given yet)
     started: float = math.nan
+    _balance_key: tuple = ()
+    _balance_bias: torch.Tensor | None = None
 
     def copy(self) -> "Steering":
         return Steering(self.mode_strength, self.density_strength, self.velocity_strength, self.pcs.copy(),
@@ -231,6 +233,14 @@ class Steering:
             if self.n_pitched >= MIN_NOTES_FOR_KEY and self.mode_strength > 0:
                 by_pc = torch.from_numpy(key_score_gradient(self.pcs)).float()
                 self.mode_tokens = torch.where(_PITCHED_ON, by_pc[_PC], 0.0)
+
+    def _balance(self, arousal: float) -> torch.Tensor:
+        """balance_bias of the last notes, kept until a note or the arousal changes (it is asked for at
+        every token, and most tokens are not note-ons)."""
+        key = (tuple(self.parts), arousal)
+        if self._balance_key != key:
+            self._balance_key, self._balance_bias = key, balance_bias(self.parts, arousal)
+        return self._balance_bias
 
     def rates(self, t: float) -> tuple[float, float]:
         """Note-ons per second of the last few seconds: (all, pitched)."""
@@ -260,7 +270,7 @@ class Steering:
                                     _ANY_ON * density_bias(rate, target, self.density_strength))
             used = True
         if self.balance_strength > 0:
-            out = out + self.balance_strength * balance_bias(self.parts, arousal)
+            out = out + self.balance_strength * self._balance(arousal)
             if sum(p != MELODY for p in self.parts) < ACCOMPANIMENT_NOTES:
                 # the tune is heard over its accompaniment: it enters after it, as arrangements open, and
                 # waits for it when it has been alone (a small model that plays a lone tune for a few bars
