@@ -66,11 +66,14 @@ class RealtimeClock:
     def arrived(self, t: float, wall: float) -> None:
         """Pin media time t to the wall time its frame arrived (Frame.arrived); the engine calls this for
         every frame. The picture is on screen from its arrival, so the music must not also carry the analysis's
-        start-up. A source's first frames come late (opening, the first decode): for SETTLE_S the clock
-        follows the earliest arrival; after that it holds still, so a burst after a stall moves nothing."""
+        start-up. A source's first frames come late (opening, the first decode, a stream's probe, which hands
+        over its first second or so at once): for SETTLE_S, and for as long as no music has played (the
+        first L seconds), the clock follows the earliest arrival; after that it holds still, so a burst
+        after a stall moves nothing."""
         if self._anchor is None:
             self._anchor, self._first_t = (t, wall), t
-        elif t - self._first_t < SETTLE_S and wall - t < self._anchor[1] - self._anchor[0]:
+        elif wall - t < self._anchor[1] - self._anchor[0] and (
+                t - self._first_t < SETTLE_S or wall < self.wall_of(self._first_t)):
             self._anchor = (t, wall)
 
     def observe(self, t_in: float) -> None:

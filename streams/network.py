@@ -28,6 +28,8 @@ from .sources import NETWORK_SCHEMES, ThreadedSource
 from .video import AUDIO_RATE, _AudioBlocks, analysis_size
 
 JUMP_S = 1.0  # timestamps that disagree with the arrival clock by more than this have jumped or restarted
+CATCH_UP_S = 1.0  # frames late by more than JUMP_S are watched this long before they count as a jump
+CATCH_UP_RATE = 0.2  # ...and are a backlog being read (not a jump) while their lateness shrinks this fast
 STALL_S = 1.0  # no picture for this long: the stream has stalled (the music is held, then fades)
 LISTEN_SLICE_S = 1.0  # a listener waits in slices this long, so close() ends the wait promptly
 
@@ -89,13 +91,22 @@ def ffmpeg_open_args(url: str) -> tuple[str, dict[str, str]]:
 
 class _Timestamps:
     """Media time of a live stream: its own timestamps while they run with the wall clock; when they jump,
-    restart or the stream comes back after a gap, the arrival time, continuing from the last frame."""
+    restart or the stream comes back after a gap, the arrival time, continuing from the last frame.
+
+    Frames that come late with their timestamps running on (no jump) are one of two things. Our own reader
+    was held up (a loaded machine): the stream's data waited in the receive buffer and now comes in faster
+    than real time until it has caught up; its timestamps are right and stay. Or the sender paused and
+    carries on at its own pace: its pictures are now late for good, and media time moves on by that
+    lateness (as for a jump), once the frames have shown for CATCH_UP_S that they are not catching up.
+    Taking the first for the second added every stall of the reader to the picture's delay, for good."""
 
     def __init__(self, live: bool):
         self.live = live
         self.base: tuple[float, float] | None = None  # (stream seconds, media time) that correspond
         self.last: tuple[float, float] | None = None  # (media time, wall time) of the last frame
         self.jumps = 0
+        self._offset = 0.0  # the earliest (arrival - media time) since the base: frames on time
+        self._late: tuple[float, float] | None = None  # (wall, lateness) when the frames were last checked
 
     def restart(self) -> None:
         self.base = None  # the next frame continues from the last one by the time that passed
@@ -103,15 +114,42 @@ class _Timestamps:
     def video(self, pts: float, wall: float, frame_s: float) -> float:
         if self.base is None:
             t = 0.0 if self.last is None else self.last[0] + max(frame_s, wall - self.last[1])
-            self.base = (pts, t)
+            self._rebase(pts, t, wall)
         t = self.base[1] + pts - self.base[0]
         if self.live and self.last is not None:
             lt, lw = self.last
-            if t <= lt or abs((t - lt) - (wall - lw)) > JUMP_S:
+            if t <= lt or t - lt > JUMP_S:  # the timestamps themselves jumped or restarted
                 self.jumps += 1
                 t = lt + max(frame_s, wall - lw)
-                self.base = (pts, t)
+                self._rebase(pts, t, wall)
+            else:
+                t = self._lateness(pts, t, wall)
         self.last = (t, wall)
+        return t
+
+    def _rebase(self, pts: float, t: float, wall: float) -> None:
+        self.base, self._offset, self._late = (pts, t), wall - t, None
+
+    def _lateness(self, pts: float, t: float, wall: float) -> float:
+        """t, or t moved on by the frames' lateness once they show they are not catching up."""
+        late = (wall - t) - self._offset
+        if late < 0:
+            self._offset = wall - t  # earlier than any frame before: the reference moves to it
+        if late <= JUMP_S:
+            self._late = None
+            return t
+        if self._late is None:
+            self._late = (wall, late)
+            return t
+        since, then = self._late
+        if wall - since < CATCH_UP_S:
+            return t
+        if then - late >= CATCH_UP_RATE * (wall - since):  # coming in faster than real time: a backlog
+            self._late = (wall, late)
+            return t
+        self.jumps += 1
+        t += late  # the sender paused: its pictures go on from when they arrive
+        self._rebase(pts, t, wall)
         return t
 
     def audio(self, pts: float) -> float | None:
@@ -293,7 +331,12 @@ class NetworkSource(ThreadedSource):
         yield from blocks.flush()
 
     def _demux(self, container, streams, clock, resampler, blocks, frame_s, recorder):
+        came: dict[int, float] = {}  # video pts -> when its packet was read (the decoder holds a few back)
         for packet in container.demux(streams):
+            if packet.pts is not None and packet.stream.type == "video":
+                came[packet.pts] = time.monotonic()
+                if len(came) > 64:  # pictures the decoder never gave back (damaged ones)
+                    del came[next(iter(came))]
             try:
                 frames = packet.decode()
             except av.error.FFmpegError:
@@ -305,7 +348,9 @@ class NetworkSource(ThreadedSource):
                     continue
                 pts = float(frame.pts * frame.time_base)
                 if isinstance(frame, av.VideoFrame):
-                    wall = self._last_wall = time.monotonic()
+                    # a picture arrived with its data, not when the decoder's threads handed it back
+                    self._last_wall = time.monotonic()
+                    wall = came.pop(frame.pts, self._last_wall)
                     jumps = clock.jumps
                     t = clock.video(pts, wall, frame_s)
                     self.timestamp_jumps += clock.jumps - jumps

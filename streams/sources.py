@@ -66,6 +66,12 @@ class ItemQueue:
         return not stop.is_set()
 
     # ---- loop side ----
+    def push(self, item) -> int:
+        """Queue an item made on the loop itself (webrtc), shown to the tap first as put() does."""
+        if self.tap is not None:
+            self.tap(item)
+        return self.offer(item)
+
     def offer(self, item) -> int:
         """Queue an item without waiting; returns how many frames it pushed out (live only)."""
         dropped = 0

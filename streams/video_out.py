@@ -456,11 +456,15 @@ class VideoOut:
     def _write_pictures_until(self, now: float) -> None:
         while True:
             with self._cond:
-                if not self._packets or self._packets[0][0] > now:
+                if not self._packets:
                     return
-                t, shown, packet = self._packets.popleft()
-            if self._end is not None and shown >= self._end:
-                continue  # pictures past where the music stopped
+                t, shown, packet = self._packets[0]
+                if self._end is not None and shown >= self._end:
+                    self._packets.popleft()  # past where the music stopped: never written, so not waited for
+                    continue
+                if t > now:
+                    return
+                self._packets.popleft()
             if not self.target.is_file and math.isfinite(now) and now - t > 1.0 / self.fps:
                 self.status.late += 1  # a stream's receiver sees the picture late (a file plays by timestamps)
             self.writer.mux([packet])

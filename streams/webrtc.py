@@ -210,6 +210,11 @@ class WebRTCSource:
     def watch(self, engine) -> None:
         self.engine = engine
 
+    def tap(self, fn: Callable[[Frame | AudioChunk], None]) -> None:
+        """Call fn(item) for every picture and sound block (on the event loop) before the live queue may drop
+        it: --video-out writes every picture however slow the analysis is. fn must not block."""
+        self._queue.tap = fn
+
     @property
     def dropped(self) -> int:
         return self._queue.dropped
@@ -421,7 +426,7 @@ class WebRTCSource:
             t = self._clock.video(float(frame.pts * frame.time_base), wall, 1 / 30)
             w, h = analysis_size(frame.width, frame.height, self.analysis_width)
             image = frame.to_ndarray(width=w, height=h, format="rgb24")
-            self._queue.offer(Frame(t=t, index=self._index, image=image, source_size=(frame.width, frame.height),
+            self._queue.push(Frame(t=t, index=self._index, image=image, source_size=(frame.width, frame.height),
                                     picture=frame if self.keep_picture else None, arrived=wall))
             self._index += 1
 
@@ -444,7 +449,7 @@ class WebRTCSource:
                 samples = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
                 if samples.size and t >= 0:
                     for chunk in self._blocks.add([AudioChunk(t=t, samples=samples, rate=AUDIO_RATE)]):
-                        self._queue.offer(chunk)
+                        self._queue.push(chunk)
 
 
 def _add_overlay(app, source: WebRTCSource) -> None:

@@ -9,7 +9,9 @@ Also a small HTTP file server on 127.0.0.1 (python -m http.server), for pull tes
 
 from __future__ import annotations
 
+import bisect
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -35,6 +37,7 @@ class StreamPusher:
         self.options = options or {}
         self.open_timeout = open_timeout
         self.sent = 0  # video packets sent
+        self.sent_at: list[float] = []  # time.time() each video packet went out, in order
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="pusher")
@@ -103,6 +106,7 @@ class StreamPusher:
             out.mux(packet)
             if packet.stream.type == "video":
                 self.sent += 1
+                self.sent_at.append(time.time())
             last = media
         return last
 
@@ -130,3 +134,56 @@ class HttpServer:
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(5)
+
+
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; Python does not name it
+
+
+class UdpCapture:
+    """Receive datagrams on 127.0.0.1:port from a thread, each with the kernel's arrival time (SO_TIMESTAMPNS,
+    time.time()'s clock), so a loaded machine that runs this thread late does not move the times.
+
+    After stop(): save(path) writes the bytes as one file (an MPEG-TS stream to demux), and arrival(pos)
+    is when the datagram holding byte `pos` of that file came."""
+
+    def __init__(self, port: int):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.settimeout(0.2)
+        self.chunks: list[bytes] = []
+        self.starts: list[int] = []  # byte offset of each datagram
+        self.times: list[float] = []
+        self._size = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="udp-capture")
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, anc, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(16))
+            except TimeoutError:
+                continue
+            t = time.time()
+            for level, kind, raw in anc:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:
+                    sec, nsec = struct.unpack("qq", raw[:16])
+                    t = sec + nsec / 1e9
+            self.starts.append(self._size)
+            self.times.append(t)
+            self.chunks.append(data)
+            self._size += len(data)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+    def save(self, path) -> int:
+        Path(path).write_bytes(b"".join(self.chunks))
+        return self._size
+
+    def arrival(self, pos: int) -> float:
+        return self.times[bisect.bisect_right(self.starts, pos) - 1]

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from jack_server import JackReceiver, jack  # noqa: F401 - `jack` is a fixture
+from media_check import decode
 
 from cuecast.streams.webrtc import is_loopback, parse_spec
 from cuecast.types import SourceError
@@ -193,3 +196,32 @@ def test_other_address_needs_the_token(netns, tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
+
+
+def test_browser_camera_to_video_out_file(netns, chromium, tmp_path):
+    """The browser's pictures (and its microphone, mixed under the music) into --video-out, which a
+    WebRTC source feeds through its tap like any other: a file with the picture and the soundtrack."""
+    out = tmp_path / "out.mkv"
+    proc = cuecast(netns, f"webrtc:127.0.0.1:{PORT + 2}", ["none"], "--video-out", str(out),
+                   "--mix-input-audio", "0.3")
+    try:
+        url = page_url(proc)
+        chromium(netns, url + "?autostart=1", tmp_path / "profile")
+        end = time.monotonic() + 120  # a deadline for a loaded machine, not a speed claim
+        part = []
+        while time.monotonic() < end and sum(p.stat().st_size for p in part) < 150_000:
+            assert proc.poll() is None, proc.stderr.read()[-800:]
+            time.sleep(0.2)  # pictures go out once their music plays, a lookahead after they came
+            part = [p for p in tmp_path.iterdir() if p.name.endswith(".part.mkv")]
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGINT, err[-800:]
+    assert "Traceback" not in err
+    times, _, audio, rate, kinds, a0 = decode(str(out))
+    assert kinds == ["video", "audio"]
+    written = int(re.search(r"video out: (\d+) pictures written", err).group(1))
+    assert len(times) == written > 20
+    assert rate == 44100 and a0 + len(audio) / rate >= times[-1] - 1024 / rate  # sound under the whole picture
+    assert float(np.sqrt(np.mean(audio ** 2))) > 1e-3  # and not silence

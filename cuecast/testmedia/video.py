@@ -72,3 +72,75 @@ def make_test_video(path: str | Path, segments: list[tuple], fps: float = 25.0,
             container.mux(packet)
     container.close()
     return cuts
+
+
+COUNTER_BITS = 12  # frame numbers up to 4095: 2 min 43 s at 25 fps
+
+
+def make_counter_video(path: str | Path, seconds: float, fps: float = 25.0, size: tuple[int, int] = (320, 180),
+                       audio_hz: tuple[float, ...] = (), gop: int = 12, fmt: str | None = None) -> int:
+    """A clip whose every picture shows its own frame number as a row of black and white blocks along the top
+    (read back with read_counter, through any lossy codec), over a slowly changing colour. audio_hz: one tone
+    per channel (one: mono, two: stereo left/right), 0.3 peak each. Keyframes every `gop` frames, no B-frames,
+    so a receiver joining a stream finds a picture soon. Returns the number of frames."""
+    container = av.open(str(path), "w", format=fmt)
+    rate = Fraction(fps).limit_denominator(1001)
+    vs = container.add_stream("libx264", rate=rate)
+    w, h = size
+    vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+    vs.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "bf": "0"}
+    a_stream = None
+    if audio_hz:
+        a_stream = container.add_stream("aac", rate=48000, layout="stereo" if len(audio_hz) == 2 else "mono")
+    count = int(round(seconds * float(rate)))
+    waves = None
+    if a_stream is not None:
+        tt = np.arange(int(count / float(rate) * 48000)) / 48000
+        waves = np.stack([0.3 * np.sin(2 * np.pi * hz * tt) for hz in audio_hz]).astype(np.float32)
+    audio_at = 0  # samples written: the sound goes in beside the pictures (a stream reader probes both early)
+    bar = h // 5
+    for k in range(count):
+        img = np.empty((h, w, 3), np.uint8)
+        img[:] = (np.array([90, 120, 160]) + 60 * np.sin(k / 20 + np.arange(3))).astype(np.uint8)
+        img[:bar] = 0
+        for bit in range(COUNTER_BITS):
+            if k >> bit & 1:
+                img[:bar, bit * w // COUNTER_BITS:(bit + 1) * w // COUNTER_BITS] = 255
+        frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+        frame.pts = k
+        for packet in vs.encode(frame):
+            container.mux(packet)
+        while waves is not None and audio_at < min(waves.shape[1], (k + 1) / float(rate) * 48000):
+            _encode_audio(container, a_stream, waves, audio_at)
+            audio_at += 1024
+    for packet in vs.encode():
+        container.mux(packet)
+    if a_stream is not None:
+        for packet in a_stream.encode():
+            container.mux(packet)
+    container.close()
+    return count
+
+
+def _encode_audio(container, stream, waves: np.ndarray, at: int) -> None:
+    layout = "stereo" if waves.shape[0] == 2 else "mono"
+    af = av.AudioFrame.from_ndarray(np.ascontiguousarray(waves[:, at:at + 1024]), format="fltp", layout=layout)
+    af.sample_rate, af.pts = 48000, at
+    for packet in stream.encode(af):
+        container.mux(packet)
+
+
+def read_counter(picture: np.ndarray) -> int | None:
+    """The frame number make_counter_video drew into an RGB picture (any size), or None when the bar is not
+    clean black and white (not such a picture, or damaged)."""
+    h, w = picture.shape[:2]
+    bar = h // 5
+    value = 0
+    for bit in range(COUNTER_BITS):
+        x0, x1 = bit * w // COUNTER_BITS, (bit + 1) * w // COUNTER_BITS
+        # the middle of the block: away from the codec's ringing at the edges
+        level = float(picture[bar // 4:bar * 3 // 4, x0 + (x1 - x0) // 4:x1 - (x1 - x0) // 4].mean())
+        if 60 < level < 195:
+            return None
+        value |= (level >= 195) << bit
+    return value
