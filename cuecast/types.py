@@ -44,6 +44,16 @@ class AudioChunk:
 
 
 @dataclass(slots=True)
+class InputSound:
+    """The input's own sound as decoded (any rate, any channels), for a writer of the output picture
+    (--video-out mixes it under the music at the output's rate and channels). Only from keep_picture
+    sources; never analysed: a source's queue hands it to its tap and no further."""
+
+    t: float  # media seconds of the first sample
+    frame: object  # the decoded av.AudioFrame
+
+
+@dataclass(slots=True)
 class Boundary:
     """A scene boundary the music should hit.
 

@@ -131,6 +131,7 @@ class VideoOutConfig:
     keyframe_s: float = 2.0  # a keyframe every 2 s, as ingest servers ask
     preset: str = "veryfast"  # x264 speed/quality trade-off: ultrafast .. medium
     audio_kbps: int = 160
+    sample_rate: int = 48000  # the AAC's rate: video's own (the input's sound is resampled to it, stereo)
     mix_input_audio: float = 0.0  # the input's own sound under the music (0: the soundtrack replaces it)
 
     def validate(self, key: str) -> None:
@@ -138,6 +139,7 @@ class VideoOutConfig:
         check(0.0 <= self.keyframe_s <= 20.0, f"{key}.keyframe_s", "must be in 0..20 s", self.keyframe_s)
         check(self.preset in X264_PRESETS, f"{key}.preset", f"must be one of {', '.join(X264_PRESETS)}", self.preset)
         check(32 <= self.audio_kbps <= 512, f"{key}.audio_kbps", "must be in 32..512", self.audio_kbps)
+        check(self.sample_rate in (44100, 48000), f"{key}.sample_rate", "must be 44100 or 48000", self.sample_rate)
         check(0.0 <= self.mix_input_audio <= 1.0, f"{key}.mix_input_audio", "must be in 0..1", self.mix_input_audio)
 
 

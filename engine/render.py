@@ -28,7 +28,7 @@ from cuecast.engine.timeline import timeline_json, write_json
 from cuecast.models.music.metrics import chord_onsets
 from cuecast.streams.midi_file import MidiFileError, MidiFileSink, write_midi
 from cuecast.streams.network import is_network_url, open_network
-from cuecast.streams.sources import open_source
+from cuecast.streams.sources import is_pipe, open_source
 from cuecast.types import Note, SourceError, Timeline
 
 OUTPUTS = ("soundtrack.mid", "soundtrack.wav", "soundtrack.mp4", "timeline.json", "report.png")
@@ -91,9 +91,10 @@ def analyse(input_path: Path | str, cfg: Config, progress: bool = True, record_t
 
 
 def render(input_path: str | Path, outdir: str | Path, cfg: Config, progress: bool = True) -> RenderResult:
-    """INPUT is a video file, or a stream URL (http(s), HLS, rtsp, rtmp, srt, udp) read to its end."""
+    """INPUT is a video file, or a stream URL (http(s), HLS, rtsp, rtmp, srt, udp) or pipe (pipe:PATH, -)
+    read to its end."""
     started = time.perf_counter()
-    url = str(input_path) if is_network_url(str(input_path)) else None
+    url = str(input_path) if is_network_url(str(input_path)) or is_pipe(str(input_path)) else None
     input_path, outdir = Path(input_path), Path(outdir)
     if url is None and not input_path.exists():
         raise InputError(f"no such file: {input_path}")

@@ -14,7 +14,7 @@ from cuecast.engine.config import Config
 from cuecast.engine.errors import UserError
 from cuecast.streams.audio_render import AudioRenderError, StreamingSynth, SynthUnavailable
 from cuecast.streams.video_out import EncoderSettings, VideoOut, VideoOutError, parse_target
-from cuecast.types import AudioChunk, Frame
+from cuecast.types import AudioChunk, Frame, InputSound
 
 ZERO_LATENCY_BELOW_S = 0.5  # with less lookahead than this the encoder's own delay would show: x264 zerolatency
 
@@ -41,25 +41,27 @@ class LiveVideoOut:
                  say: Callable[[str], None] | None = None):
         self.target = target
         try:
-            self.sink = StreamingSynth(cfg.instrument_map(), cfg.output.sample_rate, cfg.output.soundfont, cfg.output.gain)
+            self.sink = StreamingSynth(cfg.instrument_map(), cfg.video_out.sample_rate, cfg.output.soundfont,
+                                       cfg.output.gain)
         except SynthUnavailable as e:
             raise UserError(f"--video-out needs the software synth for its soundtrack: {e}") from None
         except AudioRenderError as e:
             raise UserError(str(e)) from None
         mix = cfg.video_out.mix_input_audio if mix_input is None else mix_input
         try:
-            self.video = VideoOut(target, self.sink, clock, cfg.output.sample_rate, encoder_settings(cfg), fps=fps,
+            self.video = VideoOut(target, self.sink, clock, cfg.video_out.sample_rate, encoder_settings(cfg), fps=fps,
                                   mix_input=mix, say=say or _warn)
         except VideoOutError as e:
             self.sink.release()
             raise UserError(str(e)) from None
 
-    def tap(self, item: Frame | AudioChunk) -> None:
-        """Every item the source decodes (its thread): pictures to the encoder, sound to the mix."""
+    def tap(self, item: Frame | AudioChunk | InputSound) -> None:
+        """Every item the source decodes (its thread): pictures to the encoder, the sound as decoded to the mix
+        (the analysis's mono blocks are not for listening)."""
         if isinstance(item, Frame):
             self.video.picture(item.picture, item.t)
-        else:
-            self.video.input_audio(item)
+        elif isinstance(item, InputSound):
+            self.video.input_sound(item.frame, item.t)
 
     def close(self, end: float | None) -> None:
         """end: the input's end when it ran out; None when stopped (the output ends where the music stopped)."""

@@ -9,10 +9,17 @@ engine keeps playing from its own clock; media time then continues from the wall
 music stay in step across the gap. A stream whose timestamps jump or restart is timed by arrival the same
 way; sane timestamps are used as they are. A stream with a known length (a file on a web server, HLS video
 on demand) is read to its end like a file.
+
+A pipe (`pipe:PATH` for a named pipe or a unix socket, `-` for standard input) is a stream too: what its
+writer sends (MPEG-TS, Matroska, anything FFmpeg reads without seeking), timed like a live stream, paced to
+real time if the writer is faster (`cat clip.ts > fifo` plays like a live feed), and its end (the writer
+closes it) is the end of the input.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 import time
 from dataclasses import dataclass
@@ -22,9 +29,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import av
 import numpy as np
 
-from cuecast.types import AudioChunk, Frame, SourceError, SourceInfo
+from cuecast.types import AudioChunk, Frame, InputSound, SourceError, SourceInfo
 
-from .sources import NETWORK_SCHEMES, ThreadedSource
+from .sources import NETWORK_SCHEMES, ThreadedSource, is_pipe
 from .video import AUDIO_RATE, _AudioBlocks, analysis_size
 
 JUMP_S = 1.0  # timestamps that disagree with the arrival clock by more than this have jumped or restarted
@@ -47,8 +54,22 @@ def is_network_url(spec: str) -> bool:
     return scheme in NETWORK_SCHEMES
 
 
+def pipe_url(spec: str) -> str:
+    """What FFmpeg opens for a pipe spec: fd 0 for `-`, a socket by `unix:`, anything else as a file."""
+    if spec == "-":
+        return "pipe:0"
+    path = spec.partition(":")[2]
+    try:
+        is_socket = stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        is_socket = False
+    return f"unix:{path}" if is_socket else f"file:{path}"
+
+
 def is_listener(url: str) -> bool:
     """True for URLs where cuecast waits for a sender rather than connecting to one."""
+    if is_pipe(url):
+        return True  # opening a FIFO waits for its writer: on the source's thread
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
     scheme = parts.scheme.lower()
@@ -68,9 +89,11 @@ def ffmpeg_open_args(url: str) -> tuple[str, dict[str, str]]:
     gets a large receive FIFO that tolerates a late reader; every stream gets a short probe, so a live
     stream starts within about a second.
     """
+    options = {"analyzeduration": "1000000", "probesize": "1000000"}
+    if is_pipe(url):
+        return pipe_url(url), options
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    options = {"analyzeduration": "1000000", "probesize": "1000000"}
     if scheme in ("rtmp", "rtmps"):
         query = parse_qsl(parts.query)
         kept = [(k, v) for k, v in query if k != "listen"]
@@ -190,6 +213,7 @@ class NetworkSource(ThreadedSource):
         # a web server (a file, HLS) sends faster than real time and its end is the end; other streams come
         # at the sender's pace and, live, an end is a drop to wait out
         self._from_web = urlsplit(url).scheme.lower() in ("http", "https")
+        self._pipe = is_pipe(url)  # its writer's end is the end; no read timeout (a writer may pause)
         self._described = False
         self._pending = None if self.listener else self._open(options.connect_timeout)
 
@@ -210,7 +234,8 @@ class NetworkSource(ThreadedSource):
         """Open the stream once; SourceError when it does not answer or is not video."""
         url, opts = ffmpeg_open_args(self.url)
         try:
-            container = av.open(url, options=opts, timeout=(open_timeout, self.options.read_timeout))
+            container = av.open(url, options=opts,
+                                timeout=None if self._pipe else (open_timeout, self.options.read_timeout))
         except av.error.ProtocolNotFoundError:
             scheme = self.url.partition("://")[0]
             raise SourceError(f"{self.url}: the FFmpeg inside PyAV here cannot read {scheme}:// streams "
@@ -268,14 +293,15 @@ class NetworkSource(ThreadedSource):
                     return
             try:
                 self.status = "receiving"
-                yield from self._decode(container, clock)
+                items = self._decode(container, clock)
+                yield from (self._paced(items) if self._pipe and self.realtime else items)
             except (av.error.FFmpegError, OSError):
                 pass  # the sender went away or went silent past the read timeout
             finally:
                 container.close()
                 container = None
-            if not self.realtime:
-                return  # a render records the stream to its end
+            if not self.realtime or self._pipe:
+                return  # a render records the stream to its end; a pipe's writer closing it ends it
             container = self._reconnect(clock)
             if container is None:
                 return
@@ -361,6 +387,8 @@ class NetworkSource(ThreadedSource):
                 elif resampler is not None:
                     t = clock.audio(pts)
                     if t is not None and t >= 0:
+                        if self.keep_picture:
+                            yield InputSound(t, frame)  # for --video-out, at its own rate and channels
                         yield from blocks.add(_resampled(frame, resampler, t))
 
     def _picture(self, frame: av.VideoFrame) -> np.ndarray:

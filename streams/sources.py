@@ -6,7 +6,8 @@ blocks its decoder, so when the analysis falls behind, the oldest waiting frame 
 source read as fast as wanted (a render) blocks its decoder instead, and drops nothing.
 
 Schemes: `file:PATH` or a bare path, `device:/dev/video0?size=WxH&fps=N&format=F`, `lavfi:GRAPH`,
-`webrtc[:HOST:PORT]` (streams/webrtc.py), and network URLs `http(s)://` (files, HLS), `rtsp://`, `rtmp://`,
+`webrtc[:HOST:PORT]` (streams/webrtc.py), `pipe:PATH` (a FIFO or unix socket) or `-` (stdin) read as a
+live stream, and network URLs `http(s)://` (files, HLS), `rtsp://`, `rtmp://`,
 `srt://`, `udp://` (streams/network.py). Other modules add theirs with `register(match, opener)`.
 """
 
@@ -20,9 +21,9 @@ from pathlib import Path
 from typing import AsyncIterator, Callable, Iterator
 from urllib.parse import parse_qsl
 
-from cuecast.types import AudioChunk, EndOfStream, Frame, Source, SourceError, SourceInfo
+from cuecast.types import AudioChunk, EndOfStream, Frame, InputSound, Source, SourceError, SourceInfo
 
-Item = Frame | AudioChunk
+Item = Frame | AudioChunk | InputSound
 _END = object()
 
 
@@ -52,6 +53,8 @@ class ItemQueue:
         """Hand an item over; False when the consumer is gone (stop set, or its loop closed)."""
         if self.tap is not None:
             self.tap(item)
+        if isinstance(item, InputSound):
+            return not stop.is_set()  # for the tap only
         if isinstance(item, Frame):
             if not item.arrived:
                 item.arrived = time.monotonic()  # before it waits in the queue: the live clock's anchor
@@ -70,7 +73,7 @@ class ItemQueue:
         """Queue an item made on the loop itself (webrtc), shown to the tap first as put() does."""
         if self.tap is not None:
             self.tap(item)
-        return self.offer(item)
+        return 0 if isinstance(item, InputSound) else self.offer(item)
 
     def offer(self, item) -> int:
         """Queue an item without waiting; returns how many frames it pushed out (live only)."""
@@ -263,6 +266,20 @@ def _open_webrtc(spec: str, cfg, **kw) -> Source:
     return open_webrtc(spec, cfg, **kw)
 
 
+def _open_pipe(spec: str, cfg, **kw) -> Source:
+    from cuecast.streams.network import open_network
+
+    path = spec.partition(":")[2]
+    if spec != "-" and not Path(path).exists():
+        raise SourceError(f"{spec}: no such pipe or socket: {path} (make one with mkfifo, or give - for stdin)")
+    return open_network(spec, cfg, **kw)
+
+
+def is_pipe(spec: str) -> bool:
+    """`pipe:PATH` (a FIFO or a unix socket) or `-` (standard input): a live stream its writer sends."""
+    return spec == "-" or spec.lower().startswith("pipe:")
+
+
 def is_webrtc(spec: str) -> bool:
     return spec == "webrtc" or spec.startswith("webrtc:")
 
@@ -271,12 +288,13 @@ NETWORK_SCHEMES = ("http", "https", "rtsp", "rtsps", "rtmp", "rtmps", "srt", "ud
 
 
 def known_schemes() -> list[str]:
-    return ["file:PATH", "device:PATH", "lavfi:GRAPH", "webrtc[:HOST:PORT]",
+    return ["file:PATH", "device:PATH", "lavfi:GRAPH", "webrtc[:HOST:PORT]", "pipe:PATH", "-",
             *(f"{s}://" for s in ("http", "https", "rtsp", "rtmp", "srt", "udp"))]
 
 
 register("device", _open_capture)
 register("lavfi", _open_capture)
 register(is_webrtc, _open_webrtc)
+register(is_pipe, _open_pipe)
 for _scheme in NETWORK_SCHEMES:
     register(lambda spec, prefix=f"{_scheme}://": spec.lower().startswith(prefix), _open_network)

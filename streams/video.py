@@ -18,7 +18,7 @@ import numpy as np
 
 from cuecast.streams.sources import ThreadedSource
 from cuecast.streams.limits import InputKindError, MediaClock, check_input_file, truncation_warning
-from cuecast.types import AudioChunk, Frame, SourceError, SourceInfo
+from cuecast.types import AudioChunk, Frame, InputSound, SourceError, SourceInfo
 
 AUDIO_RATE = 22050  # enough for loudness, spectral brightness and onsets
 AUDIO_BLOCK = 2205  # samples per AudioChunk (0.1 s): codec frames are ~20 ms, too small to queue one by one
@@ -40,7 +40,7 @@ def _open(path: str | Path) -> av.container.InputContainer:
     if not p.exists():
         raise SourceError(f"no such file: {path}")
     try:  # a FIFO or a socket would wait forever for a writer: refused, not hung on
-        check_input_file(str(p), "a stream comes in over udp://, srt:// or rtmp:// (device: for a capture card)")
+        check_input_file(str(p), f"to read it as a live stream, give pipe:{p} (or - for standard input)")
     except InputKindError as e:
         raise SourceError(str(e)) from None
     try:
@@ -161,7 +161,7 @@ class FileDecoder:
                         if t0 is None:
                             t0 = pts
                             for af in pending_audio:
-                                yield from blocks.add(self._audio(af, resampler, t0, offset, clock))
+                                yield from self._sound(af, resampler, t0, offset, clock, blocks)
                             pending_audio.clear()
                         yield Frame(t=offset + t, index=index, image=self._picture(frame),
                                     source_size=(self.info.width, self.info.height),
@@ -171,7 +171,7 @@ class FileDecoder:
                         if t0 is None:
                             pending_audio.append(frame)
                         else:
-                            yield from blocks.add(self._audio(frame, resampler, t0, offset, clock))
+                            yield from self._sound(frame, resampler, t0, offset, clock, blocks)
                 if clock.stopped:
                     break
             yield from blocks.flush()
@@ -194,6 +194,15 @@ class FileDecoder:
             # PyAV's rotation is counter-clockwise degrees to turn for display
             img = np.ascontiguousarray(np.rot90(img, k=(rotation // 90) % 4))
         return img
+
+    def _sound(self, frame: av.AudioFrame, resampler, t0: float, offset: float, clock: MediaClock,
+               blocks: "_AudioBlocks") -> Iterator[AudioChunk | InputSound]:
+        """The analysis's mono blocks of a decoded audio frame; first the frame itself, for a writer of the
+        picture (keep_picture)."""
+        if self.keep_picture and frame.pts is not None:
+            pts = float(frame.pts * frame.time_base)
+            yield InputSound(offset + pts - t0 - clock.shift_at(pts), frame)
+        yield from blocks.add(self._audio(frame, resampler, t0, offset, clock))
 
     def _audio(self, frame: av.AudioFrame, resampler, t0: float, offset: float,
                clock: MediaClock) -> Iterator[AudioChunk]:

@@ -28,7 +28,6 @@ import av
 import numpy as np
 
 from cuecast.streams.files import FILE_MODE, output_target
-from cuecast.types import AudioChunk
 
 AAC_FRAME = 1024
 VIDEO_TIME_BASE = Fraction(1, 90000)  # MPEG's clock: every container takes it, any frame rate fits it
@@ -253,34 +252,37 @@ def _reason(e: BaseException) -> str:
 
 
 class InputAudio:
-    """The input's own sound (the engine's mono AudioChunks), resampled to stereo at the output rate and
-    kept by sample position in media time until the soundtrack takes it."""
+    """The input's own sound as decoded, resampled (PyAV's AudioResampler) to the output's rate and channels
+    and kept by sample position in media time until the soundtrack takes it. Mono sounds on both sides at
+    its own level; stereo keeps its sides; more channels are mixed down to stereo."""
 
     def __init__(self, rate: int):
         self.rate = rate
         self._resampler = None
-        self._in_rate = 0
+        self._from: tuple | None = None  # (format, layout, rate) the resampler takes
         self._next: int | None = None  # sample position where the next resampled samples go
         self._expect_t: float | None = None
         self._parts: collections.deque[tuple[int, np.ndarray]] = collections.deque()
         self._lock = threading.Lock()
 
-    def add(self, chunk: AudioChunk) -> None:
-        samples = np.ascontiguousarray(chunk.samples, dtype=np.float32).reshape(1, -1)
-        if samples.size == 0:
+    def add(self, frame, t: float) -> None:
+        """An av.AudioFrame whose first sample plays at media time t."""
+        if not frame.samples:
             return
-        if self._resampler is None or chunk.rate != self._in_rate or self._expect_t is None \
-                or abs(chunk.t - self._expect_t) > 0.05:  # a gap (a loop, a stall): start again at its time
-            self._resampler = av.AudioResampler(format="flt", layout="mono", rate=self.rate)
-            self._in_rate = chunk.rate
-            self._next = int(round(chunk.t * self.rate))
-        self._expect_t = chunk.t + samples.shape[1] / chunk.rate
-        frame = av.AudioFrame.from_ndarray(samples, format="flt", layout="mono")
-        frame.sample_rate = chunk.rate
+        kind = (frame.format.name, frame.layout.name, frame.sample_rate)
+        if self._resampler is None or kind != self._from or self._expect_t is None \
+                or abs(t - self._expect_t) > 0.05:  # a gap (a loop, a stall) or a new kind: start again at its time
+            layout = "mono" if len(frame.layout.channels) == 1 else "stereo"
+            self._resampler = av.AudioResampler(format="fltp", layout=layout, rate=self.rate)
+            self._from = kind
+            self._next = int(round(t * self.rate))
+        self._expect_t = t + frame.samples / frame.sample_rate
         for r in self._resampler.resample(frame):
-            data = np.repeat(r.to_ndarray().reshape(-1, 1), 2, axis=1)  # the same level on both sides
+            data = r.to_ndarray().T.astype(np.float32, copy=False)  # (n, channels)
+            if data.shape[1] == 1:
+                data = np.repeat(data, 2, axis=1)  # mono: the same level on both sides
             with self._lock:
-                self._parts.append((self._next, data))
+                self._parts.append((self._next, np.ascontiguousarray(data)))
             self._next += len(data)
 
     def take(self, pos: int, n: int) -> np.ndarray:
@@ -314,7 +316,7 @@ class VideoOut:
     from media time zero on). clock: the live clock (`started`, `media_now()`: the media time playing now,
     the lookahead behind the input). mix_input: level of the input's own sound under the music (0: the
     soundtrack replaces it). say: called with a one-line message when something needs the user's attention
-    (falling behind, a lost stream). picture() and input_audio() never block: the source's thread calls them.
+    (falling behind, a lost stream). picture() and input_sound() never block: the source's thread calls them.
     """
 
     def __init__(self, target: Target | str, soundtrack, clock, sample_rate: int,
@@ -357,9 +359,10 @@ class VideoOut:
             self._pictures.append((picture, t))
             self._cond.notify_all()
 
-    def input_audio(self, chunk: AudioChunk) -> None:
+    def input_sound(self, frame, t: float) -> None:
+        """The input's sound as decoded (an av.AudioFrame starting at media time t), for the mix."""
         if self.input is not None and self._end is None:
-            self.input.add(chunk)
+            self.input.add(frame, t)
 
     def _start(self, first) -> None:
         self.writer.add_encoded_video(first.width, first.height, self.fps,

@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl
 import av
 import numpy as np
 
-from cuecast.types import AudioChunk, EKMAN6, EndOfStream, Frame, Note, SourceError, SourceInfo
+from cuecast.types import AudioChunk, EKMAN6, EndOfStream, Frame, InputSound, Note, SourceError, SourceInfo
 
 from .http_server import serve
 from .network import STALL_S, _Timestamps
@@ -445,6 +445,8 @@ class WebRTCSource:
             # WebRTC gives audio its own RTP clock: place it by arrival, next to the pictures
             last_t, last_wall = self._clock.last
             t = last_t + time.monotonic() - last_wall - frame.samples / frame.sample_rate
+            if self.keep_picture and t >= 0:
+                self._queue.push(InputSound(t, frame))  # for --video-out, at its own rate and channels
             for out in resampler.resample(frame):
                 samples = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
                 if samples.size and t >= 0:

@@ -6,9 +6,11 @@ real JACK port. All traffic stays on 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -204,3 +206,58 @@ def test_render_takes_a_url(clip, tmp_path):
     with av.open(str(tmp_path / "soundtrack.mp4")) as mp4:  # the stream as it came, with the soundtrack
         assert mp4.streams.video and mp4.streams.audio
         assert mp4.duration / av.time_base == pytest.approx(3.6, abs=0.2)
+
+
+def piped(source: str, record, **popen) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "cuecast.engine.cli", "live", source, "--midi-out", "none", "--lookahead", "1",
+           "--record", str(record), "-q", "--generator", "arranger"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def write_all(path_or_file, data: bytes) -> threading.Thread:
+    """Write from a thread, as a separate encoder would (opening a FIFO waits for its reader)."""
+    def run():
+        with (open(path_or_file, "wb") if isinstance(path_or_file, (str, os.PathLike)) else path_or_file) as f:
+            f.write(data)
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    return th
+
+
+def test_fifo_is_refused_as_a_file_and_read_as_a_stream(clip, tmp_path):
+    """A FIFO given as a file would hang a file reader: one line naming pipe:PATH. As pipe:PATH it is a
+    live MPEG-TS stream (written at once here: cuecast paces it), and the writer closing it ends the run."""
+    path, cuts = clip
+    fifo = tmp_path / "in.ts"
+    os.mkfifo(fifo)
+    r = subprocess.run([sys.executable, "-m", "cuecast.engine.cli", "live", str(fifo), "--midi-out", "none"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.strip() == (f"cuecast: error: {fifo} is a named pipe (FIFO), not a video "
+                                                      f"file; to read it as a live stream, give pipe:{fifo} (or - for "
+                                                      "standard input)"), r.stderr
+    proc = piped(f"pipe:{fifo}", tmp_path / "rec")
+    writer = write_all(fifo, path.read_bytes())
+    _, err = proc.communicate(timeout=90)
+    writer.join(10)
+    assert proc.returncode == 0, err[-800:]
+    assert cuts_of(tmp_path / "rec") == pytest.approx(cuts, abs=FRAME + 1e-3)
+    tl = json.loads((tmp_path / "rec" / "timeline.json").read_text())
+    assert tl["duration"] == pytest.approx(3.6, abs=0.1)  # the whole stream, paced, then its end
+    # render takes it too, to its end, with the picture kept for soundtrack.mp4
+    writer = write_all(fifo, path.read_bytes())
+    r = subprocess.run([sys.executable, "-m", "cuecast.engine.cli", "render", f"pipe:{fifo}", "-o",
+                        str(tmp_path / "render"), "--generator", "arranger"], capture_output=True, text=True, timeout=120)
+    writer.join(10)
+    assert r.returncode == 0, r.stderr[-800:]
+    assert cuts_of(tmp_path / "render") == pytest.approx(cuts, abs=FRAME + 1e-3)
+    assert (tmp_path / "render" / "soundtrack.mp4").stat().st_size > 10_000
+
+
+def test_stdin_is_a_stream(clip, tmp_path):
+    path, cuts = clip
+    proc = piped("-", tmp_path, stdin=subprocess.PIPE)
+    stdin, proc.stdin = proc.stdin, None  # the writer thread writes the bytes and closes it
+    write_all(stdin.buffer, path.read_bytes())
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err[-800:]
+    assert cuts_of(tmp_path) == pytest.approx(cuts, abs=FRAME + 1e-3)

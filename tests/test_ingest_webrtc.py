@@ -223,5 +223,5 @@ def test_browser_camera_to_video_out_file(netns, chromium, tmp_path):
     assert kinds == ["video", "audio"]
     written = int(re.search(r"video out: (\d+) pictures written", err).group(1))
     assert len(times) == written > 20
-    assert rate == 44100 and a0 + len(audio) / rate >= times[-1] - 1024 / rate  # sound under the whole picture
+    assert rate == 48000 and a0 + len(audio) / rate >= times[-1] - 1024 / rate  # sound under the whole picture
     assert float(np.sqrt(np.mean(audio ** 2))) > 1e-3  # and not silence

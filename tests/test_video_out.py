@@ -12,9 +12,9 @@ from media_check import decode, nearest, onsets, picture_cuts
 
 from cuecast.engine.clock import RealtimeClock
 from cuecast.streams.audio_render import StreamingSynth, load_fluidsynth, SynthUnavailable
-from cuecast.testmedia.video import make_test_video
+from cuecast.testmedia.video import make_counter_video, make_test_video
 from cuecast.streams.video_out import VideoOut, VideoOutError, auto_kbps, parse_target
-from cuecast.types import AudioChunk, Note
+from cuecast.types import Note
 
 FPS = 25
 RATE = 44100
@@ -43,7 +43,6 @@ def play(clip_path, out, synth, lookahead=0.5, mix=0.0, stop_at=None, audio=Fals
     vo = VideoOut(str(out), synth, clock, RATE, fps=FPS, mix_input=mix, say=said.append)
     t0 = time.monotonic()
     last = 0.0
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=22050)
     with av.open(str(clip_path)) as c:
         streams = [c.streams.video[0]] + ([c.streams.audio[0]] if audio else [])
         for packet in c.demux(streams):
@@ -52,8 +51,7 @@ def play(clip_path, out, synth, lookahead=0.5, mix=0.0, stop_at=None, audio=Fals
                 if stop_at is not None and t >= stop_at:
                     break
                 if isinstance(f, av.AudioFrame):
-                    for r in resampler.resample(f):
-                        vo.input_audio(AudioChunk(t, r.to_ndarray().reshape(-1), 22050))
+                    vo.input_sound(f, t)  # as decoded: its own rate and channels
                     continue
                 delay = t0 + t - time.monotonic()
                 if delay > 0:
@@ -119,6 +117,28 @@ def test_input_sound_mixed_under_the_music(tmp_path, clip):
     assert abs(int(np.argmax(spectrum)) - 440) <= 2
 
 
+def tone_level(x: np.ndarray, rate: int, hz: float) -> float:
+    """Amplitude of the sine at hz in x (a Hann-windowed spectrum's peak there)."""
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x)))) * 4 / len(x)
+    k = int(round(hz * len(x) / rate))
+    return float(spectrum[k - 2:k + 3].max())
+
+
+def test_stereo_input_sound_keeps_both_sides(tmp_path):
+    """A 48 kHz stereo input, 440 Hz left and 660 Hz right, mixed at half level into a 44.1 kHz output:
+    each side keeps its own tone at its level, and not the other's."""
+    clip = tmp_path / "stereo.mp4"
+    make_counter_video(clip, 3.0, fps=FPS, audio_hz=(440.0, 660.0))
+    out = tmp_path / "mix.mkv"
+    play(clip, out, None, mix=0.5, audio=True)
+    _, _, audio, rate, _, _ = decode(str(out))
+    assert rate == RATE and audio.shape[1] == 2
+    left, right = audio[int(0.5 * rate):int(2.5 * rate), 0], audio[int(0.5 * rate):int(2.5 * rate), 1]
+    assert tone_level(left, rate, 440) == pytest.approx(0.15, rel=0.15)
+    assert tone_level(right, rate, 660) == pytest.approx(0.15, rel=0.15)
+    assert tone_level(left, rate, 660) < 0.01 and tone_level(right, rate, 440) < 0.01
+
+
 def test_targets():
     assert parse_target("a.mp4").format == "mp4" and parse_target("b.MKV").format == "matroska"
     t = parse_target("udp://127.0.0.1:5000")
@@ -134,3 +154,31 @@ def test_targets():
 def test_unwritable_target_is_a_clear_error(tmp_path):
     with pytest.raises(VideoOutError, match="cannot write"):
         VideoOut(str(tmp_path / "no" / "such" / "dir.mp4"), None, RealtimeClock(0.5), RATE)
+
+
+def test_a_file_source_taps_its_sound_as_decoded(tmp_path):
+    """What --video-out mixes comes from the source's tap at the input's own rate and channels; the
+    analysis still gets its mono blocks and never sees those frames."""
+    import asyncio
+
+    from cuecast.streams.video import FileSource
+    from cuecast.types import AudioChunk, Frame, InputSound
+
+    clip = tmp_path / "stereo.mp4"
+    make_counter_video(clip, 1.0, fps=FPS, audio_hz=(440.0, 660.0))
+    source = FileSource(clip, keep_picture=True)
+    tapped = []
+    source.tap(tapped.append)
+
+    async def take():
+        kinds = set()
+        async for item in source:
+            kinds.add(type(item))
+        await source.close()
+        return kinds
+
+    assert asyncio.run(take()) == {Frame, AudioChunk}
+    sounds = [i for i in tapped if isinstance(i, InputSound)]
+    assert sounds and all(s.frame.sample_rate == 48000 and len(s.frame.layout.channels) == 2 for s in sounds)
+    assert sum(s.frame.samples for s in sounds) == pytest.approx(48000, abs=2048)
+    assert [round(s.t, 3) for s in sounds[:2]] == [0.0, round(1024 / 48000, 3)]

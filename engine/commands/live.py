@@ -28,6 +28,8 @@ sources:
   rtmp://127.0.0.1:1935/live/KEY?listen=1    wait for a push from OBS or ffmpeg (SRT: srt://…?mode=listener)
   udp://127.0.0.1:5000                       MPEG-TS datagrams sent to this port (udp://@:5000: any interface)
   http(s)://…, …/live.m3u8, rtsp://…         a stream pulled from a server or camera (HLS, RTSP, a file)
+  pipe:PATH, -       a stream (MPEG-TS, Matroska) written into a FIFO or unix socket, or to standard input;
+                     a FIFO given as a plain path is refused: pipe: says it is a stream. Its end ends the run
   A live stream that drops is waited for again while the music is held, then fades.
 
 outputs (--midi-out, several allowed):
@@ -73,7 +75,8 @@ examples:
 
 def add_arguments(p) -> None:
     p.add_argument("source", nargs="?", metavar="SOURCE",
-                   help="file:PATH (or a path), device:PATH, lavfi:GRAPH, webrtc[:HOST:PORT] or a stream URL (see above)")
+                   help="file:PATH (or a path), device:PATH, lavfi:GRAPH, webrtc[:HOST:PORT], pipe:PATH, - (stdin) "
+                        "or a stream URL (see above)")
     p.add_argument("--source", dest="source_opt", metavar="SOURCE", help=argparse.SUPPRESS)  # the old spelling
     p.add_argument("--token", metavar="TOKEN",
                    help="webrtc: the token a browser must give (?token=TOKEN); bound to an address other than "
