@@ -28,6 +28,7 @@ def check_target(text: str) -> None:
 
 
 def encoder_settings(cfg: Config) -> EncoderSettings:
+    """The config's encoder; x264's zerolatency below half a second of lookahead (streams always have it)."""
     c = cfg.video_out
     tune = "zerolatency" if cfg.conductor.lookahead_s < ZERO_LATENCY_BELOW_S else ""
     return EncoderSettings(preset=c.preset, video_kbps=c.video_kbps, keyframe_s=c.keyframe_s,

@@ -85,7 +85,7 @@ class EncoderSettings:
     keyframe_s: float = 2.0  # 0: the encoder decides
     cbr: bool = True  # constant bitrate (padded), as ingest servers want; False only caps it
     bframes: int | None = 0  # none live: a picture's packet is ready as soon as it is encoded; None: x264's
-    tune: str = ""  # "zerolatency" when there is (almost) no lookahead to hide the encoder's own delay
+    tune: str = ""  # "zerolatency": no lookahead hides the encoder's own delay, or a stream (see VideoOut)
     audio_kbps: int = 160
 
     def video_options(self, width: int, height: int, fps: float) -> tuple[int, dict]:
@@ -326,6 +326,12 @@ class VideoOut:
         self.soundtrack, self.clock = soundtrack, clock
         self.rate = int(sample_rate)
         self.settings = settings or EncoderSettings()
+        if not self.target.is_file and not self.settings.tune:
+            # x264 holds each picture back for a number of pictures (its lookahead, its frame threads): when it
+            # falls behind, that is more and more seconds, and a stream's pictures would come late however many
+            # are dropped. Zerolatency holds none, so dropping keeps the delay. (A file plays by its timestamps
+            # and keeps the better compression.)
+            self.settings = replace(self.settings, tune="zerolatency")
         self.fps = fps if fps and fps > 0 else 30.0
         self.mix_input = float(mix_input)
         self.say = say
@@ -392,6 +398,9 @@ class VideoOut:
                     picture, t = self._pictures.popleft()
                 if self._end is not None and t >= self._end:
                     continue
+                if self._due(t):
+                    self._dropped()  # it would go out late: better the next one on time
+                    continue
                 self._hold(self.writer.encode_picture(picture, t))
                 self.status.encoded += 1
             if not self._stop_now:
@@ -402,6 +411,10 @@ class VideoOut:
             with self._cond:
                 self._encoder_done = True
                 self._cond.notify_all()
+
+    def _due(self, t: float) -> bool:
+        """A stream's picture whose time has come before it was encoded (a file plays by timestamps)."""
+        return not self.target.is_file and self.clock.started and self.clock.media_now() >= t
 
     def _hold(self, packets: list) -> None:
         """Keep packets until their media time plays (their decode time: never after their picture)."""

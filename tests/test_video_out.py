@@ -182,3 +182,52 @@ def test_a_file_source_taps_its_sound_as_decoded(tmp_path):
     assert sounds and all(s.frame.sample_rate == 48000 and len(s.frame.layout.channels) == 2 for s in sounds)
     assert sum(s.frame.samples for s in sounds) == pytest.approx(48000, abs=2048)
     assert [round(s.t, 3) for s in sounds[:2]] == [0.0, round(1024 / 48000, 3)]
+
+
+def test_an_encoder_that_falls_behind_drops_pictures_and_the_delay_stays(tmp_path):
+    """1080p noise at 50 fps to a udp:// stream: more than an encoder here can take in real time. Pictures
+    are dropped (and that is said at once); the ones sent arrive a lookahead after they came, plus the time
+    to encode one, however far behind the encoder is; measured from the datagrams' arrival times."""
+    import socket
+
+    from stream_push import UdpCapture, free_port
+
+    lookahead, fps, seconds = 1.5, 50, 6
+    port = free_port(socket.SOCK_DGRAM)
+    capture = UdpCapture(port)
+    clock = RealtimeClock(lookahead)
+    said = []
+    vo = VideoOut(f"udp://127.0.0.1:{port}", None, clock, RATE, fps=fps, say=said.append)
+    rng = np.random.default_rng(0)
+    noise = [av.VideoFrame.from_ndarray(rng.integers(0, 256, (1080, 1920, 3), dtype=np.uint8), format="rgb24")
+             .reformat(format="yuv420p") for _ in range(4)]
+    fed = []
+    t0 = time.monotonic()
+    for k in range(seconds * fps):
+        t = k / fps
+        delay = t0 + t - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        clock.arrived(t, time.monotonic())
+        clock.observe(t)
+        fed.append(time.time())
+        vo.picture(noise[k % 4], t)
+    vo.close()
+    capture.stop()
+    if not vo.status.dropped:
+        pytest.skip("this machine encodes 1080p50 noise in real time: nothing to drop")
+    assert said and "falls behind" in said[0]
+    capture.save(tmp_path / "out.ts")
+    came = []
+    with av.open(str(tmp_path / "out.ts")) as c:
+        for p in c.demux(c.streams.video[0]):
+            if p.pts is not None and p.pos is not None and p.pos >= 0:
+                came.append((float(p.pts * p.time_base), capture.arrival(p.pos)))
+    came.sort()
+    first = came[0][0]  # picture 0: the encoder was idle when it came, so it is never dropped
+    delays = np.array([at - fed[int(round((pts - first) * fps))] for pts, at in came])
+    assert len(delays) == vo.status.written >= 5
+    assert delays.min() >= lookahead - 0.1
+    assert delays.max() <= lookahead + 1.0, np.round(delays, 2)  # one picture's encoding, on a loaded machine
+    third = len(delays) // 3
+    assert np.median(delays[-third:]) <= np.median(delays[:third]) + 0.25, np.round(delays, 2)  # not growing
