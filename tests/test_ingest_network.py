@@ -261,3 +261,20 @@ def test_stdin_is_a_stream(clip, tmp_path):
     _, err = proc.communicate(timeout=90)
     assert proc.returncode == 0, err[-800:]
     assert cuts_of(tmp_path) == pytest.approx(cuts, abs=FRAME + 1e-3)
+
+
+def test_a_late_reader_keeps_the_stream_timestamps_a_paused_sender_moves_them():
+    from cuecast.streams.network import CATCH_UP_S, _Timestamps
+
+    # our reader stalled 1.5 s: the waiting frames come in a burst, then on time again; media time is theirs
+    clock = _Timestamps(live=True)
+    walls = [k * FRAME if k < 50 else max(k * FRAME, 3.5 + (k - 50) * 0.005) for k in range(200)]
+    assert [clock.video(k * FRAME, w, FRAME) for k, w in enumerate(walls)] == pytest.approx([k * FRAME for k in range(200)])
+    assert clock.jumps == 0
+    # the sender paused 2 s and goes on at its own pace: late for good, so media time moves on by that
+    clock = _Timestamps(live=True)
+    ts = [clock.video(k * FRAME, k * FRAME + (2.0 if k >= 50 else 0.0), FRAME) for k in range(200)]
+    assert clock.jumps == 1
+    moved = [k for k in range(1, 200) if ts[k] - ts[k - 1] > 1.0]
+    assert len(moved) == 1 and 50 < moved[0] <= 50 + (CATCH_UP_S + 0.1) * FPS
+    assert ts[-1] == pytest.approx(199 * FRAME + 2.0, abs=FRAME)
