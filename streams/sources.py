@@ -42,6 +42,7 @@ class ItemQueue:
         self.dropped = 0
         self._room = threading.Semaphore(self.limit)  # not live: one permit per waiting frame
         self.tap: Callable[[Item], None] | None = None  # sees every item before the drop rule (--video-out)
+        self._early: float | None = None  # the earliest (arrival - media time) of the frames dropped since a get
         self._ready: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -80,9 +81,13 @@ class ItemQueue:
         dropped = 0
         if isinstance(item, Frame):
             while self.live and self.frames >= self.limit:
-                if isinstance(self.items.popleft(), Frame):
+                gone = self.items.popleft()
+                if isinstance(gone, Frame):
                     self.frames -= 1
                     dropped += 1
+                    if gone.arrived:
+                        lead = gone.arrived - gone.t
+                        self._early = lead if self._early is None else min(self._early, lead)
             self.frames += 1
         self.items.append(item)
         self.dropped += dropped
@@ -99,6 +104,11 @@ class ItemQueue:
             self.frames -= 1
             if not self.live:
                 self._room.release()
+            if self._early is not None and item.arrived:
+                # the live clock anchors on the earliest arrival: a frame dropped unseen (the analysis was
+                # busy while the source settled) still counts, as the arrival this one would have had on its pace
+                item.arrived = min(item.arrived, self._early + item.t)
+                self._early = None
         return item
 
     def release_all(self) -> None:
