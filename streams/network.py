@@ -35,8 +35,8 @@ from .sources import NETWORK_SCHEMES, ThreadedSource, is_pipe
 from .video import AUDIO_RATE, _AudioBlocks, analysis_size
 
 JUMP_S = 1.0  # timestamps that disagree with the arrival clock by more than this have jumped or restarted
-CATCH_UP_S = 1.0  # frames late by more than JUMP_S are watched this long before they count as a jump
-CATCH_UP_RATE = 0.2  # ...and are a backlog being read (not a jump) while their lateness shrinks this fast
+CATCH_UP_S = 1.5  # frames late by more than JUMP_S, by as much for this long, have jumped (a sender's pause)
+CATCH_UP_STEP = 0.15  # ...while a lateness that grows or shrinks by this much is our reader's backlog
 STALL_S = 1.0  # no picture for this long: the stream has stalled (the music is held, then fades)
 LISTEN_SLICE_S = 1.0  # a listener waits in slices this long, so close() ends the wait promptly
 
@@ -120,7 +120,8 @@ class _Timestamps:
     was held up (a loaded machine): the stream's data waited in the receive buffer and now comes in faster
     than real time until it has caught up; its timestamps are right and stay. Or the sender paused and
     carries on at its own pace: its pictures are now late for good, and media time moves on by that
-    lateness (as for a jump), once the frames have shown for CATCH_UP_S that they are not catching up.
+    lateness (as for a jump), once it has held still for CATCH_UP_S. A backlog's lateness does not hold
+    still: it grows while the reader is starved, and shrinks while it catches up.
     Taking the first for the second added every stall of the reader to the picture's delay, for good."""
 
     def __init__(self, live: bool):
@@ -129,7 +130,7 @@ class _Timestamps:
         self.last: tuple[float, float] | None = None  # (media time, wall time) of the last frame
         self.jumps = 0
         self._offset = 0.0  # the earliest (arrival - media time) since the base: frames on time
-        self._late: tuple[float, float] | None = None  # (wall, lateness) when the frames were last checked
+        self._late: tuple[float, float] | None = None  # (wall, lateness) since when the lateness held still
 
     def restart(self) -> None:
         self.base = None  # the next frame continues from the last one by the time that passed
@@ -161,14 +162,10 @@ class _Timestamps:
         if late <= JUMP_S:
             self._late = None
             return t
-        if self._late is None:
-            self._late = (wall, late)
+        if self._late is None or abs(late - self._late[1]) >= CATCH_UP_STEP:
+            self._late = (wall, late)  # late, or later, or catching up: a backlog so far
             return t
-        since, then = self._late
-        if wall - since < CATCH_UP_S:
-            return t
-        if then - late >= CATCH_UP_RATE * (wall - since):  # coming in faster than real time: a backlog
-            self._late = (wall, late)
+        if wall - self._late[0] < CATCH_UP_S:
             return t
         self.jumps += 1
         t += late  # the sender paused: its pictures go on from when they arrive

@@ -271,6 +271,11 @@ def test_a_late_reader_keeps_the_stream_timestamps_a_paused_sender_moves_them():
     walls = [k * FRAME if k < 50 else max(k * FRAME, 3.5 + (k - 50) * 0.005) for k in range(200)]
     assert [clock.video(k * FRAME, w, FRAME) for k, w in enumerate(walls)] == pytest.approx([k * FRAME for k in range(200)])
     assert clock.jumps == 0
+    # a starved reader: 2 s behind within a second, then catching up slowly (a fifth of a second per second)
+    clock = _Timestamps(live=True)
+    lag = [0.0 if k < 50 else min(2.0 * (k - 50) / FPS, max(0.0, 2.0 - 0.2 * ((k - 75) / FPS))) for k in range(500)]
+    assert [clock.video(k * FRAME, k * FRAME + lag[k], FRAME) for k in range(500)] == pytest.approx(
+        [k * FRAME for k in range(500)])
     # the sender paused 2 s and goes on at its own pace: late for good, so media time moves on by that
     clock = _Timestamps(live=True)
     ts = [clock.video(k * FRAME, k * FRAME + (2.0 if k >= 50 else 0.0), FRAME) for k in range(200)]
