@@ -267,6 +267,8 @@ class NetworkSource(ThreadedSource):
             try:
                 return self._open(slice_s)
             except SourceError:
+                if self._pipe:  # its writer closed without a stream (stdin at its end): nothing comes back
+                    return None
                 if self.options.give_up and time.monotonic() - start >= self.options.give_up:
                     return None
             if not self.listener:  # a pull URL is asked again after a pause; a listener just keeps listening

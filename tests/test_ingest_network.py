@@ -263,6 +263,19 @@ def test_stdin_is_a_stream(clip, tmp_path):
     assert cuts_of(tmp_path) == pytest.approx(cuts, abs=FRAME + 1e-3)
 
 
+def test_an_empty_stdin_ends_with_one_line(tmp_path):
+    """stdin that closes without a stream (a failed upstream command) ends the run: a writer that is gone
+    does not come back, so there is nothing to wait for (this once spun at full CPU for an hour)."""
+    proc = piped("-", tmp_path, stdin=subprocess.DEVNULL)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 2, err[-800:]
+    assert "gave no video frames" in err and "Traceback" not in err
+
+
 def test_a_late_reader_keeps_the_stream_timestamps_a_paused_sender_moves_them():
     from cuecast.streams.network import CATCH_UP_S, _Timestamps
 
