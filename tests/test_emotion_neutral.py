@@ -113,3 +113,29 @@ def test_dark_fast_cut_passage_changes_mode_and_density_and_comes_back(tmp_path)
     assert res["denser"] and res["density_ratio"] > 1.2, res
     # and it comes back: the calm sections after the passage read like the ones before it
     assert abs(after["valence"] - before["valence"]) < 0.25
+
+
+def test_stream_adaptation_is_bounded_and_changes_still_move():
+    """A stream that stays dark drifts towards neutral (the prior and the bound keep it darker than
+    ordinary footage), and a change in the picture still moves it by more than the margin."""
+    dark = scene((60, 58, 70), 4)
+    ordinary = scene(DAYLIGHT, 5)
+
+    def run(adapt_s, seconds, fps=5.0):
+        est = EmotionEstimator(EmotionConfig(faces=False, audio=False, adapt_s=adapt_s))
+        ws = []
+        for i in range(int(seconds * fps)):
+            img = dark if i / fps < seconds - 20 else ordinary  # the last 20 s: back to ordinary daylight
+            ws += est.process_frame(Frame(t=i / fps, index=i, image=np.roll(img, i, axis=1)))
+        return ws + est.flush(), est
+
+    fixed, _ = run(0.0, 320.0)
+    adapted, est = run(120.0, 320.0)
+    v = lambda ws, lo, hi: float(np.mean([w.valence for w in ws if lo <= w.end < hi]))  # noqa: E731
+    early_fixed, late_fixed = v(fixed, 5, 15), v(fixed, 280, 300)
+    early_adapted, late_adapted = v(adapted, 5, 15), v(adapted, 280, 300)
+    assert early_fixed < -0.3 and abs(early_adapted - early_fixed) < 0.1  # a short clip is all but untouched
+    assert late_adapted > late_fixed + 0.1  # minutes of the same dark picture: nearer neutral ...
+    assert late_adapted < v(adapted, 306, 321) - 0.2  # ... and still darker than the ordinary picture after it
+    assert abs(late_fixed - early_fixed) < 0.05  # without adaptation, the same picture reads the same
+    assert np.all(np.abs(est.norm.shift()) <= 0.75 + 1e-9)

@@ -1,14 +1,20 @@
 """Calibrate the picture-affect signals on ordinary footage: the centre and scale of each signal.
 
-    python tools/calibrate_emotion.py                       # Debian opencv-doc's clips, written to the shipped JSON
+    python tools/calibrate_emotion.py                       # the packaged calibration set, written to the shipped JSON
     python tools/calibrate_emotion.py CLIP_OR_DIR ... --out my_calibration.json
     # then: emotion.calibration = "my_calibration.json" in the config (empty: the shipped one)
 
-Every clip runs through the emotion estimator (picture only) and each full window's raw signals are kept:
-mean brightness, saturation, colourfulness and warmth, median motion, and the cut rate. Besides each clip
+The default set is tools/packaged_clips.py's CALIBRATION: everyday clips that Debian packages ship (fetched
+with apt-get download into a cache; its HELD_OUT clips and ../shared/media are never in it). A clip shorter
+than MIN_S plays forwards and backwards until it is that long (no jump, so no false cut); a longer one counts
+its first MAX_S. Every clip runs through the emotion estimator (picture only, adaptation off) and each full
+window's raw signals are kept: mean brightness, saturation, colourfulness and warmth, the motion percentile,
+and the cut rate. Besides each clip
 as it is, the set holds everyday variants of it made with numpy (a little darker and brighter, less and
 more saturated, warmer and colder, half and double speed, a slow pan and a handheld shake) and one montage that cuts between all the clips
-every 1.5-4 s, so the scale covers the spread of ordinary footage and not just of three cameras.
+every 1.5-4 s. By default the variants are only a double-speed copy and a handheld camera (the sixteen
+clips' own spread covers colour); --all-variants adds recoloured, slower and panned copies, for when few
+clips are given.
 
 Each signal is centred on its median over the set and scaled by its robust spread (interquartile range /
 1.349); motion on a log scale (twice as fast is one step whatever the level). Then the two combined scores
@@ -36,11 +42,10 @@ from cuecast.models.emotion.estimator import EmotionEstimator  # noqa: E402
 from cuecast.streams.video import FileDecoder  # noqa: E402
 from cuecast.types import Frame, SourceError  # noqa: E402
 from eval_emotion import drive, find_clips  # noqa: E402
+from packaged_clips import CALIBRATION as PACKAGED_SET  # noqa: E402
+from packaged_clips import fetch  # noqa: E402
 
-OPENCV_DOC = Path("/usr/share/doc/opencv-doc/examples/data")
-# an animated film scene (indoor, faces), a tree in daylight, a shopping-mall camera; Megamind_bugy.avi is
-# the same scene damaged, so it would count Megamind twice
-DEFAULT_SET = ("Megamind.avi", "tree.avi", "vtest.avi")
+MIN_S, MAX_S = 8.0, 60.0  # each source clip is looped up to MIN_S and cut at MAX_S of media time
 LOG_EPS = {"motion": 0.003}  # signals standardised as log(value + eps)
 MIN_SCALE = {"cut_rate": 0.1, "motion": 0.5}  # floors: most ordinary windows have no cut at all
 GAIN = 0.8  # output = tanh(GAIN * standardised score): one spread of ordinary variation reads as +-0.66
@@ -53,23 +58,29 @@ def colour(img: np.ndarray, sat: float = 1.0, gain: float = 1.0, warm: float = 0
     return np.clip(f, 0, 255).astype(np.uint8)
 
 
-def everyday_variants(frames: list[Frame]) -> dict[str, list[Frame]]:
+VARIANTS = ("original", "double_speed", "handheld")  # default: the real clips' own spread carries the colour range
+ALL_VARIANTS = ("original", "darker", "brighter", "less_saturated", "more_saturated", "warmer", "colder",
+                "half_speed", "double_speed", "slow_pan", "handheld")
+
+
+def everyday_variants(frames: list[Frame], names=VARIANTS) -> dict[str, list[Frame]]:
     """Milder than the evaluation's treatments: how the same scene looks on another camera or day."""
     n = len(frames)
+    dt = frames[1].t - frames[0].t if len(frames) > 1 else 0.04
 
     def recolour(**kw):
         return [Frame(f.t, f.index, colour(f.image, **kw)) for f in frames]
-    return {
-        "original": frames,
-        "darker": recolour(gain=0.8), "brighter": recolour(gain=1.2),
-        "less_saturated": recolour(sat=0.7), "more_saturated": recolour(sat=1.3),
-        "warmer": recolour(warm=15.0), "colder": recolour(warm=-15.0),
-        "half_speed": [Frame(2 * f.t + k * (frames[1].t - frames[0].t if len(frames) > 1 else 0.04), 2 * f.index + k, f.image)
-                       for f in frames for k in (0, 1)],
-        "double_speed": [Frame(f.t / 2, i, f.image) for i, f in enumerate(frames[::2])],
-        "slow_pan": camera(frames, np.stack([0.6 * np.arange(n), np.zeros(n)], axis=1)),
-        "handheld": camera(frames, np.cumsum(np.random.default_rng(0).normal(0.0, 1.0, (n, 2)), axis=0)),
+    make = {
+        "original": lambda: frames,
+        "darker": lambda: recolour(gain=0.8), "brighter": lambda: recolour(gain=1.2),
+        "less_saturated": lambda: recolour(sat=0.7), "more_saturated": lambda: recolour(sat=1.3),
+        "warmer": lambda: recolour(warm=15.0), "colder": lambda: recolour(warm=-15.0),
+        "half_speed": lambda: [Frame(2 * f.t + k * dt, 2 * f.index + k, f.image) for f in frames for k in (0, 1)],
+        "double_speed": lambda: [Frame(f.t / 2, i, f.image) for i, f in enumerate(frames[::2])],
+        "slow_pan": lambda: camera(frames, np.stack([0.6 * np.arange(n), np.zeros(n)], axis=1)),
+        "handheld": lambda: camera(frames, np.cumsum(np.random.default_rng(0).normal(0.0, 1.0, (n, 2)), axis=0)),
     }
+    return {k: make[k]() for k in names}
 
 
 def camera(frames: list[Frame], offsets: np.ndarray, margin: float = 0.1) -> list[Frame]:
@@ -86,9 +97,12 @@ def camera(frames: list[Frame], offsets: np.ndarray, margin: float = 0.1) -> lis
 
 
 def montage(clips: dict[str, list[Frame]], seconds: float = 60.0, fps: float = 25.0, seed: int = 0) -> list[Frame]:
-    """Shots of 1.5-4 s from all the clips in turn, each from a random point: an edited sequence."""
+    """Shots of 1.5-4 s from all the clips in turn, each from a random point: an edited sequence, every
+    shot scaled to the first clip's frame size (one stream has one size)."""
+    import cv2
     rng = np.random.default_rng(seed)
     names, out, t = sorted(clips), [], 0.0
+    h, w = clips[names[0]][0].image.shape[:2]
     k = 0
     while t < seconds:
         src = clips[names[k % len(names)]]
@@ -97,10 +111,27 @@ def montage(clips: dict[str, list[Frame]], seconds: float = 60.0, fps: float = 2
         ts = np.array([f.t for f in src])
         for j in range(int(length * fps)):
             i = min(int(np.searchsorted(ts, t0 + j / fps)), len(src) - 1)
-            out.append(Frame(t + j / fps, len(out), src[i].image))
+            img = src[i].image
+            if img.shape[:2] != (h, w):
+                img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+            out.append(Frame(t + j / fps, len(out), img))
         t += int(length * fps) / fps
         k += 1
     return out
+
+
+def fit_length(frames: list[Frame], min_s: float = MIN_S, max_s: float = MAX_S, max_fps: float = 30.0) -> list[Frame]:
+    """At least min_s (forwards, backwards, forwards...: the motion is the clip's own, and no cut), at most
+    max_s, at most max_fps (a high-speed camera clip keeps every k-th frame, its motion per 1/30 s is the same)."""
+    dt = (frames[-1].t - frames[0].t) / max(len(frames) - 1, 1) or 0.04
+    step = max(1, int(round(1.0 / (dt * max_fps))))
+    frames, dt = frames[::step], dt * step
+    out, order, k = [], frames, 0
+    while not out or out[-1].t < min_s:
+        for f in (order if k == 0 else order[1:]):
+            out.append(Frame(len(out) * dt, len(out), f.image))
+        order, k = order[::-1], k + 1
+    return [f for f in out if f.t <= max(max_s, min_s)]
 
 
 def window_signals(frames: list[Frame], cfg: EmotionConfig) -> list[dict]:
@@ -149,15 +180,17 @@ def calibrate(rows: list[dict], gain: float = GAIN) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  epilog="Without clips it uses Debian opencv-doc's examples (apt-get install opencv-doc).")
-    ap.add_argument("clips", nargs="*", help=f"video files or folders of them (default: {', '.join(DEFAULT_SET)} from opencv-doc's examples/data)")
+    ap.add_argument("clips", nargs="*", help="video files or folders of them (default: tools/packaged_clips.py's calibration set)")
     ap.add_argument("--out", default=str(CALIBRATION), help="JSON to write (default: the shipped calibration)")
     ap.add_argument("--gain", type=float, default=GAIN, help="output = tanh(gain * standardised score) (default %(default)s)")
     ap.add_argument("--no-variants", action="store_true", help="only the clips as they are, no everyday variants or montage")
+    ap.add_argument("--all-variants", action="store_true", help="also darker/brighter, less/more saturated, warmer/colder, "
+                    "half speed and a slow pan of every clip (for a narrow set of clips; 4x slower)")
     args = ap.parse_args()
-    clips = find_clips(args.clips or [str(OPENCV_DOC / n) for n in DEFAULT_SET if (OPENCV_DOC / n).is_file()])
+    clips = find_clips(args.clips) if args.clips else fetch(PACKAGED_SET)
     if not clips:
-        sys.exit("calibrate_emotion: no clips (install Debian's opencv-doc or name some clips)")
-    cfg = EmotionConfig(faces=False, audio=False)
+        sys.exit("calibrate_emotion: no clips (apt-get update, so that the packaged set can be fetched, or name some clips)")
+    cfg = EmotionConfig(faces=False, audio=False, adapt_s=0.0)  # the calibrated, non-adaptive path
     decoded: dict[str, list[Frame]] = {}
     for p in clips:
         try:
@@ -166,19 +199,21 @@ def main() -> int:
             print(f"skipping {p}: {e}", file=sys.stderr)
             continue
         if len(frames) > 2:
-            decoded[p.name] = frames
+            decoded[p.name] = fit_length(frames)
     rows, members = [], []
     for name, frames in decoded.items():
-        sets = {"original": frames} if args.no_variants else everyday_variants(frames)
+        sets = {"original": frames} if args.no_variants else \
+            everyday_variants(frames, ALL_VARIANTS if args.all_variants else VARIANTS)
         for variant, fr in sets.items():
             got = window_signals(fr, cfg)
             rows += [{"clip": name, **s} for s in got]
             members.append(f"{name} ({variant}, {len(got)} windows)")
         print(f"{name}: {len(frames)} frames, {len(sets)} versions", file=sys.stderr)
     if not args.no_variants and len(decoded) > 1:
-        got = window_signals(montage(decoded), cfg)
+        got = window_signals(montage(decoded, seconds=max(60.0, 8.0 * len(decoded))), cfg)
         rows += [{"clip": "montage", **s} for s in got]
         members.append(f"montage of all clips, shots of 1.5-4 s ({len(got)} windows)")
+    members += [f"source: {pkg} {path}" for pkg, path, _ in PACKAGED_SET] if not args.clips else []
     if not rows:
         sys.exit("calibrate_emotion: no full windows in the clips (each needs more than one window's length)")
     data = {"about": "Centre and scale of the picture-affect signals on ordinary footage; made by "

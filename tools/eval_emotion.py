@@ -1,18 +1,23 @@
 """Evaluate the emotion estimator on a folder of clips: how each clip reads, and whether it moves right.
 
-    python tools/eval_emotion.py /work/shared/media [--margin 0.2] [--photos FILE ...] [--json out.json]
+    python tools/eval_emotion.py /work/shared/media --held-out [--margin 0.2] [--photos FILE ...] [--json out.json]
     python tools/eval_emotion.py --passage vtest.avi --passage-pool Megamind.avi tree.avi vtest.avi   # (opencv-doc's)
 
 1. Every clip as it is (default config: picture, faces, sound): mean valence and arousal of its windows,
    the mean neutral share, the top class (the largest of the six emotions' shares and neutral) and the top
    Ekman class; then the median clip valence and how often each class is top (for footage that was not
    used in tools/calibrate_emotion.py: median within +-0.25, no Ekman class top on more than 40%).
+   --held-out adds tools/packaged_clips.py's held-out clips (Debian packages that gave no calibration clip).
 2. Directional checks on variants of the same picture stream, made with numpy (same timestamps unless
    said): brighter + more saturated, darker + desaturated, sped up 2x (every other frame, time halved), cut
    faster (0.8 s pieces from all over the clip, in a scrambled order), one still frame held; and, where
    the clip has sound, the same clip with its sound 26 dB quieter. Each check passes with a margin:
        V(bright) - V(original), V(original) - V(dark), A(2x) - A(original), A(cut faster) - A(original),
        A(original) - A(still), A(sound) - A(quiet sound)   all >= --margin
+   Two ways, because the per-stream adaptation (emotion.adapt_s) is about one stream: "between clips", each
+   variant its own stream on the calibrated path (adaptation off), absolute differences; and "in a stream",
+   the default config (adaptation on) on one stream that plays the clip and then the variant (or the
+   variant first, for the lower side), each part's windows after SETTLE_S compared.
 3. Faces on real photos: a smiling face must read as joy, a frowning one as negative (valence < 0).
 4. --passage CLIP: an ordinary clip with one strongly coloured passage made from real frames (12 s of
    CLIP as it is, 10 s darkened and cold with a cut every 0.5 s between shots of the --passage-pool clips,
@@ -33,6 +38,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
 from cuecast.models.cuts.config import CutConfig  # noqa: E402
 from cuecast.models.cuts.detector import OnlineCutDetector  # noqa: E402
 from cuecast.models.emotion.config import EmotionConfig  # noqa: E402
@@ -57,6 +63,7 @@ CHECKS = {  # name: (variant, other, axis): variant minus other on that axis mus
     "more_cuts_higher_arousal": ("cut_faster", "original", 1),
     "still_lower_arousal": ("original", "still", 1),
 }
+SETTLE_S = 2.0  # in-stream checks: windows less than this after the switch still hold the part before
 
 
 def decode(path: Path):
@@ -138,11 +145,13 @@ def clip_rows(paths: list[Path], margin: float) -> list[dict]:
             continue
         print(f"{path.name}: {len(frames)} frames", file=sys.stderr)
         row = {"clip": path.name, **reading(run(frames, audio, EmotionConfig())[2])}
-        runs = {k: run(v, None, EmotionConfig(audio=False)) for k, v in variants(frames).items()}
+        vs = variants(frames)
+        runs = {k: run(v, None, EmotionConfig(audio=False, adapt_s=0.0)) for k, v in vs.items()}
         res = {k: r[:2] for k, r in runs.items()}
         row.update({f"{k}_va": [round(x, 3) for x in va] for k, va in res.items()})
         for name, (a, b, axis) in CHECKS.items():
             row[name] = round(res[a][axis] - res[b][axis], 3)
+            row[f"{name}_in_stream"] = round(in_stream(vs[b], vs[a], axis), 3)
         if audio:
             quiet = [AudioChunk(c.t, c.samples * 0.05, c.rate) for c in audio]
             _, a_loud, _ = run(frames, audio, EmotionConfig(faces=False))
@@ -155,14 +164,36 @@ def clip_rows(paths: list[Path], margin: float) -> list[dict]:
     return rows
 
 
+def in_stream(first: list[Frame], then: list[Frame], axis: int) -> float:
+    """One stream (default config: adaptation on, faces on, no sound) that plays `first` and then `then`:
+    the mean of `then`'s windows minus `first`'s on that axis, each part after SETTLE_S."""
+    gap = (first[-1].t - first[0].t) / max(len(first) - 1, 1) or 0.04
+    t1 = first[-1].t + gap - then[0].t
+    seq = first + [Frame(f.t + t1, len(first) + i, f.image) for i, f in enumerate(then)]
+    windows = drive(EmotionEstimator(EmotionConfig(audio=False)), seq)
+    switch = first[-1].t + gap
+
+    def part(lo, hi):
+        got = [w.valence if axis == 0 else w.arousal for w in windows if lo <= w.start and w.end <= hi]
+        return float(np.mean(got)) if got else float("nan")
+    return part(switch + SETTLE_S, np.inf) - part(first[0].t + SETTLE_S, switch)
+
+
 def summary(rows: list[dict], margin: float) -> dict:
     tops = [r["top"] for r in rows]
     ekman_tops = [t for t in tops if t in EKMAN6]
     most = max(set(ekman_tops), key=ekman_tops.count) if ekman_tops else None
     checks = [(r["clip"], k, r[k]) for r in rows for k in (*CHECKS, "louder_higher_arousal") if k in r]
+    stream = [(r["clip"], k, r[f"{k}_in_stream"]) for r in rows for k in CHECKS if np.isfinite(r.get(f"{k}_in_stream", np.nan))]
+    ekman = [r["top_ekman"] for r in rows]
     return {"clips": len(rows), "median_valence": round(float(np.median([r["valence"] for r in rows])), 3),
             "median_arousal": round(float(np.median([r["arousal"] for r in rows])), 3),
+            "mean_neutral": round(float(np.mean([r["neutral"] for r in rows])), 3),
             "top_counts": {t: tops.count(t) for t in sorted(set(tops))},
+            "top_ekman_shares": {t: round(ekman.count(t) / len(rows), 3) for t in sorted(set(ekman))},
+            "largest_top_ekman_share": round(max(ekman.count(t) for t in ekman) / len(rows), 3),
+            "stream_checks_passed": sum(v >= margin for _, _, v in stream), "stream_checks": len(stream),
+            "smallest_stream_margin": min(stream, key=lambda c: c[2]) if stream else None,
             "most_common_ekman_top": most,
             "most_common_ekman_top_share": round(ekman_tops.count(most) / len(rows), 3) if most else 0.0,
             "checks_passed": sum(v >= margin for _, _, v in checks), "checks": len(checks),
@@ -281,12 +312,15 @@ def section_music(notes, emotion, start: float, end: float) -> dict:
 
 
 def passage_check(video: Path, passage: tuple[float, float], duration: float, settle_s: float = 3.0,
-                  generator: str = "arranger", seed: int = 0) -> dict:
+                  generator: str | None = None, seed: int = 0) -> dict:
     """Render `video` and compare the music of the passage with the calm sections before and after it.
     Each section leaves out settle_s after a change (the emotion is smoothed over ~2 s)."""
     from cuecast.engine.config import load_config
     from cuecast.engine.render import analyse
-    cfg = load_config(None, {"generator.backend": generator, "generator.seed": seed, "output.report": False})
+    overrides = {"generator.seed": seed, "output.report": False}
+    if generator:  # None: the configured default generator
+        overrides["generator.backend"] = generator
+    cfg = load_config(None, overrides)
     timeline, notes, _ = analyse(video, cfg, progress=False)
     a, b = passage
     secs = {"before": section_music(notes, timeline.emotion, settle_s, a),
@@ -294,20 +328,20 @@ def passage_check(video: Path, passage: tuple[float, float], duration: float, se
             "after": section_music(notes, timeline.emotion, b + settle_s, duration)}
     calm = (secs["before"], secs["after"])
     p = secs["passage"]
-    return {**secs, "mode_lower": all(p["key_score"] < c["key_score"] for c in calm),
+    return {**secs, "generator": cfg.generator.backend, "mode_lower": all(p["key_score"] < c["key_score"] for c in calm),
             "denser": all(p["notes_per_s"] > c["notes_per_s"] for c in calm),
             "mode_drop": round(min(c["key_score"] for c in calm) - p["key_score"], 3),
             "density_ratio": round(p["notes_per_s"] / max(max(c["notes_per_s"] for c in calm), 1e-9), 2)}
 
 
-def passage_eval(clip: Path, pool: list[Path] = (), generator: str = "arranger") -> dict:
+def passage_eval(clip: Path, pool: list[Path] = (), generator: str | None = None) -> dict:
     frames, _ = decode(clip)
     images, span = passage_frames(frames, [decode(p)[0] for p in pool] or None)
     with tempfile.TemporaryDirectory() as d:
         video = Path(d) / "passage.mp4"
         write_clip(video, images)
         out = passage_check(video, span, len(images) / 25.0, generator=generator)
-    return {"clip": clip.name, "pool": [p.name for p in pool] or [clip.name], "generator": generator, **out}
+    return {"clip": clip.name, "pool": [p.name for p in pool] or [clip.name], **out}
 
 
 # ---------------------------------------------------------------- output
@@ -317,9 +351,11 @@ def markdown(clips: list[dict], summ: dict, photos: list[dict], margin: float) -
     for r in clips:
         lines.append(f"| {r['clip']} | {r['valence']:+.2f} | {r['arousal']:+.2f} | {r['neutral']:.2f} | {r['top']} | {r['top_ekman']} |")
     lines += ["", f"median clip valence {summ['median_valence']:+.2f} (arousal {summ['median_arousal']:+.2f}) over "
-              f"{summ['clips']} clips; top classes {summ['top_counts']}; most common Ekman top: "
-              f"{summ['most_common_ekman_top']} on {100 * summ['most_common_ekman_top_share']:.0f}% of the clips", "",
-              f"Directional checks: each value is the margin (must be >= {margin}):", "",
+              f"{summ['clips']} clips; mean neutral share {summ['mean_neutral']:.2f}; top classes {summ['top_counts']}; "
+              f"top Ekman class shares {summ['top_ekman_shares']} (largest {100 * summ['largest_top_ekman_share']:.0f}%; "
+              f"among clips whose top is an Ekman class: {summ['most_common_ekman_top']} on "
+              f"{100 * summ['most_common_ekman_top_share']:.0f}%)", "",
+              f"Directional checks between clips (calibrated path, adaptation off): each value is the margin (must be >= {margin}):", "",
               "| clip | V bright-orig | V orig-dark | A 2x-orig | A cuts-orig | A orig-still | A sound-quiet |",
               "|---|---|---|---|---|---|---|"]
     for r in clips:
@@ -328,6 +364,14 @@ def markdown(clips: list[dict], summ: dict, photos: list[dict], margin: float) -
                                                       for v in vals) + " |")
     lines += ["", f"{summ['checks_passed']}/{summ['checks']} checks with margin >= {margin}; smallest: "
               f"{summ['smallest_margin']}", "",
+              "The same checks in one stream (default config, adaptation on; the clip, then the variant):", "",
+              "| clip | V bright-orig | V orig-dark | A 2x-orig | A cuts-orig | A orig-still |", "|---|---|---|---|---|---|"]
+    for r in clips:
+        vals = [r.get(f"{k}_in_stream") for k in CHECKS]
+        lines.append(f"| {r['clip']} | " + " | ".join("-" if v is None or not np.isfinite(v) else f"{v:+.2f}{'' if v >= margin else ' FAIL'}"
+                                                      for v in vals) + " |")
+    lines += ["", f"{summ['stream_checks_passed']}/{summ['stream_checks']} in-stream checks with margin >= {margin}; smallest: "
+              f"{summ['smallest_stream_margin']}", "",
               "Stability (original clip) and response to a real change (one frame 8 s darkened, then brightened):", "",
               "| clip | top-class flips/min | mean abs dV | mean abs dA | step in V | 63% after | 90% after |",
               "|---|---|---|---|---|---|---|"]
@@ -371,20 +415,25 @@ def find_clips(paths: list[str]) -> list[Path]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("media", nargs="*", help="clips or folders of clips (e.g. /work/shared/media)")
+    ap.add_argument("--held-out", action="store_true", help="add tools/packaged_clips.py's held-out clips (fetched with apt-get download)")
     ap.add_argument("--margin", type=float, default=0.2, help="smallest difference a directional check needs (default %(default)s)")
     ap.add_argument("--photos", nargs="*", default=None, help="photos of people (default: opencv-doc's)")
     ap.add_argument("--frowning", nargs="*", default=(), help="names of the photos that show a frowning or crying face")
     ap.add_argument("--passage", metavar="CLIP", help="also render CLIP with a dark fast-cut passage (see above)")
     ap.add_argument("--passage-pool", nargs="*", default=(), metavar="CLIP",
                     help="clips the passage cuts between (default: the --passage clip alone)")
-    ap.add_argument("--generator", default="arranger", help="generator for --passage (default %(default)s)")
+    ap.add_argument("--generator", default=None, help="generator for --passage (default: the configured one)")
     ap.add_argument("--json", help="also write the rows to this JSON file")
     args = ap.parse_args()
-    if not args.media and not args.passage:
+    if not args.media and not args.passage and not args.held_out:
         ap.error("name clips or folders, or --passage CLIP")
     result: dict = {}
-    if args.media:
-        clips = clip_rows(find_clips(args.media), args.margin)
+    if args.media or args.held_out:
+        paths = find_clips(args.media)
+        if args.held_out:
+            from packaged_clips import HELD_OUT, fetch
+            paths += fetch(HELD_OUT)
+        clips = clip_rows(paths, args.margin)
         if not clips:
             sys.exit("eval_emotion: no decodable clips")
         summ = summary(clips, args.margin)

@@ -7,7 +7,8 @@ Features (per frame, on a small copy of the analysis frame; the statistics do no
   C = sigma_rgyb + 0.3 * mu_rgyb on the opponent axes rg = R - G, yb = (R + G)/2 - B, here / 255
 - warmth: (mean R - mean B) / 255 in [-1, 1]
 - motion: mean absolute luma difference to the previous frame, per 1/30 s (so dropped frames and other
-  frame rates give comparable numbers); 0 for a held still frame
+  frame rates give comparable numbers); 0 for a held still frame. A window reads its 75th percentile:
+  robust to a single jolt and to duplicated frames (pulldown, frame-rate conversion), where a median is 0
 
 Mapping to the affect plane:
 - Valdez & Mehrabian (1994), "Effects of color on emotions", J. Exp. Psychol. General 123(4): over
@@ -17,7 +18,9 @@ Mapping to the affect plane:
   component of a weighted sum, smoothed over time.
 The standardising constants come from ordinary footage (tools/calibrate_emotion.py, the JSON beside the
 weights): each signal is centred on its median there and scaled by its spread, and so are the two combined
-scores, so that ordinary-looking footage sits at the origin and changes move it. Colourfulness joins
+scores, so that ordinary-looking footage sits at the origin and changes move it. Each standardised signal
+is softly limited to +-Z_LIMIT spreads, so one extreme signal (a grey card has no colour at all) cannot
+outvote the others. Colourfulness joins
 saturation (both measure chroma) and warmth leans arousal a little
 (warm hues are the more arousing in Valdez & Mehrabian, though that effect is weaker than saturation's).
 """
@@ -33,8 +36,10 @@ from pathlib import Path
 import numpy as np
 
 FEATURES = ("brightness", "saturation", "colourfulness", "warmth", "motion")
-SIGNALS = FEATURES + ("cut_rate",)  # what picture_va reads: the window's means, its median motion, the cut rate
+SIGNALS = FEATURES + ("cut_rate",)  # what picture_va reads: the window's means, its motion percentile, the cut rate
 CALIBRATION = Path(__file__).resolve().parent.parent / "weights" / "emotion_calibration.json"
+Z_LIMIT = 2.5  # standardised signals are squashed to +-Z_LIMIT spreads (L * tanh(z / L)): near-linear within ordinary variation
+MOTION_PERCENTILE = 75.0  # of the window's frame differences (see the module docstring)
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,7 @@ class Calibration:
     def z(self, name: str, value: float) -> float:
         if name in self.log_eps:
             value = math.log(max(value, 0.0) + self.log_eps[name])
-        return (value - self.centre[name]) / self.scale[name]
+        return Z_LIMIT * math.tanh((value - self.centre[name]) / self.scale[name] / Z_LIMIT)
 
 
 @functools.lru_cache(maxsize=8)  # read-only: the same file gives the same frozen Calibration
@@ -138,12 +143,57 @@ def pleasure_arousal_scores(cal: Calibration, brightness: float, saturation: flo
     return pleasure, 0.35 * colour_arousal + 0.40 * motion_arousal + 0.25 * cut_arousal
 
 
-def picture_va(brightness: float, saturation: float, colourfulness: float, warmth: float,
-               motion: float, cut_rate: float, cal: Calibration | None = None) -> tuple[float, float]:
-    """Valence/arousal in (-1, 1) of a window's picture signals: ordinary footage (the calibration set's
-    median) at the origin, one spread of ordinary variation at tanh(gain)."""
+def standard_scores(brightness: float, saturation: float, colourfulness: float, warmth: float,
+                    motion: float, cut_rate: float, cal: Calibration | None = None) -> np.ndarray:
+    """(pleasure, arousal) of a window's picture signals in spreads of ordinary footage: 0 at the
+    calibration set's median."""
     cal = cal or load_calibration()
     p, a = pleasure_arousal_scores(cal, brightness, saturation, colourfulness, warmth, motion, cut_rate)
-    return (math.tanh(cal.gain * (p - cal.valence[0]) / cal.valence[1]),
-            math.tanh(cal.gain * (a - cal.arousal[0]) / cal.arousal[1]))
+    return np.array([(p - cal.valence[0]) / cal.valence[1], (a - cal.arousal[0]) / cal.arousal[1]])
+
+
+def picture_va(brightness: float, saturation: float, colourfulness: float, warmth: float,
+               motion: float, cut_rate: float, cal: Calibration | None = None,
+               shift: np.ndarray | None = None) -> tuple[float, float]:
+    """Valence/arousal in (-1, 1) of a window's picture signals: ordinary footage (the calibration set's
+    median) at the origin, one spread of ordinary variation at tanh(gain). `shift` (StreamNorm) moves the
+    origin to where this stream usually sits, in spreads."""
+    cal = cal or load_calibration()
+    z = standard_scores(brightness, saturation, colourfulness, warmth, motion, cut_rate, cal)
+    if shift is not None:
+        z = z - shift
+    return math.tanh(cal.gain * float(z[0])), math.tanh(cal.gain * float(z[1]))
+
+
+class StreamNorm:
+    """Adaptive per-stream centre with a prior: where this stream's picture usually sits, shrunk towards
+    the calibrated centre (0) and bounded.
+
+    The stream's mean standardised (pleasure, arousal) is followed with exponential forgetting over
+    `horizon_s` of media time, so its evidence saturates at ~horizon_s seconds. The prior is worth `prior_s`
+    seconds of ordinary footage at the calibrated centre, so the shift is evidence / (evidence + prior_s)
+    of the stream's mean (at most horizon_s / (horizon_s + prior_s)), and never more than `max_shift`
+    spreads. Each window's scores are clipped to +-2 spreads before they count, so a short, strong passage
+    barely moves the centre, while a stream that stays a little dark or busy for minutes drifts towards
+    neutral and its changes move the music. Bounded, so a stream that is very dark stays darker than an
+    ordinary one, and short clips (the directional checks) are almost untouched.
+    """
+
+    def __init__(self, horizon_s: float, prior_s: float, max_shift: float):
+        self.horizon_s, self.prior_s, self.max_shift = horizon_s, prior_s, max_shift
+        self.mean = np.zeros(2)
+        self.evidence = 0.0  # seconds, forgetting included
+
+    def shift(self) -> np.ndarray:
+        if self.horizon_s <= 0 or self.evidence <= 0:
+            return np.zeros(2)
+        k = self.evidence / (self.evidence + self.prior_s)
+        return np.clip(k * self.mean, -self.max_shift, self.max_shift)
+
+    def update(self, z: np.ndarray, dt: float) -> None:
+        if self.horizon_s <= 0 or dt <= 0:
+            return
+        keep = math.exp(-dt / self.horizon_s) * self.evidence
+        self.mean = (keep * self.mean + dt * np.clip(z, -2.0, 2.0)) / (keep + dt)
+        self.evidence = keep + dt
 

@@ -25,6 +25,10 @@ class EmotionConfig:
     # fields below added with the neutral state and the calibration (issue 16)
     calibration: str = ""  # centre/scale of the picture signals (tools/calibrate_emotion.py); empty: the shipped one
     neutral_temperature: float = 0.15  # how wide the neutral region around ordinary footage is on the affect plane
+    # adaptive per-stream centre of the picture scores (affect.StreamNorm); adapt_s = 0 turns it off
+    adapt_s: float = 120.0  # media seconds the stream's usual picture is followed over
+    adapt_prior_s: float = 60.0  # the calibrated centre counts as this many seconds of evidence
+    adapt_max: float = 0.75  # the centre moves at most this many spreads of ordinary footage
 
     def validate(self, key: str) -> None:
         check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), f"{key}.device",
@@ -36,4 +40,7 @@ class EmotionConfig:
         check(0.0 <= self.hysteresis <= 0.5, f"{key}.hysteresis", "must be in 0..0.5", self.hysteresis)
         check(0.0 <= self.direct_va_weight <= 1.0, f"{key}.direct_va_weight", "must be in 0..1", self.direct_va_weight)
         check(0.02 <= self.neutral_temperature <= 2.0, f"{key}.neutral_temperature", "must be in 0.02..2", self.neutral_temperature)
+        check(0.0 <= self.adapt_s <= 3600.0, f"{key}.adapt_s", "must be in 0..3600 seconds (0: off)", self.adapt_s)
+        check(1.0 <= self.adapt_prior_s <= 3600.0, f"{key}.adapt_prior_s", "must be in 1..3600 seconds", self.adapt_prior_s)
+        check(0.0 <= self.adapt_max <= 2.0, f"{key}.adapt_max", "must be in 0..2 spreads", self.adapt_max)
         check(1.0 <= self.cut_rate_s <= 60.0, f"{key}.cut_rate_s", "must be in 1..60 seconds", self.cut_rate_s)

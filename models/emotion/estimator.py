@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from cuecast.models.common import pick_device
-from cuecast.models.emotion.affect import FrameAffect, colour_stats, load_calibration, luma, motion_energy, picture_va, small
+from cuecast.models.emotion.affect import (MOTION_PERCENTILE, FrameAffect, StreamNorm, colour_stats, load_calibration, luma,
+                                           motion_energy, picture_va, small, standard_scores)
 from cuecast.models.emotion.audio import AudioFeatures, audio_arousal
 from cuecast.models.emotion.config import EmotionConfig
 from cuecast.models.emotion.fusion import DIMS, fixed_fusion, load_head, window_steps
@@ -81,6 +82,7 @@ class EmotionEstimator:
             self.faces = FaceExpressions(self.device, weights=self.cfg.face_weights or None)
         self.head = load_head(self.cfg.fusion_weights, self.device) if self.cfg.fusion_weights else None
         self.cal = load_calibration(self.cfg.calibration or None)
+        self.norm = StreamNorm(self.cfg.adapt_s, self.cfg.adapt_prior_s, self.cfg.adapt_max)
         self.audio = AudioFeatures() if self.cfg.audio else None
         keep = self.cfg.window_s + self.cfg.cut_rate_s + 1.0
         self.keep_s = keep
@@ -202,8 +204,10 @@ class EmotionEstimator:
         feats = np.array([[f.brightness, f.saturation, f.colourfulness, f.warmth] for f in frames]) if frames else np.zeros((1, 4))
         motions = np.array([f.motion for f in frames if not math.isnan(f.motion)] or [0.0])
         b, s, c, w = (float(x) for x in feats.mean(axis=0))
-        # median motion: robust to a single jolt (a flash, a missed dissolve) inside the window
-        return dict(brightness=b, saturation=s, colourfulness=c, warmth=w, motion=float(np.median(motions)),
+        # a high percentile, not the mean: robust to a single jolt (a flash, a missed dissolve); not the
+        # median: footage with duplicated frames (pulldown) has a zero difference on half its frames or more
+        return dict(brightness=b, saturation=s, colourfulness=c, warmth=w,
+                    motion=float(np.percentile(motions, MOTION_PERCENTILE)),
                     cut_rate=self._cut_rate(end))
 
     def _emit(self, end: float) -> EmotionWindow:
@@ -213,7 +217,9 @@ class EmotionEstimator:
         raw = self._picture_signals(frames, end)
         if self.record_signals and frames:
             self.signals.append({"start": start, "end": end, **raw})
-        pv, pa = picture_va(**raw, cal=self.cal)
+        pv, pa = picture_va(**raw, cal=self.cal, shift=self.norm.shift())
+        if frames:  # a window with no picture says nothing about where this stream usually sits
+            self.norm.update(standard_scores(**raw, cal=self.cal), self.cfg.hop_s)
         snd = self.audio.window(start, end) if self.audio is not None else None
         a_ar = audio_arousal(*snd) if snd is not None else None
         if snd is not None:
