@@ -20,7 +20,7 @@ from cuecast.testmedia.video import make_test_video
 from cuecast.types import Frame
 
 TOOL = Path(__file__).resolve().parent.parent / "tools" / "eval_emotion.py"
-DAYLIGHT = (150, 140, 112)  # near the calibration's centre: mean luma ~0.55, mild warmth and chroma
+DAYLIGHT = (128, 120, 104)  # near the calibration's centre (mean luma 0.44): an overcast day, mild warmth and chroma
 
 
 def eval_tool():
@@ -99,7 +99,7 @@ def test_calibration_file_is_data_and_errors_are_clear(tmp_path):
 
 
 def test_dark_fast_cut_passage_changes_mode_and_density_and_comes_back(tmp_path):
-    """A render (arranger) of calm daylight shots, a dark cold passage cut every 0.5 s, calm shots again."""
+    """A render (the default generator) of calm daylight shots, a dark cold passage cut every 0.5 s, calm shots again."""
     segments = [(6.0, DAYLIGHT, 0.0), (6.0, (160, 150, 120), 0.0)]  # calm: two long steady shots
     segments += [(0.5, (25 + 6 * (k % 3), 28, 55 + 5 * (k % 4)), 4.0) for k in range(20)]
     segments += [(6.0, (145, 140, 118), 0.0), (6.0, DAYLIGHT, 0.0)]
