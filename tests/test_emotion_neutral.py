@@ -16,7 +16,6 @@ from cuecast.models.emotion.affect import CALIBRATION, load_calibration
 from cuecast.models.emotion.config import EmotionConfig
 from cuecast.models.emotion.estimator import EmotionEstimator
 from cuecast.models.emotion.va import top_class
-from cuecast.testmedia.video import make_test_video
 from cuecast.types import Frame
 
 TOOL = Path(__file__).resolve().parent.parent / "tools" / "eval_emotion.py"
@@ -100,12 +99,10 @@ def test_calibration_file_is_data_and_errors_are_clear(tmp_path):
 
 def test_dark_fast_cut_passage_changes_mode_and_density_and_comes_back(tmp_path):
     """A render (the default generator) of calm daylight shots, a dark cold passage cut every 0.5 s, calm shots again."""
-    segments = [(6.0, DAYLIGHT, 0.0), (6.0, (160, 150, 120), 0.0)]  # calm: two long steady shots
-    segments += [(0.5, (25 + 6 * (k % 3), 28, 55 + 5 * (k % 4)), 4.0) for k in range(20)]
-    segments += [(6.0, (145, 140, 118), 0.0), (6.0, DAYLIGHT, 0.0)]
+    tool = eval_tool()
     video = tmp_path / "passage.mp4"
-    make_test_video(video, segments, fps=25, size=(320, 180))
-    res = eval_tool().passage_check(video, (12.0, 22.0), 34.0)
+    span, duration = tool.synthetic_passage(video)
+    res = tool.passage_check(video, span, duration)
     before, passage, after = res["before"], res["passage"], res["after"]
     assert passage["valence"] < min(before["valence"], after["valence"]) - 0.3
     assert passage["arousal"] > max(before["arousal"], after["arousal"]) + 0.2

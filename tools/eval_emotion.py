@@ -334,7 +334,26 @@ def passage_check(video: Path, passage: tuple[float, float], duration: float, se
             "density_ratio": round(p["notes_per_s"] / max(max(c["notes_per_s"] for c in calm), 1e-9), 2)}
 
 
+DAYLIGHT = (128, 120, 104)  # near the calibration's centre (mean luma 0.44): an overcast day, mild warmth and chroma
+
+
+def synthetic_passage(path: Path) -> tuple[tuple[float, float], float]:
+    """cuecast.testmedia's version of the clip: two steady daylight shots (12 s), 20 dark cold shots of 0.5 s
+    panning fast, two steady daylight shots again (12 s). Returns (passage span, duration)."""
+    from cuecast.testmedia.video import make_test_video
+    segments = [(6.0, DAYLIGHT, 0.0), (6.0, (160, 150, 120), 0.0)]  # calm: two long steady shots
+    segments += [(0.5, (25 + 6 * (k % 3), 28, 55 + 5 * (k % 4)), 4.0) for k in range(20)]
+    segments += [(6.0, (145, 140, 118), 0.0), (6.0, DAYLIGHT, 0.0)]
+    make_test_video(path, segments, fps=25, size=(320, 180))
+    return (12.0, 22.0), 34.0
+
+
 def passage_eval(clip: Path, pool: list[Path] = (), generator: str | None = None) -> dict:
+    if str(clip) == "testmedia":
+        with tempfile.TemporaryDirectory() as d:
+            span, duration = synthetic_passage(Path(d) / "passage.mp4")
+            out = passage_check(Path(d) / "passage.mp4", span, duration, generator=generator)
+        return {"clip": "testmedia (synthetic daylight shots)", "pool": ["testmedia (dark cold shots)"], **out}
     frames, _ = decode(clip)
     images, span = passage_frames(frames, [decode(p)[0] for p in pool] or None)
     with tempfile.TemporaryDirectory() as d:
@@ -419,7 +438,8 @@ def main() -> int:
     ap.add_argument("--margin", type=float, default=0.2, help="smallest difference a directional check needs (default %(default)s)")
     ap.add_argument("--photos", nargs="*", default=None, help="photos of people (default: opencv-doc's)")
     ap.add_argument("--frowning", nargs="*", default=(), help="names of the photos that show a frowning or crying face")
-    ap.add_argument("--passage", metavar="CLIP", help="also render CLIP with a dark fast-cut passage (see above)")
+    ap.add_argument("--passage", metavar="CLIP", help="also render CLIP with a dark fast-cut passage (see above; "
+                    "'testmedia': the synthetic clip the unit test renders)")
     ap.add_argument("--passage-pool", nargs="*", default=(), metavar="CLIP",
                     help="clips the passage cuts between (default: the --passage clip alone)")
     ap.add_argument("--generator", default=None, help="generator for --passage (default: the configured one)")
