@@ -55,6 +55,20 @@ def test_dropped_frames_and_offset_timestamps():
     assert_hard_cuts(out, expect, times)
 
 
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_a_change_of_picture_size_is_a_cut_not_a_crash(fast_path):
+    """A stream whose sender switches resolution (or source) mid-stream: frames of two sizes cannot be
+    compared; the switch is a boundary and detection goes on at the new size."""
+    import cv2
+
+    imgs, times, truth = render([Shot(1.5, seed=1), Shot(1.5, seed=2)], fps=FPS)
+    switch = len(imgs) // 3  # inside the first shot: the picture itself does not change there
+    # a new aspect ratio (the analysis picture has a fixed width, so only the height tells)
+    resized = [im if i < switch else cv2.resize(im, (im.shape[1], im.shape[0] * 4 // 3)) for i, im in enumerate(imgs)]
+    out = detect(resized, times, fast_path=fast_path)
+    assert_hard_cuts(out, sorted([times[switch], *truth["hard"]]), times)
+
+
 @pytest.mark.parametrize("flash_frames", [1, 2, 3])
 def test_flashes_are_not_cuts(flash_frames):
     shots = [Shot(2.0, flashes=[0.6, 1.4], flash_frames=flash_frames, seed=11),

@@ -275,6 +275,9 @@ class OnlineCutDetector:
     def process_frame(self, frame: Frame) -> list[Boundary]:
         f = features(frame.image, frame.t, self.cfg.width, self.device, self.fast_path)
         self.last_frame_t = frame.t
+        prev = self.hard.prev
+        if prev is not None and prev.luma.shape != f.luma.shape:
+            return self._new_picture_size(f)
         out: list[Boundary] = []
         first = self.hard.step(f)
         if first is not None:
@@ -286,6 +289,15 @@ class OnlineCutDetector:
                 b.decided_at = frame.t
                 out.append(b)
         return self._space(out)
+
+    def _new_picture_size(self, f: Feat) -> list[Boundary]:
+        """A stream that changes its picture size (a new source behind a stream, a resolution switch) starts
+        a new shot: frames of two sizes cannot be compared, and to a viewer it is a cut."""
+        self.hard = HardCutTracker(self.hard.threshold, self.hard.ratio, self.hard.recent.maxlen)
+        self.hard.step(f)
+        if self.gradual is not None:
+            self.gradual.reset(f)
+        return self._space([Boundary(t=f.t, kind="hard", decided_at=f.t, source="detector")])
 
     def hard_candidate(self, t: float) -> float | None:
         """The hard-cut candidate opened on the frame at t, before the next frame confirms it, or None.
