@@ -164,9 +164,7 @@ def test_browser_camera_to_jack_midi_and_soundtrack_back(netns, rx, chromium, tm
                 break
             time.sleep(0.5)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        err = interrupt(proc)
     assert proc.returncode == 128 + signal.SIGINT, err[-800:]
     assert "Traceback" not in err
     time.sleep(0.05)
@@ -177,6 +175,13 @@ def test_browser_camera_to_jack_midi_and_soundtrack_back(netns, rx, chromium, tm
     assert webrtc["kind"] == "webrtc" and webrtc["frames"] > 20
     assert webrtc["peer"]["audio_packets"] > 20, webrtc  # the soundtrack came back to the browser...
     assert webrtc["peer"]["audio_energy"] > 0, webrtc  # ...and it was not silence
+
+
+def interrupt(proc) -> str:
+    """Ctrl-C for cuecast (if it still runs), as a user ends a live run; its stderr."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    return proc.communicate(timeout=60)[1]
 
 
 def test_other_address_needs_the_token(netns, tmp_path):
@@ -194,8 +199,7 @@ def test_other_address_needs_the_token(netns, tmp_path):
         assert replies["offer"][0] == 403 and replies["wrong"][0] == 403
         assert replies["overlay"][0] == 403 and replies["overlay_ok"][0] == 200  # the overlay on the same server
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=60)
+        interrupt(proc)
 
 
 def test_browser_camera_to_video_out_file(netns, chromium, tmp_path):
@@ -214,9 +218,7 @@ def test_browser_camera_to_video_out_file(netns, chromium, tmp_path):
             time.sleep(0.2)  # pictures go out once their music plays, a lookahead after they came
             part = [p for p in tmp_path.iterdir() if p.name.endswith(".part.mkv")]
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        err = interrupt(proc)
     assert proc.returncode == 128 + signal.SIGINT, err[-800:]
     assert "Traceback" not in err
     times, _, audio, rate, kinds, a0 = decode(str(out))
