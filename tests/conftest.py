@@ -16,6 +16,17 @@ def cut_clip(tmp_path_factory):
     return path, cuts
 
 
+@pytest.fixture(scope="session")
+def fluidsynth():
+    """FluidSynth (pyfluidsynth + libfluidsynth) for tests that render audio; skipped, saying why, without it."""
+    from cuecast.streams.audio_render import SynthUnavailable, load_fluidsynth
+
+    try:
+        load_fluidsynth()
+    except SynthUnavailable as e:
+        pytest.skip(str(e))
+
+
 @pytest.fixture
 def one_torch_thread():
     """The engine's default (runtime.torch_threads = 1): tiny per-frame tensors run far faster on one thread."""

@@ -11,7 +11,7 @@ import pytest
 from media_check import decode, nearest, onsets, picture_cuts
 
 from cuecast.engine.clock import RealtimeClock
-from cuecast.streams.audio_render import StreamingSynth, load_fluidsynth, SynthUnavailable
+from cuecast.streams.audio_render import StreamingSynth
 from cuecast.testmedia.video import make_counter_video, make_test_video
 from cuecast.streams.video_out import VideoOut, VideoOutError, auto_kbps, parse_target
 from cuecast.types import Note
@@ -26,14 +26,6 @@ def clip(tmp_path_factory):
     cuts = make_test_video(path, [(1.2, (200, 60, 60)), (1.0, (60, 200, 60)), (1.4, (60, 60, 200)), (0.8, (200, 200, 60))],
                            fps=FPS, audio_hz=440.0)
     return path, cuts
-
-
-@pytest.fixture(scope="module")
-def fluidsynth():
-    try:
-        load_fluidsynth()
-    except SynthUnavailable as e:
-        pytest.skip(str(e))
 
 
 def play(clip_path, out, synth, lookahead=0.5, mix=0.0, stop_at=None, audio=False):

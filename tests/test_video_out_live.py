@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 from media_check import decode, nearest, onsets, picture_cuts
 
-from cuecast.streams.audio_render import SynthUnavailable, load_fluidsynth
 from cuecast.testmedia.video import make_test_video
 
 FPS = 25
@@ -29,11 +28,7 @@ COLOURS = [(210, 70, 60), (50, 160, 80), (60, 70, 200), (220, 200, 70), (40, 40,
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    try:
-        load_fluidsynth()
-    except SynthUnavailable as e:
-        pytest.skip(str(e))
+def clip(tmp_path_factory, fluidsynth):
     path = tmp_path_factory.mktemp("vo_live") / "clip.mp4"
     cuts = make_test_video(path, list(zip(SHOTS, COLOURS)), fps=FPS, size=(320, 180), audio_hz=330.0)
     return path, cuts

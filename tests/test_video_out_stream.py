@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 from stream_push import StreamPusher, UdpCapture, free_port
 
-from cuecast.streams.audio_render import SynthUnavailable, load_fluidsynth
 from cuecast.testmedia.video import make_counter_video, read_counter
 
 FPS = 25
@@ -32,11 +31,7 @@ STALL_S = 1.5
 
 
 @pytest.fixture(scope="module")
-def counter_clip(tmp_path_factory):
-    try:
-        load_fluidsynth()
-    except SynthUnavailable as e:
-        pytest.skip(str(e))
+def counter_clip(tmp_path_factory, fluidsynth):
     path = tmp_path_factory.mktemp("vo_stream") / "counter.ts"
     make_counter_video(path, 20, fps=FPS, audio_hz=(330.0,), fmt="mpegts")
     return path
