@@ -137,3 +137,20 @@ def test_weights_without_the_per_block_condition_layers_load_as_the_same_model(t
         raise AssertionError("a checkpoint missing real weights must not load")
     except ValueError as e:
         assert "broken" in str(e)
+
+
+def test_weights_from_before_key_tokens_load_never_choose_them_and_grow_for_fine_tuning(tmp_path):
+    cfg = M.ModelConfig(vocab_size=T.VOCAB_BEFORE_KEYS, n_layer=1, n_head=2, d_model=32, context=16)
+    old = M.MusicTransformer(cfg).eval()
+    M.save(old, str(tmp_path / "old.pt"))
+    model, _ = M.load(str(tmp_path / "old.pt"))
+    logits = model.step(T.BOS, 0.5, 0.0, math.nan, model.new_cache())
+    assert logits.shape == (T.VOCAB_SIZE,) and torch.isinf(logits[T.KEY0:]).all()
+    assert torch.isfinite(logits[:T.KEY0]).all()
+    grown = M.grow_vocab(model).eval()
+    x = torch.tensor([[T.BOS, T.BAR, 40]])
+    c = torch.zeros(1, 3)
+    a, _ = model(x, c, c, c)
+    b, _ = grown(x, c, c, c)
+    assert torch.allclose(a[..., :T.KEY0], b[..., :T.KEY0], atol=1e-5)  # the same model on the old tokens
+    assert torch.isfinite(b[..., T.KEY0:]).all()  # and the keys can now be learned

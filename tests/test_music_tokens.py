@@ -143,3 +143,17 @@ def test_guard_keeps_the_meaning_of_a_chord_token():
     assert m[T.off_token(3, 60)] and m[T.off_token(1, 43)]  # held about two beats, as the data's chords
     g.update(T.shift_token(12))
     assert not g.mask()[T.off_token(3, 60)]
+
+
+def test_a_key_token_comes_once_and_never_between_a_level_or_chord_and_its_notes():
+    g = Guard()
+    assert not g.mask()[T.key_token(0, 0)]
+    g.update(T.key_token(0, 0))
+    assert g.mask()[T.KEY0:].all()
+    g.update(T.vel_token(5))
+    assert g.mask()[T.KEY0:].all()
+    g.update(T.on_token(2, 60))
+    assert not g.mask()[T.KEY0:].any()
+    g.update(T.CHORD)
+    assert g.mask()[T.KEY0:].all()
+    assert T.decode(T.key_token(1, 9)) == ("key", 1, 9) and T.KIND[T.key_token(1, 9)] == T.Kind.KEY

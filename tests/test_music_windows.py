@@ -88,3 +88,31 @@ def test_a_splice_from_another_piece_closes_the_old_notes(mode_tabs):
     assert w.arousal_raw[n_first + 5] > w.arousal_raw[0]  # the denser, louder part is labelled more aroused
     notes = T.to_notes(w.tokens)
     assert all(n.end <= 16.0 + 1e-9 for n in notes if n.start < 16.0 and n.inst > 0)  # closed at the join
+
+
+def test_a_piece_start_opens_with_bos_bar_and_its_key(mode_tabs):
+    toks, sec, off = piece()
+    w = W.build([part(toks, sec, off, 0, 400)], 385, mode_tabs, boundary=False, fresh=True)
+    assert list(w.tokens[:3]) == [T.BOS, T.BAR, T.key_token(0, 0)]  # C major
+    assert np.isnan(w.valence_raw[0]) and w.valence_raw[2] > 0  # BOS has no conditions (as generation feeds it)
+    flipped = W.build([part(toks, sec, off, 0, 400, flip=True)], 385, mode_tabs, boundary=False, fresh=True)
+    assert flipped.tokens[2] == T.key_token(1, 0) and flipped.valence_raw[2] < 0  # C minor
+    assert (T.KIND[w.tokens] == T.Kind.KEY).sum() == 1  # a window in the middle of a piece gets none in front
+    assert not (T.KIND[W.build([part(toks, sec, off, 0, 400)], 385, mode_tabs, False).tokens] == T.Kind.KEY).any()
+
+
+def test_each_later_part_opens_with_its_own_key_after_the_bar(mode_tabs):
+    toks, sec, off = piece()
+    split = int(np.flatnonzero(toks == T.BAR)[8])
+    w = W.build([part(toks, sec, off, 0, split), part(toks, sec, off, split, len(toks), flip=True)], 385, mode_tabs,
+                boundary=True)
+    keys = np.flatnonzero(T.KIND[w.tokens] == T.Kind.KEY)
+    assert len(keys) == 1 and w.tokens[keys[0]] == T.key_token(1, 0)
+    assert w.tokens[keys[0] - 1] == T.BAR and w.valence_raw[keys[0]] < 0  # labelled as the minor part it opens
+    assert w.tokens[keys[0] + 1:keys[0] + 4].tolist().count(T.on_token(0, W.CRASH)) == 1  # then the accent
+
+
+def test_transposing_moves_the_key_with_the_notes():
+    tabs = W.transpose_tables()
+    assert tabs[6 + 3, T.key_token(1, 10)] == T.key_token(1, 1)  # A# minor up 3 = C# minor
+    assert tabs[6 - 5, T.key_token(0, 2)] == T.key_token(0, 9)

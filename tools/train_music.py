@@ -109,15 +109,16 @@ class Batches:
         n, slack = self.context + 1, self.context // 2
         a = self._start(rng, heldout, at_piece_start=not plain and rng.random() < self.p_bos)
         split = None if plain or rng.random() >= self.p_split else self._next_bar(a, n // 4, 3 * n // 4)
+        fresh = not plain and a > 0 and self.tokens[a - 1] == T.BOS
         if split is None:
-            return W.build([self._part(a, a + n + slack, rng, plain)], n, self.mode_tabs, boundary=False)
+            return W.build([self._part(a, a + n + slack, rng, plain)], n, self.mode_tabs, boundary=False, fresh=fresh)
         if rng.random() < self.p_splice:
             b0 = self._start(rng, heldout)
             b = self._next_bar(b0, 0, n) or b0
         else:
             b = split
         parts = [self._part(a, split, rng, False), self._part(b, b + n + slack, rng, False)]
-        return W.build(parts, n, self.mode_tabs, boundary=True)
+        return W.build(parts, n, self.mode_tabs, boundary=True, fresh=fresh)
 
     def _label_tables(self, rng, n: int = 1500) -> tuple[np.ndarray, np.ndarray]:
         """Quantiles of the raw labels over windows drawn as in training (their rank is the [-1, 1] label)."""
@@ -176,6 +177,24 @@ def evaluate(model: M.MusicTransformer, batches, drop_emotion: bool = False, opp
     losses = [float(model(x, nan(v), nan(a), o, targets=y)[1]) for x, y, v, a, o in batches]
     model.train()
     return float(np.mean(losses))
+
+
+@torch.no_grad()
+def key_mode_accuracy(model: M.MusicTransformer, batches) -> float:
+    """Share of held-out key tokens whose mode (major / minor) the model gives more than half its key
+    probability: whether it chooses the mode from the valence (NaN when the batches hold no key token)."""
+    model.eval()
+    hits, n = 0, 0
+    for x, y, v, a, o in batches:
+        at = (y >= T.KEY0) & (y < T.KEY0 + T.N_KEYS)
+        if not at.any():
+            continue
+        probs = torch.softmax(model(x, v, a, o)[0][at][:, T.KEY0:T.KEY0 + T.N_KEYS], dim=-1)
+        minor = probs[:, 12:].sum(1) > 0.5
+        hits += int((minor == (y[at] >= T.KEY0 + 12)).sum())
+        n += int(at.sum())
+    model.train()
+    return hits / n if n else math.nan
 
 
 def sequence_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -281,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     w = csv.writer(log)
     if new_log:
         w.writerow(["step", "minutes", "tokens_seen", "train_loss", "heldout_loss", "heldout_no_emotion",
-                    "heldout_plain", "lr", "heldout_opposite"])
+                    "heldout_plain", "lr", "heldout_opposite", "heldout_key_mode"])
     model.train()
     t_start = time.time() - elapsed
     last_ck = last_eval = last_snap = time.time()
@@ -311,12 +330,13 @@ def main(argv: list[str] | None = None) -> int:
         now = time.time()
         if now - last_eval >= a.eval_minutes * 60 or step == 1:
             hl, hn, hp = evaluate(model, held), evaluate(model, held, drop_emotion=True), evaluate(model, held_plain)
-            ho = evaluate(model, held, opposite=True)
+            ho, km = evaluate(model, held, opposite=True), key_mode_accuracy(model, held)
             w.writerow([step, round(elapsed / 60, 2), seen, round(run_loss / run_n, 4), round(hl, 4), round(hn, 4),
-                        round(hp, 4), f"{lr:.2e}", round(ho, 4)])
+                        round(hp, 4), f"{lr:.2e}", round(ho, 4), round(km, 3)])
             log.flush()
             print(f"step {step} {elapsed/60:.1f} min train {run_loss/run_n:.3f} held-out {hl:.3f} "
-                  f"(without emotion {hn:.3f}, opposite {ho:.3f}, plain {hp:.3f}) lr {lr:.1e}", flush=True)
+                  f"(without emotion {hn:.3f}, opposite {ho:.3f}, plain {hp:.3f}, key mode right {km:.0%}) lr {lr:.1e}",
+                  flush=True)
             run_loss, run_n = 0.0, 0
             last_eval = now
             if hl < best:
@@ -350,8 +370,9 @@ def start_model(a, ck_path: Path):
         model.load_state_dict(ck["state"])
         step, elapsed, best, seen = ck["step"], ck["elapsed"], ck["best"], ck["seen"]
         print(f"train_music: resumed at step {step}, {elapsed/60:.1f} min", flush=True)
-    elif a.init:  # fine-tune: the given weights (new layers start at zero: the same model at step 0)
+    elif a.init:  # fine-tune: the given weights (new layers and appended tokens start from nothing)
         model, _ = M.load(a.init, "cpu")
+        model = M.grow_vocab(model)
         model.cfg.dropout = a.dropout
         for m in model.modules():
             if isinstance(m, torch.nn.Dropout):

@@ -245,7 +245,7 @@ class MusicTransformer(nn.Module):
         rot = rope_tables(pos, self.cfg.d_model // self.cfg.n_head)
         for i, b in enumerate(self.blocks):
             x = b(x + self.cond_layers[i](c), rot, cache, i)
-        logits = self.head(self.ln_f(x))
+        logits = self._full_vocab(self.head(self.ln_f(x)))
         if cache is not None:
             cache.advance(Tn)
         if targets is None:
@@ -279,7 +279,12 @@ class MusicTransformer(nn.Module):
         for i, w in enumerate(weights):
             x = block_step(w, self.cfg.n_head, x + conds[:, i + 1 : i + 2], rot, cache, i)
         cache.advance(1)
-        return F.linear(self.ln_f(x)[:, -1], self.tok.weight)
+        return self._full_vocab(F.linear(self.ln_f(x)[:, -1], self.tok.weight))
+
+    def _full_vocab(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits over this cuecast's vocabulary: weights trained before tokens were appended never choose them."""
+        missing = T.VOCAB_SIZE - logits.shape[-1]
+        return F.pad(logits, (0, missing), value=-math.inf) if missing > 0 else logits
 
     def _cond_vectors(self, val: float, aro: float, off: float) -> torch.Tensor:
         """(1 + n_layer, D): what the conditions add to the embedding and in front of each block."""
@@ -327,8 +332,27 @@ class MusicTransformer(nn.Module):
         return logits[0, -1]
 
 
+# Vocabularies a checkpoint may have: this one, or one of its prefixes (tokens were only ever appended)
+KNOWN_VOCABS = (T.VOCAB_SIZE, T.VOCAB_BEFORE_KEYS)
+
+
 def save(model: MusicTransformer, path: str, **extra) -> None:
-    torch.save({"config": model.cfg.to_dict(), "state": model.state_dict(), "vocab_size": T.VOCAB_SIZE, **extra}, path)
+    torch.save({"config": model.cfg.to_dict(), "state": model.state_dict(), "vocab_size": model.cfg.vocab_size,
+                **extra}, path)
+
+
+def grow_vocab(model: MusicTransformer) -> MusicTransformer:
+    """The same model over this cuecast's whole vocabulary: rows of appended tokens start small and random
+    (as a new model's), every other weight is kept (for fine-tuning older weights)."""
+    if model.cfg.vocab_size == T.VOCAB_SIZE:
+        return model
+    grown = MusicTransformer(ModelConfig(**{**model.cfg.to_dict(), "vocab_size": T.VOCAB_SIZE}))
+    state = dict(model.state_dict())
+    emb = grown.tok.weight.detach().clone()
+    emb[: model.cfg.vocab_size] = state.pop("tok.weight")
+    state.pop("head.weight", None)
+    grown.load_state_dict({**state, "tok.weight": emb, "head.weight": emb}, strict=True)
+    return grown
 
 
 def load(path: str, device: str = "cpu") -> tuple[MusicTransformer, dict]:
@@ -342,7 +366,7 @@ def load(path: str, device: str = "cpu") -> tuple[MusicTransformer, dict]:
     ck = load_checkpoint(path, what, how, device)  # data only: a pickle that would run code is refused
     checkpoint_fields(ck, {"config": dict, "state": dict}, what, path, how)
     cfg = _checked_config(ck["config"], path, how)
-    if ck.get("vocab_size") != T.VOCAB_SIZE or cfg.vocab_size != T.VOCAB_SIZE:
+    if ck.get("vocab_size") not in KNOWN_VOCABS or cfg.vocab_size != ck.get("vocab_size"):
         raise ValueError(f"{what} at {path} have vocabulary {ck.get('vocab_size')}, this cuecast {T.VOCAB_SIZE}; {how}")
     model = MusicTransformer(cfg)
     state = ck["state"]

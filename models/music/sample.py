@@ -7,6 +7,7 @@ Guards (masks on the logits, never edits of what was played):
 - bounded polyphony: no new pitched note while `max_polyphony` are sounding;
 - every note closed: a note held longer than `max_hold_ticks` is closed by a forced note-off, and `close_all`
   gives the note-offs of everything still sounding;
+- a key token (windows.py) once at a time, never between a CHORD or velocity token and its notes;
 - no runaway repetition: at most `max_events_per_tick` events without time moving, a key struck at most
   `max_repeats_per_beat` times per beat, no velocity or CHORD token twice in a row, and no pitch taking
   more than `max_same_share` of an instrument's last 8 notes (a small model sampled cool falls into
@@ -35,6 +36,7 @@ _ON = _KIND == 3
 _OFF = _KIND == 4
 _PITCHED_ON = torch.from_numpy(T.PITCHED_ON)
 _DRUM_ON = _ON & ~_PITCHED_ON
+_KEY = _KIND == 5
 _ALWAYS_MASKED = torch.zeros(T.VOCAB_SIZE, dtype=torch.bool)
 _ALWAYS_MASKED[[T.PAD, T.BOS, T.BAR]] = True
 
@@ -95,6 +97,8 @@ class Guard:
         if T.KIND[self.last] == 2:
             m |= _SHIFT  # a velocity token is followed by its note
             m |= _OFF
+        if T.KIND[self.last] in (2, 5) or self.last == T.CHORD or self.chord_pending():
+            m |= _KEY  # a key opens a section: once, and not between a chord (or a level) and its notes
         if self.events_this_tick >= self.max_events_per_tick:
             m |= ~_SHIFT  # let time move
             m[T.VEL0:T.VOCAB_SIZE] = True

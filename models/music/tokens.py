@@ -5,7 +5,10 @@ for pitches 21-108, time shifts, BAR and CHORD. cuecast changes two things:
 
 - time shifts count twelfths of a beat (not 8 ms steps), and never cross a beat line, so the model's clock
   is the conductor's beat grid: the same tokens play at any tempo and MIDI clock can follow it;
-- a velocity token (8 levels) precedes a note-on when the level changes.
+- a velocity token (8 levels) precedes a note-on when the level changes;
+- a key token (24: major or minor, on one of 12 tonics) opens a piece and each new section: the model
+  chooses the key from the conditions in one decision, and the notes follow it (see windows.py). They are
+  appended after EMSYNC's ids, so weights trained before them keep their meaning (`KEY0` = their vocabulary).
 
 Drums get only note-on (a drum hit has no musical length); they are decoded with a fixed short length.
 Within one tick the order is: BAR, note-offs, CHORD, then velocity/note-on, so that a CHORD token sits
@@ -41,7 +44,10 @@ SHIFT0 = 4  # SHIFT0 + k - 1 is a shift of k ticks, k in 1..MAX_SHIFT
 VEL0 = SHIFT0 + MAX_SHIFT
 DRUM0 = VEL0 + N_VEL
 ON0 = DRUM0 + N_PITCH  # pitched instruments (bass, guitar, piano, strings): ON0 + (i-1)*2*N_PITCH + p
-VOCAB_SIZE = ON0 + (len(INSTS) - 1) * 2 * N_PITCH
+KEY0 = ON0 + (len(INSTS) - 1) * 2 * N_PITCH  # KEY0 + 12*mode + tonic; mode 0 major, 1 minor
+N_KEYS = 24
+VOCAB_SIZE = KEY0 + N_KEYS
+VOCAB_BEFORE_KEYS = KEY0  # the vocabulary of weights trained before key tokens (they are a prefix of this one)
 
 
 @dataclass(slots=True)
@@ -65,6 +71,10 @@ def vel_token(level: int) -> int:
     return VEL0 + level
 
 
+def key_token(mode: int, tonic: int) -> int:
+    return KEY0 + 12 * int(mode) + int(tonic) % 12
+
+
 def velocity_level(velocity: int) -> int:
     return int(min(N_VEL - 1, max(0, velocity) * N_VEL // 128))
 
@@ -86,7 +96,7 @@ def off_token(inst: int, pitch: int) -> int:
 
 def decode(tok: int) -> tuple[str, int, int]:
     """(kind, a, b) of a token: ("shift", ticks, 0), ("vel", level, 0), ("on"/"off", inst, pitch),
-    ("bar"|"chord"|"bos"|"pad", 0, 0)."""
+    ("key", mode, tonic), ("bar"|"chord"|"bos"|"pad", 0, 0)."""
     if tok < SHIFT0:
         return (("pad", "bos", "bar", "chord")[tok], 0, 0)
     if tok < VEL0:
@@ -95,7 +105,9 @@ def decode(tok: int) -> tuple[str, int, int]:
         return ("vel", tok - VEL0, 0)
     if tok < ON0:
         return ("on", 0, tok - DRUM0 + PITCH_LO)
-    if tok < VOCAB_SIZE:
+    if KEY0 <= tok < VOCAB_SIZE:
+        return ("key", (tok - KEY0) // 12, (tok - KEY0) % 12)
+    if ON0 <= tok < KEY0:
         r = tok - ON0
         inst, r = 1 + r // (2 * N_PITCH), r % (2 * N_PITCH)
         return ("on" if r < N_PITCH else "off", inst, PITCH_LO + r % N_PITCH)
@@ -110,6 +122,7 @@ class Kind(IntEnum):
     VEL = 2
     ON = 3
     OFF = 4
+    KEY = 5
 
 
 # Tables for fast masks in sampling.
@@ -118,7 +131,7 @@ TOK_INST = np.full(VOCAB_SIZE, -1, dtype=np.int8)
 TOK_PITCH = np.full(VOCAB_SIZE, -1, dtype=np.int16)
 for _t in range(VOCAB_SIZE):
     _k, _a, _b = decode(_t)
-    KIND[_t] = {"shift": Kind.SHIFT, "vel": Kind.VEL, "on": Kind.ON, "off": Kind.OFF}.get(_k, Kind.SPECIAL)
+    KIND[_t] = {"shift": Kind.SHIFT, "vel": Kind.VEL, "on": Kind.ON, "off": Kind.OFF, "key": Kind.KEY}.get(_k, Kind.SPECIAL)
     if _k in ("on", "off"):
         TOK_INST[_t], TOK_PITCH[_t] = _a, _b
 PITCHED_ON = (KIND == Kind.ON) & (TOK_INST > 0)  # note-ons of the pitched instruments (not drums)

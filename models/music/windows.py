@@ -49,6 +49,10 @@ def transpose_tables(max_shift: int = 6) -> np.ndarray:
     tabs = np.tile(np.arange(T.VOCAB_SIZE), (2 * max_shift + 1, 1))
     for tok in range(T.VOCAB_SIZE):
         kind, inst, pitch = T.decode(tok)
+        if kind == "key":  # inst is the mode, pitch the tonic
+            for s in range(-max_shift, max_shift + 1):
+                tabs[s + max_shift, tok] = T.key_token(inst, pitch + s)
+            continue
         if kind not in ("on", "off") or inst == 0:
             continue
         for s in range(-max_shift, max_shift + 1):
@@ -117,9 +121,12 @@ def level_before(stream: np.ndarray, i: int, lookback: int = 256) -> int:
     return int(back[vel[0]] - T.VEL0) if len(vel) else 4
 
 
-def build(parts: list[Part], n: int, mode_tabs: np.ndarray, boundary: bool, drums_accent: bool = True) -> Window:
+def build(parts: list[Part], n: int, mode_tabs: np.ndarray, boundary: bool, drums_accent: bool = True,
+          fresh: bool = False) -> Window:
     """Join parts into one window of n tokens: modes, velocities re-levelled, open notes closed at each join,
-    orphan note-offs dropped, labels measured per part; `boundary` marks the joins as boundaries."""
+    orphan note-offs dropped, labels measured per part; `boundary` marks the joins as boundaries. Each later
+    part, and the first when the window starts a piece (`fresh`: BOS in front, as generation starts), opens
+    with the key token of its own key."""
     out: list[int] = []
     lv: list[int] = []  # velocity level of each note-on in `out` (-1 for other tokens)
     ticks: list[int] = []  # tick of each token, from the window's start
@@ -177,6 +184,10 @@ def build(parts: list[Part], n: int, mode_tabs: np.ndarray, boundary: bool, drum
         sel = part_a == k
         v, a = part_labels(out_a[sel], lv_a[sel], sec_a[sel])
         val[sel], aro[sel] = v, a
+    out_a, lv_a, ticks_a, val, aro, off_a = _with_keys(out_a, lv_a, ticks_a, part_a, val, aro, off_a, len(parts), fresh)
+    if fresh:  # generation feeds BOS with no conditions
+        out_a, lv_a = np.concatenate([[T.BOS], out_a]), np.concatenate([[-1], lv_a])
+        val, aro, off_a = (np.concatenate([[np.nan], x]) for x in (val, aro, off_a))
     toks = _with_velocity_tokens(out_a, lv_a)
     keep = toks[1]
     res = [np.asarray(x)[keep] for x in (val, aro, off_a)]
@@ -222,6 +233,28 @@ def _mark_boundaries(out, lv, ticks, sec, off, part, joins, drums_accent):
             off = np.insert(off, at, [np.nan] * k)
             part = np.insert(part, at, [part[min(at, len(part) - 1)]] * k)
     return out, lv, ticks, sec, off, part
+
+
+def _with_keys(out, lv, ticks, part, val, aro, off, n_parts: int, fresh: bool):
+    """A key token at the start of each later part (and the first, when fresh), after its tick's BAR and
+    note-offs, with the part's labels: the mode is chosen in one token from the valence, and every note after
+    it can follow it. A part with too few pitched notes has no key."""
+    at_list = []
+    for k in range(0 if fresh else 1, n_parts):
+        idx = np.flatnonzero(part == k)
+        if not len(idx):
+            continue
+        mode, tonic, _, n_pitched = key_of(out[idx])
+        if n_pitched < MIN_NOTES_FOR_KEY:
+            continue
+        at = int(idx[0])
+        while at < len(out) and ticks[at] == ticks[idx[0]] and (out[at] == T.BAR or T.KIND[out[at]] == T.Kind.OFF):
+            at += 1
+        at_list.append((at, T.key_token(mode, tonic), int(idx[0])))
+    for at, key, src in sorted(at_list, reverse=True):
+        out, lv, ticks = np.insert(out, at, key), np.insert(lv, at, -1), np.insert(ticks, at, ticks[min(at, len(ticks) - 1)])
+        val, aro, off = (np.insert(x, at, x[src]) for x in (val, aro, off))
+    return out, lv, ticks, val, aro, off
 
 
 def _with_velocity_tokens(out: np.ndarray, lv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
