@@ -116,3 +116,21 @@ def test_transposing_moves_the_key_with_the_notes():
     tabs = W.transpose_tables()
     assert tabs[6 + 3, T.key_token(1, 10)] == T.key_token(1, 1)  # A# minor up 3 = C# minor
     assert tabs[6 - 5, T.key_token(0, 2)] == T.key_token(0, 9)
+
+
+def test_the_trainer_can_count_key_tokens_more_in_its_loss():
+    import sys
+    from pathlib import Path
+
+    import torch
+    import torch.nn.functional as F
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from train_music import key_weighted_nll
+
+    logits = torch.randn(1, 4, T.VOCAB_SIZE, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([[T.BAR, T.key_token(1, 3), T.on_token(2, 60), T.PAD]])
+    plain = F.cross_entropy(logits[0, :3], y[0, :3])
+    assert key_weighted_nll(logits, y, 1.0) == pytest.approx(float(plain), rel=1e-5)
+    nll = F.cross_entropy(logits[0, :3], y[0, :3], reduction="none")
+    assert key_weighted_nll(logits, y, 10.0) == pytest.approx(float((nll[0] + 10 * nll[1] + nll[2]) / 12), rel=1e-5)

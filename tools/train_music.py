@@ -197,6 +197,14 @@ def key_mode_accuracy(model: M.MusicTransformer, batches) -> float:
     return hits / n if n else math.nan
 
 
+def key_weighted_nll(logits: torch.Tensor, targets: torch.Tensor, key_weight: float) -> torch.Tensor:
+    """Mean next-token loss with the key tokens counted `key_weight` times: a section's key is one token in
+    hundreds, yet it decides the mode of everything after it, which is what valence must move."""
+    nll = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=T.PAD, reduction="none")
+    w = (targets != T.PAD).float() * torch.where(targets >= T.KEY0, key_weight, 1.0)
+    return (nll * w).sum() / w.sum().clamp(min=1.0)
+
+
 def sequence_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean next-token loss of each sequence (B,)."""
     nll = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=T.PAD, reduction="none")
@@ -265,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="weight of the condition-contrast hinge (0: off): the opposite emotion must explain the "
                     "music worse by --contrast-margin nats per token")
     ap.add_argument("--contrast-margin", type=float, default=0.05)
+    ap.add_argument("--key-weight", type=float, default=1.0,
+                    help="count each key token's loss this many times (the key decides the mode of a whole section)")
     ap.add_argument("--p-bos", type=float, default=0.3, help="share of windows that start a piece (a fresh start)")
     ap.add_argument("--vel-spread", type=int, default=2, help="a part's velocities move up to this many levels")
     ap.add_argument("--source-weights", default="",
@@ -316,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         x, y, v, ar, o = data.train(a.batch)
         logits, loss = model(x, v, ar, o, targets=y)
         nll_value = loss.item()  # the curve logs the likelihood alone
+        if a.key_weight != 1.0:
+            loss = key_weighted_nll(logits, y, a.key_weight)
         if a.contrast > 0:
             k = max(1, a.batch // 2)  # on half the batch: the second pass costs half a step
             nll = sequence_nll(logits[:k], y[:k])
