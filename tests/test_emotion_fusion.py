@@ -80,20 +80,30 @@ def test_missing_or_broken_head_is_a_clear_error(tmp_path):
 
 def test_fixed_fusion_faces_pull_towards_their_emotion():
     joy, sad = np.eye(6)[EKMAN6.index("joy")], np.eye(6)[EKMAN6.index("sadness")]
-    p0, n0, v0, a0 = fixed_fusion((-0.5, -0.3), None, None, 0.5)
-    p1, n1, v1, a1 = fixed_fusion((-0.5, -0.3), None, (joy, 0.0, 1.0), 0.5)
+    p0, n0, v0, a0 = fixed_fusion((-0.5, -0.3), None, None)
+    p1, n1, v1, a1 = fixed_fusion((-0.5, -0.3), None, (joy, 0.0, 1.0))
     assert p1[EKMAN6.index("joy")] > 0.4 > p0[EKMAN6.index("joy")] and v1 > v0 + 0.4
     # a smiling face on an ordinary picture reads as joy, a crying one as negative
-    _, _, v_smile, _ = fixed_fusion((0.0, 0.0), None, (joy, 0.05, 1.0), 0.5)
-    _, _, v_cry, _ = fixed_fusion((0.0, 0.0), None, (sad, 0.05, 1.0), 0.5)
+    _, _, v_smile, _ = fixed_fusion((0.0, 0.0), None, (joy, 0.05, 1.0))
+    _, _, v_cry, _ = fixed_fusion((0.0, 0.0), None, (sad, 0.05, 1.0))
     assert v_smile > 0.2 and v_cry < -0.2
     # a neutral face (FER's seventh class) adds to the neutral share and pulls towards the origin
-    _, n_calm, v_calm, _ = fixed_fusion((0.6, 0.4), None, (np.full(6, 1 / 6), 0.95, 1.0), 0.5)
-    _, n_pic, v_pic, _ = fixed_fusion((0.6, 0.4), None, None, 0.5)
+    _, n_calm, v_calm, _ = fixed_fusion((0.6, 0.4), None, (np.full(6, 1 / 6), 0.95, 1.0))
+    _, n_pic, v_pic, _ = fixed_fusion((0.6, 0.4), None, None)
     assert n_calm > n_pic + 0.3 and abs(v_calm) < abs(v_pic)
-    _, _, _, a_loud = fixed_fusion((0.0, 0.0), 0.9, None, 0.5)
-    _, _, _, a_quiet = fixed_fusion((0.0, 0.0), -0.9, None, 0.5)
+    _, _, _, a_loud = fixed_fusion((0.0, 0.0), 0.9, None)
+    _, _, _, a_quiet = fixed_fusion((0.0, 0.0), -0.9, None)
     assert a_loud > a_quiet + 0.3
+
+
+def test_fixed_fusion_reads_a_pleasant_picture_as_far_from_neutral_as_an_unpleasant_one():
+    """Without faces the picture's point is the output: the Ekman table (four of six emotions negative, none
+    calm and pleasant) must not pull it towards gloom; it read (+0.5, -0.6) as +0.25 and (-0.5, -0.6) as -0.61."""
+    for a in (-0.6, -0.3, 0.0, 0.3, 0.6):
+        for v in (0.15, 0.3, 0.5, 0.8):
+            _, _, v_up, a_up = fixed_fusion((v, a), None, None)
+            _, _, v_down, a_down = fixed_fusion((-v, a), None, None)
+            assert v_up == pytest.approx(-v_down, abs=1e-9) and v_up > 0.9 * v and a_up == pytest.approx(a_down)
 
 
 def test_emotion_command_prints_windows(tmp_path, capsys):

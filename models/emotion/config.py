@@ -18,7 +18,7 @@ class EmotionConfig:
     # fields below added with the estimator (issue 4)
     face_interval_s: float = 0.0  # run face detection + expression this often (0: once per hop)
     hysteresis: float = 0.05  # valence/arousal dead band: the output moves only when the smoothed value leaves it
-    direct_va_weight: float = 0.5  # blend of the direct picture/sound affect point into EMSYNC's table mapping
+    direct_va_weight: float = 0.5  # trained head only: blend of the direct picture/sound/face point into the table mapping of its probabilities
     cut_rate_s: float = 6.0  # cut rate (Hanjalic & Xu) is counted over this much recent media time
     face_weights: str = ""  # FER expression weights; empty: the shipped models/weights/fer_mini_xception.pt
     fusion_weights: str = ""  # trained fusion head (tools/train_emotion.py); empty: the documented fixed fusion

@@ -231,8 +231,7 @@ class EmotionEstimator:
             probs, neutral, v, a = self._head(start, end, (pv, pa), a_ar, faces)
             signals.append("head")
         else:
-            probs, neutral, v, a = fixed_fusion((pv, pa), a_ar, faces, self.cfg.direct_va_weight,
-                                                self.cfg.neutral_temperature)
+            probs, neutral, v, a = fixed_fusion((pv, pa), a_ar, faces, self.cfg.neutral_temperature)
         if self.record_steps:  # the head's input, and this window's unsmoothed probabilities
             self.steps.append((*self._steps(start, end), probs))
         fast = any(end - self.cfg.window_s <= c < end for c in self.cuts)
@@ -268,7 +267,7 @@ class EmotionEstimator:
         xt = {k: torch.from_numpy(x[k])[None].to(self.device) for k in DIMS}
         mt = {k: torch.from_numpy(m[k] if k in self.head.signals else 0 * m[k])[None].to(self.device) for k in DIMS}
         probs = torch.softmax(self.head(xt, mt), dim=1)[0].cpu().numpy().astype(np.float64)
-        _, _, dv, da = fixed_fusion(pva, a_ar, faces, 1.0, self.cfg.neutral_temperature)  # the direct affect point
+        _, _, dv, da = fixed_fusion(pva, a_ar, faces, self.cfg.neutral_temperature)  # the direct affect point
         tv, ta = va_from_probs(probs)  # without the table's bias: an unsure head maps near the origin
         wgt = self.cfg.direct_va_weight
         # the head has no neutral class: its uncertainty is the neutral share

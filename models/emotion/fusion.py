@@ -117,7 +117,7 @@ def save_head(head: FusionHead, path: str | Path, signals) -> None:
 
 
 def fixed_fusion(picture_va: tuple[float, float], audio_arousal: float | None,
-                 faces: tuple[np.ndarray, float, float] | None, direct_weight: float,
+                 faces: tuple[np.ndarray, float, float] | None,
                  temperature: float = 0.15) -> tuple[np.ndarray, float, float, float]:
     """The documented fusion used until a trained head exists. Returns (probs6, neutral, valence, arousal).
 
@@ -130,22 +130,22 @@ def fixed_fusion(picture_va: tuple[float, float], audio_arousal: float | None,
        faces are the most direct carrier of emotion and a calm face is evidence of calm, but a scene that
        says something itself (a dark room, a fast edit) counts as much as a close-up. The picture's
        neutral share is an absence of evidence, so the more neutral the picture, the more the face decides.
-    4. Valence/arousal: EMSYNC's table (without its negative bias, va.va_from_probs) on the fused
-       probabilities and neutral share, blended with the direct affect point (weight `direct_weight`),
-       because the six emotions leave gaps on the plane (nothing among them is calm and pleasant) that the
-       picture can express directly.
+    4. Valence/arousal: the picture/sound point itself, mixed on the plane with the faces' point (EMSYNC's
+       table, without its negative bias, va.va_from_probs, on the faces' probabilities) by the same share.
+       The picture's point is not sent through the table and back: four of the six emotions lie in the
+       negative half and none is calm and pleasant, so that round trip read (+0.5, 0) as +0.32 and
+       (-0.5, 0) as -0.43, and (+-0.5, -0.6) as +0.25 / -0.61: a bias towards gloom that the picture never
+       measured (issue 16).
     """
     v, a = picture_va
     if audio_arousal is not None:
         a = 0.6 * a + 0.4 * audio_arousal
     probs, neutral = affect_probs(v, a, temperature)
-    direct = np.array([v, a])
+    point = np.array([v, a])
     if faces is not None:
         f_probs, f_neutral, f_w = faces
         w = float(f_w) * (FACE_SHARE + (FACE_SHARE_MAX - FACE_SHARE) * neutral)
         probs = (1 - w) * probs + w * f_probs
         neutral = (1 - w) * neutral + w * float(f_neutral)
-        direct = (1 - w) * direct + w * np.array(va_from_probs(f_probs, f_neutral))
-    tv, ta = va_from_probs(probs, neutral)
-    out = (1 - direct_weight) * np.array([tv, ta]) + direct_weight * direct
-    return probs / probs.sum(), float(neutral), float(np.clip(out[0], -1, 1)), float(np.clip(out[1], -1, 1))
+        point = (1 - w) * point + w * np.array(va_from_probs(f_probs, f_neutral))
+    return probs / probs.sum(), float(neutral), float(np.clip(point[0], -1, 1)), float(np.clip(point[1], -1, 1))
