@@ -73,7 +73,7 @@ def test_neutral_share_in_json_and_contrast_kept():
 
 def test_calibration_file_is_data_and_errors_are_clear(tmp_path):
     cal = load_calibration()
-    assert cal.gain > 0 and all(s > 0 for s in cal.scale.values())
+    assert min(cal.gain) > 0 and all(s > 0 for s in cal.scale.values())
     with pytest.raises(FileNotFoundError, match="calibrate_emotion.py"):
         EmotionEstimator(EmotionConfig(faces=False, calibration=str(tmp_path / "none.json")))
     bad = tmp_path / "bad.json"

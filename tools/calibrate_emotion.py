@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -48,7 +49,16 @@ from packaged_clips import fetch  # noqa: E402
 MIN_S, MAX_S = 8.0, 60.0  # each source clip is looped up to MIN_S and cut at MAX_S of media time
 LOG_EPS = {"motion": 0.003}  # signals standardised as log(value + eps)
 MIN_SCALE = {"cut_rate": 0.1, "motion": 0.5}  # floors: most ordinary windows have no cut at all
-GAIN = 0.8  # output = tanh(GAIN * standardised score): one spread of ordinary variation reads as +-0.66
+# output = tanh(gain * standardised score), one gain per axis. Valence: the middle half of ordinary footage (its
+# quartiles, +-0.6745 spreads of a robustly standardised score) reads within +-NEUTRAL_BAND, the outer quarters
+# lean, and a strongly coloured scene (3 spreads) reads ~0.8: colour and brightness are weak evidence of valence
+# (Valdez & Mehrabian's effects are modest; Hanjalic & Xu 2005 model arousal from motion and cuts, and find
+# valence the harder axis), so ordinary variation in them only leans the music's mode. Arousal keeps 0.8 (one
+# spread reads +-0.66): motion and cut rate are the direct, well-established evidence, and a faster or busier
+# picture should be heard in the density.
+NEUTRAL_BAND = 0.30
+VALENCE_GAIN = round(math.atanh(NEUTRAL_BAND) / 0.6745, 4)  # 0.4589
+AROUSAL_GAIN = 0.8
 
 
 def colour(img: np.ndarray, sat: float = 1.0, gain: float = 1.0, warm: float = 0.0) -> np.ndarray:
@@ -154,7 +164,7 @@ def centre_scale(x: np.ndarray, w: np.ndarray, floor: float = 1e-3) -> tuple[flo
     return float(q50), float(max((q75 - q25) / 1.349, floor))
 
 
-def calibrate(rows: list[dict], gain: float = GAIN) -> dict:
+def calibrate(rows: list[dict], gain: tuple[float, float] = (VALENCE_GAIN, AROUSAL_GAIN)) -> dict:
     """rows: {"clip": source clip, **raw signals}. Returns the calibration JSON (without its provenance)."""
     per_clip = {}
     for r in rows:
@@ -174,7 +184,8 @@ def calibrate(rows: list[dict], gain: float = GAIN) -> dict:
     scores = np.array([pleasure_arousal_scores(cal, *(r[k] for k in SIGNALS)) for r in rows])
     pv, pa = centre_scale(scores[:, 0], w), centre_scale(scores[:, 1], w)
     return {"signals": signals, "valence": {"centre": round(pv[0], 5), "scale": round(pv[1], 5)},
-            "arousal": {"centre": round(pa[0], 5), "scale": round(pa[1], 5)}, "gain": gain}
+            "arousal": {"centre": round(pa[0], 5), "scale": round(pa[1], 5)},
+            "gain": {"valence": gain[0], "arousal": gain[1]}}
 
 
 def main() -> int:
@@ -182,7 +193,8 @@ def main() -> int:
                                  epilog="Without clips it uses Debian opencv-doc's examples (apt-get install opencv-doc).")
     ap.add_argument("clips", nargs="*", help="video files or folders of them (default: tools/packaged_clips.py's calibration set)")
     ap.add_argument("--out", default=str(CALIBRATION), help="JSON to write (default: the shipped calibration)")
-    ap.add_argument("--gain", type=float, default=GAIN, help="output = tanh(gain * standardised score) (default %(default)s)")
+    ap.add_argument("--valence-gain", type=float, default=VALENCE_GAIN, help="valence = tanh(gain * standardised score) (default %(default)s)")
+    ap.add_argument("--arousal-gain", type=float, default=AROUSAL_GAIN, help="arousal = tanh(gain * standardised score) (default %(default)s)")
     ap.add_argument("--no-variants", action="store_true", help="only the clips as they are, no everyday variants or montage")
     ap.add_argument("--all-variants", action="store_true", help="also darker/brighter, less/more saturated, warmer/colder, "
                     "half speed and a slow pan of every clip (for a narrow set of clips; 4x slower)")
@@ -218,7 +230,7 @@ def main() -> int:
         sys.exit("calibrate_emotion: no full windows in the clips (each needs more than one window's length)")
     data = {"about": "Centre and scale of the picture-affect signals on ordinary footage; made by "
                      "tools/calibrate_emotion.py, read by cuecast.models.emotion.affect.load_calibration",
-            "made": datetime.date.today().isoformat(), "set": members, "windows": len(rows), **calibrate(rows, args.gain)}
+            "made": datetime.date.today().isoformat(), "set": members, "windows": len(rows), **calibrate(rows, (args.valence_gain, args.arousal_gain))}
     Path(args.out).write_text(json.dumps(data, indent=1) + "\n")
     print(json.dumps({k: data[k] for k in ("signals", "valence", "arousal", "gain")}, indent=1))
     print(f"wrote {args.out} ({len(rows)} windows from {len(decoded)} clips)", file=sys.stderr)

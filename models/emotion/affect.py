@@ -48,7 +48,8 @@ class Calibration:
 
     Made by tools/calibrate_emotion.py (see models/weights/EMOTION_MODEL_CARD.md for the set). A signal
     with transform "log" is standardised as log(value + eps) (motion: twice as fast is the same step
-    whatever the level). `gain` sets how far one spread of ordinary variation moves the output.
+    whatever the level). `gain` (valence, arousal) sets how far one spread of ordinary variation moves
+    each output (see the model card: colour is weaker evidence of valence than motion and cuts are of arousal).
     """
 
     centre: dict[str, float] = field(hash=False)
@@ -56,7 +57,7 @@ class Calibration:
     log_eps: dict[str, float] = field(hash=False)  # signals standardised on a log scale, with their offset
     valence: tuple[float, float]  # (centre, scale) of the combined pleasure score
     arousal: tuple[float, float]
-    gain: float
+    gain: tuple[float, float]  # (valence, arousal)
 
     def z(self, name: str, value: float) -> float:
         if name in self.log_eps:
@@ -77,11 +78,18 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
                            log_eps={k: float(sig[k]["eps"]) for k in SIGNALS if sig[k].get("transform") == "log"},
                            valence=(float(d["valence"]["centre"]), max(float(d["valence"]["scale"]), 1e-6)),
                            arousal=(float(d["arousal"]["centre"]), max(float(d["arousal"]["scale"]), 1e-6)),
-                           gain=float(d["gain"]))
+                           gain=_gains(d["gain"]))
     except FileNotFoundError:
         raise FileNotFoundError(f"emotion calibration not found at {p}: {fix}") from None
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"emotion calibration at {p} is broken ({e.__class__.__name__}: {e}): {fix}") from None
+
+
+def _gains(g) -> tuple[float, float]:
+    """{"valence": gv, "arousal": ga}; a single number (calibrations made before the two were separate) is both."""
+    if isinstance(g, dict):
+        return float(g["valence"]), float(g["arousal"])
+    return float(g), float(g)
 
 
 def small(image: np.ndarray, max_width: int = 96) -> np.ndarray:
@@ -156,13 +164,13 @@ def picture_va(brightness: float, saturation: float, colourfulness: float, warmt
                motion: float, cut_rate: float, cal: Calibration | None = None,
                shift: np.ndarray | None = None) -> tuple[float, float]:
     """Valence/arousal in (-1, 1) of a window's picture signals: ordinary footage (the calibration set's
-    median) at the origin, one spread of ordinary variation at tanh(gain). `shift` (StreamNorm) moves the
+    median) at the origin, one spread of ordinary variation at tanh(gain) of its axis. `shift` (StreamNorm) moves the
     origin to where this stream usually sits, in spreads."""
     cal = cal or load_calibration()
     z = standard_scores(brightness, saturation, colourfulness, warmth, motion, cut_rate, cal)
     if shift is not None:
         z = z - shift
-    return math.tanh(cal.gain * float(z[0])), math.tanh(cal.gain * float(z[1]))
+    return math.tanh(cal.gain[0] * float(z[0])), math.tanh(cal.gain[1] * float(z[1]))
 
 
 class StreamNorm:
