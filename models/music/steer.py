@@ -205,13 +205,14 @@ class Steering:
     parts: list[int] = field(default_factory=list)  # instruments of the last BALANCE_NOTES note-ons
     level: int = -1  # the velocity level playing now (-1: none given yet)
     started: float = math.nan
+    key_now: float = 0.0  # key score of pcs: where the music's mode is, which valence labels (EMSYNC)
     _balance_key: tuple = ()
     _balance_bias: torch.Tensor | None = None
 
     def copy(self) -> "Steering":
         return Steering(self.mode_strength, self.density_strength, self.velocity_strength, self.pcs.copy(),
                         self.n_pitched, self.mode_tokens, self.balance_strength, self.register_strength,
-                        list(self.onsets), list(self.parts), self.level, self.started)
+                        list(self.onsets), list(self.parts), self.level, self.started, key_now=self.key_now)
 
     def on_token(self, tok: int, t: float) -> None:
         """Take a fed token into account (velocity levels and note-ons)."""
@@ -233,6 +234,8 @@ class Steering:
             if self.n_pitched >= MIN_NOTES_FOR_KEY and self.mode_strength > 0:
                 by_pc = torch.from_numpy(key_score_gradient(self.pcs)).float()
                 self.mode_tokens = torch.where(_PITCHED_ON, by_pc[_PC], 0.0)
+                major, minor = key_correlations(self.pcs)
+                self.key_now = float(major.max() - minor.max())
 
     def _balance(self, arousal: float) -> torch.Tensor:
         """balance_bias of the last notes, kept until a note or the arousal changes (it is asked for at
@@ -261,7 +264,9 @@ class Steering:
         out = torch.zeros(T.VOCAB_SIZE)
         used = False
         if self.mode_strength > 0 and self.n_pitched >= MIN_NOTES_FOR_KEY and not math.isnan(valence):
-            out = self.mode_strength * max(-1.0, min(1.0, valence)) * self.mode_tokens
+            # towards the key score valence labels, from where the music is (as density steers the rate to
+            # a target): a mode the music already has needs little help, one it has left needs more
+            out = self.mode_strength * max(-1.0, min(1.0, valence - self.key_now)) * self.mode_tokens
             used = True
         if self.density_strength > 0 and not math.isnan(arousal):
             target = target_notes_per_second(arousal)
