@@ -1,6 +1,6 @@
 """Evaluate the emotion estimator on a folder of clips: how each clip reads, and whether it moves right.
 
-    python tools/eval_emotion.py /work/shared/media --held-out [--margin 0.2] [--photos FILE ...] [--json out.json]
+    python tools/eval_emotion.py /work/shared/media --held-out [--jobs 2] [--margin 0.2] [--photos FILE ...] [--json out.json]
     python tools/eval_emotion.py --passage vtest.avi --passage-pool Megamind.avi tree.avi vtest.avi   # (opencv-doc's)
 
 1. Every clip as it is (default config: picture, faces, sound): mean valence and arousal of its windows,
@@ -14,6 +14,8 @@
    the clip has sound, the same clip with its sound 26 dB quieter. Each check passes with a margin:
        V(bright) - V(original), V(original) - V(dark), A(2x) - A(original), A(cut faster) - A(original),
        A(original) - A(still), A(sound) - A(quiet sound)   all >= --margin
+   A check whose clip or variant is shorter than one window (window_s) is printed "too short to measure" and
+   counted apart (see `measurable` and the model card).
    Two ways, because the per-stream adaptation (emotion.adapt_s) is about one stream: "between clips", each
    variant its own stream on the calibrated path (adaptation off), absolute differences; and "in a stream",
    the default config (adaptation on) on one stream that plays the clip and then the variant (or the
