@@ -134,3 +134,26 @@ def test_the_trainer_can_count_key_tokens_more_in_its_loss():
     assert key_weighted_nll(logits, y, 1.0) == pytest.approx(float(plain), rel=1e-5)
     nll = F.cross_entropy(logits[0, :3], y[0, :3], reduction="none")
     assert key_weighted_nll(logits, y, 10.0) == pytest.approx(float((nll[0] + 10 * nll[1] + nll[2]) / 12), rel=1e-5)
+
+
+def test_a_collapsed_valence_path_restarts_as_features_that_vary_with_valence():
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    from cuecast.models.music import model as M
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from train_music import redraw_condition_path
+
+    mlp = M.CondMLP(1, 16, 64)
+    with torch.no_grad():
+        mlp.net[0].weight.mul_(0.01)  # collapsed, as the shipped weights' valence path was
+        before = mlp.net(torch.zeros(1, 1))
+    redraw_condition_path(mlp)
+    v = torch.linspace(-1, 1, 9).unsqueeze(1)
+    with torch.no_grad():
+        out, hidden = mlp.net(v), mlp.net[1](mlp.net[0](v))
+    assert torch.allclose(out, before.expand_as(out), atol=1e-6)  # the model's output is unchanged at first
+    assert hidden.std(0).mean() > 0.3  # but the features the read-out learns from move with valence

@@ -281,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="share of training windows per source, e.g. debian=0.4,mma=0.35,music21=0.25 (default: by tokens)")
     ap.add_argument("--init", default="", help="weights to start from (fine-tuning; new layers start at zero); "
                                                "ignored when resuming")
+    ap.add_argument("--redraw-valence", action="store_true",
+                    help="with --init: restart the valence path as random features (see redraw_condition_path)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bench", action="store_true")
     a = ap.parse_args(argv)
@@ -390,6 +392,9 @@ def start_model(a, ck_path: Path):
             if isinstance(m, torch.nn.Dropout):
                 m.p = a.dropout
         print(f"train_music: initialised from {a.init}", flush=True)
+        if a.redraw_valence:
+            redraw_condition_path(model.val)
+            print("train_music: valence path redrawn as random features", flush=True)
     model.train()
     # the condition paths learn faster: in a fine-tune they start from (near) nothing, the rest is trained
     cond = [p for n, p in model.named_parameters() if n.startswith(("val.", "aro.", "off.", "cond_layers."))]
@@ -406,6 +411,23 @@ def start_model(a, ck_path: Path):
         except ValueError:
             print("train_music: optimizer state from another layout: starting it afresh", flush=True)
     return model, opt, step, elapsed, best, seen
+
+
+@torch.no_grad()
+def redraw_condition_path(mlp: M.CondMLP, seed: int = 0) -> None:
+    """Restart a collapsed condition MLP as random features of its scalar with a zero read-out.
+
+    The shipped weights' valence MLP had shrunk to nothing (first-layer std 0.002: its output moved by 0.007
+    between valence -0.9 and +0.9, the arousal one's by 0.33). Two small layers in a row are a saddle: each
+    one's gradient is scaled by the other, so fine-tuning barely moved it. Kinks spread over [-1, 1] and a read-out
+    at zero make the read-out's gradient the features themselves, and the model's output starts unchanged."""
+    g = torch.Generator().manual_seed(seed)
+    first, last = mlp.net[0], mlp.net[2]
+    centre = mlp.net(torch.zeros(1, first.in_features))[0]  # what the path gave at a neutral value
+    first.weight.copy_(torch.randn(first.weight.shape, generator=g) * 2.0)
+    first.bias.copy_((torch.rand(first.bias.shape, generator=g) * 2 - 1) * 2.0)
+    last.weight.zero_()
+    last.bias.copy_(centre)
 
 
 def save_ckpt(path: Path, model, opt, step, elapsed, best, seen) -> None:
