@@ -30,6 +30,10 @@ from cuecast.models.music import tokens as T
 from cuecast.models.music import windows as W
 from cuecast.models.music.corpus import quantile_table, to_unit
 
+# parameters that read the conditions: a faster learning rate, no weight decay (see start_model)
+COND_PATHS = ("val.", "aro.", "off.", "cond_layers.", "key_prior.")
+
+
 class Batches:
     """Training windows (models/music/windows.py) with per-token conditions that lead the music.
 
@@ -397,8 +401,8 @@ def start_model(a, ck_path: Path):
             print("train_music: valence path redrawn as random features", flush=True)
     model.train()
     # the condition paths learn faster: in a fine-tune they start from (near) nothing, the rest is trained
-    cond = [p for n, p in model.named_parameters() if n.startswith(("val.", "aro.", "off.", "cond_layers."))]
-    rest = [p for n, p in model.named_parameters() if not n.startswith(("val.", "aro.", "off.", "cond_layers."))]
+    cond = [p for n, p in model.named_parameters() if n.startswith(COND_PATHS)]
+    rest = [p for n, p in model.named_parameters() if not n.startswith(COND_PATHS)]
     # no weight decay on them: their signal is small next to the rest, and decay would win over it
     opt = torch.optim.AdamW([{"params": rest, "mult": 1.0, "weight_decay": 0.05},
                              {"params": cond, "mult": a.cond_lr_mult, "weight_decay": 0.0}],

@@ -196,6 +196,10 @@ class MusicTransformer(nn.Module):
         # the conditions again in front of every block; zero at start, so weights trained without these
         # layers load unchanged and a fine-tune starts from the same model
         self.cond_layers = nn.ModuleList(nn.Linear(cfg.d_model, cfg.d_model) for _ in range(cfg.n_layer))
+        # and on the choice of a key (a section's mode): a prior over the key tokens from the conditions, added to
+        # their logits. Through the tied embedding alone a fine-tune learnt where keys go but not which mode the
+        # valence asks for; zero at start, like the layers above
+        self.key_prior = nn.Linear(cfg.d_model, T.N_KEYS)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.d_model)
@@ -205,7 +209,7 @@ class MusicTransformer(nn.Module):
         for n, p in self.named_parameters():
             if n.endswith("proj.weight") or n.endswith("mlp.2.weight"):
                 nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * cfg.n_layer))
-        for lin in self.cond_layers:
+        for lin in (*self.cond_layers, self.key_prior):
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
 
@@ -245,7 +249,7 @@ class MusicTransformer(nn.Module):
         rot = rope_tables(pos, self.cfg.d_model // self.cfg.n_head)
         for i, b in enumerate(self.blocks):
             x = b(x + self.cond_layers[i](c), rot, cache, i)
-        logits = self._full_vocab(self.head(self.ln_f(x)))
+        logits = self._with_key_prior(self._full_vocab(self.head(self.ln_f(x))), c)
         if cache is not None:
             cache.advance(Tn)
         if targets is None:
@@ -279,7 +283,13 @@ class MusicTransformer(nn.Module):
         for i, w in enumerate(weights):
             x = block_step(w, self.cfg.n_head, x + conds[:, i + 1 : i + 2], rot, cache, i)
         cache.advance(1)
-        return self._full_vocab(F.linear(self.ln_f(x)[:, -1], self.tok.weight))
+        return self._with_key_prior(self._full_vocab(F.linear(self.ln_f(x)[:, -1], self.tok.weight)), conds[:, 0])
+
+    def _with_key_prior(self, logits: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        if self.cfg.vocab_size < T.KEY0 + T.N_KEYS:  # weights from before key tokens never choose one
+            return logits
+        keys = slice(T.KEY0, T.KEY0 + T.N_KEYS)
+        return torch.cat([logits[..., : keys.start], logits[..., keys] + self.key_prior(c), logits[..., keys.stop:]], -1)
 
     def _full_vocab(self, logits: torch.Tensor) -> torch.Tensor:
         """Logits over this cuecast's vocabulary: weights trained before tokens were appended never choose them."""
@@ -372,7 +382,7 @@ def load(path: str, device: str = "cpu") -> tuple[MusicTransformer, dict]:
     state = ck["state"]
     if isinstance(state, dict):  # weights from before the per-block condition layers: those start at zero,
         # which is the same model
-        state = {**{k: v for k, v in model.state_dict().items() if k.startswith("cond_layers.")}, **state}
+        state = {**{k: v for k, v in model.state_dict().items() if k.startswith(("cond_layers.", "key_prior."))}, **state}
     load_state(model, state, what, path, how)
     model.to(device).eval()
     return model, ck
