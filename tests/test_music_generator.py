@@ -94,6 +94,21 @@ def test_chord_bias_puts_a_chord_token_at_the_boundary():
     assert chord_times and any(abs(t - 1.75) < 1e-6 for t in chord_times)
 
 
+def test_a_known_cut_is_prepared_by_a_breath_and_struck_loud_with_crash_and_kick():
+    # the conductor's help alone (a random model follows it): nothing new in the last sixteenth before the cut,
+    # then on it a loud level, a crash, a kick and a chord
+    gen = TransformerGenerator(GeneratorConfig(backend="transformer", seed=0, boundary_steer=10.0, chord_bias=30.0),
+                               model=tiny_model())
+    cut, beat = 1.75, 0.5
+    notes = run(gen, plans(6, cuts=(cut,)))
+    assert not [n for n in notes if cut - beat / 4 < n.start < cut - 1e-6]
+    hit = [n for n in notes if abs(n.start - cut) < 1e-6]
+    drums = {n.pitch for n in hit if n.instrument == "drums"}
+    assert drums & {49, 57} and drums & {35, 36}
+    assert min(n.velocity for n in hit) >= T.level_velocity(6)
+    assert sum(n.instrument != "drums" for n in hit) >= 3
+
+
 def test_missing_weights_say_how_to_make_them(tmp_path):
     with pytest.raises(FileNotFoundError, match="train_music"):
         TransformerGenerator(GeneratorConfig(backend="transformer", weights=str(tmp_path / "no.pt")))

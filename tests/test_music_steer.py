@@ -108,27 +108,45 @@ def test_velocity_steering_asks_soft_when_calm_and_loud_when_excited():
 
 
 def test_boundary_help_prepares_accents_and_changes_the_harmony():
-    from cuecast.models.music.steer import boundary_bias
+    from cuecast.models.music.steer import CutScene, boundary_bias
 
     tick, beat = 0.5 / 12, 0.5
     assert boundary_bias(float("nan"), tick, beat, 2.0) is None and boundary_bias(3.0, tick, beat, 2.0) is None
-    assert boundary_bias(float("nan"), tick, beat, 2.0, since_s=0.6) is None  # a beat after the cut: left alone
-    on_cut = boundary_bias(0.0, tick, beat, 2.0, harmony_before=[0, 4, 7], keys_before=[60, 64, 67])
-    assert on_cut[T.on_token(0, 49)] > 0 and on_cut[T.on_token(0, 36)] > 0  # crash and kick
+    assert boundary_bias(float("nan"), tick, beat, 2.0, CutScene(since_s=0.6)) is None  # a beat after: left alone
+    old = CutScene(harmony_before=(0, 4, 7), keys_before=(60, 64, 67), level=3)
+    on_cut = boundary_bias(0.0, tick, beat, 2.0, old)
+    assert on_cut[T.vel_token(7)] > on_cut[T.on_token(0, 49)]  # the level first, then the hit
     assert on_cut[T.vel_token(7)] > 0 > on_cut[T.vel_token(3)]  # a loud level invited, a soft one not
+    assert on_cut[T.shift_token(1)] < 0  # the tick waits for its hit
     # the old chord's C less likely than a D, and the very key struck before least likely
     assert on_cut[T.on_token(3, 60)] < on_cut[T.on_token(3, 72)] < on_cut[T.on_token(3, 62)]
-    assert on_cut[T.on_token(2, 74)] < 0 < on_cut[T.on_token(4, 62)]  # the new shot opens on a chord, not the tune
-    before = boundary_bias(0.4, tick, beat, 2.0)
+    loud = boundary_bias(0.0, tick, beat, 2.0, CutScene(level=7))
+    assert loud[T.on_token(0, 49)] > 0 and loud[T.on_token(0, 36)] > 0  # crash and kick
+    assert loud[T.on_token(2, 74)] < 0 < loud[T.on_token(4, 62)]  # the new shot opens on a chord, not the tune
+    assert loud[T.on_token(3, 62)] > on_cut[T.on_token(3, 62)]  # once the level is loud, the notes need not wait
+    done = boundary_bias(0.0, tick, beat, 2.0, CutScene(level=7, struck_drums=frozenset({57, 36}), struck_pitched=3))
+    assert done[T.shift_token(1)] == 0 and done[T.on_token(0, 49)] == 0  # a complete hit: time moves on
+    fade = boundary_bias(0.0, tick, beat, 2.0, CutScene(hit=False))
+    assert fade[T.on_token(0, 49)] == 0 and fade[T.shift_token(1)] == 0 < fade[T.on_token(4, 62)]  # a new chord, no hit
+    before = boundary_bias(0.4, tick, beat, 2.0, CutScene(level=3))
     assert before[T.on_token(2, 72)] < 0 and before[T.on_token(3, 60)] == 0  # melody (guitar) gives way
     assert before[T.on_token(0, 38)] > 0  # snare: a fill
-    breath = boundary_bias(0.1, tick, beat, 2.0)
-    assert breath[T.on_token(3, 60)] < 0 < breath[on_to_off(T.on_token(3, 60))]  # the last half beat clears
-    assert breath[T.on_token(0, 38)] > 0  # while the fill goes on
-    assert breath[T.on_token(3, 60)] < boundary_bias(0.2, tick, beat, 2.0)[T.on_token(3, 60)] < 0  # deepening
-    after = boundary_bias(float("nan"), tick, beat, 2.0, harmony_before=[0, 4, 7], since_s=0.2)
+    assert before[T.vel_token(5)] > 0 > before[T.vel_token(2)]  # growing louder
+    hold = boundary_bias(0.2, tick, beat, 2.0)
+    assert hold[T.on_token(3, 60)] < 0 < hold[on_to_off(T.on_token(3, 60))]  # the last half beat holds still
+    assert hold[T.on_token(0, 38)] > 0  # while the fill goes on
+    breath = boundary_bias(0.1, tick, beat, 2.0)  # the last sixteenth: nothing struck, the fill too
+    assert breath[T.on_token(0, 38)] < 0 and breath[T.on_token(3, 60)] < hold[T.on_token(3, 60)] < 0
+    assert boundary_bias(0.1, tick, beat, 2.0, CutScene(known=False)) is None  # a forecast is not prepared for
+    after = boundary_bias(float("nan"), tick, beat, 2.0, CutScene(harmony_before=(0, 4, 7), since_s=0.2))
     assert after[T.on_token(3, 60)] < after[T.on_token(3, 62)] == 0  # the new harmony holds for a beat
     assert after[T.on_token(2, 74)] < 0
+
+
+def test_the_accent_stands_over_the_level_arousal_asks_for():
+    from cuecast.models.music.steer import accent_level, target_level
+
+    assert target_level(-0.9) < accent_level(-0.9) <= accent_level(0.0) <= accent_level(0.9) == 7
 
 
 def test_balance_invites_the_silent_parts():

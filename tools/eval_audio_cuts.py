@@ -191,7 +191,7 @@ def composed(generator: str, config: str | None, seed: int, n: int, seconds: flo
     spread over the valence x arousal square, synthesised with the render's synth settings."""
     import random
 
-    from cuecast.engine.compose import channel_map, compose
+    from cuecast.engine.compose import compose
     from cuecast.engine.config import load_config
     from cuecast.streams.audio_render import render_audio
 
@@ -208,7 +208,7 @@ def composed(generator: str, config: str | None, seed: int, n: int, seconds: flo
             v, a = rng.uniform(-0.9, 0.9), rng.uniform(-0.9, 0.9)
             notes, tl = compose(cfg, v, a, seconds, cuts, seed=seed * 100 + i)
             wav = Path(tmp) / f"{i}.wav"
-            render_audio(notes, channel_map(cfg), seconds, wav, sample_rate=cfg.output.sample_rate,
+            render_audio(notes, cfg.instrument_map(), seconds, wav, sample_rate=cfg.output.sample_rate,
                          soundfont=cfg.output.soundfont, gain=cfg.output.gain)
             out.append(score_wav(wav, cuts, seed=seed * 100 + i))
     return out

@@ -23,9 +23,10 @@ the emotion the picture asks for while every token stays the model's choice (bia
 - register: the melody's, chords' and pad's note-ons lean up when excited and down when calm.
 
 The conductor's help at boundaries (`boundary_bias`, also biases only): before a known cut the melody
-gives way, the drums lean to a fill and the last half beat clears; on the cut the accent a listener hears
-(crash, kick, a loud level) and a chord that is not the one just heard; a beat after it the new harmony
-holds. Which notes sound, and the chord itself, stay the model's choice.
+gives way, the drums lean to a fill that grows louder, the last half beat's pitched parts hold still and
+the last sixteenth breathes; on the cut the accent a listener hears (a loud level first, then crash and
+kick, time held on the cut's tick until the hit is complete) and a chord that is not the one just heard;
+a beat after it the new harmony holds. Which notes sound, and the chord itself, stay the model's choice.
 """
 
 from __future__ import annotations
@@ -50,10 +51,18 @@ MIN_NOTES_FOR_KEY = 6
 MAX_BIAS = 5.0
 PITCHED_SHARE = 0.6  # of the target density, at least this much from pitched notes
 SOFTEST_LEVEL, LOUDEST_LEVEL = 2.0, 6.5  # velocity levels (of 8) that arousal -1 and +1 ask for
-ACCENT_LEVEL = 7  # the level of a hit on the cut
+ACCENT_LEVEL = 7  # the loudest level a hit on a cut asks for
+ACCENT_RISE = 3.0  # levels (of 8) a cut's hit stands over the level arousal asks for
 ACCENT_GAIN = 2.5  # crash, kick and a loud level on the cut: the strongest of the conductor's asks, the accent is the cut (a model
 # that has not played a crash for bars gives it a log-probability near -10)
+ACCENT_DRUMS = ((49, 57), (36, 35))  # the hit on a cut: a crash and a kick (the first key of each favoured, either heard as one)
+HIT_NOTES = 3  # pitched notes a hit's chord has (a triad), besides its crash and kick
+HOLD_GAIN = 3.0  # time shifts on the cut's tick while the hit is incomplete: the tick waits for its hit
 FILL_DRUMS = (38, 45, 47, 50)  # snare and toms: what a fill into a cut is played on
+CRESCENDO_GAIN = 0.5  # in the beat before a known cut, a level up favoured and a level down not
+BREATH_BEATS = 0.25  # the last sixteenth before a known cut is a breath: nothing new struck, the notes released
+BREATH_GAIN = 2.0
+SWELL_KINDS = ("fade", "dissolve", "mood")  # boundaries that swell into the new shot rather than hit it
 
 _VEL_LEVELS = torch.arange(T.N_VEL, dtype=torch.float32)
 _INST = torch.from_numpy(T.TOK_INST.astype(np.int64))
@@ -139,51 +148,112 @@ def target_level(arousal: float) -> float:
     return SOFTEST_LEVEL + (LOUDEST_LEVEL - SOFTEST_LEVEL) * (a + 1.0) / 2.0
 
 
-def boundary_bias(offset_s: float, tick_s: float, beat_s: float, strength: float,
-                  harmony_before: list[int] = (), since_s: float = math.nan,
-                  keys_before: list[int] = ()) -> torch.Tensor | None:
-    """(V,) logit bias around a boundary `offset_s` seconds ahead (NaN: none known) and in the beat after
-    the last one (`since_s` seconds ago, NaN: none), or None when neither is near.
+@dataclass(frozen=True)
+class CutScene:
+    """What the conductor's help at a boundary needs besides the time to it (see `boundary_bias`)."""
 
-    A cut a listener hears is prepared, struck and followed by something new:
-    - the beat before it: the melody gives way (its note-ons less likely), snare and toms more (a fill);
-      in its last half the pitched parts breathe (no new notes, the sounding ones released; more so in the
-      last quarter), so the cut's attack lands on a clearing rather than on notes struck a moment before;
-    - on it (less than half a tick away): crash and kick and a loud velocity level (the accent), chords
-      and pad favoured and the melody held back (the new shot opens on a chord, the tune comes after it),
-      the pitch classes of the harmony before it (`harmony_before`) less likely and the very keys struck
-      in the beat before it (`keys_before`, MIDI pitches) less likely still: a new chord, not the old one
-      struck again (the cut ends the old shot's notes, and a small model likes to strike them again);
-    - the beat after it: the old pitch classes and the melody still held back, at half strength, so the
-      new harmony is the one heard after the cut, not the old one returning at once."""
-    near = not math.isnan(offset_s) and offset_s <= beat_s
-    after = not math.isnan(since_s) and 0.0 < since_s < beat_s
+    harmony_before: tuple[int, ...] = ()  # pitch classes struck in the beat before the cut (the harmony it leaves)
+    keys_before: tuple[int, ...] = ()  # and their MIDI pitches
+    since_s: float = math.nan  # seconds since the last boundary was reached (NaN: none)
+    known: bool = True  # the boundary ahead is known, not a forecast: only a known cut is prepared
+    hit: bool = True  # the boundary being struck is a cut (a gradual transition swells into its new chord, no hit)
+    struck_drums: frozenset[int] = frozenset()  # drum keys struck on the cut's tick so far
+    struck_pitched: int = 0  # pitched notes struck on the cut's tick so far
+    blocked_drums: frozenset[int] = frozenset()  # drum keys the guard does not allow now (too many hits at once)
+    level: int = -1  # the velocity level playing (-1: none yet)
+    arousal: float = 0.0
+
+
+def accent_level(arousal: float) -> int:
+    """The velocity level of the hit on a cut: ACCENT_RISE levels over what arousal asks for, so a calm
+    piece's cut stands out from its own soft texture without a fortissimo that belongs to an action scene."""
+    return int(min(ACCENT_LEVEL, round(target_level(arousal) + ACCENT_RISE)))
+
+
+def boundary_bias(offset_s: float, tick_s: float, beat_s: float, strength: float,
+                  scene: CutScene = CutScene()) -> torch.Tensor | None:
+    """(V,) logit bias around a boundary `offset_s` seconds ahead (NaN: none known) and in the beat after
+    the last one (`scene.since_s` seconds ago), or None when neither is near. Biases only: which notes sound,
+    and the chord itself, stay the model's choice. A cut a listener hears is prepared, struck and followed by
+    something new (`_prepare`, `_strike`, `_after`)."""
+    on_it = not math.isnan(offset_s) and offset_s < tick_s / 2
+    near = on_it or (scene.known and not math.isnan(offset_s) and offset_s <= beat_s)  # a forecast: no preparation
+    after = not math.isnan(scene.since_s) and 0.0 < scene.since_s < beat_s
     if strength <= 0 or not (near or after):
         return None
     out = torch.zeros(T.VOCAB_SIZE)
-    old = _PITCHED_ON & torch.isin(_PC, torch.tensor(list(harmony_before), dtype=torch.long))
-    if near and offset_s < tick_s / 2:
-        for drum in (49, 36):
-            out[T.on_token(0, drum)] += ACCENT_GAIN * strength
-        out[_PITCHED_ON & torch.isin(_PITCH, torch.tensor(list(keys_before), dtype=torch.long))] -= strength
-        # a loud level invited (a stream that gives no velocity tokens would otherwise keep its level), the
-        # softer ones the less likely the softer they are
-        out[T.VEL0:T.VEL0 + T.N_VEL] += ACCENT_GAIN * strength * (1.0 - 0.5 * (ACCENT_LEVEL - _VEL_LEVELS).abs())
-        out[_HARMONY_ON] += 0.5 * strength
-        out[_MELODY_ON] -= strength
-        out[old] -= strength
+    if on_it:
+        _strike(out, strength, scene)
     elif near:
-        out[_MELODY_ON] -= strength
-        for drum in FILL_DRUMS:
-            out[T.on_token(0, drum)] += 0.5 * strength
-        if offset_s < beat_s / 2:  # the clearing deepens towards the cut: nothing struck just before the hit
-            clear = strength * (2.0 if offset_s < beat_s / 4 else 1.0)
-            out[_PITCHED_ON] -= clear
-            out[_PITCHED_OFF] += clear
+        _prepare(out, offset_s, beat_s, strength, scene.level)
     else:
         out[_MELODY_ON] -= 0.5 * strength
-        out[old] -= 0.5 * strength
+        out[_old_harmony(scene.harmony_before)] -= 0.5 * strength
     return out
+
+
+def _old_harmony(pcs: tuple[int, ...]) -> torch.Tensor:
+    return _PITCHED_ON & torch.isin(_PC, torch.tensor(list(pcs), dtype=torch.long))
+
+
+def _prepare(out: torch.Tensor, offset_s: float, beat_s: float, strength: float, level: int) -> None:
+    """The beat before a known cut: the melody gives way and the drums lean to a fill (snare, toms) that
+    grows louder into the hit (velocity levels above the one playing favoured, softer ones not). In its
+    last half beat the pitched parts hold still (no new notes, the sounding ones released), and in its last
+    sixteenth everything breathes, the fill too: the hit lands on a short silence, as a band stops before
+    the downbeat of a new section, instead of on notes struck a moment before."""
+    out[_MELODY_ON] -= strength
+    now = level if level >= 0 else DEFAULT_LEVEL
+    out[T.VEL0:T.VEL0 + T.N_VEL] += CRESCENDO_GAIN * strength * (_VEL_LEVELS - now).clamp(-1.0, 1.0)
+    if offset_s < beat_s * BREATH_BEATS:
+        _hold(out, _ANY_ON, BREATH_GAIN * strength)
+        return
+    for drum in FILL_DRUMS:
+        out[T.on_token(0, drum)] += 0.5 * strength
+    if offset_s < beat_s / 2:
+        _hold(out, _PITCHED_ON, strength)
+
+
+def _hold(out: torch.Tensor, quiet: torch.Tensor, gain: float) -> None:
+    """The `quiet` note-ons and the CHORD token disfavoured, the pitched notes' releases and time moving on
+    favoured. The model's boundary offset feature barely tells 30 ms from 0, so where a cut falls between
+    ticks it strikes its boundary chord on the tick before: the chord is the cut's, not the breath's."""
+    out[quiet] -= gain
+    out[T.CHORD] -= gain
+    out[_PITCHED_OFF] += gain
+    out[T.SHIFT0:T.SHIFT0 + T.MAX_SHIFT] += gain
+
+
+def _strike(out: torch.Tensor, strength: float, scene: CutScene) -> None:
+    """On the cut (every token of its tick): a new chord (chords and pad favoured, the melody held back, the
+    pitch classes of the harmony before less likely and the very keys struck before least likely: the cut
+    ends the old shot's notes, and a small model likes to strike them again) and, on a cut, the accent: the
+    level set loud first (note-ons wait for it), crash and kick favoured until both are struck, and time
+    does not move on (shifts disfavoured) until the hit is complete, so that the accent happens rather than
+    being merely favoured (a model that has not played a crash for bars gives it a log-probability near
+    -10, and top-p sampling drops what the nucleus leaves out)."""
+    out[_PITCHED_ON & torch.isin(_PITCH, torch.tensor(list(scene.keys_before), dtype=torch.long))] -= strength
+    out[_HARMONY_ON] += 0.5 * strength
+    out[_MELODY_ON] -= strength
+    out[_old_harmony(scene.harmony_before)] -= strength
+    if not scene.hit:
+        return
+    want = accent_level(scene.arousal)
+    # a part of the hit the guard does not allow (three drums struck already) is not waited for
+    missing = [keys[0] for keys in ACCENT_DRUMS
+               if scene.struck_drums.isdisjoint(keys) and keys[0] not in scene.blocked_drums]
+    # the hit is struck loud: its level comes before its notes, and no level under it is asked for on the
+    # cut's tick (the loudness steering would take the level back to arousal's between the hit's notes)
+    vel = out[T.VEL0:T.VEL0 + T.N_VEL]
+    vel[_VEL_LEVELS < want] -= ACCENT_GAIN * strength
+    if scene.level < want:
+        vel[_VEL_LEVELS >= want] += ACCENT_GAIN * strength * (1.0 - 0.5 * (_VEL_LEVELS[_VEL_LEVELS >= want] - want))
+        out[_ANY_ON] -= ACCENT_GAIN * strength
+    else:
+        for drum in missing:
+            out[T.on_token(0, drum)] += ACCENT_GAIN * strength
+    if missing or scene.struck_pitched < HIT_NOTES:
+        out[T.SHIFT0:T.SHIFT0 + T.MAX_SHIFT] -= HOLD_GAIN * strength
 
 
 @dataclass
@@ -254,6 +324,11 @@ class Steering:
     def recent_pitch_classes(self, t: float, span: float) -> list[int]:
         """Pitch classes of the pitched notes struck in the last `span` seconds before t (the harmony now)."""
         return sorted({pc for x, p, pc, _, _ in self.onsets if p and t - span <= x < t})
+
+    def struck_at(self, t: float) -> tuple[frozenset[int], int]:
+        """(drum keys, number of pitched notes) struck at exactly time t (the cut's tick)."""
+        at = [(p, key) for x, p, _, _, key in self.onsets if abs(x - t) < 1e-6]
+        return frozenset(key for p, key in at if not p), sum(p for p, _ in at)
 
     def recent_keys(self, t: float, span: float) -> list[int]:
         """MIDI pitches of the pitched notes struck in the last `span` seconds before t."""

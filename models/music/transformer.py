@@ -6,10 +6,11 @@ follows `plan.tempo_bpm`), shifts stop at every beat line, at the end of the ste
 conductor's bar lines are. Every token gets the plan's valence and arousal and the seconds from its time
 to the next boundary (EMSYNC's boundary offset); at the boundary the CHORD token gets a small logit bonus.
 Around a cut the conductor helps with logit biases only (`steer.boundary_bias`): in the beat before a known
-cut the melody gives way, the drums lean to a fill and the last half beat clears; on the cut crash, kick, a
-loud level and chords are favoured and the harmony just heard disfavoured, and for a beat after it the new
-harmony holds. The chord itself, its notes and their length are the model's. Valence and arousal also steer
-sampling (`steer.py`: mode, note density, loudness, register and the balance of the parts as soft logit
+cut the melody gives way, the drums lean to a growing fill, the pitched parts hold still in the last half beat
+and everything breathes in the last sixteenth; on the cut a loud level, crash, kick and chords are favoured
+(time waits on the cut's tick until the hit is complete; a fade gets its new chord but no hit) and the harmony
+just heard disfavoured, and for a beat after it the new harmony holds. The chord itself, its notes and their
+length are the model's. Valence and arousal also steer sampling (`steer.py`: mode, note density, loudness, register and the balance of the parts as soft logit
 biases), and with `guidance` > 1 classifier-free guidance on both.
 
 A step returns the notes that start in [t0, t1). A note's end is known only when the model closes it, so
@@ -31,7 +32,7 @@ from cuecast.models.music import model as M
 from cuecast.models.music import tokens as T
 from cuecast.models.music.config import GeneratorConfig
 from cuecast.models.music.sample import Guard, on_to_off, sample
-from cuecast.models.music.steer import Steering, boundary_bias
+from cuecast.models.music.steer import ACCENT_DRUMS, SWELL_KINDS, CutScene, Steering, boundary_bias
 from cuecast.types import Note, StepPlan
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "music_transformer.pt"
@@ -126,19 +127,19 @@ class TransformerGenerator:
             max_shift = max(1, min(T.MAX_SHIFT, int(math.ceil((stop - s.clock) / tick_s - 1e-3))))
             off = self._offset(plan, s.clock)
             bias = s.steer.bias(s.clock, plan.valence, plan.arousal)
+            mask = s.guard.mask(max_shift)
             if off < tick_s / 2 and not abs(s.cut_at - s.clock) < EPS:  # reached a boundary: remember what it leaves
                 s.cut_at, s.cut_pcs = s.clock, tuple(s.steer.recent_pitch_classes(s.clock, plan.beat_s))
                 s.cut_keys = tuple(s.steer.recent_keys(s.clock, plan.beat_s))
             # every token of the cut's tick is on the cut, also after its CHORD moved the offset to the next one
             on_cut = 0.0 if abs(s.cut_at - s.clock) < EPS else off
-            help_ = boundary_bias(on_cut, tick_s, plan.beat_s, self.cfg.boundary_steer, s.cut_pcs, s.clock - s.cut_at,
-                                  s.cut_keys)
+            help_ = boundary_bias(on_cut, tick_s, plan.beat_s, self.cfg.boundary_steer, self._scene(plan, mask))
             if help_ is not None:
                 bias = help_ if bias is None else bias + help_
             if not math.isnan(off) and off < tick_s / 2:
                 bias = torch.zeros_like(s.logits) if bias is None else bias
                 bias[T.CHORD] += self.chord_bias
-            tok = sample(s.logits, s.guard.mask(max_shift), self.cfg.temperature, self.cfg.top_p, self.gen, bias)
+            tok = sample(s.logits, mask, self.cfg.temperature, self.cfg.top_p, self.gen, bias)
             if T.KIND[tok] == 1:
                 k = tok - T.SHIFT0 + 1
                 new = s.clock + k * tick_s
@@ -192,6 +193,18 @@ class TransformerGenerator:
         if b is None or t > b + EPS:
             return math.nan
         return min(M.OFFSET_MAX, max(0.0, b - t))
+
+    def _scene(self, plan: StepPlan, mask: torch.Tensor) -> CutScene:
+        """What the boundary help needs to know now: the harmony the last cut left, whether the boundary ahead
+        is known (a forecast is not prepared for) and the one struck is a cut (not a fade), and what the cut's
+        tick has struck so far and what the guard (`mask`) still lets it strike."""
+        s = self.s
+        on_cut = abs(s.cut_at - s.clock) < EPS
+        drums, pitched = s.steer.struck_at(s.cut_at) if on_cut else (frozenset(), 0)
+        blocked = frozenset(k for keys in ACCENT_DRUMS for k in keys if mask[T.on_token(0, k)]) if on_cut else frozenset()
+        return CutScene(s.cut_pcs, s.cut_keys, s.clock - s.cut_at, known=plan.boundary_known,
+                        hit=plan.boundary_kind not in SWELL_KINDS, struck_drums=drums, struck_pitched=pitched,
+                        blocked_drums=blocked, level=s.steer.level, arousal=plan.arousal)
 
     def _bar(self, plan: StepPlan) -> None:
         if not abs(self.s.last_bar - self.s.clock) < EPS:
