@@ -187,9 +187,15 @@ def boundary_bias(offset_s: float, tick_s: float, beat_s: float, strength: float
     elif near:
         _prepare(out, offset_s, beat_s, strength, scene.level)
     else:
-        out[_MELODY_ON] -= 0.5 * strength
-        out[_old_harmony(scene.harmony_before)] -= 0.5 * strength
+        _after(out, strength, scene.harmony_before)
     return out
+
+
+def _after(out: torch.Tensor, strength: float, harmony_before: tuple[int, ...]) -> None:
+    """The beat after a cut: the old pitch classes and the melody still held back, at half strength, so the
+    new harmony is the one heard after the cut, not the old one returning at once."""
+    out[_MELODY_ON] -= 0.5 * strength
+    out[_old_harmony(harmony_before)] -= 0.5 * strength
 
 
 def _old_harmony(pcs: tuple[int, ...]) -> torch.Tensor:
