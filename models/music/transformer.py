@@ -100,6 +100,12 @@ class TransformerGenerator:
         if plan.t1 <= plan.t0:
             return []
         s = self.s
+        cut = plan.t0 if plan.at_boundary else plan.next_boundary
+        if cut is not None and not math.isnan(s.clock) and s.clock > cut + EPS:
+            # running ahead to close its notes, the model played past a cut it did not know of then (a held
+            # note may take it 4 beats on): what it played after t0 is forgotten, so the cut is heard
+            self.rewind(plan.t0)
+            s = self.s
         skipped = plan.t0 > self.emitted_until + EPS  # the conductor left out music (live, behind the playhead)
         if math.isnan(s.clock) or s.clock < plan.t0 - 1.0 or (skipped and s.clock < plan.t0):
             s.clock = plan.t0  # start, or a gap the conductor skipped: the model's clock jumps, nothing is made for it
