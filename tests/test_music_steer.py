@@ -188,3 +188,15 @@ def test_a_calm_opening_is_not_a_lone_tune():
         s.on_token(T.on_token(3, pitch), 0.0)
     b = s.bias(0.1, 0.0, -0.9)
     assert b[T.on_token(2, 72)] > b[T.on_token(3, 72)]  # with the chords sounding, the tune is welcome
+
+
+def test_the_harmony_a_cut_leaves_includes_the_chord_held_into_it():
+    st = Steering()
+    for key in (60, 64, 67):  # a C major chord struck two beats before the cut and held to it
+        st.on_token(T.on_token(3, key), 0.0)
+    st.on_token(T.on_token(2, 74), 0.8)  # a D in the tune in the beat before the cut
+    for key in (60, 64, 67):
+        st.on_token(on_to_off(T.on_token(3, key)), 1.0)  # the cut (at 1.0) ends the held notes
+    assert st.recent_pitch_classes(1.0, 0.5) == [0, 2, 4, 7]
+    assert st.recent_keys(1.0, 0.5) == [60, 64, 67, 74]
+    assert st.recent_pitch_classes(3.0, 0.5) == []  # long gone

@@ -281,6 +281,9 @@ class Steering:
     parts: list[int] = field(default_factory=list)  # instruments of the last BALANCE_NOTES note-ons
     level: int = -1  # the velocity level playing now (-1: none given yet)
     started: float = math.nan
+    # (media time, MIDI pitch) of the pitched note-offs of the last RATE_WINDOW_S seconds: a chord held through
+    # a beat is heard in it though struck before it
+    releases: list[tuple[float, int]] = field(default_factory=list)
     key_now: float = 0.0  # key score of pcs: where the music's mode is, which valence labels (EMSYNC)
     _balance_key: tuple = ()
     _balance_bias: torch.Tensor | None = None
@@ -288,7 +291,8 @@ class Steering:
     def copy(self) -> "Steering":
         return Steering(self.mode_strength, self.density_strength, self.velocity_strength, self.pcs.copy(),
                         self.n_pitched, self.mode_tokens, self.balance_strength, self.register_strength,
-                        list(self.onsets), list(self.parts), self.level, self.started, key_now=self.key_now)
+                        list(self.onsets), list(self.parts), self.level, self.started, list(self.releases),
+                        key_now=self.key_now)
 
     def on_token(self, tok: int, t: float) -> None:
         """Take a fed token into account (velocity levels and note-ons)."""
@@ -296,6 +300,10 @@ class Steering:
             self.started = t
         if T.KIND[tok] == 2:
             self.level = tok - T.VEL0
+        if T.KIND[tok] == 4:
+            self.releases.append((t, int(T.TOK_PITCH[tok])))
+            if self.releases[0][0] < t - RATE_WINDOW_S:
+                self.releases = [x for x in self.releases if x[0] >= t - RATE_WINDOW_S]
         if T.KIND[tok] != 3:
             return
         pitched = bool(T.TOK_INST[tok] > 0)
@@ -328,8 +336,8 @@ class Steering:
         return len(recent) / span, sum(recent) / span
 
     def recent_pitch_classes(self, t: float, span: float) -> list[int]:
-        """Pitch classes of the pitched notes struck in the last `span` seconds before t (the harmony now)."""
-        return sorted({pc for x, p, pc, _, _ in self.onsets if p and t - span <= x < t})
+        """Pitch classes of the pitched notes heard in the last `span` seconds before t (the harmony now)."""
+        return sorted({key % 12 for key in self.recent_keys(t, span)})
 
     def struck_at(self, t: float) -> tuple[frozenset[int], int]:
         """(drum keys, number of pitched notes) struck at exactly time t (the cut's tick)."""
@@ -337,8 +345,10 @@ class Steering:
         return frozenset(key for p, key in at if not p), sum(p for p, _ in at)
 
     def recent_keys(self, t: float, span: float) -> list[int]:
-        """MIDI pitches of the pitched notes struck in the last `span` seconds before t."""
-        return sorted({key for x, p, _, _, key in self.onsets if p and t - span <= x < t})
+        """MIDI pitches of the pitched notes heard in the last `span` seconds before t: struck in it, or held
+        into it (released in it or at t: the notes a cut ends are released on it)."""
+        struck = {key for x, p, _, _, key in self.onsets if p and t - span <= x < t}
+        return sorted(struck | {key for x, key in self.releases if t - span <= x <= t})
 
     def bias(self, t: float, valence: float, arousal: float) -> torch.Tensor | None:
         """(V,) logit bias for the next token at media time t, or None when there is nothing to steer."""
