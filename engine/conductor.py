@@ -23,6 +23,9 @@ EPS = 1e-6
 # the lookahead (<= 30 s) behind the newest frame. Forgetting them keeps a night-long run flat in memory.
 EMOTION_MEMORY_S = 90.0
 LANDED_MEMORY = 8  # landed boundaries looked back at (same-cut checks use the last 4)
+# Tempo points a history-less conductor keeps (a live run that records nothing): the planner reads only the
+# newest, a re-plan drops those after a cut near the playhead; the whole map is for timeline.json.
+RECENT_TEMPO_POINTS = 64
 # A chord this close to a cut is that cut's chord: the tolerance of the chord-on-cut measure (±100 ms).
 SAME_CUT_S = 0.1
 # Live, music this far behind the playhead is not generated: it would be played late, all at once, and a
@@ -66,8 +69,10 @@ class Conductor:
     """tempo_for: arousal -> bpm (arousal_tempo(cfg) unless given: an external clock's tempo, say)."""
 
     def __init__(self, cfg: ConductorConfig, generator: Generator, sink: NoteSink,
-                 tempo_for: Callable[[float], float] | None = None, now: Callable[[], float | None] | None = None):
+                 tempo_for: Callable[[float], float] | None = None, now: Callable[[], float | None] | None = None,
+                 history: bool = True):
         self.cfg = cfg
+        self.history = history  # False: keep only the recent tempo map (a night-long live run stays flat)
         # live: the media time playing now (music before it has been played); None offline, where nothing is late
         self.now = now or (lambda: None)
         self.skips = 0  # times the plan skipped ahead to the playhead (the generator fell behind real time)
@@ -327,9 +332,7 @@ class Conductor:
                 beat_s = self._landing_beat(t0, nxt.t, beat_s)
             self.next_beat = t0 + beat_s
             bpm = 60.0 / beat_s
-            if not self.tempo_map or abs(self.tempo_map[-1].bpm - bpm) > 1e-3:
-                self.tempo_map.append(TempoPoint(t0, bpm, float(self.beat)))
-                self.sink.tempo(t0, bpm, float(self.beat))
+            self._set_tempo(t0, bpm)
         nxt = self._next_boundary(t0)
         t1 = self.next_beat if nxt is None else min(self.next_beat, nxt.t)
         if self.end is not None:
@@ -362,9 +365,16 @@ class Conductor:
         self.beat_in_bar = (index - 1) % self.cfg.beats_per_bar
         self._follow_forecast(t0)
         self.next_beat = next_t
-        if not self.tempo_map or abs(self.tempo_map[-1].bpm - bpm) > 1e-3:
-            self.tempo_map.append(TempoPoint(t0, bpm, float(self.beat)))
-            self.sink.tempo(t0, bpm, float(self.beat))
+        self._set_tempo(t0, bpm)
+
+    def _set_tempo(self, t0: float, bpm: float) -> None:
+        """A new tempo point from t0, when the tempo changes (a glide, a bend that lands a cut on a beat)."""
+        if self.tempo_map and abs(self.tempo_map[-1].bpm - bpm) <= 1e-3:
+            return
+        self.tempo_map.append(TempoPoint(t0, bpm, float(self.beat)))
+        if not self.history and len(self.tempo_map) > 2 * RECENT_TEMPO_POINTS:
+            del self.tempo_map[:-RECENT_TEMPO_POINTS]  # in batches: one slice now and then
+        self.sink.tempo(t0, bpm, float(self.beat))
 
     def _landing_beat(self, t0: float, tb: float, beat_s: float) -> float:
         """Beat length that puts a beat exactly on tb, if a tempo bend within the limit does it."""

@@ -57,9 +57,14 @@ class RuntimeConfig:
     # Intra-op threads for torch on the CPU. The per-frame tensors are small: one thread is ~10x cheaper in
     # CPU time than two fighting over 2 cores, and leaves the other core to decoding.
     torch_threads: int = 1
+    # Live: seconds between giving the C heap's free memory back to the system (engine/heap.py); 0 never.
+    # Without it glibc's arenas keep what was freed and a run of hours creeps up in RSS.
+    heap_release_s: float = 60.0
 
     def validate(self, key: str) -> None:
         check(1 <= self.torch_threads <= 256, f"{key}.torch_threads", "must be in 1..256", self.torch_threads)
+        check(self.heap_release_s == 0 or 1 <= self.heap_release_s <= 3600, f"{key}.heap_release_s",
+              "must be 0 (never) or in 1..3600 seconds", self.heap_release_s)
 
 
 @dataclass

@@ -21,6 +21,7 @@ from cuecast.engine.clock import RealtimeClock
 from cuecast.engine.config import Config
 from cuecast.engine.errors import InputError, UserError
 from cuecast.engine.faults import OutputWatch
+from cuecast.engine.heap import release_every
 from cuecast.engine.hints import hint_sources
 from cuecast.engine.pipeline import Engine, EngineState, NoFramesError
 from cuecast.engine.scheduler import RealtimeScheduler, SendReport, SenderError
@@ -209,6 +210,7 @@ class LivePlayer:
             if control is not None:  # a control that fails (a bridge that cannot start) stops the play
                 control.add_done_callback(lambda t: t.cancelled() or t.exception() is None or engine.stop())
             watching = asyncio.create_task(watch.run())
+            releasing = asyncio.create_task(release_every(cfg.runtime.heap_release_s))  # flat RSS over hours
             started = time.monotonic()
             try:
                 timeline = await engine.run()
@@ -218,7 +220,8 @@ class LivePlayer:
                 raise InputError(str(e)) from None
             finally:
                 watching.cancel()
-                await asyncio.gather(watching, return_exceptions=True)
+                releasing.cancel()
+                await asyncio.gather(watching, releasing, return_exceptions=True)
                 if timer is not None:
                     timer.cancel()
                 if control is not None:

@@ -75,7 +75,8 @@ class Engine:
         self.clock = clock
         self.stages = stages
         self.hints = list(hints)
-        self.conductor = Conductor(cfg.conductor, stages.generator, sink, tempo_for, now=clock.editable_from)
+        self.conductor = Conductor(cfg.conductor, stages.generator, sink, tempo_for, now=clock.editable_from,
+                                   history=history)
         self.timeline = Timeline()
         self.state = EngineState()
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="cuecast-analysis")

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from cuecast.engine.conductor import EMOTION_MEMORY_S, Conductor
+from cuecast.engine.conductor import EMOTION_MEMORY_S, RECENT_TEMPO_POINTS, Conductor
 from cuecast.engine.config import load_config
 from cuecast.engine.errors import ConfigError
 from cuecast.models.music.arranger import Arranger
@@ -93,6 +93,74 @@ def test_conductor_keeps_only_recent_emotion():
     t = 19_990 * hop + 1.0  # the middle of window 19990
     assert c._emotion_at(t)[0] == pytest.approx((19_990 % 7) / 10)
     assert c._emotion_at(t + 0.49)[0] == pytest.approx((19_990 % 7) / 10)
+
+
+class _Nowhere:
+    def tempo(self, *a): ...
+    def notes(self, notes): ...
+    def cut_at(self, t): ...
+    def close(self): ...
+
+
+def _gliding_conductor(history: bool) -> Conductor:
+    """An hour of music whose arousal swings every 8 s: the tempo glides bar after bar, a point each time."""
+    cfg = load_config(None, {"generator.backend": "arranger"})
+    gen = Arranger(cfg.generator)
+    gen.reset(0)
+    c = Conductor(cfg.conductor, gen, _Nowhere(), lambda a: 100.0 + 30.0 * a, history=history)
+    for k in range(450):
+        c.add_emotion(EmotionWindow(start=8.0 * k, end=8.0 * k + 8.0, probs=(1 / 6,) * 6, valence=0.0,
+                                    arousal=1.0 if k % 2 else -1.0))
+        c.advance(8.0 * k + 8.0)
+    return c
+
+
+def test_live_conductor_keeps_only_recent_tempo_points():
+    full, live = _gliding_conductor(True), _gliding_conductor(False)
+    assert len(full.tempo_map) > 4 * RECENT_TEMPO_POINTS  # the hour changed tempo hundreds of times
+    assert len(live.tempo_map) <= 2 * RECENT_TEMPO_POINTS
+    assert live.tempo_map == full.tempo_map[-len(live.tempo_map):]  # the same music, only less remembered
+    assert live.cursor == full.cursor and live.beat == full.beat
+
+
+def test_heap_release_gives_freed_memory_back():
+    """glibc keeps freed chunks in a thread's arena; a release returns them (engine/heap.py, live)."""
+    import subprocess
+    import sys
+
+    code = """
+import threading
+from cuecast.engine.heap import release_free_memory
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) // 1024
+def churn(keep):  # chunks under the mmap threshold, each followed by a small survivor, on a thread of its own
+    big = []
+    for _ in range(1500):
+        big.append(bytearray(100_000))
+        keep.append(bytearray(200))
+keep = []
+t = threading.Thread(target=churn, args=(keep,))
+t.start()
+t.join()
+before = rss()
+print(release_free_memory(), before, rss())
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-600:]
+    ok, before, after = r.stdout.split()
+    if ok != "True":
+        pytest.skip("not glibc: no malloc_trim")
+    assert int(before) - int(after) > 100  # of the ~150 MB freed, resident before the release
+
+
+def test_heap_release_interval_is_bounded():
+    assert load_config(None).runtime.heap_release_s > 0  # on by default: live runs last hours
+    for bad in (0.5, float("nan"), float("inf"), -1.0):
+        with pytest.raises(ConfigError, match="heap_release_s"):
+            load_config(None, {"runtime.heap_release_s": bad})
+    assert load_config(None, {"runtime.heap_release_s": 0}).runtime.heap_release_s == 0
 
 
 def _tiny_video(path, w: int, h: int, frames: int = 40) -> None:

@@ -133,3 +133,26 @@ def test_guidance_runs_two_streams_and_stays_valid():
     assert guided_gen.s.cache.k[0].shape[0] == 2  # conditioned and valence-free streams in one batch
     assert guided and guided != plain
     assert all(n.end > n.start for n in guided)
+
+
+def test_token_log_is_kept_only_from_the_oldest_snapshot(monkeypatch):
+    """The log exists for rewind, which replays from a snapshot: what is older goes (in batches of LOG_SLACK)."""
+    from cuecast.models.music import transformer
+
+    model = tiny_model()
+    ps = plans(36, cuts=(7.3,))
+    monkeypatch.setattr(transformer, "LOG_SLACK", 10**9)  # never trimmed
+    kept = Gen(GeneratorConfig(backend="transformer", seed=3), model=model)
+    a = run(kept, ps)
+    monkeypatch.setattr(transformer, "LOG_SLACK", 40)
+    gen = Gen(GeneratorConfig(backend="transformer", seed=3), model=model)
+    b = run(gen, ps)
+    assert a == b
+    assert kept.snaps[0][1] > 100 and len(kept.log) == kept.tokens_generated
+    assert gen.snaps[0][1] <= 40 and len(gen.log) <= 40 + len(kept.log) - kept.snaps[0][1]
+    # a rewind into the snapshots replays the same tokens from the trimmed log
+    for g in (kept, gen):
+        g.rewind(15.0)
+    rest = [p for p in ps if p.t0 >= 15.0 - 1e-9]
+    assert run(kept, rest) == run(gen, rest)
+

@@ -37,6 +37,9 @@ from cuecast.types import Note, StepPlan
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "music_transformer.pt"
 EPS = 1e-6
+# Tokens logged before the oldest snapshot are dropped once there are this many (in batches, not per
+# token): the log stays ~the snapshots' span, not a sawtooth of megabytes in a long live run.
+LOG_SLACK = 2048
 
 
 @dataclass
@@ -253,7 +256,7 @@ class TransformerGenerator:
             s.logits = lu + self.guidance * (lc - lu)
         self.log.append((tok, t, val, aro, off))
         self.tokens_generated += 1
-        if len(self.log) > 20000 and self.snaps:  # keep the log from the oldest snapshot on
+        if self.snaps and self.snaps[0][1] > LOG_SLACK:  # rewind replays only from the oldest snapshot on
             cut = self.snaps[0][1]
             self.log = self.log[cut:]
             self.snaps = deque(((c, n - cut, st) for c, n, st in self.snaps), maxlen=self.snaps.maxlen)
