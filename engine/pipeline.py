@@ -30,6 +30,10 @@ RECENT_BOUNDARIES = 64  # boundaries a history-less timeline keeps (the display 
 # at most): a step planned for every queued frame kept them waiting longer still, and a clip's last frames
 # took minutes. A quicker plan changes nothing.
 SLOW_PLAN_S = 0.25
+# Live, frames that may wait for the emotion thread (2 s of 25 fps video). An estimator slower than the picture
+# (a starved machine, faces in every frame) then reads fewer frames instead of queueing them without end: each
+# waiting frame holds its picture, and an hour behind would be gigabytes and music about the past.
+EMOTION_BACKLOG = 50
 
 
 @dataclass
@@ -88,6 +92,9 @@ class Engine:
         self._wake: asyncio.Event | None = None  # set with _stop, so a wait for the next item ends at once
         self._loop: asyncio.AbstractEventLoop | None = None
         self._emotion_error: BaseException | None = None
+        self._emotion_lock = threading.Lock()
+        self._emotion_waiting = 0  # frames handed to the emotion thread, not yet read
+        self._emotion_skipped = 0  # frames not handed over because EMOTION_BACKLOG were waiting
         self._last_frame_t: float | None = None
         self._plan_ended = 0.0  # time.monotonic() when the last plan ended, and how long it took
         self._plan_cost = 0.0
@@ -196,7 +203,7 @@ class Engine:
         if replanned:
             self._plan()  # an unplanned cut: the boundary chord goes out before anything else is analysed
         if st.emotion is not None:
-            self._emotion(st.emotion.process_frame, frame, then=self._take_emotion)
+            self._emotion_frame(frame)
         if st.forecaster is not None:
             forecast = st.forecaster.process_frame(frame, boundaries)
             if forecast is not None:
@@ -255,6 +262,23 @@ class Engine:
         fut = self._emotion_pool.submit(fn, arg)
         if then is not None:
             fut.add_done_callback(lambda f: self._hand_back(then, f))
+
+    def _emotion_frame(self, frame: Frame) -> None:
+        if self._emotion_pool is None:
+            self._emotion(self.stages.emotion.process_frame, frame, then=self._take_emotion)
+            return
+        with self._emotion_lock:
+            if self._emotion_waiting >= EMOTION_BACKLOG:
+                self._emotion_skipped += 1
+                return
+            self._emotion_waiting += 1
+        self._emotion(self._read_emotion_frame, frame, then=self._take_emotion)
+
+    def _read_emotion_frame(self, frame: Frame) -> list[EmotionWindow]:
+        """On the emotion thread: a waiting frame is read."""
+        with self._emotion_lock:
+            self._emotion_waiting -= 1
+        return self.stages.emotion.process_frame(frame)
 
     def _hand_back(self, then, fut: concurrent.futures.Future) -> None:
         if fut.cancelled():
@@ -335,6 +359,8 @@ class Engine:
             tl.meta["skips"], tl.meta["skipped_s"] = self.conductor.skips, round(self.conductor.skipped_s, 3)
         tl.meta["frames"] = self.state.frames
         tl.meta["dropped_frames"] = self.source.dropped
+        if self._emotion_skipped:
+            tl.meta["emotion_frames_skipped"] = self._emotion_skipped
 
     def _watched(self, work, name: str | None) -> asyncio.Task:
         """A background task whose death is never silent: a named one (a hint source) is a warning and the

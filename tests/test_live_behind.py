@@ -83,3 +83,41 @@ def test_slow_generator_skips_to_the_playhead_and_ends_on_time(clip, jack, monke
     assert result.wall_s < CLIP_S + LOOKAHEAD_S + 2 * STEP_WALL + 3.0, result.summary()
     assert result.timeline.meta["skips"] == st.skips
     assert wall < 60
+
+
+
+class SlowEmotion:
+    """The real emotion estimator, reading a frame slower than the picture comes (a test double for slowness only)."""
+
+    def __init__(self, inner, seconds: float):
+        self.inner, self.seconds = inner, seconds
+        self.read = 0
+
+    def process_frame(self, frame):
+        time.sleep(self.seconds)
+        self.read += 1
+        return self.inner.process_frame(frame)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_slow_emotion_reads_fewer_frames_instead_of_queueing_them(clip, monkeypatch):
+    """Each frame waiting for the emotion thread holds its picture: at most EMOTION_BACKLOG wait, the rest are
+    not read for emotion (before, all waited: an hour behind on a starved machine)."""
+    monkeypatch.setattr("cuecast.engine.pipeline.EMOTION_BACKLOG", 6)
+    cfg = load_config(None, {"conductor.lookahead_s": LOOKAHEAD_S, "generator.backend": "arranger"})
+    slow: list[SlowEmotion] = []
+
+    def slow_stages(c, **kw):
+        stages = build_stages(c, **kw)
+        slow.append(SlowEmotion(stages.emotion, 0.1))  # 10 frames a second, of 25
+        stages.emotion = slow[0]
+        return stages
+
+    monkeypatch.setattr("cuecast.engine.live.build_stages", slow_stages)
+    result = asyncio.run(LivePlayer(cfg, f"file:{clip}", ["none"], client_name="cuecast-slow-emotion").play())
+    skipped = result.timeline.meta["emotion_frames_skipped"]
+    assert slow[0].read + skipped == result.state.frames  # every frame read, or counted as not read
+    assert slow[0].read < 0.7 * result.state.frames  # about 10 of every 25, plus the few that were waiting
+    assert result.timeline.emotion or result.state.valence is not None  # the windows still came
