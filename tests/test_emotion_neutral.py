@@ -136,3 +136,19 @@ def test_stream_adaptation_is_bounded_and_changes_still_move():
     assert late_adapted < v(adapted, 306, 321) - 0.2  # ... and still darker than the ordinary picture after it
     assert abs(late_fixed - early_fixed) < 0.05  # without adaptation, the same picture reads the same
     assert np.all(np.abs(est.norm.shift()) <= 0.75 + 1e-9)
+
+
+def test_eval_tells_a_treatment_that_did_not_change_the_picture_from_one_that_did():
+    """Doubling the speed of a held still frame changes nothing in the picture: the eval measures its input
+    change below NO_EFFECT (so the check is counted apart); doubling a panning shot's speed is a real change."""
+    tool = eval_tool()
+    cfg = EmotionConfig(faces=False, audio=False, adapt_s=0.0)
+    still = scene(DAYLIGHT, 3, size=(180, 800))
+    held = [Frame(t=i / 25, index=i, image=still[:, :320]) for i in range(150)]
+    pan = [Frame(t=i / 25, index=i, image=still[:, 3 * i: 3 * i + 320]) for i in range(150)]  # 75 px/s
+    for frames, moves in ((held, False), (pan, True)):
+        v = tool.variants(frames)
+        _, z1, _ = tool.run_inputs(v["original"], cfg)
+        _, z2, _ = tool.run_inputs(v["sped_up_2x"], cfg)
+        change = max(z2[k] - z1[k] for k in tool.INPUTS["faster_higher_arousal"])
+        assert (change >= tool.NO_EFFECT) == moves, (moves, change)

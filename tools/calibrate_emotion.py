@@ -195,6 +195,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(CALIBRATION), help="JSON to write (default: the shipped calibration)")
     ap.add_argument("--valence-gain", type=float, default=VALENCE_GAIN, help="valence = tanh(gain * standardised score) (default %(default)s)")
     ap.add_argument("--arousal-gain", type=float, default=AROUSAL_GAIN, help="arousal = tanh(gain * standardised score) (default %(default)s)")
+    ap.add_argument("--rows-out", help="also write every window's raw signals to this JSON (to study a transform without re-running)")
     ap.add_argument("--no-variants", action="store_true", help="only the clips as they are, no everyday variants or montage")
     ap.add_argument("--all-variants", action="store_true", help="also darker/brighter, less/more saturated, warmer/colder, "
                     "half speed and a slow pan of every clip (for a narrow set of clips; 4x slower)")
@@ -228,6 +229,8 @@ def main() -> int:
     members += [f"source: {pkg} {path}" for pkg, path, _ in PACKAGED_SET] if not args.clips else []
     if not rows:
         sys.exit("calibrate_emotion: no full windows in the clips (each needs more than one window's length)")
+    if args.rows_out:
+        Path(args.rows_out).write_text(json.dumps(rows))
     data = {"about": "Centre and scale of the picture-affect signals on ordinary footage; made by "
                      "tools/calibrate_emotion.py, read by cuecast.models.emotion.affect.load_calibration",
             "made": datetime.date.today().isoformat(), "set": members, "windows": len(rows), **calibrate(rows, (args.valence_gain, args.arousal_gain))}

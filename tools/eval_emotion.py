@@ -15,7 +15,9 @@
        V(bright) - V(original), V(original) - V(dark), A(2x) - A(original), A(cut faster) - A(original),
        A(original) - A(still), A(sound) - A(quiet sound)   all >= --margin
    A check whose clip or variant is shorter than one window (window_s) is printed "too short to measure" and
-   counted apart (see `measurable` and the model card).
+   counted apart (see `measurable` and the model card). So is a check whose treatment moved the picture signals
+   it is meant to move (INPUTS: brightness; motion or cut rate) by less than NO_EFFECT spreads of ordinary
+   footage, e.g. doubling the speed of a picture that does not move: printed "no effect" with that input change.
    Two ways, because the per-stream adaptation (emotion.adapt_s) is about one stream: "between clips", each
    variant its own stream on the calibrated path (adaptation off), absolute differences; and "in a stream",
    the default config (adaptation on) on one stream that plays the clip and then the variant (or the
@@ -65,6 +67,16 @@ CHECKS = {  # name: (variant, other, axis): variant minus other on that axis mus
     "more_cuts_higher_arousal": ("cut_faster", "original", 1),
     "still_lower_arousal": ("original", "still", 1),
 }
+# the picture signals each check's treatment is meant to move (an arousal treatment may act through either)
+INPUTS = {"brighter_higher_valence": ("brightness",), "darker_lower_valence": ("brightness",),
+          "faster_higher_arousal": ("motion", "cut_rate"), "more_cuts_higher_arousal": ("motion", "cut_rate"),
+          "still_lower_arousal": ("motion", "cut_rate")}
+# A treatment that moves its input signals by less than this (in spreads of ordinary footage) did not change the
+# picture measurably: for motion 0.1 spreads is ~8% (0.076 on the log scale), under the ~5-10% Weber fraction of
+# human speed discrimination (McKee 1981), so e.g. doubling the speed of a picture that does not move; for the
+# cut rate it is one cut in 40 s. Such a check is printed "no effect" with the input change and counted apart.
+NO_EFFECT = 0.1
+NOEFF = "no effect"
 SETTLE_S = 2.0  # in-stream checks: windows less than this after the switch still hold the part before
 SHORT = "too short"  # a check whose clip or variant has no full window (see span and the model card)
 
@@ -123,6 +135,19 @@ def run(frames: list[Frame], audio: list[AudioChunk] | None, cfg: EmotionConfig)
     return float(np.mean([w.valence for w in windows])), float(np.mean([w.arousal for w in windows])), windows
 
 
+def run_inputs(frames: list[Frame], cfg: EmotionConfig) -> tuple[tuple[float, float], dict[str, float], list]:
+    """(mean V, mean A) of a picture stream, its windows, and the mean standardised input signals of its full windows (no soft
+    limit: how far the treatment moved the picture itself, in spreads of ordinary footage)."""
+    est = EmotionEstimator(cfg)
+    est.record_signals = True
+    windows = drive(est, frames)
+    full = [s for s in est.signals if s["end"] - s["start"] >= cfg.window_s - 1e-6] or est.signals
+    cal = est.cal
+    z = {k: float(np.mean([cal.standardise(k, s[k]) for s in full])) if full else float("nan")
+         for k in {k for ks in INPUTS.values() for k in ks}}
+    return (float(np.mean([w.valence for w in windows])), float(np.mean([w.arousal for w in windows]))), z, windows
+
+
 def drive(est: EmotionEstimator, frames: list[Frame], audio: list[AudioChunk] | None = None) -> list:
     """The estimator as the engine drives it: the engine's cut detector reports its boundaries to it."""
     detector = OnlineCutDetector(CutConfig())
@@ -172,12 +197,16 @@ def clip_row(path: Path) -> dict | None:
     print(f"{path.name}: {len(frames)} frames", file=sys.stderr)
     row = {"clip": path.name, **reading(run(frames, audio, EmotionConfig())[2])}
     vs = variants(frames)
-    runs = {k: run(v, None, EmotionConfig(audio=False, adapt_s=0.0)) for k, v in vs.items()}
-    res = {k: r[:2] for k, r in runs.items()}
+    runs = {k: run_inputs(v, EmotionConfig(audio=False, adapt_s=0.0)) for k, v in vs.items()}
+    res = {k: r[0] for k, r in runs.items()}
     row.update({f"{k}_va": [round(x, 3) for x in va] for k, va in res.items()})
     for name, (a, b, axis) in CHECKS.items():
+        change = max(runs[a][1][k] - runs[b][1][k] for k in INPUTS[name])  # in the treatment's direction
+        row[f"{name}_input"] = round(change, 3)
         row[name] = round(res[a][axis] - res[b][axis], 3) if measurable(vs[a], vs[b]) else SHORT
         row[f"{name}_in_stream"] = round(in_stream(vs[b], vs[a], axis), 3)
+        if measurable(vs[a], vs[b]) and change < NO_EFFECT:  # the same treatment, so the same verdict in one stream
+            row[f"{name}_no_effect"] = True
     if audio and not measurable(frames):
         row["louder_higher_arousal"] = SHORT
     elif audio:
@@ -211,8 +240,12 @@ def summary(rows: list[dict], margin: float) -> dict:
     ekman_tops = [t for t in tops if t in EKMAN6]
     most = max(set(ekman_tops), key=ekman_tops.count) if ekman_tops else None
     named = [(r["clip"], k, r[k]) for r in rows for k in (*CHECKS, "louder_higher_arousal") if k in r]
-    checks = [c for c in named if c[2] != SHORT]
-    stream = [(r["clip"], k, r[f"{k}_in_stream"]) for r in rows for k in CHECKS if np.isfinite(r.get(f"{k}_in_stream", np.nan))]
+    no_effect = [(r["clip"], k, r[f"{k}_input"]) for r in rows for k in CHECKS if r.get(f"{k}_no_effect")]
+    apart = {c[:2] for c in no_effect}
+    checks = [c for c in named if c[2] != SHORT and c[:2] not in apart]
+    stream = [(r["clip"], k, r[f"{k}_in_stream"]) for r in rows for k in CHECKS
+              if np.isfinite(r.get(f"{k}_in_stream", np.nan)) and (r["clip"], k) not in apart]
+    stream_apart = sum(np.isfinite(r.get(f"{k}_in_stream", np.nan)) for r in rows for k in CHECKS if (r["clip"], k) in apart)
     ekman = [r["top_ekman"] for r in rows]
     return {"clips": len(rows), "median_valence": round(float(np.median([r["valence"] for r in rows])), 3),
             "median_arousal": round(float(np.median([r["arousal"] for r in rows])), 3),
@@ -221,7 +254,8 @@ def summary(rows: list[dict], margin: float) -> dict:
             "top_ekman_shares": {t: round(ekman.count(t) / len(rows), 3) for t in sorted(set(ekman))},
             "largest_top_ekman_share": round(max(ekman.count(t) for t in ekman) / len(rows), 3),
             "stream_checks_passed": sum(v >= margin for _, _, v in stream), "stream_checks": len(stream),
-            "stream_too_short": len(rows) * len(CHECKS) - len(stream),
+            "stream_too_short": len(rows) * len(CHECKS) - len(stream) - stream_apart, "stream_no_effect": stream_apart,
+            "no_effect": no_effect,
             "smallest_stream_margin": min(stream, key=lambda c: c[2]) if stream else None,
             "most_common_ekman_top": most,
             "most_common_ekman_top_share": round(ekman_tops.count(most) / len(rows), 3) if most else 0.0,
@@ -408,21 +442,23 @@ def markdown(clips: list[dict], summ: dict, photos: list[dict], margin: float) -
               "| clip | V bright-orig | V orig-dark | A 2x-orig | A cuts-orig | A orig-still | A sound-quiet |",
               "|---|---|---|---|---|---|---|"]
     for r in clips:
-        vals = [r[k] for k in CHECKS] + [r.get("louder_higher_arousal")]
-        lines.append(f"| {r['clip']} | " + " | ".join("-" if v is None else v if v == SHORT else f"{v:+.2f}{'' if v >= margin else ' FAIL'}"
-                                                      for v in vals) + " |")
+        vals = [(r[k], r.get(f"{k}_no_effect") and r[f"{k}_input"]) for k in CHECKS] + [(r.get("louder_higher_arousal"), None)]
+        lines.append(f"| {r['clip']} | " + " | ".join(cell(v, margin, noeff) for v, noeff in vals) + " |")
     lines += ["", f"{summ['checks_passed']}/{summ['checks']} checks with margin >= {margin}; smallest: "
               f"{summ['smallest_margin']}; {len(summ['too_short'])} too short to measure (a compared clip or variant "
-              f"shorter than one {EmotionConfig.window_s:g} s window): {summ['too_short']}", "",
+              f"shorter than one {EmotionConfig.window_s:g} s window): {summ['too_short']}; {len(summ['no_effect'])} where the "
+              f"treatment had no effect on the picture (its input signals moved < {NO_EFFECT} spreads; clip, check, input "
+              f"change): {summ['no_effect']}", "",
               "The same checks in one stream (default config, adaptation on; the clip, then the variant):", "",
               "| clip | V bright-orig | V orig-dark | A 2x-orig | A cuts-orig | A orig-still |", "|---|---|---|---|---|---|"]
     for r in clips:
-        vals = [r.get(f"{k}_in_stream") for k in CHECKS]
-        lines.append(f"| {r['clip']} | " + " | ".join(SHORT if v is None or not np.isfinite(v) else f"{v:+.2f}{'' if v >= margin else ' FAIL'}"
-                                                      for v in vals) + " |")
+        vals = [(r.get(f"{k}_in_stream"), r.get(f"{k}_no_effect") and r[f"{k}_input"]) for k in CHECKS]
+        lines.append(f"| {r['clip']} | " + " | ".join(SHORT if v is None or not np.isfinite(v) else cell(v, margin, noeff)
+                                                      for v, noeff in vals) + " |")
     lines += ["", f"{summ['stream_checks_passed']}/{summ['stream_checks']} in-stream checks with margin >= {margin}; smallest: "
               f"{summ['smallest_stream_margin']}; {summ['stream_too_short']} too short to measure (a part shorter than "
-              f"{SETTLE_S:g} s + one window: no window after the switch has settled)", "",
+              f"{SETTLE_S:g} s + one window: no window after the switch has settled); {summ['stream_no_effect']} where the "
+              f"treatment had no effect on the picture (as between clips)", "",
               "Stability (original clip) and response to a real change (one frame 8 s darkened, then brightened):", "",
               "| clip | top-class flips/min | mean abs dV | mean abs dA | step in V | 63% after | 90% after |",
               "|---|---|---|---|---|---|---|"]
@@ -436,6 +472,17 @@ def markdown(clips: list[dict], summ: dict, photos: list[dict], margin: float) -
             ok = "-" if r["ok"] is None else "yes" if r["ok"] else "NO"
             lines.append(f"| {r['photo']} | {r['expect']} | {r['faces']} | {', '.join(r['expressions'])} | {r['top']} | {v} | {ok} |")
     return "\n".join(lines)
+
+
+def cell(v, margin: float, no_effect) -> str:
+    """A check's table cell: its margin, FAIL below `margin`, or why it was not counted."""
+    if v is None:
+        return "-"
+    if v == SHORT:
+        return v
+    if no_effect is not None and no_effect is not False:
+        return f"{v:+.2f} ({NOEFF}: input {no_effect:+.2f})"
+    return f"{v:+.2f}{'' if v >= margin else ' FAIL'}"
 
 
 def passage_markdown(res: dict) -> str:

@@ -59,10 +59,14 @@ class Calibration:
     arousal: tuple[float, float]
     gain: tuple[float, float]  # (valence, arousal)
 
-    def z(self, name: str, value: float) -> float:
+    def standardise(self, name: str, value: float) -> float:
+        """The signal in spreads of ordinary footage, before the soft limit."""
         if name in self.log_eps:
             value = math.log(max(value, 0.0) + self.log_eps[name])
-        return Z_LIMIT * math.tanh((value - self.centre[name]) / self.scale[name] / Z_LIMIT)
+        return (value - self.centre[name]) / self.scale[name]
+
+    def z(self, name: str, value: float) -> float:
+        return Z_LIMIT * math.tanh(self.standardise(name, value) / Z_LIMIT)
 
 
 @functools.lru_cache(maxsize=8)  # read-only: the same file gives the same frozen Calibration
