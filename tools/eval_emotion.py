@@ -245,7 +245,7 @@ def summary(rows: list[dict], margin: float) -> dict:
     checks = [c for c in named if c[2] != SHORT and c[:2] not in apart]
     stream = [(r["clip"], k, r[f"{k}_in_stream"]) for r in rows for k in CHECKS
               if np.isfinite(r.get(f"{k}_in_stream", np.nan)) and (r["clip"], k) not in apart]
-    stream_apart = sum(np.isfinite(r.get(f"{k}_in_stream", np.nan)) for r in rows for k in CHECKS if (r["clip"], k) in apart)
+    stream_apart = sum(bool(np.isfinite(r.get(f"{k}_in_stream", np.nan))) for r in rows for k in CHECKS if (r["clip"], k) in apart)
     ekman = [r["top_ekman"] for r in rows]
     return {"clips": len(rows), "median_valence": round(float(np.median([r["valence"] for r in rows])), 3),
             "median_arousal": round(float(np.median([r["arousal"] for r in rows])), 3),
