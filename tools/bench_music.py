@@ -45,7 +45,7 @@ def _seq(model: M.MusicTransformer, data: Path | None, n: int) -> tuple[list[int
         if len(toks) == n:
             return toks, [tuple(c) for c in conds]
     g = torch.Generator().manual_seed(0)
-    return torch.randint(4, T.VOCAB_SIZE, (n,), generator=g).tolist(), [(0.0, 0.0, math.nan)] * n
+    return torch.randint(4, model.cfg.vocab_size, (n,), generator=g).tolist(), [(0.0, 0.0, math.nan)] * n
 
 
 @torch.no_grad()

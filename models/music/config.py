@@ -25,7 +25,9 @@ class GeneratorConfig:
     max_hold_beats: float = 4.0  # transformer: the guard closes a note held this long
     guidance: float = 1.0  # transformer: classifier-free guidance on valence and arousal (1 = off); one batch of two streams
     mode_steer: float = 3.0  # transformer: logit bias towards the mode valence asks for (0 = off; see steer.py)
-    density_steer: float = 3.0  # transformer: logit bias towards the note density arousal asks for (0 = off)
+    # transformer: logit bias towards the note density arousal asks for (0 = off). 5 since session 6: at 3 the
+    # model's own busy texture held calm and middle scenes at 13-17 notes/s, twice what they ask for
+    density_steer: float = 5.0
     velocity_steer: float = 1.0  # transformer: logit bias towards the loudness arousal asks for (0 = off)
     balance_steer: float = 1.0  # transformer: logit bias towards every part having its share of the notes (0 = off)
     register_steer: float = 1.0  # transformer: logit tilt of melody, chords and pad up when excited, down when calm (0 = off)
