@@ -200,3 +200,24 @@ def test_the_harmony_a_cut_leaves_includes_the_chord_held_into_it():
     assert st.recent_pitch_classes(1.0, 0.5) == [0, 2, 4, 7]
     assert st.recent_keys(1.0, 0.5) == [60, 64, 67, 74]
     assert st.recent_pitch_classes(3.0, 0.5) == []  # long gone
+
+
+def test_a_cut_starts_the_key_estimate_of_a_new_section():
+    from cuecast.models.music.steer import Steering
+
+    minor, major = (60, 63, 67, 68, 70, 72), (60, 64, 67, 69, 71, 72)  # C minor, then C major
+
+    def key_after(cut: bool) -> float:
+        st = Steering(mode_strength=3.0)
+        t = 0.0
+        for i in range(60):
+            t += 0.1
+            st.on_token(T.on_token(3, minor[i % 6]), t)
+        if cut:
+            st.new_section()
+        for i in range(8):
+            t += 0.1
+            st.on_token(T.on_token(3, major[i % 6]), t)
+        return st.key_now
+
+    assert key_after(cut=False) < 0 < key_after(cut=True)  # the dark shot's minor no longer holds the bright one

@@ -47,6 +47,7 @@ _PC = torch.from_numpy(np.where(T.TOK_PITCH >= 0, T.TOK_PITCH % 12, 0).astype(np
 
 RATE_WINDOW_S = 3.0  # seconds of onsets the density is measured over
 PC_DECAY = 0.96  # per pitched onset: the key estimate remembers the last few dozen notes
+SECTION_KEEP = 0.25  # at a cut, what the key estimate keeps of the shot before: a new shot opens a new section
 MIN_NOTES_FOR_KEY = 6
 MAX_BIAS = 5.0
 PITCHED_SHARE = 0.6  # of the target density, at least this much from pitched notes
@@ -293,6 +294,12 @@ class Steering:
                         self.n_pitched, self.mode_tokens, self.balance_strength, self.register_strength,
                         list(self.onsets), list(self.parts), self.level, self.started, list(self.releases),
                         key_now=self.key_now)
+
+    def new_section(self) -> None:
+        """A cut: the mode is steered from the new shot's notes, not from the old shot's (a dark passage's
+        minor otherwise lingers in the estimate for dozens of notes after the picture has brightened)."""
+        self.pcs = self.pcs * SECTION_KEEP
+        self.key_now = 0.0
 
     def on_token(self, tok: int, t: float) -> None:
         """Take a fed token into account (velocity levels and note-ons)."""

@@ -140,6 +140,7 @@ class TransformerGenerator:
             if off < tick_s / 2 and not abs(s.cut_at - s.clock) < EPS:  # reached a boundary: remember what it leaves
                 s.cut_at, s.cut_pcs = s.clock, tuple(s.steer.recent_pitch_classes(s.clock, plan.beat_s))
                 s.cut_keys = tuple(s.steer.recent_keys(s.clock, plan.beat_s))
+                s.steer.new_section()
             # every token of the cut's tick is on the cut, also after its CHORD moved the offset to the next one
             on_cut = 0.0 if abs(s.cut_at - s.clock) < EPS else off
             help_ = boundary_bias(on_cut, tick_s, plan.beat_s, self.cfg.boundary_steer, self._scene(plan, mask))
