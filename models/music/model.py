@@ -288,8 +288,7 @@ class MusicTransformer(nn.Module):
     def _with_key_prior(self, logits: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         if self.cfg.vocab_size < T.KEY0 + T.N_KEYS:  # weights from before key tokens never choose one
             return logits
-        keys = slice(T.KEY0, T.KEY0 + T.N_KEYS)
-        return torch.cat([logits[..., : keys.start], logits[..., keys] + self.key_prior(c), logits[..., keys.stop:]], -1)
+        return logits + F.pad(self.key_prior(c), (T.KEY0, T.VOCAB_SIZE - T.KEY0 - T.N_KEYS))
 
     def _full_vocab(self, logits: torch.Tensor) -> torch.Tensor:
         """Logits over this cuecast's vocabulary: weights trained before tokens were appended never choose them."""

@@ -184,7 +184,7 @@ def build(parts: list[Part], n: int, mode_tabs: np.ndarray, boundary: bool, drum
         sel = part_a == k
         v, a = part_labels(out_a[sel], lv_a[sel], sec_a[sel])
         val[sel], aro[sel] = v, a
-    out_a, lv_a, ticks_a, val, aro, off_a = _with_keys(out_a, lv_a, ticks_a, part_a, val, aro, off_a, len(parts), fresh)
+    out_a, lv_a, val, aro, off_a = _with_keys(out_a, lv_a, ticks_a, part_a, val, aro, off_a, len(parts), fresh)
     if fresh:  # generation feeds BOS with no conditions
         out_a, lv_a = np.concatenate([[T.BOS], out_a]), np.concatenate([[-1], lv_a])
         val, aro, off_a = (np.concatenate([[np.nan], x]) for x in (val, aro, off_a))
@@ -252,9 +252,9 @@ def _with_keys(out, lv, ticks, part, val, aro, off, n_parts: int, fresh: bool):
             at += 1
         at_list.append((at, T.key_token(mode, tonic), int(idx[0])))
     for at, key, src in sorted(at_list, reverse=True):
-        out, lv, ticks = np.insert(out, at, key), np.insert(lv, at, -1), np.insert(ticks, at, ticks[min(at, len(ticks) - 1)])
+        out, lv = np.insert(out, at, key), np.insert(lv, at, -1)
         val, aro, off = (np.insert(x, at, x[src]) for x in (val, aro, off))
-    return out, lv, ticks, val, aro, off
+    return out, lv, val, aro, off
 
 
 def _with_velocity_tokens(out: np.ndarray, lv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
