@@ -16,6 +16,7 @@ def tiny(context=32, seed=0):
         for lin in m.cond_layers:
             lin.weight.normal_(0.0, 0.05)
             lin.bias.normal_(0.0, 0.05)
+        m.scale_prior.normal_(0.0, 1.0)  # and the scale prior (zero at start too)
     return m.eval()
 
 
@@ -154,3 +155,30 @@ def test_weights_from_before_key_tokens_load_never_choose_them_and_grow_for_fine
     b, _ = grown(x, c, c, c)
     assert torch.allclose(a[..., :T.KEY0], b[..., :T.KEY0], atol=1e-5)  # the same model on the old tokens
     assert torch.isfinite(b[..., T.KEY0:]).all()  # and the keys can now be learned
+
+
+def test_the_key_in_force_outlives_the_window():
+    """A section's notes stay in its key after its key token slid out of attention: the scale prior follows the
+    last key fed, in the step path and in a prefill, and a new key replaces it."""
+    m = tiny(context=8)
+    with torch.no_grad():
+        m.scale_prior.zero_()
+        m.scale_prior[:, 1, 0] = 30.0  # minor keys: the tonic of every pitched instrument, far above the rest
+    nan = (math.nan,) * 3
+    cache = m.new_cache()
+    m.step(T.BOS, *nan, cache)
+    m.step(T.key_token(1, 2), *nan, cache)  # D minor
+    for _ in range(20):  # far past the 8-token window
+        logits = m.step(T.SHIFT0, *nan, cache)
+    best = int(torch.argmax(logits))
+    assert T.PITCHED_ON[best] and T.TOK_PITCH[best] % 12 == 2
+    logits = m.step(T.key_token(0, 7), *nan, cache)  # G major: no bias (only minor tonics were set)
+    assert not T.PITCHED_ON[int(torch.argmax(logits))] or T.TOK_PITCH[int(torch.argmax(logits))] % 12 != 2
+    prefill = m.new_cache()
+    with torch.no_grad():
+        toks = torch.tensor([[T.BOS, T.key_token(1, 9)] + [T.SHIFT0] * 20])
+        nans = torch.full(toks.shape, math.nan)
+        m(toks, nans, nans, nans, cache=prefill)
+    assert prefill.key == T.key_token(1, 9) - T.KEY0
+    best = int(torch.argmax(m.step(T.SHIFT0, *nan, prefill)))
+    assert T.PITCHED_ON[best] and T.TOK_PITCH[best] % 12 == 9

@@ -31,7 +31,7 @@ from cuecast.models.music import windows as W
 from cuecast.models.music.corpus import quantile_table, to_unit
 
 # parameters that read the conditions: a faster learning rate, no weight decay (see start_model)
-COND_PATHS = ("val.", "aro.", "off.", "cond_layers.", "key_prior.")
+COND_PATHS = ("val.", "aro.", "off.", "cond_layers.", "key_prior.", "scale_prior")
 
 
 class Batches:

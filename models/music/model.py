@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -53,6 +54,22 @@ class CondMLP(nn.Module):
         return torch.where(present.unsqueeze(-1), self.net(feats), self.missing)
 
 
+def keys_in_force(idx: torch.Tensor, before: int) -> torch.Tensor:
+    """(B, T) index of the key token in force at each position (the last one at or before it; `before`, e.g.
+    N_KEYS for none, until the first)."""
+    is_key = (idx >= T.KEY0) & (idx < T.KEY0 + T.N_KEYS)
+    pos = torch.arange(idx.shape[1], device=idx.device).expand_as(idx)
+    last = torch.where(is_key, pos, -1).cummax(dim=1).values
+    key = idx.gather(1, last.clamp(min=0)) - T.KEY0
+    return torch.where(last >= 0, key, torch.full_like(key, before))
+
+
+# (instrument - 1, pitch class, token) of every pitched note-on: where the scale prior goes
+_ON_TOKENS = np.flatnonzero(T.PITCHED_ON)
+_PITCHED_ONS = (torch.from_numpy(T.TOK_INST[_ON_TOKENS].astype(np.int64) - 1),
+                torch.from_numpy(T.TOK_PITCH[_ON_TOKENS].astype(np.int64) % 12), torch.from_numpy(_ON_TOKENS))
+
+
 def offset_features(off: torch.Tensor) -> torch.Tensor:
     """Boundary offset (s) -> features that resolve the last fraction of a second, where the chord goes."""
     b = off.clamp(0.0, OFFSET_MAX)
@@ -86,6 +103,8 @@ class KVCache:
         self.n = 0  # filled slots
         self.slot = 0  # next slot to write
         self.pos = 0  # absolute position of the next token
+        self.key = T.N_KEYS  # the key in force (index of its key token; N_KEYS: none yet). It outlives the
+        # window: a section's key token may have slid out of attention while its notes are still in that key
 
     def __len__(self) -> int:
         return self.n
@@ -122,7 +141,7 @@ class KVCache:
         c = KVCache(len(self.k), self.window)
         c.k = [None if t is None else t.clone() for t in self.k]
         c.v = [None if t is None else t.clone() for t in self.v]
-        c.n, c.slot, c.pos = self.n, self.slot, self.pos
+        c.n, c.slot, c.pos, c.key = self.n, self.slot, self.pos, self.key
         return c
 
 
@@ -200,6 +219,11 @@ class MusicTransformer(nn.Module):
         # their logits. Through the tied embedding alone a fine-tune learnt where keys go but not which mode the
         # valence asks for; zero at start, like the layers above
         self.key_prior = nn.Linear(cfg.d_model, T.N_KEYS)
+        # and from the key to the notes: a bias on each pitched instrument's note-ons by their degree in the key in
+        # force (instrument x mode x degree). A fine-tune with key tokens learnt to pick the mode but then played
+        # in another key (a tonic is one token among hundreds for attention to find); this makes the key's scale
+        # one learned table, the same in every transposition. Zero at start, like the layers above
+        self.scale_prior = nn.Parameter(torch.zeros(len(T.INSTS) - 1, 2, 12))
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.d_model)
@@ -227,6 +251,7 @@ class MusicTransformer(nn.Module):
         self._off_memo = {}
         self._layer_memo = {}
         self._fast = None
+        self._scale_memo = None
         return super().train(mode)
 
     def n_params(self) -> int:
@@ -249,9 +274,11 @@ class MusicTransformer(nn.Module):
         rot = rope_tables(pos, self.cfg.d_model // self.cfg.n_head)
         for i, b in enumerate(self.blocks):
             x = b(x + self.cond_layers[i](c), rot, cache, i)
-        logits = self._with_key_prior(self._full_vocab(self.head(self.ln_f(x))), c)
+        keys = keys_in_force(idx, cache.key if cache is not None else T.N_KEYS)
+        logits = self._with_key_prior(self._full_vocab(self.head(self.ln_f(x))), c) + self._scale_rows()[keys]
         if cache is not None:
             cache.advance(Tn)
+            cache.key = int(keys[0, -1])  # the streams of one cache share their tokens
         if targets is None:
             return logits, None
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=T.PAD)
@@ -283,7 +310,23 @@ class MusicTransformer(nn.Module):
         for i, w in enumerate(weights):
             x = block_step(w, self.cfg.n_head, x + conds[:, i + 1 : i + 2], rot, cache, i)
         cache.advance(1)
-        return self._with_key_prior(self._full_vocab(F.linear(self.ln_f(x)[:, -1], self.tok.weight)), conds[:, 0])
+        if T.KEY0 <= tok < T.KEY0 + T.N_KEYS:
+            cache.key = tok - T.KEY0
+        logits = self._with_key_prior(self._full_vocab(F.linear(self.ln_f(x)[:, -1], self.tok.weight)), conds[:, 0])
+        return logits + self._scale_rows()[cache.key] if cache.key < T.N_KEYS else logits
+
+    def _scale_rows(self) -> torch.Tensor:
+        """(N_KEYS + 1, V): what the scale prior adds to the logits under each key (last row: no key yet)."""
+        rows = None if self.training else getattr(self, "_scale_memo", None)
+        if rows is None:
+            inst, pc, on = (t.to(self.scale_prior.device) for t in _PITCHED_ONS)
+            keys = torch.arange(T.N_KEYS, device=on.device)
+            degree = (pc[None, :] - keys[:, None] % 12) % 12  # (N_KEYS, n_on)
+            rows = self.scale_prior.new_zeros(T.N_KEYS + 1, T.VOCAB_SIZE)
+            rows[: T.N_KEYS, on] = self.scale_prior[inst[None, :], (keys // 12)[:, None], degree]
+            if not self.training:
+                self._scale_memo = rows
+        return rows
 
     def _with_key_prior(self, logits: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         if self.cfg.vocab_size < T.KEY0 + T.N_KEYS:  # weights from before key tokens never choose one
@@ -381,7 +424,7 @@ def load(path: str, device: str = "cpu") -> tuple[MusicTransformer, dict]:
     state = ck["state"]
     if isinstance(state, dict):  # weights from before the per-block condition layers: those start at zero,
         # which is the same model
-        state = {**{k: v for k, v in model.state_dict().items() if k.startswith(("cond_layers.", "key_prior."))}, **state}
+        state = {**{k: v for k, v in model.state_dict().items() if k.startswith(("cond_layers.", "key_prior.", "scale_prior"))}, **state}
     load_state(model, state, what, path, how)
     model.to(device).eval()
     return model, ck
