@@ -137,6 +137,7 @@ class HttpServer:
 
 
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; Python does not name it
+SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)  # Linux: each datagram carries the drops before it
 
 
 class UdpCapture:
@@ -144,14 +145,21 @@ class UdpCapture:
     time.time()'s clock), so a loaded machine that runs this thread late does not move the times.
 
     After stop(): save(path) writes the bytes as one file (an MPEG-TS stream to demux), and arrival(pos)
-    is when the datagram holding byte `pos` of that file came."""
+    is when the datagram holding byte `pos` of that file came. `overflowed` counts datagrams the kernel threw
+    away because the receive buffer was full (SO_RXQ_OVFL), `rcvbuf` is the buffer the kernel granted: a
+    datagram missing from the file with `overflowed` at 0 was never sent."""
+
+    QUIET_S = 0.2  # after stop(): read on until nothing has come for this long
 
     def __init__(self, port: int):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
         self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
+        self.rcvbuf = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)  # capped by net.core.rmem_max
+        self.overflowed = 0
         self.sock.bind(("127.0.0.1", port))
-        self.sock.settimeout(0.2)
+        self.sock.settimeout(self.QUIET_S)
         self.chunks: list[bytes] = []
         self.starts: list[int] = []  # byte offset of each datagram
         self.times: list[float] = []
@@ -161,25 +169,34 @@ class UdpCapture:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        # Ends on a quiet socket after stop(), not at once: on a loaded machine this thread runs behind, and
+        # the sender's last datagrams (the last pictures) are still queued in the kernel when stop() is called.
+        while True:
             try:
-                data, anc, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(16))
+                data, anc, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(16) + socket.CMSG_SPACE(4))
             except TimeoutError:
+                if self._stop.is_set():
+                    return
                 continue
             t = time.time()
             for level, kind, raw in anc:
                 if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:
                     sec, nsec = struct.unpack("qq", raw[:16])
                     t = sec + nsec / 1e9
+                elif level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(raw) >= 4:
+                    self.overflowed = struct.unpack("I", raw[:4])[0]  # the socket's drop count so far
             self.starts.append(self._size)
             self.times.append(t)
             self.chunks.append(data)
             self._size += len(data)
 
     def stop(self) -> None:
+        """Call once the sender has finished: returns when everything it sent has been read."""
         self._stop.set()
-        self._thread.join(5)
+        self._thread.join(10)
         self.sock.close()
+        if self._thread.is_alive():
+            raise RuntimeError("udp capture: datagrams still coming 10 s after stop()")
 
     def save(self, path) -> int:
         Path(path).write_bytes(b"".join(self.chunks))
