@@ -29,16 +29,19 @@ import torch
 
 from cuecast.models.music import tokens as T
 
-_KIND = torch.from_numpy(T.KIND.astype(np.int64))
-_SHIFT = _KIND == 1
-_VEL = _KIND == 2
-_ON = _KIND == 3
-_OFF = _KIND == 4
-_PITCHED_ON = torch.from_numpy(T.PITCHED_ON)
+# the masks are built in numpy (a dozen tiny ops per token cost a fraction of torch's) and handed over as a tensor
+_SHIFT = T.KIND == 1
+_NOT_SHIFT = ~_SHIFT
+_VEL = T.KIND == 2
+_ON = T.KIND == 3
+_OFF = T.KIND == 4
+_PITCHED_ON = T.PITCHED_ON
 _DRUM_ON = _ON & ~_PITCHED_ON
-_KEY = _KIND == 5
-_ALWAYS_MASKED = torch.zeros(T.VOCAB_SIZE, dtype=torch.bool)
+_KEY = T.KIND == 5
+_ALWAYS_MASKED = np.zeros(T.VOCAB_SIZE, dtype=bool)
 _ALWAYS_MASKED[[T.PAD, T.BOS, T.BAR]] = True
+_START = _ALWAYS_MASKED | _OFF  # offs: only of sounding notes
+_INST = T.TOK_INST.tolist()  # per-token lookups as Python lists: numpy scalar indexing is slow in a per-token loop
 
 
 @dataclass
@@ -82,13 +85,12 @@ class Guard:
 
     def mask(self, max_shift: int = T.MAX_SHIFT) -> torch.Tensor:
         """Boolean (V,) of tokens not allowed next."""
-        m = _ALWAYS_MASKED.clone()
-        m |= _OFF  # offs: only of sounding notes
+        m = _START.copy()
         if self.open:
             # a note lasts at least one tick (as in the data): no off in the tick it started
-            m[[on_to_off(o) for o, st in self.open.items() if T.TOK_INST[o] > 0 and st < self.tick]] = False
+            m[[on_to_off(o) for o, st in self.open.items() if _INST[o] > 0 and st < self.tick]] = False
             m[list(self.open)] = True  # no double strike of a sounding key
-        pitched_open = sum(1 for o in self.open if T.TOK_INST[o] > 0)
+        pitched_open = sum(1 for o in self.open if _INST[o] > 0)
         if pitched_open >= self.max_polyphony:
             m |= _PITCHED_ON
         if self.last in (T.CHORD,) or T.KIND[self.last] == 2:
@@ -100,14 +102,15 @@ class Guard:
         if T.KIND[self.last] in (2, 5) or self.last == T.CHORD or self.chord_pending():
             m |= _KEY  # a key opens a section: once, and not between a chord (or a level) and its notes
         if self.events_this_tick >= self.max_events_per_tick:
-            m |= ~_SHIFT  # let time move
+            m |= _NOT_SHIFT  # let time move
             m[T.VEL0:T.VOCAB_SIZE] = True
         drums_now = sum(1 for t in self.drum_ticks if t == self.tick)
         if drums_now >= self.max_drums_per_tick or len(self.drum_ticks) >= self.max_drums_per_beat:
             m |= _DRUM_ON
         for last in self.recent.values():
             for on in set(last):
-                if last.count(on) + 1 > self.max_same_share * (len(last) + 1) and last.count(on) >= 2:
+                n = last.count(on)
+                if n >= 2 and n + 1 > self.max_same_share * (len(last) + 1):
                     m[on] = True
         for on, ticks in self.strikes.items():
             if sum(1 for t in ticks if self.tick - t < T.TICKS_PER_BEAT) >= self.max_repeats_per_beat:
@@ -121,9 +124,9 @@ class Guard:
         held = [on_to_off(o) for o in self.chord_notes if o in self.open and self.tick - self.chord_tick < self.chord_hold_ticks]
         if held:
             m[held] = True
-        if bool(m.all()):  # never a dead end: time may always move
+        if m.all():  # never a dead end: time may always move
             m[T.SHIFT0] = False
-        return m
+        return torch.from_numpy(m)
 
     def update(self, tok: int) -> None:
         kind = T.KIND[tok]

@@ -91,14 +91,22 @@ def target_notes_per_second(arousal: float, lo: float = 1.5, hi: float = 20.0) -
 def key_score_gradient(pcs: np.ndarray, eps: float = 1.0) -> np.ndarray:
     """(12,) change of the major-minor key score if one more note of each pitch class were played,
     scaled so that the largest magnitude is 1 (zeros for a flat or empty histogram)."""
+    return key_score_and_gradient(pcs, eps)[1]
+
+
+def key_score_and_gradient(pcs: np.ndarray, eps: float = 1.0) -> tuple[float, np.ndarray]:
+    """(key score of pcs: best major minus best minor correlation, key_score_gradient(pcs)) with the histogram's own correlations computed once (both
+    are asked for at every pitched note)."""
     h = np.asarray(pcs, dtype=float)
-    if h.sum() <= 0 or np.allclose(h, h[0]):
-        return np.zeros(12)
-    major, minor = key_correlations(h[None, :] + eps * np.eye(12))  # 12 histograms, one note added each
     base_major, base_minor = key_correlations(h)
-    grad = major.max(axis=1) - minor.max(axis=1) - (base_major.max() - base_minor.max())
+    base = base_major.max() - base_minor.max()
+    # np.allclose(h, h[0]) without its overhead (the same test: |a - b| <= atol + rtol |b|)
+    if h.sum() <= 0 or bool((np.abs(h - h[0]) <= 1e-8 + 1e-5 * abs(h[0])).all()):
+        return float(base), np.zeros(12)
+    major, minor = key_correlations(h[None, :] + eps * np.eye(12))  # 12 histograms, one note added each
+    grad = major.max(axis=1) - minor.max(axis=1) - base
     m = np.abs(grad).max()
-    return grad / m if m > 1e-9 else np.zeros(12)
+    return float(base), (grad / m if m > 1e-9 else np.zeros(12))
 
 
 def density_bias(rate: float, target: float, strength: float) -> float:
@@ -288,6 +296,9 @@ class Steering:
     key_now: float = 0.0  # key score of pcs: where the music's mode is, which valence labels (EMSYNC)
     _balance_key: tuple = ()
     _balance_bias: torch.Tensor | None = None
+    _bias_key: tuple = ()  # the inputs of the last bias() and what it gave
+    _bias_mode: torch.Tensor | None = None
+    _bias: torch.Tensor | None = None
 
     def copy(self) -> "Steering":
         return Steering(self.mode_strength, self.density_strength, self.velocity_strength, self.pcs.copy(),
@@ -323,10 +334,8 @@ class Steering:
             self.pcs[int(T.TOK_PITCH[tok]) % 12] += 1.0
             self.n_pitched += 1
             if self.n_pitched >= MIN_NOTES_FOR_KEY and self.mode_strength > 0:
-                by_pc = torch.from_numpy(key_score_gradient(self.pcs)).float()
-                self.mode_tokens = torch.where(_PITCHED_ON, by_pc[_PC], 0.0)
-                major, minor = key_correlations(self.pcs)
-                self.key_now = float(major.max() - minor.max())
+                self.key_now, grad = key_score_and_gradient(self.pcs)
+                self.mode_tokens = torch.where(_PITCHED_ON, torch.from_numpy(grad).float()[_PC], 0.0)
 
     def _balance(self, arousal: float) -> torch.Tensor:
         """balance_bias of the last notes, kept until a note or the arousal changes (it is asked for at
@@ -358,19 +367,36 @@ class Steering:
         return sorted(struck | {key for x, key in self.releases if t - span <= x <= t})
 
     def bias(self, t: float, valence: float, arousal: float) -> torch.Tensor | None:
-        """(V,) logit bias for the next token at media time t, or None when there is nothing to steer."""
-        out = torch.zeros(T.VOCAB_SIZE)
-        used = False
+        """(V,) logit bias for the next token at media time t, or None when there is nothing to steer.
+        The tensor is shared (kept until one of its inputs changes): never written in place."""
+        mode = None
         if self.mode_strength > 0 and self.n_pitched >= MIN_NOTES_FOR_KEY and not math.isnan(valence):
             # towards the key score valence labels, from where the music is (as density steers the rate to
             # a target): a mode the music already has needs little help, one it has left needs more
-            out = self.mode_strength * max(-1.0, min(1.0, valence - self.key_now)) * self.mode_tokens
-            used = True
+            mode = self.mode_strength * max(-1.0, min(1.0, valence - self.key_now))
+        density = None
         if self.density_strength > 0 and not math.isnan(arousal):
             target = target_notes_per_second(arousal)
             rate, pitched = self.rates(t)
-            out = out + torch.where(_PITCHED_ON, density_bias(pitched, PITCHED_SHARE * target, self.density_strength),
-                                    _ANY_ON * density_bias(rate, target, self.density_strength))
+            density = (density_bias(pitched, PITCHED_SHARE * target, self.density_strength),
+                       density_bias(rate, target, self.density_strength))
+        # most tokens change none of the inputs (a note-on changes the parts, a time shift the rate, rarely
+        # its bias): the bias is rebuilt only when one did, with the same arithmetic
+        key = (mode, density, tuple(self.parts), arousal, self.level, self.balance_strength, self.register_strength,
+               self.velocity_strength)
+        if self._bias_key != key or self._bias_mode is not self.mode_tokens:
+            self._bias_key, self._bias_mode = key, self.mode_tokens
+            self._bias = self._build_bias(mode, density, arousal)
+        return self._bias
+
+    def _build_bias(self, mode: float | None, density: tuple[float, float] | None, arousal: float) -> torch.Tensor | None:
+        out = torch.zeros(T.VOCAB_SIZE)
+        used = False
+        if mode is not None:
+            out = mode * self.mode_tokens
+            used = True
+        if density is not None:
+            out = out + torch.where(_PITCHED_ON, density[0], _ANY_ON * density[1])
             used = True
         if self.balance_strength > 0:
             out = out + self.balance_strength * self._balance(arousal)

@@ -147,7 +147,7 @@ class TransformerGenerator:
             if help_ is not None:
                 bias = help_ if bias is None else bias + help_
             if not math.isnan(off) and off < tick_s / 2:
-                bias = torch.zeros_like(s.logits) if bias is None else bias
+                bias = torch.zeros_like(s.logits) if bias is None else bias.clone()  # steering's bias is shared
                 bias[T.CHORD] += self.chord_bias
             tok = sample(s.logits, mask, self.cfg.temperature, self.cfg.top_p, self.gen, bias)
             if T.KIND[tok] == 1:
