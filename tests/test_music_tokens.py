@@ -7,7 +7,7 @@ import torch
 
 from cuecast.models.music import corpus as C
 from cuecast.models.music import tokens as T
-from cuecast.models.music.sample import Guard, sample
+from cuecast.models.music.sample import Guard, _nucleus_from_top, _nucleus_sorted, sample
 
 
 def write_midi(path, tempo_bpm=100, tpb=480):
@@ -157,3 +157,29 @@ def test_a_key_token_comes_once_and_never_between_a_level_or_chord_and_its_notes
     g.update(T.CHORD)
     assert g.mask()[T.KEY0:].all()
     assert T.decode(T.key_token(1, 9)) == ("key", 1, 9) and T.KIND[T.key_token(1, 9)] == T.Kind.KEY
+
+
+def test_nucleus_shortcut_draws_the_token_the_full_sort_draws():
+    """The top-k shortcut of top-p sampling is the same draw: same token, same generator state after, on
+    peaked and flat distributions, with ties, masks and several top-p; where it cannot be sure it declines."""
+    taken, usual, usual_taken = 0, 0, 0  # usual: the sampler's own setting (top-p 0.6), a peaked distribution as a
+    # trained model's (never declined in the generator), no ties
+    for trial in range(3000):
+        g = torch.Generator().manual_seed(trial)
+        logits = torch.randn(T.VOCAB_SIZE, generator=g) * (0.5 + trial % 6)
+        if trial % 7 == 0:
+            logits[:40] = logits[0]  # ties among the most likely tokens
+        logits[torch.rand(T.VOCAB_SIZE, generator=g) < 0.3] = -math.inf
+        probs = torch.softmax(logits, -1)
+        top_p = (0.6, 0.7, 0.9, 0.97, 1.0)[trial % 5]
+        fast, full = torch.Generator().manual_seed(trial), torch.Generator().manual_seed(trial)
+        tok = _nucleus_from_top(probs, top_p, fast)
+        is_usual = top_p == 0.6 and trial % 7 != 0 and trial % 6 >= 2
+        usual += is_usual
+        if tok is None:
+            continue
+        taken += 1
+        usual_taken += is_usual
+        assert tok == _nucleus_sorted(probs, top_p, full), trial
+        assert torch.equal(fast.get_state(), full.get_state())
+    assert taken > 1000 and usual_taken > 0.9 * usual

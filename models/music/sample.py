@@ -177,8 +177,41 @@ def sample(logits: torch.Tensor, mask: torch.Tensor, temperature: float, top_p: 
         x = x + bias
     x = x.masked_fill(mask, -math.inf)
     probs = torch.softmax(x, dim=-1)
+    tok = _nucleus_from_top(probs, top_p, gen)
+    return _nucleus_sorted(probs, top_p, gen) if tok is None else tok
+
+
+def _nucleus_sorted(probs: torch.Tensor, top_p: float, gen: torch.Generator) -> int:
+    """Nucleus sampling over the fully sorted distribution (the definition; `_nucleus_from_top` is its shortcut)."""
     sp, si = torch.sort(probs, descending=True)
     keep = torch.cumsum(sp, 0) - sp < top_p  # the smallest set whose mass reaches top_p (at least one)
     sp = sp * keep
     j = int(torch.multinomial(sp / sp.sum(), 1, generator=gen))
     return int(si[j])
+
+
+NUCLEUS_TOP = 64  # a nucleus of top_p 0.6 is a few tokens: the largest 64 of 840 nearly always hold it
+NUCLEUS_MARGIN = 1e-4  # far above the float32 rounding of a cumulative sum of probabilities
+
+
+def _nucleus_from_top(probs: torch.Tensor, top_p: float, gen: torch.Generator) -> int | None:
+    """`_nucleus_sorted`'s token, from a top-k instead of a full sort (a third of the sampling time), or None
+    when that cannot be guaranteed. The same generator draws on the same (V,) weights give the same token:
+    the sorted values are unique; their cumulative sums are sequential, so a prefix's are the full sort's;
+    the nucleus closes inside the top k with a margin (nothing after it can be kept); and its values are
+    strictly decreasing down to the first value left out, so the sort would place the same tokens there."""
+    k = min(NUCLEUS_TOP, probs.shape[0])
+    top, idx = torch.topk(probs, k)
+    v = top.numpy()
+    # torch.cumsum accumulates float32 in float64, one element after the other; the comparison is in float32
+    before = np.cumsum(v, dtype=np.float64).astype(np.float32) - v
+    if not before[-1] >= top_p + NUCLEUS_MARGIN:
+        return None
+    keep = before < np.float32(top_p)
+    last = int(np.flatnonzero(keep)[-1])
+    if not (v[:last + 1] > v[1:last + 2]).all():
+        return None
+    weights = torch.zeros_like(probs)
+    weights[:k] = top * torch.from_numpy(keep)
+    j = int(torch.multinomial(weights / weights.sum(), 1, generator=gen))
+    return int(idx[j])

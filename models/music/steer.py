@@ -66,6 +66,7 @@ BREATH_GAIN = 2.0
 SWELL_KINDS = ("fade", "dissolve", "mood")  # boundaries that swell into the new shot rather than hit it
 
 _VEL_LEVELS = torch.arange(T.N_VEL, dtype=torch.float32)
+_ZEROS = np.zeros(T.VOCAB_SIZE, dtype=np.float32)  # never written: every sum makes a new array
 _INST = torch.from_numpy(T.TOK_INST.astype(np.int64))
 BALANCE_NOTES = 16  # the balance is judged over this many last note-ons, however long ago: a sparse, calm
 # stream needs its parts as much as a busy one (a time window never filled at one note a second)
@@ -299,6 +300,10 @@ class Steering:
     _bias_key: tuple = ()  # the inputs of the last bias() and what it gave
     _bias_mode: torch.Tensor | None = None
     _bias: torch.Tensor | None = None
+    _mode_src: torch.Tensor | None = None  # the mode term: mode_tokens scaled by how far the key is from valence's
+    _mode_factor: float = math.nan
+    _mode_term: np.ndarray | None = None
+    _terms: dict = field(default_factory=dict)  # the other terms: name -> (their inputs, the term)
 
     def copy(self) -> "Steering":
         return Steering(self.mode_strength, self.density_strength, self.velocity_strength, self.pcs.copy(),
@@ -337,10 +342,13 @@ class Steering:
                 self.key_now, grad = key_score_and_gradient(self.pcs)
                 self.mode_tokens = torch.where(_PITCHED_ON, torch.from_numpy(grad).float()[_PC], 0.0)
 
+    def _balance_key_now(self, arousal: float) -> tuple:
+        return (tuple(self.parts), arousal)
+
     def _balance(self, arousal: float) -> torch.Tensor:
         """balance_bias of the last notes, kept until a note or the arousal changes (it is asked for at
         every token, and most tokens are not note-ons)."""
-        key = (tuple(self.parts), arousal)
+        key = self._balance_key_now(arousal)
         if self._balance_key != key:
             self._balance_key, self._balance_bias = key, balance_bias(self.parts, arousal)
         return self._balance_bias
@@ -390,26 +398,41 @@ class Steering:
         return self._bias
 
     def _build_bias(self, mode: float | None, density: tuple[float, float] | None, arousal: float) -> torch.Tensor | None:
-        out = torch.zeros(T.VOCAB_SIZE)
-        used = False
+        """The sum of the steering terms, in a fixed order. Each term is made by torch as it always was and
+        kept until its own inputs change; the sum is done in numpy (the same float32 additions, in the same
+        order, a fraction of the per-op cost)."""
+        out = None
         if mode is not None:
-            out = mode * self.mode_tokens
-            used = True
+            if self._mode_src is not self.mode_tokens or self._mode_factor != mode:
+                self._mode_src, self._mode_factor = self.mode_tokens, mode
+                self._mode_term = (mode * self.mode_tokens).numpy()
+            out = self._mode_term
         if density is not None:
-            out = out + torch.where(_PITCHED_ON, density[0], _ANY_ON * density[1])
-            used = True
+            out = (_ZEROS if out is None else out) + self._term("density", density, lambda: torch.where(
+                _PITCHED_ON, density[0], _ANY_ON * density[1]))
         if self.balance_strength > 0:
-            out = out + self.balance_strength * self._balance(arousal)
+            out = (_ZEROS if out is None else out) + self._term(
+                "balance", (self._balance_key_now(arousal), self.balance_strength),
+                lambda: self.balance_strength * self._balance(arousal))
             if sum(p != MELODY for p in self.parts) < ACCOMPANIMENT_NOTES:
                 # the tune is heard over its accompaniment: it enters after it, as arrangements open, and
                 # waits for it when it has been alone (a small model that plays a lone tune for a few bars
                 # turns into a folk tune for the rest of the piece: its corpus is full of them)
-                out = out - self.balance_strength * MAX_BALANCE * _MELODY_ON
-            used = True
+                out = out - self._term("melody", self.balance_strength,
+                                       lambda: self.balance_strength * MAX_BALANCE * _MELODY_ON)
         if self.register_strength > 0 and not math.isnan(arousal):
-            out = out + self.register_strength * register_bias(arousal)
-            used = True
+            out = (_ZEROS if out is None else out) + self._term(
+                "register", (arousal, self.register_strength), lambda: self.register_strength * register_bias(arousal))
         if self.velocity_strength > 0 and not math.isnan(arousal):
-            out[T.VEL0:T.VEL0 + T.N_VEL] += self.velocity_strength * level_bias(self.level, arousal)
-            used = True
-        return out if used else None
+            out = _ZEROS.copy() if out is None else (out.copy() if out is self._mode_term else out)
+            out[T.VEL0:T.VEL0 + T.N_VEL] += self._term(
+                "velocity", (self.level, arousal, self.velocity_strength),
+                lambda: self.velocity_strength * level_bias(self.level, arousal))
+        return None if out is None else torch.from_numpy(out)
+
+    def _term(self, name: str, key, make) -> np.ndarray:
+        """A steering term as a float32 array: `make()` (a tensor) when `key` differs from the last one's."""
+        hit = self._terms.get(name)
+        if hit is None or hit[0] != key:
+            hit = self._terms[name] = (key, make().numpy())
+        return hit[1]
