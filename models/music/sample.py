@@ -172,7 +172,9 @@ def off_to_on(off: int) -> int:
 def sample(logits: torch.Tensor, mask: torch.Tensor, temperature: float, top_p: float,
            gen: torch.Generator, bias: torch.Tensor | None = None) -> int:
     """One token from logits (V,) with masked tokens removed: temperature, then nucleus (top-p)."""
-    x = logits.float() / max(temperature, 1e-4)
+    x = logits.float()
+    if temperature != 1.0:  # x / 1.0 is x: one tensor op less per token at the usual setting
+        x = x / max(temperature, 1e-4)
     if bias is not None:
         x = x + bias
     x = x.masked_fill(mask, -math.inf)
@@ -195,23 +197,30 @@ NUCLEUS_MARGIN = 1e-4  # far above the float32 rounding of a cumulative sum of p
 
 
 def _nucleus_from_top(probs: torch.Tensor, top_p: float, gen: torch.Generator) -> int | None:
-    """`_nucleus_sorted`'s token, from a top-k instead of a full sort (a third of the sampling time), or None
-    when that cannot be guaranteed. The same generator draws on the same (V,) weights give the same token:
-    the sorted values are unique; their cumulative sums are sequential, so a prefix's are the full sort's;
-    the nucleus closes inside the top k with a margin (nothing after it can be kept); and its values are
-    strictly decreasing down to the first value left out, so the sort would place the same tokens there."""
+    """`_nucleus_sorted`'s token, from a top-k instead of a full sort, or None when that cannot be guaranteed.
+    The same generator draw on the same (V,) weights gives the same token: the sorted values are unique;
+    their cumulative sums are sequential, so a prefix's are the full sort's; the nucleus is a prefix that
+    closes inside the top k with a margin (nothing after it can be kept); and its values are strictly
+    decreasing down to the first value left out, so the sort places the same tokens there. Its few values
+    are checked one by one in Python (a dozen numpy or torch calls on 64 values cost more than the sort)."""
     k = min(NUCLEUS_TOP, probs.shape[0])
     top, idx = torch.topk(probs, k)
-    v = top.numpy()
-    # torch.cumsum accumulates float32 in float64, one element after the other; the comparison is in float32
-    before = np.cumsum(v, dtype=np.float64).astype(np.float32) - v
-    if not before[-1] >= top_p + NUCLEUS_MARGIN:
-        return None
-    keep = before < np.float32(top_p)
-    last = int(np.flatnonzero(keep)[-1])
-    if not (v[:last + 1] > v[1:last + 2]).all():
-        return None
+    vals = top.tolist()
+    p32 = np.float32(top_p)
+    total = 0.0  # torch.cumsum accumulates float32 in float64, one element after the other
+    n = 0  # the nucleus: vals[:n]
+    for i, v in enumerate(vals):
+        total += v
+        before = np.float32(total) - np.float32(v)  # the mass before this token, in float32 as torch has it
+        if before < p32:
+            if n != i or (i + 1 < k and not v > vals[i + 1]):
+                return None  # not a prefix (rounding), or tied with the next: leave it to the sort
+            n = i + 1
+        elif before >= top_p + NUCLEUS_MARGIN:
+            break
+    else:
+        return None  # the nucleus may reach past the top k
     weights = torch.zeros_like(probs)
-    weights[:k] = top * torch.from_numpy(keep)
+    weights[:n] = top[:n]
     j = int(torch.multinomial(weights / weights.sum(), 1, generator=gen))
     return int(idx[j])

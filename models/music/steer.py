@@ -31,6 +31,7 @@ a beat after it the new harmony holds. Which notes sound, and the chord itself, 
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 
@@ -68,6 +69,7 @@ SWELL_KINDS = ("fade", "dissolve", "mood")  # boundaries that swell into the new
 _VEL_LEVELS = torch.arange(T.N_VEL, dtype=torch.float32)
 _ZEROS = np.zeros(T.VOCAB_SIZE, dtype=np.float32)  # never written: every sum makes a new array
 _INST = torch.from_numpy(T.TOK_INST.astype(np.int64))
+_INST_OR_0 = _INST.clamp(min=0)  # an index for every token (-1: none)
 BALANCE_NOTES = 16  # the balance is judged over this many last note-ons, however long ago: a sparse, calm
 # stream needs its parts as much as a busy one (a time window never filled at one note a second)
 MAX_BALANCE = 3.0
@@ -81,6 +83,10 @@ _REGISTER_TILT = torch.from_numpy(np.where(T.PITCHED_ON & (T.TOK_INST != T.INSTS
                                            np.clip((T.TOK_PITCH - 60) / 12.0, -REGISTER_SPAN / 12, REGISTER_SPAN / 12),
                                            0.0)).float()
 DEFAULT_LEVEL = 4  # the level a note plays at before any velocity token (the generator's default)
+
+
+def _onset_time(onset: tuple) -> float:
+    return onset[0]
 
 
 def target_notes_per_second(arousal: float, lo: float = 1.5, hi: float = 20.0) -> float:
@@ -132,7 +138,7 @@ def balance_bias(parts: list[int], arousal: float) -> torch.Tensor:
     counts = np.bincount(parts, minlength=len(T.INSTS)).astype(float)
     have = (counts + 0.5) / (counts.sum() + 0.5 * len(counts))
     by_inst = torch.from_numpy(np.clip(np.log(part_shares(arousal) / have), -MAX_BALANCE, MAX_BALANCE)).float()
-    return torch.where(_ANY_ON, by_inst[_INST.clamp(min=0)], 0.0)
+    return torch.where(_ANY_ON, by_inst[_INST_OR_0], 0.0)
 
 
 def register_bias(arousal: float) -> torch.Tensor:
@@ -297,6 +303,7 @@ class Steering:
     key_now: float = 0.0  # key score of pcs: where the music's mode is, which valence labels (EMSYNC)
     _balance_key: tuple = ()
     _balance_bias: torch.Tensor | None = None
+    onsets_in_order: bool = True  # onsets are in time order (always, unless a rewind set the clock back)
     _bias_key: tuple = ()  # the inputs of the last bias() and what it gave
     _bias_mode: torch.Tensor | None = None
     _bias: torch.Tensor | None = None
@@ -309,7 +316,7 @@ class Steering:
         return Steering(self.mode_strength, self.density_strength, self.velocity_strength, self.pcs.copy(),
                         self.n_pitched, self.mode_tokens, self.balance_strength, self.register_strength,
                         list(self.onsets), list(self.parts), self.level, self.started, list(self.releases),
-                        key_now=self.key_now)
+                        key_now=self.key_now, onsets_in_order=self.onsets_in_order)
 
     def new_section(self) -> None:
         """A cut: the mode is steered from the new shot's notes, not from the old shot's (a dark passage's
@@ -330,6 +337,8 @@ class Steering:
         if T.KIND[tok] != 3:
             return
         pitched = bool(T.TOK_INST[tok] > 0)
+        if self.onsets and t < self.onsets[-1][0]:
+            self.onsets_in_order = False
         self.onsets.append((t, pitched, int(T.TOK_PITCH[tok]) % 12, int(T.TOK_INST[tok]), int(T.TOK_PITCH[tok])))
         if self.onsets[0][0] < t - RATE_WINDOW_S:
             self.onsets = [x for x in self.onsets if x[0] >= t - RATE_WINDOW_S]
@@ -356,7 +365,10 @@ class Steering:
     def rates(self, t: float) -> tuple[float, float]:
         """Note-ons per second of the last few seconds: (all, pitched)."""
         span = max(0.75, min(RATE_WINDOW_S, t - self.started)) if not math.isnan(self.started) else RATE_WINDOW_S
-        recent = [p for x, p, *_ in self.onsets if x > t - span]
+        if self.onsets_in_order:  # the onsets after t - span are a tail: found by bisection, not by a scan
+            recent = [p for _, p, *_ in self.onsets[bisect.bisect_right(self.onsets, t - span, key=_onset_time):]]
+        else:
+            recent = [p for x, p, *_ in self.onsets if x > t - span]
         return len(recent) / span, sum(recent) / span
 
     def recent_pitch_classes(self, t: float, span: float) -> list[int]:
