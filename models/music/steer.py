@@ -32,7 +32,9 @@ a beat after it the new harmony holds. Which notes sound, and the chord itself, 
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
+import operator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -85,8 +87,7 @@ _REGISTER_TILT = torch.from_numpy(np.where(T.PITCHED_ON & (T.TOK_INST != T.INSTS
 DEFAULT_LEVEL = 4  # the level a note plays at before any velocity token (the generator's default)
 
 
-def _onset_time(onset: tuple) -> float:
-    return onset[0]
+_onset_time, _onset_pitched = operator.itemgetter(0), operator.itemgetter(1)  # of an entry of Steering.onsets
 
 
 def target_notes_per_second(arousal: float, lo: float = 1.5, hi: float = 20.0) -> float:
@@ -366,9 +367,9 @@ class Steering:
         """Note-ons per second of the last few seconds: (all, pitched)."""
         span = max(0.75, min(RATE_WINDOW_S, t - self.started)) if not math.isnan(self.started) else RATE_WINDOW_S
         if self.onsets_in_order:  # the onsets after t - span are a tail: found by bisection, not by a scan
-            recent = [p for _, p, *_ in self.onsets[bisect.bisect_right(self.onsets, t - span, key=_onset_time):]]
-        else:
-            recent = [p for x, p, *_ in self.onsets if x > t - span]
+            first = bisect.bisect_right(self.onsets, t - span, key=_onset_time)
+            return (len(self.onsets) - first) / span, sum(map(_onset_pitched, itertools.islice(self.onsets, first, None))) / span
+        recent = [p for x, p, *_ in self.onsets if x > t - span]
         return len(recent) / span, sum(recent) / span
 
     def recent_pitch_classes(self, t: float, span: float) -> list[int]:
