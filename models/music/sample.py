@@ -41,7 +41,7 @@ _KEY = T.KIND == 5
 _ALWAYS_MASKED = np.zeros(T.VOCAB_SIZE, dtype=bool)
 _ALWAYS_MASKED[[T.PAD, T.BOS, T.BAR]] = True
 _START = _ALWAYS_MASKED | _OFF  # offs: only of sounding notes
-_INST = T.TOK_INST.tolist()  # per-token lookups as Python lists: numpy scalar indexing is slow in a per-token loop
+_INST, _KINDS = T.TOK_INST.tolist(), T.KIND.tolist()  # per-token lookups as Python lists: numpy scalar indexing is slow in a per-token loop
 
 
 @dataclass
@@ -93,13 +93,14 @@ class Guard:
         pitched_open = sum(1 for o in self.open if _INST[o] > 0)
         if pitched_open >= self.max_polyphony:
             m |= _PITCHED_ON
-        if self.last in (T.CHORD,) or T.KIND[self.last] == 2:
+        last_kind = _KINDS[self.last]
+        if self.last in (T.CHORD,) or last_kind == 2:
             m[T.CHORD] = True
             m |= _VEL
-        if T.KIND[self.last] == 2:
+        if last_kind == 2:
             m |= _SHIFT  # a velocity token is followed by its note
             m |= _OFF
-        if T.KIND[self.last] in (2, 5) or self.last == T.CHORD or self.chord_pending():
+        if last_kind in (2, 5) or self.last == T.CHORD or self.chord_pending():
             m |= _KEY  # a key opens a section: once, and not between a chord (or a level) and its notes
         if self.events_this_tick >= self.max_events_per_tick:
             m |= _NOT_SHIFT  # let time move
@@ -112,8 +113,8 @@ class Guard:
                 n = last.count(on)
                 if n >= 2 and n + 1 > self.max_same_share * (len(last) + 1):
                     m[on] = True
-        for on, ticks in self.strikes.items():
-            if sum(1 for t in ticks if self.tick - t < T.TICKS_PER_BEAT) >= self.max_repeats_per_beat:
+        for on, ticks in self.strikes.items():  # (fewer strikes than the cap: no need to count)
+            if len(ticks) >= self.max_repeats_per_beat and sum(1 for t in ticks if self.tick - t < T.TICKS_PER_BEAT) >= self.max_repeats_per_beat:
                 m[on] = True
         if self.open:  # time may not pass the moment the oldest note must be closed
             max_shift = max(1, min(max_shift, min(self.open.values()) + self.max_hold_ticks - self.tick))

@@ -69,6 +69,7 @@ BREATH_GAIN = 2.0
 SWELL_KINDS = ("fade", "dissolve", "mood")  # boundaries that swell into the new shot rather than hit it
 
 _VEL_LEVELS = torch.arange(T.N_VEL, dtype=torch.float32)
+_ANY_ON_F32 = (T.KIND == 3).astype(np.float32)
 _ZEROS = np.zeros(T.VOCAB_SIZE, dtype=np.float32)  # never written: every sum makes a new array
 _INST = torch.from_numpy(T.TOK_INST.astype(np.int64))
 _INST_OR_0 = _INST.clamp(min=0)  # an index for every token (-1: none)
@@ -187,17 +188,25 @@ def accent_level(arousal: float) -> int:
     return int(min(ACCENT_LEVEL, round(target_level(arousal) + ACCENT_RISE)))
 
 
+def boundary_near(offset_s: float, tick_s: float, beat_s: float, strength: float, known: bool, since_s: float) -> bool:
+    """Whether `boundary_bias` has anything to say (a cheap test: the generator asks it at every token and
+    builds the CutScene only when it does)."""
+    on_it = not math.isnan(offset_s) and offset_s < tick_s / 2
+    near = on_it or (known and not math.isnan(offset_s) and offset_s <= beat_s)  # a forecast: no preparation
+    after = not math.isnan(since_s) and 0.0 < since_s < beat_s
+    return strength > 0 and (near or after)
+
+
 def boundary_bias(offset_s: float, tick_s: float, beat_s: float, strength: float,
                   scene: CutScene = CutScene()) -> torch.Tensor | None:
     """(V,) logit bias around a boundary `offset_s` seconds ahead (NaN: none known) and in the beat after
     the last one (`scene.since_s` seconds ago), or None when neither is near. Biases only: which notes sound,
     and the chord itself, stay the model's choice. A cut a listener hears is prepared, struck and followed by
     something new (`_prepare`, `_strike`, `_after`)."""
+    if not boundary_near(offset_s, tick_s, beat_s, strength, scene.known, scene.since_s):
+        return None
     on_it = not math.isnan(offset_s) and offset_s < tick_s / 2
     near = on_it or (scene.known and not math.isnan(offset_s) and offset_s <= beat_s)  # a forecast: no preparation
-    after = not math.isnan(scene.since_s) and 0.0 < scene.since_s < beat_s
-    if strength <= 0 or not (near or after):
-        return None
     out = torch.zeros(T.VOCAB_SIZE)
     if on_it:
         _strike(out, strength, scene)
@@ -421,8 +430,7 @@ class Steering:
                 self._mode_term = (mode * self.mode_tokens).numpy()
             out = self._mode_term
         if density is not None:
-            out = (_ZEROS if out is None else out) + self._term("density", density, lambda: torch.where(
-                _PITCHED_ON, density[0], _ANY_ON * density[1]))
+            out = (_ZEROS if out is None else out) + self._term("density", density, lambda: _density_term(*density))
         if self.balance_strength > 0:
             out = (_ZEROS if out is None else out) + self._term(
                 "balance", (self._balance_key_now(arousal), self.balance_strength),
@@ -444,8 +452,15 @@ class Steering:
         return None if out is None else torch.from_numpy(out)
 
     def _term(self, name: str, key, make) -> np.ndarray:
-        """A steering term as a float32 array: `make()` (a tensor) when `key` differs from the last one's."""
+        """A steering term as a float32 array: `make()` (a tensor or array) when `key` differs from the last one's."""
         hit = self._terms.get(name)
         if hit is None or hit[0] != key:
-            hit = self._terms[name] = (key, make().numpy())
+            term = make()
+            hit = self._terms[name] = (key, term.numpy() if isinstance(term, torch.Tensor) else term)
         return hit[1]
+
+
+def _density_term(pitched: float, any_on: float) -> np.ndarray:
+    """torch.where(_PITCHED_ON, pitched, _ANY_ON * any_on) in numpy, value for value (float32 casts of the
+    biases, a signed zero off the note-ons): it changes with the rate, at most tokens."""
+    return np.where(T.PITCHED_ON, np.float32(pitched), _ANY_ON_F32 * np.float32(any_on))

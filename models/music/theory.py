@@ -283,8 +283,10 @@ def pc_histogram(pitches_weights: Sequence[tuple[int, float]]) -> np.ndarray:
 
 def _centred_unit(x: np.ndarray) -> np.ndarray:
     """Rows minus their mean, scaled to unit length (a Pearson correlation is then a dot product)."""
-    x = x - x.mean(axis=-1, keepdims=True)
-    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    # x.mean and np.linalg.norm spelled out as the ufuncs they run (the same values, without their Python
+    # overhead: a key fit runs at every generated note)
+    x = x - np.add.reduce(x, axis=-1, keepdims=True) / x.shape[-1]
+    norm = np.sqrt(np.add.reduce(x * x, axis=-1, keepdims=True))
     return np.divide(x, norm, out=np.zeros_like(x), where=norm > 1e-12)
 
 

@@ -32,7 +32,7 @@ from cuecast.models.music import model as M
 from cuecast.models.music import tokens as T
 from cuecast.models.music.config import GeneratorConfig
 from cuecast.models.music.sample import Guard, on_to_off, sample
-from cuecast.models.music.steer import ACCENT_DRUMS, SWELL_KINDS, CutScene, Steering, boundary_bias
+from cuecast.models.music.steer import ACCENT_DRUMS, SWELL_KINDS, CutScene, Steering, boundary_bias, boundary_near
 from cuecast.types import Note, StepPlan
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "music_transformer.pt"
@@ -143,7 +143,9 @@ class TransformerGenerator:
                 s.steer.new_section()
             # every token of the cut's tick is on the cut, also after its CHORD moved the offset to the next one
             on_cut = 0.0 if abs(s.cut_at - s.clock) < EPS else off
-            help_ = boundary_bias(on_cut, tick_s, plan.beat_s, self.cfg.boundary_steer, self._scene(plan, mask))
+            help_ = None
+            if boundary_near(on_cut, tick_s, plan.beat_s, self.cfg.boundary_steer, plan.boundary_known, s.clock - s.cut_at):
+                help_ = boundary_bias(on_cut, tick_s, plan.beat_s, self.cfg.boundary_steer, self._scene(plan, mask))
             if help_ is not None:
                 bias = help_ if bias is None else bias + help_
             if not math.isnan(off) and off < tick_s / 2:
