@@ -109,7 +109,11 @@ class Guard:
         if drums_now >= self.max_drums_per_tick or len(self.drum_ticks) >= self.max_drums_per_beat:
             m |= _DRUM_ON
         for last in self.recent.values():
-            for on in set(last):
+            distinct = set(last)
+            most = len(last) - len(distinct) + 1  # no pitch is there more often than this
+            if most < 2 or not most + 1 > self.max_same_share * (len(last) + 1):
+                continue  # (the usual case: no need to count)
+            for on in distinct:
                 n = last.count(on)
                 if n >= 2 and n + 1 > self.max_same_share * (len(last) + 1):
                     m[on] = True
