@@ -11,6 +11,7 @@ from cuecast.engine.cli import main as cli_main
 from cuecast.models.emotion.config import EmotionConfig
 from cuecast.models.emotion.estimator import EmotionEstimator
 from cuecast.models.emotion.fusion import DIMS, N_STEPS, FusionHead, fixed_fusion, load_head, save_head, window_steps
+from cuecast.models.emotion.va import va_from_probs
 from cuecast.testmedia.video import make_test_video
 from cuecast.types import EKMAN6, Frame
 
@@ -94,6 +95,19 @@ def test_fixed_fusion_faces_pull_towards_their_emotion():
     _, _, _, a_loud = fixed_fusion((0.0, 0.0), 0.9, None)
     _, _, _, a_quiet = fixed_fusion((0.0, 0.0), -0.9, None)
     assert a_loud > a_quiet + 0.3
+
+
+def test_a_face_moves_arousal_less_than_valence():
+    """An expression is weaker evidence of arousal than of valence; motion and cuts measure it directly. A
+    smiling close-up on a frozen, calm picture must not read as busy as the table's joy (+0.46 arousal): it
+    moves valence by its full share and arousal by half of it."""
+    joy = np.eye(6)[EKMAN6.index("joy")]
+    pic = (-0.2, -0.8)  # a frozen frame: no motion, no cut
+    _, _, v, a = fixed_fusion(pic, None, (joy, 0.0, 1.0))
+    fv, fa = va_from_probs(joy)
+    share_v = (v - pic[0]) / (fv - pic[0])
+    share_a = (a - pic[1]) / (fa - pic[1])
+    assert share_v > 0.45 and share_a == pytest.approx(share_v / 2, abs=1e-6) and a < 0.0
 
 
 def test_fixed_fusion_reads_a_pleasant_picture_as_far_from_neutral_as_an_unpleasant_one():

@@ -80,6 +80,12 @@ def test_calibration_file_is_data_and_errors_are_clear(tmp_path):
     bad.write_text('{"signals": {}}')
     with pytest.raises(ValueError, match="calibrate_emotion.py"):
         EmotionEstimator(EmotionConfig(faces=False, calibration=str(bad)))
+    # one made before the cut rate was read on a log scale would be read unbounded: refused, with the fix
+    linear = json.loads(CALIBRATION.read_text())
+    linear["signals"]["cut_rate"] = {"centre": 0.0, "scale": 0.2471}
+    bad.write_text(json.dumps(linear))
+    with pytest.raises(ValueError, match="cut_rate not on a log scale.*calibrate_emotion.py"):
+        EmotionEstimator(EmotionConfig(faces=False, calibration=str(bad)))
     # a calibration centred on dark footage reads the same picture as brighter than the shipped one does
     data = json.loads(CALIBRATION.read_text())
     data["signals"]["brightness"]["centre"] -= 0.2

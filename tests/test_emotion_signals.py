@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from cuecast.models.emotion.affect import SIGNALS, colour_stats, load_calibration, motion_energy, picture_va
+from cuecast.models.emotion.affect import SIGNALS, colour_stats, load_calibration, motion_energy, picture_va, standard_scores
 from cuecast.models.emotion.audio import AudioFeatures, audio_arousal
 from cuecast.models.emotion.config import EmotionConfig
 from cuecast.models.emotion.estimator import EmotionEstimator
@@ -111,6 +111,27 @@ def test_picture_va_published_directions():
     assert picture_va(**{**base, "motion": base["motion"] * 2})[1] > a0 + 0.2  # Hanjalic & Xu: motion
     assert picture_va(**{**base, "cut_rate": base["cut_rate"] + 1.0})[1] > a0 + 0.2  # and cut rate
     assert picture_va(**{**base, "motion": 0.0, "cut_rate": 0.0})[1] < a0 - 0.2
+
+
+def test_darker_and_busier_keep_counting_from_a_dim_or_busy_base():
+    """A darker picture reads less pleasant even when already dim, and twice the cuts or twice the motion reads
+    busier even from a busy base. Brightness: the same luma step is the same pleasure step at any level (the old
+    soft limit made it 0.44 of it at a night scene's luma 0.13). Motion and cut rate (log scales, no second
+    squash): a doubling from a busy base keeps most of what it does from a calm one (the old squash kept 0.14 of
+    it for the cut rate, 1 -> 2 cuts/s against 0.25 -> 0.5, and 0.46 for motion)."""
+    base = ordinary_signals()
+
+    def score(**kw):
+        return standard_scores(**{**base, **kw})
+
+    mid, dim = base["brightness"], 0.13  # ordinary footage's median luma; a night scene
+    step_mid = score(brightness=mid)[0] - score(brightness=mid - 0.06)[0]
+    step_dim = score(brightness=dim)[0] - score(brightness=dim - 0.06)[0]
+    assert step_dim == pytest.approx(step_mid, rel=0.02) and step_dim > 0.3
+    for busy, calm, high, keep in (("cut_rate", 0.25, 1.0, 0.5), ("motion", 0.01, 0.04, 0.6)):
+        up_calm = score(**{busy: 2 * calm})[1] - score(**{busy: calm})[1]
+        up_busy = score(**{busy: 2 * high})[1] - score(**{busy: high})[1]
+        assert up_busy > keep * up_calm and up_busy > 0.1, busy
 
 
 def test_motion_energy_normalised_per_frame_interval():

@@ -17,8 +17,8 @@ clips' own spread covers colour); --all-variants adds recoloured, slower and pan
 clips are given.
 
 Each signal is centred on its median over the set and scaled by its robust spread (interquartile range /
-1.349); motion on a log scale (twice as fast is one step whatever the level). Then the two combined scores
-(Valdez & Mehrabian's pleasure and the colour + motion + cut arousal, affect.pleasure_arousal_scores) are
+1.349); motion and cut rate on a log scale (twice as fast, or twice as many cuts, is one step whatever the
+level). Then the two combined scores (Valdez & Mehrabian's pleasure and the colour + motion + cut arousal, affect.pleasure_arousal_scores) are
 centred and scaled the same way. Every source clip weighs the same, however long it is. The result is
 data, a JSON file; models/weights/EMOTION_MODEL_CARD.md lists the set it was made from.
 """
@@ -47,8 +47,10 @@ from packaged_clips import CALIBRATION as PACKAGED_SET  # noqa: E402
 from packaged_clips import fetch  # noqa: E402
 
 MIN_S, MAX_S = 8.0, 60.0  # each source clip is looped up to MIN_S and cut at MAX_S of media time
-LOG_EPS = {"motion": 0.003}  # signals standardised as log(value + eps)
-MIN_SCALE = {"cut_rate": 0.1, "motion": 0.5}  # floors: most ordinary windows have no cut at all
+# signals standardised as log(value + eps) (affect.LOG_SIGNALS): motion's eps stands for a still picture; the cut
+# rate's is one cut in the default 6 s count (its resolution), so no cut at all is a finite, calm reading
+LOG_EPS = {"motion": 0.003, "cut_rate": round(1.0 / 6.0, 5)}
+MIN_SCALE = {"cut_rate": 0.5, "motion": 0.5}  # floors (log units): most ordinary windows have no cut at all
 # output = tanh(gain * standardised score), one gain per axis. Valence: the middle half of ordinary footage (its
 # quartiles, +-0.6745 spreads of a robustly standardised score) reads within +-NEUTRAL_BAND, the outer quarters
 # lean, and a strongly coloured scene (3 spreads) reads ~0.8: colour and brightness are weak evidence of valence

@@ -9,6 +9,8 @@ Features (per frame, on a small copy of the analysis frame; the statistics do no
 - motion: mean absolute luma difference to the previous frame, per 1/30 s (so dropped frames and other
   frame rates give comparable numbers); 0 for a held still frame. A window reads its 75th percentile:
   robust to a single jolt and to duplicated frames (pulldown, frame-rate conversion), where a median is 0
+- cut rate (per window, from the engine's cut detector): cuts per second over the last cut_rate_s, read on a
+  log scale like motion, log(rate + 1/6 s): the offset is one cut in the default 6 s count, its resolution
 
 Mapping to the affect plane:
 - Valdez & Mehrabian (1994), "Effects of color on emotions", J. Exp. Psychol. General 123(4): over
@@ -18,9 +20,9 @@ Mapping to the affect plane:
   component of a weighted sum, smoothed over time.
 The standardising constants come from ordinary footage (tools/calibrate_emotion.py, the JSON beside the
 weights): each signal is centred on its median there and scaled by its spread, and so are the two combined
-scores, so that ordinary-looking footage sits at the origin and changes move it. Each standardised signal
-is softly limited to +-Z_LIMIT spreads, so one extreme signal (a grey card has no colour at all) cannot
-outvote the others. Colourfulness joins
+scores, so that ordinary-looking footage sits at the origin and changes move it. All signals but brightness are
+softly limited to +-Z_LIMIT spreads, so one extreme signal (a grey card has no colour at all) cannot
+outvote the others; brightness (bounded to [0, 1]) is not (see pleasure_arousal_scores). Colourfulness joins
 saturation (both measure chroma) and warmth leans arousal a little
 (warm hues are the more arousing in Valdez & Mehrabian, though that effect is weaker than saturation's).
 """
@@ -38,7 +40,8 @@ import numpy as np
 FEATURES = ("brightness", "saturation", "colourfulness", "warmth", "motion")
 SIGNALS = FEATURES + ("cut_rate",)  # what picture_va reads: the window's means, its motion percentile, the cut rate
 CALIBRATION = Path(__file__).resolve().parent.parent / "weights" / "emotion_calibration.json"
-Z_LIMIT = 2.5  # standardised signals are squashed to +-Z_LIMIT spreads (L * tanh(z / L)): near-linear within ordinary variation
+Z_LIMIT = 2.5  # all signals but brightness are squashed to +-Z_LIMIT spreads (L * tanh(z / L)): near-linear within ordinary variation
+LOG_SIGNALS = ("motion", "cut_rate")  # standardised as log(value + eps) (a linear cut rate would need its old squash)
 MOTION_PERCENTILE = 75.0  # of the window's frame differences (see the module docstring)
 
 
@@ -77,6 +80,9 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
     try:
         d = json.loads(p.read_text())
         sig = d["signals"]
+        linear = [k for k in LOG_SIGNALS if sig[k].get("transform") != "log"]
+        if linear:  # read without their old second squash (pleasure_arousal_scores): a linear one would saturate the sum
+            raise ValueError(f"{', '.join(linear)} not on a log scale (a calibration made before the fifth pass)")
         return Calibration(centre={k: float(sig[k]["centre"]) for k in SIGNALS},
                            scale={k: max(float(sig[k]["scale"]), 1e-6) for k in SIGNALS},
                            log_eps={k: float(sig[k]["eps"]) for k in SIGNALS if sig[k].get("transform") == "log"},
@@ -144,15 +150,22 @@ class FrameAffect:
 
 def pleasure_arousal_scores(cal: Calibration, brightness: float, saturation: float, colourfulness: float,
                             warmth: float, motion: float, cut_rate: float) -> tuple[float, float]:
-    """The published combinations of the standardised signals, before their own calibration."""
-    zb = cal.z("brightness", brightness)
+    """The published combinations of the standardised signals, before their own calibration.
+
+    What is squashed (fifth pass, EMOTION_MODEL_CARD.md): every signal but brightness is softly limited to
+    +-Z_LIMIT spreads, so that one extreme (a grey card has no colour at all) cannot outvote the rest. Brightness
+    is not: mean luma lies in [0, 1], so it cannot run away (about -3.2..+4 spreads of ordinary footage), and the
+    limit flattened the dark quarter of ordinary footage, where a picture made darker still looks darker to a
+    viewer. Motion and cut rate are standardised on a log scale (doubling either is the same step at any level,
+    Weber) and get no second squash: the saturating tanh(z / 2) that stood on top of the soft limit made a
+    doubling of an already high cut rate or motion nearly vanish (a number counter: 0.4 -> 0.9 cuts/s).
+    """
+    zb = cal.standardise("brightness", brightness)
     zs = 0.5 * (cal.z("saturation", saturation) + cal.z("colourfulness", colourfulness))  # chroma
     pleasure = 0.69 * zb + 0.22 * zs  # Valdez & Mehrabian 1994
     colour_arousal = -0.31 * zb + 0.60 * zs + 0.15 * cal.z("warmth", warmth)  # Valdez & Mehrabian 1994
-    # Hanjalic & Xu 2005: motion activity and cut rate, each saturating (a monotonic squash per component)
-    motion_arousal = math.tanh(cal.z("motion", motion) / 2.0) * 2.0
-    cut_arousal = math.tanh(cal.z("cut_rate", cut_rate) / 2.0) * 2.0
-    return pleasure, 0.35 * colour_arousal + 0.40 * motion_arousal + 0.25 * cut_arousal
+    # Hanjalic & Xu 2005: motion activity and cut rate, each a monotonic component (here: their logs)
+    return pleasure, 0.35 * colour_arousal + 0.40 * cal.z("motion", motion) + 0.25 * cal.z("cut_rate", cut_rate)
 
 
 def standard_scores(brightness: float, saturation: float, colourfulness: float, warmth: float,

@@ -25,6 +25,12 @@ from cuecast.models.emotion.va import affect_probs, va_from_probs
 
 N_STEPS = 8
 FACE_SHARE, FACE_SHARE_MAX = 0.5, 0.9  # what a close-up weighs against a telling / a neutral picture (fixed fusion)
+# Faces are weaker evidence of arousal than of valence: an expression class says pleasant or not far more reliably
+# than calm or excited (AffectNet's baselines agree with annotators about half as well on arousal as on valence,
+# CCC ~0.34 against ~0.60), while the picture's motion and cut rate measure arousal directly. So on the arousal
+# axis a face weighs this fraction of its valence share; otherwise a smiling face on a frozen frame read as
+# busier than the same scene moving (the table puts joy at +0.46 arousal).
+FACE_AROUSAL_FRACTION = 0.5
 DIMS = {"picture": 6, "faces": 7, "audio": 3}
 
 
@@ -131,7 +137,8 @@ def fixed_fusion(picture_va: tuple[float, float], audio_arousal: float | None,
        says something itself (a dark room, a fast edit) counts as much as a close-up. The picture's
        neutral share is an absence of evidence, so the more neutral the picture, the more the face decides.
     4. Valence/arousal: the picture/sound point itself, mixed on the plane with the faces' point (EMSYNC's
-       table, without its negative bias, va.va_from_probs, on the faces' probabilities) by the same share.
+       table, without its negative bias, va.va_from_probs, on the faces' probabilities) by the same share,
+       on the arousal axis by FACE_AROUSAL_FRACTION of it.
        The picture's point is not sent through the table and back: four of the six emotions lie in the
        negative half and none is calm and pleasant, so that round trip read (+0.5, 0) as +0.32 and
        (-0.5, 0) as -0.43, and (+-0.5, -0.6) as +0.25 / -0.61: a bias towards gloom that the picture never
@@ -147,5 +154,7 @@ def fixed_fusion(picture_va: tuple[float, float], audio_arousal: float | None,
         w = float(f_w) * (FACE_SHARE + (FACE_SHARE_MAX - FACE_SHARE) * neutral)
         probs = (1 - w) * probs + w * f_probs
         neutral = (1 - w) * neutral + w * float(f_neutral)
-        point = (1 - w) * point + w * np.array(va_from_probs(f_probs, f_neutral))
+        wa = w * FACE_AROUSAL_FRACTION
+        fv, fa = va_from_probs(f_probs, f_neutral)
+        point = np.array([(1 - w) * point[0] + w * fv, (1 - wa) * point[1] + wa * fa])
     return probs / probs.sum(), float(neutral), float(np.clip(point[0], -1, 1)), float(np.clip(point[1], -1, 1))
