@@ -77,6 +77,17 @@ def test_affect_point_near_origin_is_neutral():
         assert abs(rv) <= abs(v) + 0.02 and (rv >= -0.02 if v >= 0 else rv < 0)
 
 
+def test_calm_is_not_sad_unless_unpleasant():
+    """Sadness is the only low-arousal emotion in the table; distances in the table's own spreads (valence pins an
+    emotion down about twice as tightly as arousal) keep a calm picture that is not unpleasant from being named
+    sadness (on the plain plane it was, as the nearest point), while a calm unpleasant one still is."""
+    for v in (0.0, 0.15):
+        probs, neutral = affect_probs(v, -0.55)
+        assert int(np.argmax(probs)) != EKMAN6.index("sadness") and top_class(probs, neutral) == "neutral", v
+    probs, neutral = affect_probs(-0.6, -0.6)
+    assert top_class(probs, neutral) == "sadness"
+
+
 def test_colour_stats_directions():
     grey, vivid = textured((110, 110, 110)), textured((200, 60, 40))
     b_dark, s_dark, c_dark, w_dark = colour_stats(textured((40, 40, 60)))

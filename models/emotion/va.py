@@ -14,7 +14,8 @@ negative, so that mean is biased: the uniform distribution (a classifier that kn
 
 The inverse direction (`affect_probs`) is ours: it turns a point on the plane (what the picture affect
 gives) into a distribution over the six emotions and the neutral state, a softmax of the negative squared
-distance to each emotion's point and to the origin. Near the origin neutral wins and the six stay close to
+distance to each emotion's point and to the origin, measured in the table's spreads (AXIS_WEIGHT: an
+arousal difference counts about a quarter as much as the same valence difference). Near the origin neutral wins and the six stay close to
 uniform, so ordinary footage votes for no emotion in particular.
 """
 
@@ -45,6 +46,16 @@ EMOTION_VA = np.stack([
     _rescale(np.array([RUSSELL_MEHRABIAN[e][2] for e in EKMAN6])),
 ], axis=1)
 UNIFORM_VA = EMOTION_VA.mean(axis=0)  # where EMSYNC puts "no idea": (-0.30, +0.35)
+
+# Distances on the plane in the table's own units. EMSYNC's rescaling stretches arousal 1.70x and valence 1.14x,
+# while Russell & Mehrabian's spreads pin an emotion down about twice as tightly in valence as in arousal
+# (pooled sd 0.26 against 0.54 after the rescaling). On the plain plane sadness, the only emotion with low
+# arousal, was the nearest to every calm picture, pleasant or not. Each squared difference is weighed by the
+# other axis's sd over its own (a Mahalanobis distance with the pooled spreads, scaled so the two weights
+# multiply to 1: the neutral region keeps its area, only its shape follows the table).
+_SD = [float(np.mean([RUSSELL_MEHRABIAN[e][i] for e in EKMAN6]) * 1.6 / np.ptp([RUSSELL_MEHRABIAN[e][i - 1] for e in EKMAN6]))
+       for i in (1, 3)]
+AXIS_WEIGHT = np.array([_SD[1] / _SD[0], _SD[0] / _SD[1]])  # (valence, arousal): ~(2.09, 0.48)
 
 
 def _check(probs) -> np.ndarray:
@@ -77,7 +88,7 @@ def affect_probs(valence: float, arousal: float, temperature: float = 0.15) -> t
     particular" rather than naming the emotion whose point happens to lie nearest to the origin (disgust).
     """
     pts = np.vstack([EMOTION_VA, np.zeros((1, 2))])
-    d2 = np.sum((pts - np.array([valence, arousal])) ** 2, axis=1)
+    d2 = ((pts - np.array([valence, arousal])) ** 2) @ AXIS_WEIGHT  # in the table's units (AXIS_WEIGHT)
     z = -d2 / temperature
     e = np.exp(z - z.max())
     p7 = e / e.sum()
