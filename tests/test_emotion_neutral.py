@@ -158,3 +158,17 @@ def test_eval_tells_a_treatment_that_did_not_change_the_picture_from_one_that_di
         _, z2, _ = tool.run_inputs(v["sped_up_2x"], cfg)
         change = max(z2[k] - z1[k] for k in tool.INPUTS["faster_higher_arousal"])
         assert (change >= tool.NO_EFFECT) == moves, (moves, change)
+
+
+def test_eval_tells_a_silent_track_made_quieter_from_a_sound_made_quieter():
+    """The sound check's treatment (x0.05, 26 dB) on a digitally silent track changes nothing the estimator
+    hears: its loudness change is under NO_EFFECT_DB, so the check is counted apart; on a real sound it is 26 dB."""
+    from cuecast.types import AudioChunk
+    tool = eval_tool()
+    rate = 22050
+    t = np.arange(rate) / rate
+    for samples, real in ((np.zeros(rate, np.float32), False), ((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), True)):
+        audio = [AudioChunk(k * 0.25, samples[int(k * 0.25 * rate): int((k + 1) * 0.25 * rate)], rate) for k in range(4)]
+        quiet = [AudioChunk(c.t, c.samples * 0.05, c.rate) for c in audio]
+        change = tool.loudness_db(audio) - tool.loudness_db(quiet)
+        assert (change >= tool.NO_EFFECT_DB) == real and (not real or change == pytest.approx(26.0, abs=0.1)), change

@@ -17,7 +17,8 @@
    A check whose clip or variant is shorter than one window (window_s) is printed "too short to measure" and
    counted apart (see `measurable` and the model card). So is a check whose treatment moved the picture signals
    it is meant to move (INPUTS: brightness; motion or cut rate) by less than NO_EFFECT spreads of ordinary
-   footage, e.g. doubling the speed of a picture that does not move: printed "no effect" with that input change.
+   footage, e.g. doubling the speed of a picture that does not move, or the sound's loudness by less than
+   NO_EFFECT_DB (a silent track made quieter): printed "no effect" with that input change.
    Two ways, because the per-stream adaptation (emotion.adapt_s) is about one stream: "between clips", each
    variant its own stream on the calibrated path (adaptation off), absolute differences; and "in a stream",
    the default config (adaptation on) on one stream that plays the clip and then the variant (or the
@@ -45,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 from cuecast.models.cuts.config import CutConfig  # noqa: E402
 from cuecast.models.cuts.detector import OnlineCutDetector  # noqa: E402
+from cuecast.models.emotion.audio import AudioFeatures  # noqa: E402
 from cuecast.models.emotion.config import EmotionConfig  # noqa: E402
 from cuecast.models.emotion.estimator import EmotionEstimator  # noqa: E402
 from cuecast.models.emotion.faces import FaceExpressions, faces_to_ekman  # noqa: E402
@@ -76,6 +78,10 @@ INPUTS = {"brighter_higher_valence": ("brightness",), "darker_lower_valence": ("
 # human speed discrimination (McKee 1981), so e.g. doubling the speed of a picture that does not move; for the
 # cut rate it is one cut in 40 s. Such a check is printed "no effect" with the input change and counted apart.
 NO_EFFECT = 0.1
+# The sound check's treatment (26 dB quieter) is measured as the change of the sound's loudness as the estimator
+# reads it (audio.AudioFeatures, energy mean in dBFS, floored at digital silence); under 1 dB, about the just
+# noticeable difference of loudness, it did not change the sound (a silent track made quieter is the same silence).
+NO_EFFECT_DB = 1.0
 NOEFF = "no effect"
 SETTLE_S = 2.0  # in-stream checks: windows less than this after the switch still hold the part before
 SHORT = "too short"  # a check whose clip or variant has no full window (see span and the model card)
@@ -215,9 +221,21 @@ def clip_row(path: Path) -> dict | None:
         _, a_quiet, _ = run(frames, quiet, EmotionConfig(faces=False))
         row["sound_va"] = [round(a_loud, 3), round(a_quiet, 3)]
         row["louder_higher_arousal"] = round(a_loud - a_quiet, 3)
+        row["louder_higher_arousal_input"] = round(loudness_db(audio) - loudness_db(quiet), 2)  # in dB
+        if row["louder_higher_arousal_input"] < NO_EFFECT_DB:
+            row["louder_higher_arousal_no_effect"] = True
     row.update(stability(runs["original"][2]))
     row.update(response(frames))
     return row
+
+
+def loudness_db(audio: list[AudioChunk]) -> float:
+    """The whole track's loudness as the estimator measures a window's (dBFS; -100 for digital silence)."""
+    feats = AudioFeatures(keep_s=float("inf"))
+    for c in audio:
+        feats.add(c.t, c.samples, c.rate)
+    got = feats.window(-np.inf, np.inf)
+    return got[0] if got is not None else -100.0
 
 
 def in_stream(first: list[Frame], then: list[Frame], axis: int) -> float:
@@ -240,7 +258,7 @@ def summary(rows: list[dict], margin: float) -> dict:
     ekman_tops = [t for t in tops if t in EKMAN6]
     most = max(set(ekman_tops), key=ekman_tops.count) if ekman_tops else None
     named = [(r["clip"], k, r[k]) for r in rows for k in (*CHECKS, "louder_higher_arousal") if k in r]
-    no_effect = [(r["clip"], k, r[f"{k}_input"]) for r in rows for k in CHECKS if r.get(f"{k}_no_effect")]
+    no_effect = [(r["clip"], k, r[f"{k}_input"]) for r in rows for k in (*CHECKS, "louder_higher_arousal") if r.get(f"{k}_no_effect")]
     apart = {c[:2] for c in no_effect}
     checks = [c for c in named if c[2] != SHORT and c[:2] not in apart]
     stream = [(r["clip"], k, r[f"{k}_in_stream"]) for r in rows for k in CHECKS
@@ -442,13 +460,13 @@ def markdown(clips: list[dict], summ: dict, photos: list[dict], margin: float) -
               "| clip | V bright-orig | V orig-dark | A 2x-orig | A cuts-orig | A orig-still | A sound-quiet |",
               "|---|---|---|---|---|---|---|"]
     for r in clips:
-        vals = [(r[k], r.get(f"{k}_no_effect") and r[f"{k}_input"]) for k in CHECKS] + [(r.get("louder_higher_arousal"), None)]
+        vals = [(r.get(k), r.get(f"{k}_no_effect") and r[f"{k}_input"]) for k in (*CHECKS, "louder_higher_arousal")]
         lines.append(f"| {r['clip']} | " + " | ".join(cell(v, margin, noeff) for v, noeff in vals) + " |")
     lines += ["", f"{summ['checks_passed']}/{summ['checks']} checks with margin >= {margin}; smallest: "
               f"{summ['smallest_margin']}; {len(summ['too_short'])} too short to measure (a compared clip or variant "
               f"shorter than one {EmotionConfig.window_s:g} s window): {summ['too_short']}; {len(summ['no_effect'])} where the "
-              f"treatment had no effect on the picture (its input signals moved < {NO_EFFECT} spreads; clip, check, input "
-              f"change): {summ['no_effect']}", "",
+              f"treatment had no effect on the picture or sound (its input signals moved < {NO_EFFECT} spreads, the sound's "
+              f"loudness < {NO_EFFECT_DB:g} dB; clip, check, input change): {summ['no_effect']}", "",
               "The same checks in one stream (default config, adaptation on; the clip, then the variant):", "",
               "| clip | V bright-orig | V orig-dark | A 2x-orig | A cuts-orig | A orig-still |", "|---|---|---|---|---|---|"]
     for r in clips:
