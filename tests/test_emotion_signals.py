@@ -128,8 +128,8 @@ def test_darker_and_busier_keep_counting_from_a_dim_or_busy_base():
     """A darker picture reads less pleasant even when already dim, and twice the cuts or twice the motion reads
     busier even from a busy base. Brightness: the same luma step is the same pleasure step at any level (the old
     soft limit made it 0.44 of it at a night scene's luma 0.13). Motion and cut rate (log scales, no second
-    squash): a doubling from a busy base keeps most of what it does from a calm one (the old squash kept 0.14 of
-    it for the cut rate, 1 -> 2 cuts/s against 0.25 -> 0.5, and 0.46 for motion)."""
+    squash): a doubling from a busy base keeps most of what it does from a calm one (the old squash kept 0.12 of
+    it for the cut rate, 1 -> 2 cuts/s against 0.25 -> 0.5, and 0.51 for motion, 0.04 -> 0.08 against 0.01 -> 0.02)."""
     base = ordinary_signals()
 
     def score(**kw):
