@@ -135,6 +135,16 @@ def test_guidance_runs_two_streams_and_stays_valid():
     assert all(n.end > n.start for n in guided)
 
 
+def test_guidance_with_weights_from_before_key_tokens():
+    """Weights from a smaller vocabulary rule the appended tokens out in both streams (-inf): guidance keeps them
+    out instead of drawing from NaN."""
+    torch.manual_seed(0)
+    model = M.MusicTransformer(M.ModelConfig(vocab_size=T.VOCAB_BEFORE_KEYS, n_layer=2, d_model=64, n_head=4,
+                                             context=64, dropout=0.0)).eval()
+    notes = run(Gen(GeneratorConfig(backend="transformer", seed=3, guidance=3.0), model=model), plans(4))
+    assert all(n.end > n.start and not math.isnan(n.start) for n in notes)
+
+
 def test_token_log_is_kept_only_from_the_oldest_snapshot(monkeypatch):
     """The log exists for rewind, which replays from a snapshot: what is older goes (in batches of LOG_SLACK)."""
     from cuecast.models.music import transformer

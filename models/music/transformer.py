@@ -256,7 +256,8 @@ class TransformerGenerator:
         else:  # classifier-free guidance on the emotion: the same stream without valence and arousal (their
             # learned missing vectors, which condition dropout trained) as the baseline
             lc, lu = self.model.step_rows(tok, ((val, aro, off), (math.nan, math.nan, off)), s.cache)
-            s.logits = lu + self.guidance * (lc - lu)
+            # a token both streams rule out (-inf: e.g. one older weights never choose) stays out, not NaN
+            s.logits = torch.where(torch.isinf(lu) & torch.isinf(lc), lc, lu + self.guidance * (lc - lu))
         self.log.append((tok, t, val, aro, off))
         self.tokens_generated += 1
         if self.snaps and self.snaps[0][1] > LOG_SLACK:  # rewind replays only from the oldest snapshot on
