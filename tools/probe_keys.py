@@ -22,10 +22,10 @@ from cuecast.engine.config import load_config
 from cuecast.engine.errors import UserError
 from cuecast.models.music import tokens as T
 from cuecast.models.music import windows as W
+from cuecast.models.music.theory import NOTE_NAMES
 from cuecast.models.music.transformer import DEFAULT_WEIGHTS
 
 STEERS = ("mode_steer", "density_steer", "velocity_steer", "balance_steer", "register_steer")
-NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
 
 def key_name(mode: int, tonic: int) -> str:

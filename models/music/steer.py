@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from cuecast.models.music import tokens as T
-from cuecast.models.music.theory import key_correlations
+from cuecast.models.music.theory import flat_histogram, key_correlations
 
 _PITCHED_ON = torch.from_numpy(T.PITCHED_ON)
 _ANY_ON = torch.from_numpy(T.KIND == 3)
@@ -109,8 +109,7 @@ def key_score_and_gradient(pcs: np.ndarray, eps: float = 1.0) -> tuple[float, np
     h = np.asarray(pcs, dtype=float)
     base_major, base_minor = key_correlations(h)
     base = base_major.max() - base_minor.max()
-    # np.allclose(h, h[0]) without its overhead (the same test: |a - b| <= atol + rtol |b|)
-    if h.sum() <= 0 or bool((np.abs(h - h[0]) <= 1e-8 + 1e-5 * abs(h[0])).all()):
+    if flat_histogram(h)[0]:
         return float(base), np.zeros(12)
     major, minor = key_correlations(h[None, :] + eps * np.eye(12))  # 12 histograms, one note added each
     grad = major.max(axis=1) - minor.max(axis=1) - base
@@ -188,13 +187,25 @@ def accent_level(arousal: float) -> int:
     return int(min(ACCENT_LEVEL, round(target_level(arousal) + ACCENT_RISE)))
 
 
+def boundary_phase(offset_s: float, tick_s: float, beat_s: float, strength: float, known: bool,
+                   since_s: float) -> str | None:
+    """Which help a boundary asks for now: "strike" on it, "prepare" in the beat before a known one (a forecast is
+    not prepared for), "after" in the beat after the last one; None when none is near."""
+    if strength <= 0:
+        return None
+    if not math.isnan(offset_s) and offset_s < tick_s / 2:
+        return "strike"
+    if known and not math.isnan(offset_s) and offset_s <= beat_s:
+        return "prepare"
+    if not math.isnan(since_s) and 0.0 < since_s < beat_s:
+        return "after"
+    return None
+
+
 def boundary_near(offset_s: float, tick_s: float, beat_s: float, strength: float, known: bool, since_s: float) -> bool:
     """Whether `boundary_bias` has anything to say (a cheap test: the generator asks it at every token and
     builds the CutScene only when it does)."""
-    on_it = not math.isnan(offset_s) and offset_s < tick_s / 2
-    near = on_it or (known and not math.isnan(offset_s) and offset_s <= beat_s)  # a forecast: no preparation
-    after = not math.isnan(since_s) and 0.0 < since_s < beat_s
-    return strength > 0 and (near or after)
+    return boundary_phase(offset_s, tick_s, beat_s, strength, known, since_s) is not None
 
 
 def boundary_bias(offset_s: float, tick_s: float, beat_s: float, strength: float,
@@ -203,14 +214,13 @@ def boundary_bias(offset_s: float, tick_s: float, beat_s: float, strength: float
     the last one (`scene.since_s` seconds ago), or None when neither is near. Biases only: which notes sound,
     and the chord itself, stay the model's choice. A cut a listener hears is prepared, struck and followed by
     something new (`_prepare`, `_strike`, `_after`)."""
-    if not boundary_near(offset_s, tick_s, beat_s, strength, scene.known, scene.since_s):
+    phase = boundary_phase(offset_s, tick_s, beat_s, strength, scene.known, scene.since_s)
+    if phase is None:
         return None
-    on_it = not math.isnan(offset_s) and offset_s < tick_s / 2
-    near = on_it or (scene.known and not math.isnan(offset_s) and offset_s <= beat_s)  # a forecast: no preparation
     out = torch.zeros(T.VOCAB_SIZE)
-    if on_it:
+    if phase == "strike":
         _strike(out, strength, scene)
-    elif near:
+    elif phase == "prepare":
         _prepare(out, offset_s, beat_s, strength, scene.level)
     else:
         _after(out, strength, scene.harmony_before)

@@ -294,6 +294,14 @@ def _centred_unit(x: np.ndarray) -> np.ndarray:
 _KEY_PROFILES = _centred_unit(np.stack([np.roll(KK_MAJOR, t) for t in range(12)] + [np.roll(KK_MINOR, t) for t in range(12)]))
 
 
+def flat_histogram(h: np.ndarray) -> np.ndarray:
+    """Whether each histogram (rows of h, keepdims) is empty or flat: all its counts np.isclose to its first."""
+    first = h[..., :1]
+    # np.isclose(h, first) spelled out (the same test, without its overhead: this runs at every generated note)
+    close = (np.abs(h - first) <= 1e-8 + 1e-5 * np.abs(first)) & np.isfinite(first) | (h == first)
+    return close.all(axis=-1, keepdims=True) | (h.sum(axis=-1, keepdims=True) <= 0)
+
+
 def key_correlations(hist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pearson correlation of a pitch-class histogram with the 12 major and 12 minor KK profiles.
 
@@ -301,11 +309,7 @@ def key_correlations(hist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     A flat or empty histogram correlates 0 with all.
     """
     h = np.asarray(hist, dtype=float)
-    first = h[..., :1]
-    # np.isclose(h, first) spelled out (the same test, without its overhead: this runs at every generated note)
-    close = (np.abs(h - first) <= 1e-8 + 1e-5 * np.abs(first)) & np.isfinite(first) | (h == first)
-    flat = close.all(axis=-1, keepdims=True) | (h.sum(axis=-1, keepdims=True) <= 0)
-    corr = np.where(flat, 0.0, _centred_unit(h) @ _KEY_PROFILES.T)
+    corr = np.where(flat_histogram(h), 0.0, _centred_unit(h) @ _KEY_PROFILES.T)
     return corr[..., :12], corr[..., 12:]
 
 
