@@ -136,6 +136,23 @@ def test_the_trainer_can_count_key_tokens_more_in_its_loss():
     assert key_weighted_nll(logits, y, 10.0) == pytest.approx(float((nll[0] + 10 * nll[1] + nll[2]) / 12), rel=1e-5)
 
 
+def test_the_trainer_counts_the_notes_right_after_a_key_token_more():
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from train_music import after_key_weights
+
+    key, note, off, drum = T.key_token(0, 0), T.on_token(2, 60), T.off_token(2, 60), T.on_token(0, 36)
+    x = torch.tensor([[note, key, note, off, drum, note, note, note]])
+    y = torch.tensor([[key, note, off, drum, note, note, note, T.BAR]])
+    w = after_key_weights(x, y, span=4, weight=3.0)
+    # before the key: plain; after it only pitched note-ons within the span count more (not offs, drums, BAR)
+    assert w.tolist() == [[1.0, 3.0, 1.0, 1.0, 3.0, 1.0, 1.0, 1.0]]
+
+
 def test_a_collapsed_valence_path_restarts_as_features_that_vary_with_valence():
     import sys
     from pathlib import Path

@@ -201,12 +201,29 @@ def key_mode_accuracy(model: M.MusicTransformer, batches) -> float:
     return hits / n if n else math.nan
 
 
-def key_weighted_nll(logits: torch.Tensor, targets: torch.Tensor, key_weight: float) -> torch.Tensor:
+def key_weighted_nll(logits: torch.Tensor, targets: torch.Tensor, key_weight: float,
+                     extra: torch.Tensor | None = None) -> torch.Tensor:
     """Mean next-token loss with the key tokens counted `key_weight` times: a section's key is one token in
-    hundreds, yet it decides the mode of everything after it, which is what valence must move."""
+    hundreds, yet it decides the mode of everything after it, which is what valence must move.
+    `extra` (B, L) multiplies further per-target weights in."""
     nll = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=T.PAD, reduction="none")
     w = (targets != T.PAD).float() * torch.where(targets >= T.KEY0, key_weight, 1.0)
+    if extra is not None:
+        w = w * extra
     return (nll * w).sum() / w.sum().clamp(min=1.0)
+
+
+def after_key_weights(x: torch.Tensor, targets: torch.Tensor, span: int, weight: float) -> torch.Tensor:
+    """Per-target weight (B, L): pitched note-ons within `span` tokens after a key token count `weight` times.
+
+    Deep in a section the notes' own context tells the model the key; right after a key token, at a fresh
+    start or a new section, that one token is all it has. Those are the notes a listener hears change mode
+    when the picture turns, so they are the ones that must learn to follow it."""
+    idx = torch.arange(x.shape[1], device=x.device).expand_as(x)
+    last_key = torch.where(x >= T.KEY0, idx, torch.full_like(idx, -(10 ** 9))).cummax(dim=1).values
+    pitched_on = (targets >= T.ON0) & (targets < T.KEY0) & ((targets - T.ON0) % (2 * T.N_PITCH) < T.N_PITCH)
+    near = (idx - last_key) < span
+    return torch.where(pitched_on & near, weight, 1.0)
 
 
 def sequence_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -279,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--contrast-margin", type=float, default=0.05)
     ap.add_argument("--key-weight", type=float, default=1.0,
                     help="count each key token's loss this many times (the key decides the mode of a whole section)")
+    ap.add_argument("--after-key-weight", type=float, default=1.0,
+                    help="pitched note-ons right after a key token count this many times (they must follow it)")
+    ap.add_argument("--after-key-span", type=int, default=96, help="tokens after a key token that --after-key-weight covers")
     ap.add_argument("--p-bos", type=float, default=0.3, help="share of windows that start a piece (a fresh start)")
     ap.add_argument("--vel-spread", type=int, default=2, help="a part's velocities move up to this many levels")
     ap.add_argument("--source-weights", default="",
@@ -332,8 +352,9 @@ def main(argv: list[str] | None = None) -> int:
         x, y, v, ar, o = data.train(a.batch)
         logits, loss = model(x, v, ar, o, targets=y)
         nll_value = loss.item()  # the curve logs the likelihood alone
-        if a.key_weight != 1.0:
-            loss = key_weighted_nll(logits, y, a.key_weight)
+        if a.key_weight != 1.0 or a.after_key_weight != 1.0:
+            extra = after_key_weights(x, y, a.after_key_span, a.after_key_weight) if a.after_key_weight != 1.0 else None
+            loss = key_weighted_nll(logits, y, a.key_weight, extra)
         if a.contrast > 0:
             k = max(1, a.batch // 2)  # on half the batch: the second pass costs half a step
             nll = sequence_nll(logits[:k], y[:k])
