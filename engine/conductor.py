@@ -255,8 +255,14 @@ class Conductor:
         if not self.emotion:
             return 0.0, 0.0
         # the newest window whose middle is not after t; the first one before any
-        i = bisect.bisect_right(self._emotion_mids, t) - 1
-        w = self.emotion[max(i, 0)]
+        i = max(bisect.bisect_right(self._emotion_mids, t) - 1, 0)
+        shot = max((p.t for p in self.landed if p.t <= t + EPS), default=None)
+        if shot is not None and self.emotion[i].start < shot - EPS:
+            # that window mixes the shot before the cut into this one: the new shot's own first window (known
+            # ahead with lookahead) speaks for it, so the section the cut opens takes its key and pace from its
+            # own picture, not from the one it left
+            i = next((k for k in range(i, len(self.emotion)) if self.emotion[k].start >= shot - EPS), i)
+        w = self.emotion[i]
         return w.valence, w.arousal
 
     def _speculative(self, t0: float) -> _Planned | None:

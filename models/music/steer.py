@@ -45,6 +45,9 @@ from cuecast.models.music.theory import flat_histogram, key_correlations
 
 _PITCHED_ON = torch.from_numpy(T.PITCHED_ON)
 _ANY_ON = torch.from_numpy(T.KIND == 3)
+_KEY_TOKENS = torch.from_numpy(T.KIND == T.Kind.KEY)
+_KEY_MODE = np.zeros(T.VOCAB_SIZE, dtype=np.float32)  # +1 on the major keys, -1 on the minor ones
+_KEY_MODE[T.KEY0:T.KEY0 + 12], _KEY_MODE[T.KEY0 + 12:T.KEY0 + T.N_KEYS] = 1.0, -1.0
 _PITCH = torch.from_numpy(T.TOK_PITCH.astype(np.int64))
 _PC = torch.from_numpy(np.where(T.TOK_PITCH >= 0, T.TOK_PITCH % 12, 0).astype(np.int64))
 
@@ -179,6 +182,7 @@ class CutScene:
     blocked_drums: frozenset[int] = frozenset()  # drum keys the guard does not allow now (too many hits at once)
     level: int = -1  # the velocity level playing (-1: none yet)
     arousal: float = 0.0
+    key_open: bool = False  # on the cut, the key in force has the other mode than the picture asks for
 
 
 def accent_level(arousal: float) -> int:
@@ -274,6 +278,9 @@ def _strike(out: torch.Tensor, strength: float, scene: CutScene) -> None:
     does not move on (shifts disfavoured) until the hit is complete, so that the accent happens rather than
     being merely favoured (a model that has not played a crash for bars gives it a log-probability near
     -10, and top-p sampling drops what the nucleus leaves out)."""
+    if scene.key_open:  # the cut opens a section whose picture asks for the other mode: a new key (the model's key
+        # prior and the steering pick it), which the section's notes then follow; a montage that keeps its mood keeps its key
+        out[_KEY_TOKENS] += ACCENT_GAIN * strength
     out[_PITCHED_ON & torch.isin(_PITCH, torch.tensor(list(scene.keys_before), dtype=torch.long))] -= strength
     out[_HARMONY_ON] += 0.5 * strength
     out[_MELODY_ON] -= strength
@@ -414,6 +421,11 @@ class Steering:
             # towards the key score valence labels, from where the music is (as density steers the rate to
             # a target): a mode the music already has needs little help, one it has left needs more
             mode = self.mode_strength * max(-1.0, min(1.0, valence - self.key_now))
+        section = None
+        if self.mode_strength > 0 and not math.isnan(valence):
+            # and a section's key (a key token, which its notes then follow) in the mode valence asks for: at a
+            # moderate valence the model's own key prior is near even odds, and a key lasts the whole section
+            section = self.mode_strength * max(-1.0, min(1.0, valence))
         density = None
         if self.density_strength > 0 and not math.isnan(arousal):
             target = target_notes_per_second(arousal)
@@ -422,14 +434,15 @@ class Steering:
                        density_bias(rate, target, self.density_strength))
         # most tokens change none of the inputs (a note-on changes the parts, a time shift the rate, rarely
         # its bias): the bias is rebuilt only when one did, with the same arithmetic
-        key = (mode, density, tuple(self.parts), arousal, self.level, self.balance_strength, self.register_strength,
+        key = (mode, section, density, tuple(self.parts), arousal, self.level, self.balance_strength, self.register_strength,
                self.velocity_strength)
         if self._bias_key != key or self._bias_mode is not self.mode_tokens:
             self._bias_key, self._bias_mode = key, self.mode_tokens
-            self._bias = self._build_bias(mode, density, arousal)
+            self._bias = self._build_bias(mode, section, density, arousal)
         return self._bias
 
-    def _build_bias(self, mode: float | None, density: tuple[float, float] | None, arousal: float) -> torch.Tensor | None:
+    def _build_bias(self, mode: float | None, section: float | None, density: tuple[float, float] | None,
+                    arousal: float) -> torch.Tensor | None:
         """The sum of the steering terms, in a fixed order. Each term is made by torch as it always was and
         kept until its own inputs change; the sum is done in numpy (the same float32 additions, in the same
         order, a fraction of the per-op cost)."""
@@ -439,6 +452,8 @@ class Steering:
                 self._mode_src, self._mode_factor = self.mode_tokens, mode
                 self._mode_term = (mode * self.mode_tokens).numpy()
             out = self._mode_term
+        if section is not None:
+            out = (_ZEROS if out is None else out) + self._term("section", section, lambda: section * _KEY_MODE)
         if density is not None:
             out = (_ZEROS if out is None else out) + self._term("density", density, lambda: _density_term(*density))
         if self.balance_strength > 0:

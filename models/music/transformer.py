@@ -55,13 +55,14 @@ class _State:
     last_bar: float = math.nan  # time of the last BAR fed (never two at one time)
     chord_at: float = math.nan  # time of the last CHORD token
     cut_at: float = math.nan  # time of the last boundary reached
+    key_at: float = math.nan  # time of the last key token
     cut_pcs: tuple[int, ...] = ()  # pitch classes struck in the beat before it (the harmony it leaves)
     cut_keys: tuple[int, ...] = ()  # and their MIDI pitches
     sounding: dict[int, tuple[float, int]] = field(default_factory=dict)  # on-token -> (start s, velocity)
 
     def copy(self) -> "_State":
         return _State(self.cache.clone(), self.logits, self.guard.copy(), self.steer.copy(), self.clock, self.level,
-                      self.last_bar, self.chord_at, self.cut_at, self.cut_pcs, self.cut_keys, dict(self.sounding))
+                      self.last_bar, self.chord_at, self.cut_at, self.key_at, self.cut_pcs, self.cut_keys, dict(self.sounding))
 
 
 class TransformerGenerator:
@@ -216,7 +217,13 @@ class TransformerGenerator:
         blocked = frozenset(k for keys in ACCENT_DRUMS for k in keys if mask[T.on_token(0, k)]) if on_cut else frozenset()
         return CutScene(s.cut_pcs, s.cut_keys, s.clock - s.cut_at, known=plan.boundary_known,
                         hit=plan.boundary_kind not in SWELL_KINDS, struck_drums=drums, struck_pitched=pitched,
-                        blocked_drums=blocked, level=s.steer.level, arousal=plan.arousal)
+                        blocked_drums=blocked, level=s.steer.level, arousal=plan.arousal,
+                        key_open=on_cut and not abs(s.key_at - s.cut_at) < EPS and self._other_mode(s.cache.key, plan.valence))
+
+    @staticmethod
+    def _other_mode(key: int, valence: float) -> bool:
+        """Whether the key in force (a key token's index; N_KEYS: none yet) is not in the mode valence asks for."""
+        return key < T.N_KEYS and not math.isnan(valence) and (key >= 12) != (valence < 0)
 
     def _bar(self, plan: StepPlan) -> None:
         if not abs(self.s.last_bar - self.s.clock) < EPS:
@@ -236,6 +243,8 @@ class TransformerGenerator:
             s.chord_at = t
         elif kind == 2:
             s.level = tok - T.VEL0
+        elif kind == T.Kind.KEY:
+            s.key_at = t
         elif kind == 3:
             vel = T.level_velocity(s.level if s.level >= 0 else 4)
             if T.TOK_INST[tok] == 0:
