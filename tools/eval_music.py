@@ -89,10 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--velocity-steer", type=float, default=None, help="0: the model's own loudness")
     ap.add_argument("--balance-steer", type=float, default=None, help="0: the model's own choice of instruments")
     ap.add_argument("--register-steer", type=float, default=None, help="0: the model's own register")
+    ap.add_argument("--key-steer", type=float, default=None, help="0: the notes keep to their key by the model alone")
     ap.add_argument("--boundary-steer", type=float, default=None, help="0: no conductor's help at cuts")
     ap.add_argument("--guidance", type=float, default=None, help="classifier-free guidance on the emotion (1 = off)")
     ap.add_argument("--no-steer", action="store_true",
-                    help="mode, density, velocity, balance and register steering off: the model alone (cut help stays)")
+                    help="mode, density, velocity, balance, register and key steering off: the model alone (cut help stays)")
     ap.add_argument("--no-align", action="store_true")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
@@ -106,11 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     if a.data and (Path(a.data) / "corpus.npz").exists():
         result.update(heldout_loss(a.weights, a.data))
     if a.no_steer:
-        a.mode_steer = a.density_steer = a.velocity_steer = a.balance_steer = a.register_steer = 0.0
+        a.mode_steer = a.density_steer = a.velocity_steer = a.balance_steer = a.register_steer = a.key_steer = 0.0
     cfg = config_file(a.weights, {"chord_bias": a.chord_bias, "temperature": a.temperature, "top_p": a.top_p,
                                   "mode_steer": a.mode_steer, "density_steer": a.density_steer,
                                   "velocity_steer": a.velocity_steer, "balance_steer": a.balance_steer,
-                                  "register_steer": a.register_steer, "boundary_steer": a.boundary_steer,
+                                  "register_steer": a.register_steer, "key_steer": a.key_steer, "boundary_steer": a.boundary_steer,
                                   "guidance": a.guidance})
     seeds = tuple(int(s) for s in a.seeds.split(","))
     grid = eval_generator.run("transformer", a.seconds, a.grid, seeds, cfg, align=not a.no_align)

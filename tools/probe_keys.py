@@ -25,7 +25,7 @@ from cuecast.models.music import windows as W
 from cuecast.models.music.theory import NOTE_NAMES
 from cuecast.models.music.transformer import DEFAULT_WEIGHTS
 
-STEERS = ("mode_steer", "density_steer", "velocity_steer", "balance_steer", "register_steer")
+STEERS = ("mode_steer", "density_steer", "velocity_steer", "balance_steer", "register_steer", "key_steer")
 
 
 def key_name(mode: int, tonic: int) -> str:
@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="0,1", help="comma-separated sampling seeds")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--steer", action="store_true", help="keep the default steering on (default: the model alone)")
+    ap.add_argument("--key-steer", type=float, default=None,
+                    help="this much key steering on top (the notes asked to keep to the key chosen; see steer.py)")
     a = ap.parse_args(argv)
     try:
         seeds = [int(s) for s in a.seeds.split(",") if s.strip()]
@@ -68,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     over = {"generator.backend": "transformer", "generator.weights": a.weights}
     if not a.steer:
         over.update({f"generator.{k}": 0.0 for k in STEERS})
+    if a.key_steer is not None:
+        over["generator.key_steer"] = a.key_steer
     try:
         cfg = load_config(None, over)
         rows = [probe(cfg, v, ar, a.seconds, s) for v in (-0.9, 0.9) for ar in (-0.9, 0.0, 0.9) for s in seeds]

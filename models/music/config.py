@@ -31,6 +31,9 @@ class GeneratorConfig:
     velocity_steer: float = 1.0  # transformer: logit bias towards the loudness arousal asks for (0 = off)
     balance_steer: float = 1.0  # transformer: logit bias towards every part having its share of the notes (0 = off)
     register_steer: float = 1.0  # transformer: logit tilt of melody, chords and pad up when excited, down when calm (0 = off)
+    # transformer: the section's notes keep to the key its key token chose, as the model's own scale prior
+    # once more (0 = off; see steer.py)
+    key_steer: float = 1.0
     boundary_steer: float = 3.0  # transformer: the conductor's help at a cut: prepared, accented, a new harmony after
 
     def validate(self, key: str) -> None:
@@ -47,4 +50,5 @@ class GeneratorConfig:
         check(0.0 <= self.velocity_steer <= 10.0, f"{key}.velocity_steer", "must be in 0..10", self.velocity_steer)
         check(0.0 <= self.balance_steer <= 10.0, f"{key}.balance_steer", "must be in 0..10", self.balance_steer)
         check(0.0 <= self.register_steer <= 10.0, f"{key}.register_steer", "must be in 0..10", self.register_steer)
+        check(0.0 <= self.key_steer <= 10.0, f"{key}.key_steer", "must be in 0..10", self.key_steer)
         check(0.0 <= self.boundary_steer <= 10.0, f"{key}.boundary_steer", "must be in 0..10", self.boundary_steer)

@@ -275,7 +275,7 @@ class MusicTransformer(nn.Module):
         for i, b in enumerate(self.blocks):
             x = b(x + self.cond_layers[i](c), rot, cache, i)
         keys = keys_in_force(idx, cache.key if cache is not None else T.N_KEYS)
-        logits = self._with_key_prior(self._full_vocab(self.head(self.ln_f(x))), c) + self._scale_rows()[keys]
+        logits = self._with_key_prior(self._full_vocab(self.head(self.ln_f(x))), c) + self.scale_rows()[keys]
         if cache is not None:
             cache.advance(Tn)
             cache.key = int(keys[0, -1])  # the streams of one cache share their tokens
@@ -313,9 +313,9 @@ class MusicTransformer(nn.Module):
         if T.KEY0 <= tok < T.KEY0 + T.N_KEYS:
             cache.key = tok - T.KEY0
         logits = self._with_key_prior(self._full_vocab(F.linear(self.ln_f(x)[:, -1], self.tok.weight)), conds[:, 0])
-        return logits + self._scale_rows()[cache.key] if cache.key < T.N_KEYS else logits
+        return logits + self.scale_rows()[cache.key] if cache.key < T.N_KEYS else logits
 
-    def _scale_rows(self) -> torch.Tensor:
+    def scale_rows(self) -> torch.Tensor:
         """(N_KEYS + 1, V): what the scale prior adds to the logits under each key (last row: no key yet)."""
         rows = None if self.training else getattr(self, "_scale_memo", None)
         if rows is None:

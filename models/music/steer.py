@@ -20,7 +20,11 @@ the emotion the picture asks for while every token stays the model's choice (bia
   share in an arrangement (drums growing with arousal), so bass, chords and pad are heard next to the
   melody, and the melody waits while it has been nearly alone (a small model left alone drifts to one
   melodic voice, like the folk tunes in its corpus, and stays there);
-- register: the melody's, chords' and pad's note-ons lean up when excited and down when calm.
+- register: the melody's, chords' and pad's note-ons lean up when excited and down when calm;
+- key: a section's notes keep to the key its key token chose (the one valence asked for): the model's own
+  scale prior for that key (its learned degree profile per instrument and mode) is added once more. The
+  model picks the mode reliably but, small and CPU-trained, lets its notes drift to a neighbouring key or
+  mode; this asks them to stay in the scale the section opened with, in the model's own proportions.
 
 The conductor's help at boundaries (`boundary_bias`, also biases only): before a known cut the melody
 gives way, the drums lean to a fill that grows louder, the last half beat's pitched parts hold still and
@@ -338,12 +342,17 @@ class Steering:
     _mode_factor: float = math.nan
     _mode_term: np.ndarray | None = None
     _terms: dict = field(default_factory=dict)  # the other terms: name -> (their inputs, the term)
+    key_strength: float = 0.0
+    # (N_KEYS + 1, V): the model's scale prior under each key (last row: none); shared, never written
+    key_rows: np.ndarray | None = None
+    key: int = T.N_KEYS  # the key in force: the last key token's index (N_KEYS: none yet)
 
     def copy(self) -> "Steering":
         return Steering(self.mode_strength, self.density_strength, self.velocity_strength, self.pcs.copy(),
                         self.n_pitched, self.mode_tokens, self.balance_strength, self.register_strength,
                         list(self.onsets), list(self.parts), self.level, self.started, list(self.releases),
-                        key_now=self.key_now, onsets_in_order=self.onsets_in_order)
+                        key_now=self.key_now, onsets_in_order=self.onsets_in_order,
+                        key_strength=self.key_strength, key_rows=self.key_rows, key=self.key)
 
     def new_section(self) -> None:
         """A cut: the mode is steered from the new shot's notes, not from the old shot's (a dark passage's
@@ -357,6 +366,8 @@ class Steering:
             self.started = t
         if T.KIND[tok] == 2:
             self.level = tok - T.VEL0
+        if T.KIND[tok] == T.Kind.KEY:
+            self.key = tok - T.KEY0
         if T.KIND[tok] == 4:
             self.releases.append((t, int(T.TOK_PITCH[tok])))
             if self.releases[0][0] < t - RATE_WINDOW_S:
@@ -435,7 +446,7 @@ class Steering:
         # most tokens change none of the inputs (a note-on changes the parts, a time shift the rate, rarely
         # its bias): the bias is rebuilt only when one did, with the same arithmetic
         key = (mode, section, density, tuple(self.parts), arousal, self.level, self.balance_strength, self.register_strength,
-               self.velocity_strength)
+               self.velocity_strength, self.key, self.key_strength)
         if self._bias_key != key or self._bias_mode is not self.mode_tokens:
             self._bias_key, self._bias_mode = key, self.mode_tokens
             self._bias = self._build_bias(mode, section, density, arousal)
@@ -454,6 +465,9 @@ class Steering:
             out = self._mode_term
         if section is not None:
             out = (_ZEROS if out is None else out) + self._term("section", section, lambda: section * _KEY_MODE)
+        if self.key_strength > 0 and self.key_rows is not None and self.key < T.N_KEYS:
+            out = (_ZEROS if out is None else out) + self._term(
+                "key", (self.key, self.key_strength), lambda: self.key_strength * self.key_rows[self.key])
         if density is not None:
             out = (_ZEROS if out is None else out) + self._term("density", density, lambda: _density_term(*density))
         if self.balance_strength > 0:

@@ -90,7 +90,8 @@ class TransformerGenerator:
                       max_events_per_tick=self.events_per_tick)
         steer = Steering(mode_strength=self.cfg.mode_steer, density_strength=self.cfg.density_steer,
                          velocity_strength=self.cfg.velocity_steer, balance_strength=self.cfg.balance_steer,
-                         register_strength=self.cfg.register_steer)
+                         register_strength=self.cfg.register_steer, key_strength=self.cfg.key_steer,
+                         key_rows=self.model.scale_rows().detach().cpu().numpy() if self.cfg.key_steer > 0 else None)
         self.s = _State(cache, logits, guard, steer, clock=math.nan, level=-1)
         self.closed: list[Note] = []  # notes closed, not yet returned
         self.emitted_until = -math.inf  # notes starting before this were returned already
