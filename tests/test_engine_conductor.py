@@ -258,3 +258,19 @@ def test_a_plan_that_keeps_up_never_skips():
     c.finish(10.0)
     assert c.skips == 0
     assert all(a.t1 == pytest.approx(b.t0) for a, b in zip(gen.plans, gen.plans[1:]))
+
+
+def test_the_section_a_cut_opens_takes_its_emotion_from_the_new_shot_not_a_window_across_the_cut():
+    gen = RecordingArranger()
+    c = Conductor(ConductorConfig(lookahead_s=3.0), gen, MidiFileSink(), lambda a: 100.0)
+    for k in range(16):  # 2 s windows every 0.5 s; bright until the cut at 4.0, dark after it
+        start = 0.5 * k
+        dark = max(0.0, min(1.0, (start + 2.0 - 4.0) / 2.0))  # the share of the window after the cut
+        c.add_emotion(EmotionWindow(start, start + 2.0, (1 / 6,) * 6, 0.6 - 1.2 * dark, 0.0))
+    c.add_boundary(Boundary(t=4.0))
+    c.finish(8.0)
+    at = next(p for p in gen.plans if p.at_boundary)
+    assert at.t0 == pytest.approx(4.0)
+    assert at.valence == pytest.approx(-0.6)  # the first window wholly after the cut, not the 50/50 one (0.0)
+    before = [p for p in gen.plans if p.t1 <= 4.0 + 1e-9]
+    assert all(p.valence > 0 for p in before)  # the shot before the cut keeps its own picture

@@ -246,3 +246,22 @@ def test_key_steering_asks_the_notes_to_keep_to_the_key_in_force_in_the_models_o
     off.on_token(T.key_token(0, 0), 0.0)
     assert off.bias(0.1, 0.5, 0.0) is None
     assert s.copy().key == s.key and s.copy().key_rows is rows  # snapshots keep the key in force
+
+
+def test_a_section_opens_in_the_mode_valence_asks_and_a_cut_into_the_other_mode_invites_a_new_key():
+    from cuecast.models.music.steer import CutScene, boundary_bias
+    from cuecast.models.music.transformer import TransformerGenerator
+
+    s = Steering(mode_strength=2.0, density_strength=0.0, velocity_strength=0.0, balance_strength=0.0, register_strength=0.0)
+    dark, bright = s.bias(0.0, -0.8, math.nan), s.bias(0.0, 0.8, math.nan)
+    assert dark[T.key_token(1, 2)] > 0 > dark[T.key_token(0, 2)]  # D minor over D major when dark
+    assert bright[T.key_token(0, 7)] > 0 > bright[T.key_token(1, 7)]
+    tick, beat = 0.5 / 12, 0.5
+    keep = boundary_bias(0.0, tick, beat, 2.0, CutScene(level=7))
+    turn = boundary_bias(0.0, tick, beat, 2.0, CutScene(level=7, key_open=True))
+    assert keep[T.key_token(1, 0)] == 0 < turn[T.key_token(1, 0)]  # a key token invited only when the mode must turn
+    other = TransformerGenerator._other_mode
+    assert other(T.key_token(0, 0) - T.KEY0, -0.7) and other(T.key_token(1, 4) - T.KEY0, 0.6)
+    assert not other(T.key_token(1, 4) - T.KEY0, -0.6) and not other(T.key_token(0, 0) - T.KEY0, 0.6)
+    assert not other(T.key_token(1, 4) - T.KEY0, 0.05) and not other(T.N_KEYS, -0.9)  # neutral asks nothing; no key yet
+    assert not other(T.key_token(0, 0) - T.KEY0, math.nan)
