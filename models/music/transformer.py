@@ -40,7 +40,6 @@ EPS = 1e-6
 # Tokens logged before the oldest snapshot are dropped once there are this many (in batches, not per
 # token): the log stays ~the snapshots' span, not a sawtooth of megabytes in a long live run.
 LOG_SLACK = 2048
-MODE_ASK = 0.15  # |valence| below this asks for neither mode: a neutral shot keeps the key it finds
 
 
 @dataclass
@@ -225,7 +224,9 @@ class TransformerGenerator:
     @staticmethod
     def _other_mode(key: int, valence: float) -> bool:
         """Whether the key in force (a key token's index; N_KEYS: none yet) is not in the mode valence asks for."""
-        return key < T.N_KEYS and abs(valence) >= MODE_ASK and (key >= 12) != (valence < 0)
+        # no dead zone around 0: the new shot's first window still carries some of the smoothing across the cut
+        # (a bright shot after a dark passage reads +0.1 at first), so its sign is what the picture asks
+        return key < T.N_KEYS and not math.isnan(valence) and (key >= 12) != (valence < 0)
 
     def _bar(self, plan: StepPlan) -> None:
         if not abs(self.s.last_bar - self.s.clock) < EPS:
