@@ -145,6 +145,29 @@ def test_darker_and_busier_keep_counting_from_a_dim_or_busy_base():
         assert up_busy > keep * up_calm and up_busy > 0.1, busy
 
 
+def test_output_keeps_its_slope_where_dark_or_still_footage_sits():
+    """A night scene reads valence ~-0.6 and a near-still clip arousal ~-0.7: the same luma step there moves the
+    output by at least 0.9 of what it moves an ordinary picture (tanh kept 0.64 at -0.6), while the output stays
+    inside (-1, 1), keeps increasing to the ends of the luma range, and reads ordinary variation as before."""
+    base = ordinary_signals()
+
+    def v(b):
+        return picture_va(**{**base, "brightness": b})[0]
+
+    lo = min(np.linspace(0.0, base["brightness"], 2001), key=lambda b: abs(v(b) + 0.6))  # where valence is -0.6
+    step = 0.01
+    at_origin = v(base["brightness"] + step / 2) - v(base["brightness"] - step / 2)
+    at_dark = v(lo + step / 2) - v(lo - step / 2)
+    assert at_dark > 0.9 * at_origin > 0
+    grid = [v(b) for b in np.linspace(0.0, 1.0, 201)]
+    assert all(-1 < x < 1 for x in grid) and all(b > a for a, b in zip(grid, grid[1:]))
+    # near the origin the curve is tanh's: a picture a quartile of ordinary footage off reads within 0.01 of it
+    gain = load_calibration().gain[0]
+    quartile = min(np.linspace(base["brightness"], 1.0, 2001),
+                   key=lambda b: abs(standard_scores(**{**base, "brightness": b})[0] - 0.6745))
+    assert v(quartile) == pytest.approx(np.tanh(gain * standard_scores(**{**base, "brightness": quartile})[0]), abs=0.01)
+
+
 def test_motion_energy_normalised_per_frame_interval():
     y0 = np.zeros((10, 10), np.float32)
     y1 = np.full((10, 10), 0.1, np.float32)

@@ -43,6 +43,7 @@ CALIBRATION = Path(__file__).resolve().parent.parent / "weights" / "emotion_cali
 Z_LIMIT = 2.5  # all signals but brightness are squashed to +-Z_LIMIT spreads (L * tanh(z / L)): near-linear within ordinary variation
 LOG_SIGNALS = ("motion", "cut_rate")  # standardised as log(value + eps) (a linear cut rate would need its old squash)
 MOTION_PERCENTILE = 75.0  # of the window's frame differences (see the module docstring)
+KNEE = 6.0  # output squash x / (1 + |x|^KNEE)^(1/KNEE): the smallest even power whose slope at +-0.6 is >= 0.9 (see bounded)
 
 
 @dataclass(frozen=True)
@@ -177,17 +178,28 @@ def standard_scores(brightness: float, saturation: float, colourfulness: float, 
     return np.array([(p - cal.valence[0]) / cal.valence[1], (a - cal.arousal[0]) / cal.arousal[1]])
 
 
+def bounded(x: float) -> float:
+    """The output squash: x / (1 + |x|^KNEE)^(1/KNEE), in (-1, 1), slope 1 at 0 like tanh.
+
+    tanh spends the outer third of the range compressing: its slope is 0.64 at +-0.6 and 0.36 at +-0.8, so a night
+    scene (valence ~-0.6) made darker, or a near-still clip (arousal ~-0.7) frozen, moved the output by about half of
+    what the same step moves an ordinary picture (sixth pass, EMOTION_MODEL_CARD.md). This curve keeps the slope
+    (1 - |y|^KNEE)^(1 + 1/KNEE): 0.95 at +-0.6, 0.70 at +-0.8, and bends only near the ends; near the origin it
+    is tanh (ordinary footage reads the same: +-0.31 against +-0.30 at the quartiles)."""
+    return x / (1.0 + abs(x) ** KNEE) ** (1.0 / KNEE)
+
+
 def picture_va(brightness: float, saturation: float, colourfulness: float, warmth: float,
                motion: float, cut_rate: float, cal: Calibration | None = None,
                shift: np.ndarray | None = None) -> tuple[float, float]:
     """Valence/arousal in (-1, 1) of a window's picture signals: ordinary footage (the calibration set's
-    median) at the origin, one spread of ordinary variation at tanh(gain) of its axis. `shift` (StreamNorm) moves the
+    median) at the origin, one spread of ordinary variation at bounded(gain) of its axis. `shift` (StreamNorm) moves the
     origin to where this stream usually sits, in spreads."""
     cal = cal or load_calibration()
     z = standard_scores(brightness, saturation, colourfulness, warmth, motion, cut_rate, cal)
     if shift is not None:
         z = z - shift
-    return math.tanh(cal.gain[0] * float(z[0])), math.tanh(cal.gain[1] * float(z[1]))
+    return bounded(cal.gain[0] * float(z[0])), bounded(cal.gain[1] * float(z[1]))
 
 
 class StreamNorm:
