@@ -51,7 +51,7 @@ MIN_S, MAX_S = 8.0, 60.0  # each source clip is looped up to MIN_S and cut at MA
 # rate's is one cut in the default 6 s count (its resolution), so no cut at all is a finite, calm reading
 LOG_EPS = {"motion": 0.003, "cut_rate": round(1.0 / 6.0, 5)}
 MIN_SCALE = {"cut_rate": 0.5, "motion": 0.5}  # floors (log units): most ordinary windows have no cut at all
-# output = tanh(gain * standardised score), one gain per axis. Valence: the middle half of ordinary footage (its
+# output = affect.bounded(gain * standardised score) (tanh near the origin, sixth pass), one gain per axis. Valence: the middle half of ordinary footage (its
 # quartiles, +-0.6745 spreads of a robustly standardised score) reads within +-NEUTRAL_BAND, the outer quarters
 # lean, and a strongly coloured scene (3 spreads) reads ~0.8: colour and brightness are weak evidence of valence
 # (Valdez & Mehrabian's effects are modest; Hanjalic & Xu 2005 model arousal from motion and cuts, and find
@@ -195,8 +195,8 @@ def main() -> int:
                                  epilog="Without clips it uses Debian opencv-doc's examples (apt-get install opencv-doc).")
     ap.add_argument("clips", nargs="*", help="video files or folders of them (default: tools/packaged_clips.py's calibration set)")
     ap.add_argument("--out", default=str(CALIBRATION), help="JSON to write (default: the shipped calibration)")
-    ap.add_argument("--valence-gain", type=float, default=VALENCE_GAIN, help="valence = tanh(gain * standardised score) (default %(default)s)")
-    ap.add_argument("--arousal-gain", type=float, default=AROUSAL_GAIN, help="arousal = tanh(gain * standardised score) (default %(default)s)")
+    ap.add_argument("--valence-gain", type=float, default=VALENCE_GAIN, help="valence = bounded(gain * standardised score), ~tanh near 0 (default %(default)s)")
+    ap.add_argument("--arousal-gain", type=float, default=AROUSAL_GAIN, help="arousal = bounded(gain * standardised score), ~tanh near 0 (default %(default)s)")
     ap.add_argument("--rows-out", help="also write every window's raw signals to this JSON (to study a transform without re-running)")
     ap.add_argument("--no-variants", action="store_true", help="only the clips as they are, no everyday variants or montage")
     ap.add_argument("--all-variants", action="store_true", help="also darker/brighter, less/more saturated, warmer/colder, "
