@@ -221,7 +221,7 @@ def after_key_weights(x: torch.Tensor, targets: torch.Tensor, span: int, weight:
     when the picture turns, so they are the ones that must learn to follow it."""
     idx = torch.arange(x.shape[1], device=x.device).expand_as(x)
     last_key = torch.where(x >= T.KEY0, idx, torch.full_like(idx, -(10 ** 9))).cummax(dim=1).values
-    pitched_on = (targets >= T.ON0) & (targets < T.KEY0) & ((targets - T.ON0) % (2 * T.N_PITCH) < T.N_PITCH)
+    pitched_on = torch.from_numpy(T.PITCHED_ON).to(targets.device)[targets]
     near = (idx - last_key) < span
     return torch.where(pitched_on & near, weight, 1.0)
 
