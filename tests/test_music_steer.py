@@ -1,6 +1,7 @@
 """Emotion steering of the transformer's sampling: the pure functions and their effect on a tiny model."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -141,6 +142,21 @@ def test_boundary_help_prepares_accents_and_changes_the_harmony():
     after = boundary_bias(float("nan"), tick, beat, 2.0, CutScene(harmony_before=(0, 4, 7), since_s=0.2))
     assert after[T.on_token(3, 60)] < after[T.on_token(3, 62)] == 0  # the new harmony holds for a beat
     assert after[T.on_token(2, 74)] < 0
+
+
+def test_a_cut_changes_the_chord_but_may_keep_the_keys_tonic():
+    """In C major after a C major chord, a cut asks for a new chord that may keep C (IV, vi), while E and G are
+    held back: without it the only chord avoiding C, E and G is D minor, a minor chord on every bright cut."""
+    from cuecast.models.music.steer import CutScene, boundary_bias
+
+    tick, beat = 0.5 / 12, 0.5
+    in_c = CutScene(harmony_before=(0, 4, 7), keys_before=(60, 64, 67), level=7, tonic=0)
+    for bias in (boundary_bias(0.0, tick, beat, 2.0, in_c), boundary_bias(float("nan"), tick, beat, 2.0, replace(in_c, since_s=0.2))):
+        assert bias[T.on_token(3, 64)] < bias[T.on_token(3, 72)] == bias[T.on_token(3, 65)]  # E held back, C (another octave) as F
+    no_key = boundary_bias(0.0, tick, beat, 2.0, replace(in_c, tonic=-1))
+    assert no_key[T.on_token(3, 72)] < no_key[T.on_token(3, 65)]  # no key yet: the whole old chord held back
+    on_c = boundary_bias(0.0, tick, beat, 2.0, in_c)
+    assert on_c[T.on_token(3, 60)] < on_c[T.on_token(3, 72)]  # the very key struck before still least likely
 
 
 def test_the_accent_stands_over_the_level_arousal_asks_for():

@@ -33,7 +33,7 @@ class GeneratorConfig:
     register_steer: float = 1.0  # transformer: logit tilt of melody, chords and pad up when excited, down when calm (0 = off)
     # transformer: the section's notes keep to the key its key token chose, as the model's own scale prior
     # once more (0 = off; see steer.py)
-    key_steer: float = 1.0
+    key_steer: float = 2.0
     boundary_steer: float = 3.0  # transformer: the conductor's help at a cut: prepared, accented, a new harmony after
 
     def validate(self, key: str) -> None:

@@ -187,6 +187,7 @@ class CutScene:
     level: int = -1  # the velocity level playing (-1: none yet)
     arousal: float = 0.0
     key_open: bool = False  # on the cut, the key in force has the other mode than the picture asks for
+    tonic: int = -1  # pitch class of the key in force's tonic (-1: no key yet)
 
 
 def accent_level(arousal: float) -> int:
@@ -231,19 +232,24 @@ def boundary_bias(offset_s: float, tick_s: float, beat_s: float, strength: float
     elif phase == "prepare":
         _prepare(out, offset_s, beat_s, strength, scene.level)
     else:
-        _after(out, strength, scene.harmony_before)
+        _after(out, strength, scene)
     return out
 
 
-def _after(out: torch.Tensor, strength: float, harmony_before: tuple[int, ...]) -> None:
+def _after(out: torch.Tensor, strength: float, scene: CutScene) -> None:
     """The beat after a cut: the old pitch classes and the melody still held back, at half strength, so the
     new harmony is the one heard after the cut, not the old one returning at once."""
     out[_MELODY_ON] -= 0.5 * strength
-    out[_old_harmony(harmony_before)] -= 0.5 * strength
+    out[_old_harmony(scene)] -= 0.5 * strength
 
 
-def _old_harmony(pcs: tuple[int, ...]) -> torch.Tensor:
-    return _PITCHED_ON & torch.isin(_PC, torch.tensor(list(pcs), dtype=torch.long))
+def _old_harmony(scene: CutScene) -> torch.Tensor:
+    """The pitched note-ons of the harmony before the cut, but for the key's tonic: the cut changes the chord,
+    not the key, and the chords a key moves between share its tonic (I-IV, i-VI, i-iv). Without it the new
+    chord must avoid the tonic triad's every note, which leaves ii after I (a minor chord on every cut of a
+    bright scene) and VII after i (a major one in a dark passage): fast cuts would blur the mode."""
+    pcs = [pc for pc in scene.harmony_before if pc != scene.tonic]
+    return _PITCHED_ON & torch.isin(_PC, torch.tensor(pcs, dtype=torch.long))
 
 
 def _prepare(out: torch.Tensor, offset_s: float, beat_s: float, strength: float, level: int) -> None:
@@ -288,7 +294,7 @@ def _strike(out: torch.Tensor, strength: float, scene: CutScene) -> None:
     out[_PITCHED_ON & torch.isin(_PITCH, torch.tensor(list(scene.keys_before), dtype=torch.long))] -= strength
     out[_HARMONY_ON] += 0.5 * strength
     out[_MELODY_ON] -= strength
-    out[_old_harmony(scene.harmony_before)] -= strength
+    out[_old_harmony(scene)] -= strength
     if not scene.hit:
         return
     want = accent_level(scene.arousal)

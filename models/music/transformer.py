@@ -219,7 +219,8 @@ class TransformerGenerator:
         return CutScene(s.cut_pcs, s.cut_keys, s.clock - s.cut_at, known=plan.boundary_known,
                         hit=plan.boundary_kind not in SWELL_KINDS, struck_drums=drums, struck_pitched=pitched,
                         blocked_drums=blocked, level=s.steer.level, arousal=plan.arousal,
-                        key_open=on_cut and not abs(s.key_at - s.cut_at) < EPS and self._other_mode(s.cache.key, plan.valence))
+                        key_open=on_cut and not abs(s.key_at - s.cut_at) < EPS and self._other_mode(s.cache.key, plan.valence),
+                        tonic=s.cache.key % 12 if s.cache.key < T.N_KEYS else -1)
 
     @staticmethod
     def _other_mode(key: int, valence: float) -> bool:
