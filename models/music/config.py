@@ -32,7 +32,8 @@ class GeneratorConfig:
     balance_steer: float = 1.0  # transformer: logit bias towards every part having its share of the notes (0 = off)
     register_steer: float = 1.0  # transformer: logit tilt of melody, chords and pad up when excited, down when calm (0 = off)
     # transformer: the section's notes keep to the key its key token chose, as the model's own scale prior
-    # once more (0 = off; see steer.py)
+    # added this many times more (0 = off; see steer.py). 2 since session 9: at 1 a fast-cut passage's new chords
+    # drifted off its key and its mode read major on half the seeds (music model card, "Session 9")
     key_steer: float = 2.0
     boundary_steer: float = 3.0  # transformer: the conductor's help at a cut: prepared, accented, a new harmony after
 
