@@ -1,6 +1,6 @@
 """Ordinary footage reads as ordinary (neutral, valence near 0), and a strongly coloured passage moves the music.
 
-The render check uses tools/eval_emotion.py's passage_check (the same code as the BENCHMARKS evaluation)
+The render check uses tools/eval_emotion.py's passage_over_seeds (the same code as the BENCHMARKS evaluation)
 on synthetic media made here: calm, daylight-coloured shots around a dark, cold passage cut every 0.5 s.
 """
 
@@ -104,11 +104,12 @@ def test_calibration_file_is_data_and_errors_are_clear(tmp_path):
 
 
 def test_dark_fast_cut_passage_changes_mode_and_density_and_comes_back(tmp_path):
-    """A render (the default generator) of calm daylight shots, a dark cold passage cut every 0.5 s, calm shots again."""
+    """Renders (the default generator, five seeds: the medians of five sampling paths) of calm daylight shots, a dark
+    cold passage cut every 0.5 s, calm shots again."""
     tool = eval_tool()
     video = tmp_path / "passage.mp4"
     span, duration = tool.synthetic_passage(video)
-    res = tool.passage_check(video, span, duration)
+    res = tool.passage_over_seeds(video, span, duration)
     before, passage, after = res["before"], res["passage"], res["after"]
     assert passage["valence"] < min(before["valence"], after["valence"]) - 0.3
     assert passage["arousal"] > max(before["arousal"], after["arousal"]) + 0.2

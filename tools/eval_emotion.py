@@ -26,8 +26,9 @@
 3. Faces on real photos: a smiling face must read as joy, a frowning one as negative (valence < 0).
 4. --passage CLIP: an ordinary clip with one strongly coloured passage made from real frames (12 s of
    CLIP as it is, 10 s darkened and cold with a cut every 0.5 s between shots of the --passage-pool clips,
-   12 s of CLIP as it is again), rendered with the arranger; from the rendered notes, per section: key score (major-ness, -1..1) and notes per second.
-   The passage must read lower in mode and higher in density than both calm sections.
+   12 s of CLIP as it is again), rendered with the default generator (--generator to choose) with five seeds;
+   from the rendered notes, per section: key score (major-ness, -1..1) and notes per second. The passage must
+   read lower in mode and higher in density than both calm sections, by the medians over the five renders.
 """
 
 from __future__ import annotations
@@ -416,6 +417,23 @@ def passage_check(video: Path, passage: tuple[float, float], duration: float, se
             "density_ratio": round(p["notes_per_s"] / max(max(c["notes_per_s"] for c in calm), 1e-9), 2)}
 
 
+PASSAGE_SEEDS = (0, 1, 2, 3, 4)
+
+
+def passage_over_seeds(video: Path, passage: tuple[float, float], duration: float, generator: str | None = None,
+                       seeds: tuple[int, ...] = PASSAGE_SEEDS) -> dict:
+    """passage_check on several sampling paths, read by their medians. A render is one path of a stochastic
+    generator, and a section's key score moves by +-0.2 with the notes that path happened to draw: one path tells
+    what the generator did once (a change that only reshuffles the draws, e.g. an emotion value in the third
+    decimal, can flip it), the median of five what it does. The example shown is the path with the median drop."""
+    runs = [passage_check(video, passage, duration, generator=generator, seed=s) for s in seeds]
+    drops = [r["mode_drop"] for r in runs]
+    drop, ratio = float(np.median(drops)), float(np.median([r["density_ratio"] for r in runs]))
+    typical = runs[int(np.argsort(drops)[len(runs) // 2])]
+    return {**typical, "mode_drop": round(drop, 3), "density_ratio": round(ratio, 2), "mode_lower": drop > 0,
+            "denser": ratio > 1.0, "seeds": {s: (r["mode_drop"], r["density_ratio"]) for s, r in zip(seeds, runs)}}
+
+
 DAYLIGHT = (128, 120, 104)  # near the calibration's centre (mean luma 0.44): an overcast day, mild warmth and chroma
 
 
@@ -434,14 +452,14 @@ def passage_eval(clip: Path, pool: list[Path] = (), generator: str | None = None
     if str(clip) == "testmedia":
         with tempfile.TemporaryDirectory() as d:
             span, duration = synthetic_passage(Path(d) / "passage.mp4")
-            out = passage_check(Path(d) / "passage.mp4", span, duration, generator=generator)
+            out = passage_over_seeds(Path(d) / "passage.mp4", span, duration, generator=generator)
         return {"clip": "testmedia (synthetic daylight shots)", "pool": ["testmedia (dark cold shots)"], **out}
     frames, _ = decode(clip)
     images, span = passage_frames(frames, [decode(p)[0] for p in pool] or None)
     with tempfile.TemporaryDirectory() as d:
         video = Path(d) / "passage.mp4"
         write_clip(video, images)
-        out = passage_check(video, span, len(images) / 25.0, generator=generator)
+        out = passage_over_seeds(video, span, len(images) / 25.0, generator=generator)
     return {"clip": clip.name, "pool": [p.name for p in pool] or [clip.name], **out}
 
 
@@ -511,8 +529,10 @@ def passage_markdown(res: dict) -> str:
         s = res[k]
         lines.append(f"| {k} | {s['from']:.0f}-{s['to']:.0f} | {s['valence']:+.2f} | {s['arousal']:+.2f} | "
                      f"{s['key_score']:+.2f} | {s['notes_per_s']:.2f} |")
-    lines += ["", f"mode lower in the passage: {'yes' if res['mode_lower'] else 'NO'} (drop {res['mode_drop']:+.2f}); "
-              f"denser: {'yes' if res['denser'] else 'NO'} (x{res['density_ratio']})"]
+    per_seed = ", ".join(f"seed {s} {d:+.2f} x{r}" for s, (d, r) in res["seeds"].items())
+    lines += ["", f"Sections: the path with the median drop. Over {len(res['seeds'])} seeds (medians): mode lower in the passage: "
+              f"{'yes' if res['mode_lower'] else 'NO'} (drop {res['mode_drop']:+.2f}); denser: "
+              f"{'yes' if res['denser'] else 'NO'} (x{res['density_ratio']}); per seed (drop, density): {per_seed}"]
     return "\n".join(lines)
 
 
