@@ -8,7 +8,7 @@ The default set is tools/packaged_clips.py's CALIBRATION: everyday clips that De
 with apt-get download into a cache; its HELD_OUT clips and ../shared/media are never in it). A clip shorter
 than MIN_S plays forwards and backwards until it is that long (no jump, so no false cut); a longer one counts
 its first MAX_S. Every clip runs through the emotion estimator (picture only, adaptation off) and each full
-window's raw signals are kept: mean brightness, saturation, colourfulness and warmth, the motion percentile,
+window's raw signals are kept: mean brightness, saturation, colourfulness and warmth, the two motion percentiles (frame to frame and over 0.2 s),
 and the cut rate. Besides each clip
 as it is, the set holds everyday variants of it made with numpy (a little darker and brighter, less and
 more saturated, warmer and colder, half and double speed, a slow pan and a handheld shake) and one montage that cuts between all the clips
@@ -37,7 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
-from cuecast.models.emotion.affect import CALIBRATION, SIGNALS, Calibration, pleasure_arousal_scores  # noqa: E402
+from cuecast.models.emotion.affect import CALIBRATION, MOTION_LAG_S, SIGNALS, Calibration, pleasure_arousal_scores  # noqa: E402
 from cuecast.models.emotion.config import EmotionConfig  # noqa: E402
 from cuecast.models.emotion.estimator import EmotionEstimator  # noqa: E402
 from cuecast.streams.video import FileDecoder  # noqa: E402
@@ -49,8 +49,10 @@ from packaged_clips import fetch  # noqa: E402
 MIN_S, MAX_S = 8.0, 60.0  # each source clip is looped up to MIN_S and cut at MAX_S of media time
 # signals standardised as log(value + eps) (affect.LOG_SIGNALS): motion's eps stands for a still picture; the cut
 # rate's is one cut in the default 6 s count (its resolution), so no cut at all is a finite, calm reading
-LOG_EPS = {"motion": 0.003, "cut_rate": round(1.0 / 6.0, 5)}
-MIN_SCALE = {"cut_rate": 0.5, "motion": 0.5}  # floors (log units): most ordinary windows have no cut at all
+# motion_lag is measured over affect.MOTION_LAG_S and normalised per 1/30 s, which divides that noise by 30 * lag (noise
+# does not add up over the lag), so its eps is divided alike
+LOG_EPS = {"motion": 0.003, "motion_lag": round(0.003 / (30 * MOTION_LAG_S), 6), "cut_rate": round(1.0 / 6.0, 5)}
+MIN_SCALE = {"cut_rate": 0.5, "motion": 0.5, "motion_lag": 0.5}  # floors (log units): most ordinary windows have no cut at all
 # output = affect.bounded(gain * standardised score) (tanh near the origin, sixth pass), one gain per axis. Valence: the middle half of ordinary footage (its
 # quartiles, +-0.6745 spreads of a robustly standardised score) reads within +-NEUTRAL_BAND, the outer quarters
 # lean, and a strongly coloured scene (3 spreads) reads ~0.8: colour and brightness are weak evidence of valence

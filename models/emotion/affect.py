@@ -9,6 +9,11 @@ Features (per frame, on a small copy of the analysis frame; the statistics do no
 - motion: mean absolute luma difference to the previous frame, per 1/30 s (so dropped frames and other
   frame rates give comparable numbers); 0 for a held still frame. A window reads its 75th percentile:
   robust to a single jolt and to duplicated frames (pulldown, frame-rate conversion), where a median is 0
+- motion_lag: the same difference to the frame MOTION_LAG_S earlier, also per 1/30 s. Slow movement adds up
+  over the lag while encoding noise and flicker do not, so it stands above the noise where the frame-to-frame
+  difference does not; fast movement saturates it (a texture that has moved past its grain differs no more).
+  Each has its own calibration; the picture's motion weighs the lag reading by the noise share of the
+  frame-to-frame difference (Calibration.motion_standard, seventh pass in the model card)
 - cut rate (per window, from the engine's cut detector): cuts per second over the last cut_rate_s, read on a
   log scale like motion, log(rate + 1/6 s): the offset is one cut in the default 6 s count, its resolution
 
@@ -38,11 +43,14 @@ from pathlib import Path
 import numpy as np
 
 FEATURES = ("brightness", "saturation", "colourfulness", "warmth", "motion")
-SIGNALS = FEATURES + ("cut_rate",)  # what picture_va reads: the window's means, its motion percentile, the cut rate
+SIGNALS = FEATURES + ("motion_lag", "cut_rate")  # what picture_va reads: the window's means, its motion percentiles, the cut rate
 CALIBRATION = Path(__file__).resolve().parent.parent / "weights" / "emotion_calibration.json"
 Z_LIMIT = 2.5  # all signals but brightness are squashed to +-Z_LIMIT spreads (L * tanh(z / L)): near-linear within ordinary variation
-LOG_SIGNALS = ("motion", "cut_rate")  # standardised as log(value + eps) (a linear cut rate would need its old squash)
+LOG_SIGNALS = ("motion", "motion_lag", "cut_rate")  # standardised as log(value + eps) (a linear cut rate would need its old squash)
 MOTION_PERCENTILE = 75.0  # of the window's frame differences (see the module docstring)
+# motion_lag's interval: within the ~0.1-0.3 s over which vision integrates motion; slow movement invisible from frame to
+# frame (under the encoding noise) adds up over it. Alone it saturates on fast clips (sixth pass), hence the blend (Calibration.motion_standard).
+MOTION_LAG_S = 0.2
 KNEE = 6.0  # output squash x / (1 + |x|^KNEE)^(1/KNEE): the smallest even power whose slope at +-0.6 is >= 0.9 (see bounded)
 
 
@@ -72,6 +80,17 @@ class Calibration:
     def z(self, name: str, value: float) -> float:
         return Z_LIMIT * math.tanh(self.standardise(name, value) / Z_LIMIT)
 
+    def motion_standard(self, motion: float, motion_lag: float) -> float:
+        """The picture's motion in spreads of ordinary footage, before the soft limit: the frame-to-frame and the
+        MOTION_LAG_S reading (each on its own calibration), weighed by how much of the frame-to-frame difference is
+        noise. Its log offset is the encoding noise of a still picture (~0.003 mean |dY|): a difference well above it
+        resolves speed frame to frame (fast movement, where the 0.2 s difference saturates: the texture has moved past
+        its grain), one at or below it does not, while slow movement still adds up over the lag and the noise does
+        not. So the lag reading's weight is the noise share eps / (motion + eps): ~0.1 for a clearly moving picture,
+        ~0.5 at the noise floor, 1 for a held frame."""
+        w = self.log_eps["motion"] / (max(motion, 0.0) + self.log_eps["motion"])
+        return (1.0 - w) * self.standardise("motion", motion) + w * self.standardise("motion_lag", motion_lag)
+
 
 @functools.lru_cache(maxsize=8)  # read-only: the same file gives the same frozen Calibration
 def load_calibration(path: str | Path | None = None) -> Calibration:
@@ -81,6 +100,8 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
     try:
         d = json.loads(p.read_text())
         sig = d["signals"]
+        if "motion_lag" not in sig:  # the second motion reading (seventh pass): it has its own centre and scale
+            raise ValueError("no motion_lag signal (a calibration made before the seventh pass)")
         linear = [k for k in LOG_SIGNALS if sig[k].get("transform") != "log"]
         if linear:  # read without their old second squash (pleasure_arousal_scores): a linear one would saturate the sum
             raise ValueError(f"{', '.join(linear)} not on a log scale (a calibration made before the fifth pass)")
@@ -144,13 +165,14 @@ class FrameAffect:
     colourfulness: float
     warmth: float
     motion: float
+    motion_lag: float = float("nan")  # per 1/30 s against the frame MOTION_LAG_S earlier; NaN: a cut in between
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, k) for k in FEATURES], dtype=np.float32)
 
 
 def pleasure_arousal_scores(cal: Calibration, brightness: float, saturation: float, colourfulness: float,
-                            warmth: float, motion: float, cut_rate: float) -> tuple[float, float]:
+                            warmth: float, motion: float, motion_lag: float, cut_rate: float) -> tuple[float, float]:
     """The published combinations of the standardised signals, before their own calibration.
 
     What is squashed (fifth pass, EMOTION_MODEL_CARD.md): every signal but brightness is softly limited to
@@ -166,15 +188,16 @@ def pleasure_arousal_scores(cal: Calibration, brightness: float, saturation: flo
     pleasure = 0.69 * zb + 0.22 * zs  # Valdez & Mehrabian 1994
     colour_arousal = -0.31 * zb + 0.60 * zs + 0.15 * cal.z("warmth", warmth)  # Valdez & Mehrabian 1994
     # Hanjalic & Xu 2005: motion activity and cut rate, each a monotonic component (here: their logs)
-    return pleasure, 0.35 * colour_arousal + 0.40 * cal.z("motion", motion) + 0.25 * cal.z("cut_rate", cut_rate)
+    zm = Z_LIMIT * math.tanh(cal.motion_standard(motion, motion_lag) / Z_LIMIT)
+    return pleasure, 0.35 * colour_arousal + 0.40 * zm + 0.25 * cal.z("cut_rate", cut_rate)
 
 
 def standard_scores(brightness: float, saturation: float, colourfulness: float, warmth: float,
-                    motion: float, cut_rate: float, cal: Calibration | None = None) -> np.ndarray:
+                    motion: float, motion_lag: float, cut_rate: float, cal: Calibration | None = None) -> np.ndarray:
     """(pleasure, arousal) of a window's picture signals in spreads of ordinary footage: 0 at the
     calibration set's median."""
     cal = cal or load_calibration()
-    p, a = pleasure_arousal_scores(cal, brightness, saturation, colourfulness, warmth, motion, cut_rate)
+    p, a = pleasure_arousal_scores(cal, brightness, saturation, colourfulness, warmth, motion, motion_lag, cut_rate)
     return np.array([(p - cal.valence[0]) / cal.valence[1], (a - cal.arousal[0]) / cal.arousal[1]])
 
 
@@ -190,13 +213,13 @@ def bounded(x: float) -> float:
 
 
 def picture_va(brightness: float, saturation: float, colourfulness: float, warmth: float,
-               motion: float, cut_rate: float, cal: Calibration | None = None,
+               motion: float, motion_lag: float, cut_rate: float, cal: Calibration | None = None,
                shift: np.ndarray | None = None) -> tuple[float, float]:
     """Valence/arousal in (-1, 1) of a window's picture signals: ordinary footage (the calibration set's
     median) at the origin, one spread of ordinary variation at bounded(gain) of its axis. `shift` (StreamNorm) moves the
     origin to where this stream usually sits, in spreads."""
     cal = cal or load_calibration()
-    z = standard_scores(brightness, saturation, colourfulness, warmth, motion, cut_rate, cal)
+    z = standard_scores(brightness, saturation, colourfulness, warmth, motion, motion_lag, cut_rate, cal)
     if shift is not None:
         z = z - shift
     return bounded(cal.gain[0] * float(z[0])), bounded(cal.gain[1] * float(z[1]))

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from cuecast.models.common import pick_device
-from cuecast.models.emotion.affect import (MOTION_PERCENTILE, FrameAffect, StreamNorm, colour_stats, load_calibration, luma,
+from cuecast.models.emotion.affect import (MOTION_LAG_S, MOTION_PERCENTILE, FrameAffect, StreamNorm, colour_stats, load_calibration, luma,
                                            motion_energy, picture_va, small, standard_scores)
 from cuecast.models.emotion.audio import AudioFeatures, audio_arousal
 from cuecast.models.emotion.config import EmotionConfig
@@ -94,6 +94,7 @@ class EmotionEstimator:
         self.face_every = self.cfg.face_interval_s or self.cfg.hop_s
         self._next_face_t = -math.inf
         self._prev_y: np.ndarray | None = None
+        self._recent: deque[tuple[float, np.ndarray, bool]] = deque()  # (t, luma, cut) back to MOTION_LAG_S ago
         self._prev_hist: np.ndarray | None = None
         self._prev_t: float | None = None
         self._k: int | None = None  # index of the next window to emit: it ends at k * hop_s
@@ -162,7 +163,7 @@ class EmotionEstimator:
         # a cut is not motion: the jump would swamp the motion energy of the window
         motion = 0.0 if is_cut else motion_energy(y, self._prev_y, dt)
         b, s, c, w = colour_stats(img)
-        rec = FrameAffect(t, b, s, c, w, motion if not is_cut else float("nan"))
+        rec = FrameAffect(t, b, s, c, w, motion if not is_cut else float("nan"), self._lagged_motion(t, y, is_cut))
         self.frames.append(rec)
         self._last = rec
         self._prev_y, self._prev_hist, self._prev_t = y, hist, t
@@ -176,6 +177,19 @@ class EmotionEstimator:
             self.face_log.popleft()
         while self.cuts and self.cuts[0] < horizon:
             self.cuts.pop(0)
+
+    def _lagged_motion(self, t: float, y: np.ndarray, is_cut: bool) -> float:
+        """Motion per 1/30 s against the frame MOTION_LAG_S earlier (affect: why); NaN when a cut lies between the
+        two (a cut is not motion: the jump would swamp the window's motion energy)."""
+        recent = self._recent
+        while len(recent) > 1 and recent[1][0] <= t - MOTION_LAG_S:
+            recent.popleft()  # recent[0] stays the latest frame at least the lag before t (at the start: the first)
+        cut = is_cut or any(c for _, _, c in list(recent)[1:])
+        ref = recent[0] if recent else None
+        recent.append((t, y, is_cut))
+        if cut:
+            return float("nan")
+        return 0.0 if ref is None else motion_energy(y, ref[1], t - ref[0])
 
     def _faces(self, image: np.ndarray) -> tuple[np.ndarray | None, float, float]:
         from cuecast.models.emotion.faces import faces_to_ekman
@@ -192,7 +206,7 @@ class EmotionEstimator:
         before = [f for f in self.frames if f.t < start]
         if before:
             f = before[-1]
-            return [FrameAffect(start, f.brightness, f.saturation, f.colourfulness, f.warmth, 0.0)]
+            return [FrameAffect(start, f.brightness, f.saturation, f.colourfulness, f.warmth, 0.0, 0.0)]
         return []
 
     def _cut_rate(self, end: float) -> float:
@@ -203,11 +217,13 @@ class EmotionEstimator:
         """The window's raw picture signals, as picture_va reads them."""
         feats = np.array([[f.brightness, f.saturation, f.colourfulness, f.warmth] for f in frames]) if frames else np.zeros((1, 4))
         motions = np.array([f.motion for f in frames if not math.isnan(f.motion)] or [0.0])
+        lagged = np.array([f.motion_lag for f in frames if not math.isnan(f.motion_lag)] or [0.0])
         b, s, c, w = (float(x) for x in feats.mean(axis=0))
         # a high percentile, not the mean: robust to a single jolt (a flash, a missed dissolve); not the
         # median: footage with duplicated frames (pulldown) has a zero difference on half its frames or more
         return dict(brightness=b, saturation=s, colourfulness=c, warmth=w,
                     motion=float(np.percentile(motions, MOTION_PERCENTILE)),
+                    motion_lag=float(np.percentile(lagged, MOTION_PERCENTILE)),
                     cut_rate=self._cut_rate(end))
 
     def _emit(self, end: float) -> EmotionWindow:
