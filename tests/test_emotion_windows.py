@@ -75,6 +75,24 @@ def test_hysteresis_holds_small_wobble():
     assert sm2(probs, np.array([0.5, 0.0]), 0.5, False)[1][0] == pytest.approx(0.5)
 
 
+def test_smoothing_does_not_hold_a_streams_first_short_window():
+    """A stream's first windows cover 0.5 s, 1 s, 1.5 s of it. A plain EMA started on the first one counted it as if
+    it had been seen forever: a 0.5 s window before the first cut (cut rate 0) held a 3 s clip's arousal near it
+    (-0.37 of it after four more windows here). The average is the exponentially weighted mean of the windows seen,
+    each weighed by the share of a window its frames cover; once the windows are full it is the plain EMA."""
+    probs = np.full(6, 1 / 6)
+    sm = Smoother(tau=2.0, band=0.0)
+    sm(probs, np.array([0.0, -1.0]), 0.5, False, 0.25)  # the first 0.5 s: no cut seen yet
+    for cover in (0.5, 0.75, 1.0, 1.0):
+        out = sm(probs, np.array([0.0, 0.0]), 0.5, False, cover)[1]
+    assert -0.1 < out[1] < 0.0
+    # steady state: the plain EMA (alpha = 1 - exp(-hop / tau)), halved tau after a cut as before
+    for _ in range(60):
+        sm(probs, np.zeros(2), 0.5, False)
+    assert sm(probs, np.array([1.0, 0.0]), 0.5, False)[1][0] == pytest.approx(1 - np.exp(-0.25), abs=1e-3)
+    assert sm(probs, np.array([1.0, 0.0]), 0.5, True)[1][0] == pytest.approx(1 - np.exp(-0.25) * np.exp(-0.5), abs=1e-3)
+
+
 def test_observe_cut_switches_to_external_cuts():
     est = EmotionEstimator(EmotionConfig(faces=False))
     feed(est, np.arange(0, 3, 0.04), lambda t: flat((100, 100, 100)) if (t // 0.5) % 2 else flat((20, 160, 40)))

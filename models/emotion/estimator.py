@@ -46,23 +46,35 @@ def colour_hist(img: np.ndarray) -> np.ndarray:
 
 
 class Smoother:
-    """EMA over windows, then a dead band on valence/arousal (see the module docstring)."""
+    """EMA over windows, then a dead band on valence/arousal (see the module docstring).
+
+    The average is the exponentially weighted mean of the windows seen so far, each weighed by the evidence it
+    holds (`weight`: the share of a full window its frames cover; the first windows of a stream cover 0.5 s, 1 s,
+    ...). A plain EMA started on the first window counts that window as if it had been seen forever: a 0.5 s window
+    before the stream's first cut (cut rate 0) then held the output of a 3 s clip near it for the whole clip (eighth
+    pass, EMOTION_MODEL_CARD.md). Once the windows are full and a few time constants have passed, this is the plain
+    EMA (the weights' sum converges to 1)."""
 
     def __init__(self, tau: float, band: float):
         self.tau, self.band = tau, band
         self.probs: np.ndarray | None = None
         self.va = np.zeros(2)
         self.out = np.zeros(2)
+        self.mass = 0.0  # the decayed sum of the weights seen (1 in steady state)
 
-    def __call__(self, probs: np.ndarray, va: np.ndarray, dt: float, fast: bool) -> tuple[np.ndarray, np.ndarray]:
-        if self.probs is None:
-            self.probs, self.va, self.out = probs.copy(), va.copy(), va.copy()
-            self.out_probs = probs.copy()
-            return self.out_probs, self.out
+    def __call__(self, probs: np.ndarray, va: np.ndarray, dt: float, fast: bool,
+                 weight: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         tau = self.tau / 2 if fast else self.tau
         alpha = 1.0 if tau <= 0 else 1.0 - math.exp(-dt / tau)
-        self.probs = self.probs + alpha * (probs - self.probs)
-        self.va = self.va + alpha * (va - self.va)
+        w = alpha * max(weight, 1e-6)
+        if self.probs is None:
+            self.probs, self.va, self.out, self.mass = probs.copy(), va.copy(), va.copy(), w
+            self.out_probs = probs.copy()
+            return self.out_probs, self.out
+        keep = (1.0 - alpha) * self.mass
+        self.mass = keep + w
+        self.probs = (keep * self.probs + w * probs) / self.mass
+        self.va = (keep * self.va + w * va) / self.mass
         self.out = np.clip(self.out, self.va - self.band, self.va + self.band)  # backlash: hysteresis
         # the same dead band on each probability (half as wide: they live on [0, 1]), so the dominant
         # emotion does not flip between two near-equal classes on every window
@@ -253,7 +265,9 @@ class EmotionEstimator:
         fast = any(end - self.cfg.window_s <= c < end for c in self.cuts)
         # the neutral share is smoothed as a seventh class beside the six, so the seven shares sum to 1
         p7 = np.append((1.0 - neutral) * probs, neutral)
-        sp7, sva = self.smoother(p7, np.array([v, a]), self.cfg.hop_s, fast)
+        # the window's evidence: the share of window_s its frames can cover (less in a stream's first windows)
+        cover = (end - max(start, self.t_first if self.t_first is not None else start)) / self.cfg.window_s
+        sp7, sva = self.smoother(p7, np.array([v, a]), self.cfg.hop_s, fast, min(1.0, max(cover, 0.0)))
         n = float(np.clip(sp7[6], 0.0, 1.0))
         six = sp7[:6] / max(float(sp7[:6].sum()), 1e-12)
         return EmotionWindow(start=start, end=end, probs=tuple(float(p) for p in six),
