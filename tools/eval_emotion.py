@@ -150,7 +150,7 @@ def run_inputs(frames: list[Frame], cfg: EmotionConfig) -> tuple[tuple[float, fl
     windows = drive(est, frames)
     full = [s for s in est.signals if s["end"] - s["start"] >= cfg.window_s - 1e-6] or est.signals
     cal = est.cal
-    def standard(k: str, s: dict) -> float:  # motion: the reading picture_va uses (the larger of its two measures)
+    def standard(k: str, s: dict) -> float:  # motion: the reading picture_va uses (its two measures blended)
         return cal.motion_standard(s["motion"], s["motion_lag"]) if k == "motion" else cal.standardise(k, s[k])
     z = {k: float(np.mean([standard(k, s) for s in full])) if full else float("nan")
          for k in {k for ks in INPUTS.values() for k in ks}}
