@@ -78,7 +78,7 @@ class Calibration:
         return (value - self.centre[name]) / self.scale[name]
 
     def z(self, name: str, value: float) -> float:
-        return Z_LIMIT * math.tanh(self.standardise(name, value) / Z_LIMIT)
+        return soft_limit(self.standardise(name, value))
 
     def motion_standard(self, motion: float, motion_lag: float) -> float:
         """The picture's motion in spreads of ordinary footage, before the soft limit: the frame-to-frame and the
@@ -90,6 +90,11 @@ class Calibration:
         ~0.5 at the noise floor, 1 for a held frame."""
         w = self.log_eps["motion"] / (max(motion, 0.0) + self.log_eps["motion"])
         return (1.0 - w) * self.standardise("motion", motion) + w * self.standardise("motion_lag", motion_lag)
+
+
+def soft_limit(z: float) -> float:
+    """A standardised signal squashed to +-Z_LIMIT spreads: near-linear within ordinary variation."""
+    return Z_LIMIT * math.tanh(z / Z_LIMIT)
 
 
 @functools.lru_cache(maxsize=8)  # read-only: the same file gives the same frozen Calibration
@@ -188,7 +193,7 @@ def pleasure_arousal_scores(cal: Calibration, brightness: float, saturation: flo
     pleasure = 0.69 * zb + 0.22 * zs  # Valdez & Mehrabian 1994
     colour_arousal = -0.31 * zb + 0.60 * zs + 0.15 * cal.z("warmth", warmth)  # Valdez & Mehrabian 1994
     # Hanjalic & Xu 2005: motion activity and cut rate, each a monotonic component (here: their logs)
-    zm = Z_LIMIT * math.tanh(cal.motion_standard(motion, motion_lag) / Z_LIMIT)
+    zm = soft_limit(cal.motion_standard(motion, motion_lag))
     return pleasure, 0.35 * colour_arousal + 0.40 * zm + 0.25 * cal.z("cut_rate", cut_rate)
 
 

@@ -20,6 +20,7 @@ window-to-window wobble does not reach the music while a real change comes throu
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections import deque
 
@@ -196,7 +197,7 @@ class EmotionEstimator:
         recent = self._recent
         while len(recent) > 1 and recent[1][0] <= t - MOTION_LAG_S:
             recent.popleft()  # recent[0] stays the latest frame at least the lag before t (at the start: the first)
-        cut = is_cut or any(c for _, _, c in list(recent)[1:])
+        cut = is_cut or any(c for _, _, c in itertools.islice(recent, 1, None))
         ref = recent[0] if recent else None
         recent.append((t, y, is_cut))
         if cut:
