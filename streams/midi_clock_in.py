@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import math
+import select
+import subprocess
+import sys
+import threading
+import time
 
 from cuecast.midi import Status
 
 from .midi_outputs import OutputSpec, parse_output_spec
-from .midi_ports import (CLIENT_NAME, PortError, available_text, jack_running, match_port, midi_apis, open_client,
-                         release_port, rtmidi_module)
+from .midi_ports import CLIENT_NAME, PortError
 
 
 class MidiClockIn:
@@ -22,80 +27,59 @@ class MidiClockIn:
     It keeps the master's song position too: Start counts from zero, Song Position Pointer and Continue from
     there, Stop pauses (`running`); `grid_at(wall)` gives the master's next beat after a monotonic wall time,
     with its index from the song start, so the music can stay on the master's grid. Backend timestamps are
-    put on the monotonic clock by the earliest poll that saw them (the poll runs every 10 ms).
+    put on the monotonic clock by the earliest poll that saw them (the poll runs every 5 ms). The port itself is
+    opened in a child process (midi_clock_port.py), which a crash in the MIDI backend cannot take the engine with.
     """
 
     WINDOW = 48  # ticks in the tempo fit: two beats
     GRID_WINDOW = 96  # ticks in the grid's fit: four beats (steadier phase; the tempo of a master is steady)
-    OFFSET_POLLS = 3000  # polls (30 s) whose earliest look at the messages places backend time on the clock
+    OFFSET_POLLS = 3000  # polls that took messages (>= 30 s of a running clock) whose earliest look places backend time
 
-    def __init__(self, spec: OutputSpec | str, client_name: str = CLIENT_NAME + "-clock"):
+    def __init__(self, spec: OutputSpec | str, client_name: str = CLIENT_NAME + "-clock", start_timeout: float = 10.0):
         if isinstance(spec, str):
             spec = parse_output_spec(spec)
         if spec.kind not in ("rtmidi", "jack", "virtual"):
             raise PortError(f"a MIDI clock comes in on rtmidi:NAME, jack:NAME or virtual:NAME (got {spec.text!r})")
         self.spec = spec
-        self.port = None
-        self._t = 0.0  # backend time of the last message (sum of its deltas)
         self._ticks: list[float] = []
         self._positions: list[int] = []  # the song position (in ticks) of each tick in _ticks
         self._next_pos: int | None = None  # position of the next tick, once Start or a song position said it
         self._offsets: list[float] = []  # monotonic - backend time, per poll that took messages
         self._last_wall = 0.0
         self.running: bool | None = None  # None: no Start/Stop seen yet (a clock already running counts as running)
-        self._open(client_name)
-        import threading  # noqa: PLC0415
-        import time  # noqa: PLC0415
-
-        self._time = time
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, name="cuecast-clock-in", daemon=True)
+        self._proc = self._start_port(client_name, start_timeout)
+        self._thread = threading.Thread(target=self._read, name="cuecast-clock-in", daemon=True)
         self._thread.start()
 
-    def _open(self, client_name: str) -> None:
-        rtmidi = rtmidi_module()
-        kind, name = self.spec.kind, self.spec.name
-        apis = [rtmidi.API_UNIX_JACK] if kind == "jack" else midi_apis()
-        seen: list[str] = []
-        for api in apis:
-            port = open_client("in", api, client_name)
-            if port is None:
+    def _start_port(self, client_name: str, timeout: float) -> subprocess.Popen:
+        """The port, opened in a child process (midi_clock_port.py says why); its first line says ready or why not."""
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from cuecast.streams.midi_clock_port import main; main()",
+             self.spec.kind, self.spec.name, client_name],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        ready, _, _ = select.select([proc.stdout], [], [], timeout)
+        first = proc.stdout.readline() if ready else ""
+        try:
+            said = json.loads(first) if first else {}
+        except ValueError:
+            said = {}
+        if said.get("ready"):
+            return proc
+        _stop_child(proc)
+        if "error" in said:
+            raise PortError(str(said["error"]))
+        raise PortError(f"the MIDI clock input {self.spec.text!r} did not open within {timeout:.0f} s")
+
+    def _read(self) -> None:
+        for line in self._proc.stdout:  # ends when the child ends (closed, or its backend went away)
+            try:
+                batch = json.loads(line)
+                self._take(float(batch["w"]), [(float(t), msg) for t, msg in batch["m"]])
+            except (ValueError, KeyError, TypeError):
                 continue
-            port.ignore_types(sysex=True, timing=False, active_sense=True)
-            if kind == "virtual" or (kind == "jack" and not name):
-                try:
-                    port.open_virtual_port(name or "clock-in")
-                except Exception:
-                    port.delete()
-                    continue
-                self.port = port
-                return
-            names = port.get_ports()
-            i = match_port(names, name)
-            if i is not None:
-                port.open_port(i, "clock-in")
-                self.port = port
-                return
-            seen.extend(names)
-            port.delete()
-        if kind == "jack" and not seen and not jack_running():
-            raise PortError("jack: no JACK server is running for the clock input")
-        raise PortError(f"no MIDI input port matches {name!r} for the clock; available: {available_text(seen)}")
 
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            self._take()
-            self._stop.wait(0.01)
-
-    def _take(self) -> None:
-        took = False
-        while self.port is not None:
-            m = self.port.get_message()
-            if m is None:
-                break
-            msg, delta = m
-            self._t += delta
-            took = True
+    def _take(self, wall: float, messages: list[tuple[float, list[int]]]) -> None:
+        for t, msg in messages:
             if not msg:
                 continue
             if msg[0] == Status.CLOCK:
@@ -103,11 +87,11 @@ class MidiClockIn:
                     self._next_pos = 0  # joined a running clock: count from here
                 if self.running is None:
                     self.running = True  # ticks without a Start seen (it went out before we connected): running
-                self._ticks.append(self._t)
+                self._ticks.append(t)
                 self._positions.append(self._next_pos)
                 del self._ticks[:-self.GRID_WINDOW], self._positions[:-self.GRID_WINDOW]
                 self._next_pos += 1
-                self._last_wall = self._time.monotonic()
+                self._last_wall = wall
             elif msg[0] == Status.START:  # Start: the next tick is the song's first
                 self.running, self._next_pos = True, 0
                 self._ticks.clear(), self._positions.clear()
@@ -119,8 +103,8 @@ class MidiClockIn:
                 self._ticks.clear(), self._positions.clear()
             elif msg[0] == Status.SONG_POSITION and len(msg) >= 3:  # Song Position Pointer, in sixteenths (6 ticks each)
                 self._next_pos = 6 * ((msg[1] & 0x7F) | (msg[2] & 0x7F) << 7)
-        if took:
-            self._offsets.append(self._time.monotonic() - self._t)
+        if messages:
+            self._offsets.append(wall - messages[-1][0])
             del self._offsets[:-self.OFFSET_POLLS]
 
     def grid_at(self, wall: float) -> tuple[float, float, int] | None:
@@ -129,7 +113,7 @@ class MidiClockIn:
         ticks, pos, offsets = list(self._ticks), list(self._positions), list(self._offsets)
         if self.running is False or len(ticks) < 24 or len(pos) != len(ticks) or not offsets:
             return None
-        if self._time.monotonic() - self._last_wall > 0.5:
+        if time.monotonic() - self._last_wall > 0.5:
             return None
         # medians, not least squares: a burst of late timestamps (a busy machine, a missed audio cycle) moves
         # a few ticks, not the grid
@@ -149,7 +133,7 @@ class MidiClockIn:
     @property
     def bpm(self) -> float | None:
         ticks = list(self._ticks)[-self.WINDOW:]  # a snapshot: the poll thread appends meanwhile
-        if len(ticks) < 24 or self._time.monotonic() - self._last_wall > 0.5:
+        if len(ticks) < 24 or time.monotonic() - self._last_wall > 0.5:
             return None
         n = len(ticks)
         mean_k = (n - 1) / 2
@@ -160,7 +144,15 @@ class MidiClockIn:
         return 60.0 / (24 * period) if period > 0 else None
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(1)
-        release_port(self.port)
-        self.port = None
+        _stop_child(self._proc)
+        self._thread.join(2)
+
+
+def _stop_child(proc: subprocess.Popen) -> None:
+    """Closing its stdin lets the port's child leave (without closing the port); one that hangs is killed."""
+    try:
+        proc.stdin.close()
+        proc.wait(2)
+    except (OSError, subprocess.TimeoutExpired):
+        proc.kill()
+        proc.wait()
