@@ -34,6 +34,7 @@ class MidiClockIn:
     WINDOW = 48  # ticks in the tempo fit: two beats
     GRID_WINDOW = 96  # ticks in the grid's fit: four beats (steadier phase; the tempo of a master is steady)
     OFFSET_POLLS = 3000  # polls that took messages (>= 30 s of a running clock) whose earliest look places backend time
+    REOPEN_S = 1.0  # a port whose process ended by itself is opened again this often until it opens
 
     def __init__(self, spec: OutputSpec | str, client_name: str = CLIENT_NAME + "-clock", start_timeout: float = 10.0):
         if isinstance(spec, str):
@@ -47,6 +48,9 @@ class MidiClockIn:
         self._offsets: list[float] = []  # monotonic - backend time, per poll that took messages
         self._last_wall = 0.0
         self.running: bool | None = None  # None: no Start/Stop seen yet (a clock already running counts as running)
+        self._resume: tuple[float, float] | None = None  # after a reopen: (wall of the last tick before, tick period)
+        self._closed = threading.Event()
+        self._client_name, self._start_timeout = client_name, start_timeout
         self._proc = self._start_port(client_name, start_timeout)
         self._thread = threading.Thread(target=self._read, name="cuecast-clock-in", daemon=True)
         self._thread.start()
@@ -71,18 +75,47 @@ class MidiClockIn:
         raise PortError(f"the MIDI clock input {self.spec.text!r} did not open within {timeout:.0f} s")
 
     def _read(self) -> None:
-        for line in self._proc.stdout:  # ends when the child ends (closed, or its backend went away)
+        while True:
+            for line in self._proc.stdout:  # ends when the child ends (closed, or it crashed)
+                try:
+                    batch = json.loads(line)
+                    self._take(float(batch["w"]), [(float(t), msg) for t, msg in batch["m"]])
+                except (ValueError, KeyError, TypeError):
+                    continue
+            if self._closed.is_set() or not self._reopen():
+                return
+
+    def _reopen(self) -> bool:
+        """The port's process ended by itself (its MIDI backend crashed): open the port again, every REOPEN_S until
+        it opens or we are closed. The new process's backend clock starts again, so the ticks and their placing
+        on the monotonic clock start again; the song position goes on, counting the ticks the gap must have held."""
+        bpm, last = self.bpm, self._last_wall
+        self._proc.wait()
+        while not self._closed.wait(self.REOPEN_S):
             try:
-                batch = json.loads(line)
-                self._take(float(batch["w"]), [(float(t), msg) for t, msg in batch["m"]])
-            except (ValueError, KeyError, TypeError):
+                proc = self._start_port(self._client_name, self._start_timeout)
+            except PortError:
                 continue
+            if self._closed.is_set():
+                _stop_child(proc)
+                return False
+            self._ticks.clear(), self._positions.clear(), self._offsets.clear()
+            self._resume = (last, 60.0 / (24 * bpm)) if bpm else None
+            self._proc = proc
+            return True
+        return False
 
     def _take(self, wall: float, messages: list[tuple[float, list[int]]]) -> None:
         for t, msg in messages:
             if not msg:
                 continue
+            if msg[0] != Status.CLOCK:
+                self._resume = None  # a transport message after a reopen says the position afresh
             if msg[0] == Status.CLOCK:
+                if self._resume is not None and self._next_pos is not None:  # the first tick after a reopen
+                    last, period = self._resume
+                    self._next_pos += max(0, round((wall - (messages[-1][0] - t) - last) / period) - 1)
+                self._resume = None
                 if self._next_pos is None:
                     self._next_pos = 0  # joined a running clock: count from here
                 if self.running is None:
@@ -144,8 +177,9 @@ class MidiClockIn:
         return 60.0 / (24 * period) if period > 0 else None
 
     def close(self) -> None:
+        self._closed.set()
         _stop_child(self._proc)
-        self._thread.join(2)
+        self._thread.join(3)
 
 
 def _stop_child(proc: subprocess.Popen) -> None:

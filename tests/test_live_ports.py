@@ -122,3 +122,52 @@ def test_closing_the_clock_input_while_a_clock_plays_is_safe_and_leaves_no_port(
     while any("cuecast-clock" in p for p in jack.ports()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any("cuecast-clock" in p for p in jack.ports())
+
+
+def test_the_clock_input_comes_back_on_the_masters_grid_when_its_port_process_dies(jack):  # noqa: F811
+    """A crash in the MIDI backend ends only the port's process: the follower opens the port again and its song
+    position goes on from where the master is, not from zero."""
+    import os
+    import signal
+    import threading
+    import time
+
+    import rtmidi
+
+    from cuecast.streams.midi_clock_in import MidiClockIn
+
+    out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "steady-master")
+    out.open_virtual_port("clock")
+    period = 60.0 / (24 * 120.0)
+    sent = []  # monotonic time of each tick; tick k is song position k
+    stop = threading.Event()
+
+    def play():
+        out.send_message([0xFA])  # Start
+        t = time.monotonic()
+        while not stop.is_set():
+            while time.monotonic() < t:
+                time.sleep(0.0005)
+            out.send_message([0xF8])
+            sent.append(t)
+            t += period
+
+    follower = MidiClockIn("jack:steady-master:clock")
+    master = threading.Thread(target=play, daemon=True)
+    master.start()
+    try:
+        time.sleep(2.0)
+        assert follower.bpm is not None and abs(follower.bpm - 120.0) < 1.0
+        os.kill(follower._proc.pid, signal.SIGKILL)  # as a segfault in the backend would end it
+        time.sleep(0.7)
+        assert follower.bpm is None  # no ticks while the port is gone (the tempo is forgotten after 0.5 s)
+        time.sleep(2.6)
+        assert follower.bpm is not None and abs(follower.bpm - 120.0) < 1.0
+        bpm, at, beat = follower.grid_at(time.monotonic())
+        # the master's beat `beat`, counted from its Start, is its tick 24 * beat (ticks go out on a fixed schedule)
+        assert abs(at - (sent[0] + 24 * beat * period)) < 0.01, (at - sent[0]) / period / 24 - beat
+    finally:
+        stop.set()
+        master.join()
+        follower.close()
+        out.close_port()
