@@ -351,14 +351,13 @@ class Steering:
     key_strength: float = 0.0
     # (N_KEYS + 1, V): the model's scale prior under each key (last row: none); shared, never written
     key_rows: np.ndarray | None = None
-    key: int = T.N_KEYS  # the key in force: the last key token's index (N_KEYS: none yet)
 
     def copy(self) -> "Steering":
         return Steering(self.mode_strength, self.density_strength, self.velocity_strength, self.pcs.copy(),
                         self.n_pitched, self.mode_tokens, self.balance_strength, self.register_strength,
                         list(self.onsets), list(self.parts), self.level, self.started, list(self.releases),
                         key_now=self.key_now, onsets_in_order=self.onsets_in_order,
-                        key_strength=self.key_strength, key_rows=self.key_rows, key=self.key)
+                        key_strength=self.key_strength, key_rows=self.key_rows)
 
     def new_section(self) -> None:
         """A cut: the mode is steered from the new shot's notes, not from the old shot's (a dark passage's
@@ -372,8 +371,6 @@ class Steering:
             self.started = t
         if T.KIND[tok] == 2:
             self.level = tok - T.VEL0
-        if T.KIND[tok] == T.Kind.KEY:
-            self.key = tok - T.KEY0
         if T.KIND[tok] == 4:
             self.releases.append((t, int(T.TOK_PITCH[tok])))
             if self.releases[0][0] < t - RATE_WINDOW_S:
@@ -430,8 +427,9 @@ class Steering:
         struck = {key for x, p, _, _, key in self.onsets if p and t - span <= x < t}
         return sorted(struck | {key for x, key in self.releases if t - span <= x <= t})
 
-    def bias(self, t: float, valence: float, arousal: float) -> torch.Tensor | None:
-        """(V,) logit bias for the next token at media time t, or None when there is nothing to steer.
+    def bias(self, t: float, valence: float, arousal: float, key: int = T.N_KEYS) -> torch.Tensor | None:
+        """(V,) logit bias for the next token at media time t, or None when there is nothing to steer. `key` is
+        the key in force (the model's cache keeps it: the index of the last key token; N_KEYS: none yet).
         The tensor is shared (kept until one of its inputs changes): never written in place."""
         mode = None
         if self.mode_strength > 0 and self.n_pitched >= MIN_NOTES_FOR_KEY and not math.isnan(valence):
@@ -451,15 +449,15 @@ class Steering:
                        density_bias(rate, target, self.density_strength))
         # most tokens change none of the inputs (a note-on changes the parts, a time shift the rate, rarely
         # its bias): the bias is rebuilt only when one did, with the same arithmetic
-        key = (mode, section, density, tuple(self.parts), arousal, self.level, self.balance_strength, self.register_strength,
-               self.velocity_strength, self.key, self.key_strength)
-        if self._bias_key != key or self._bias_mode is not self.mode_tokens:
-            self._bias_key, self._bias_mode = key, self.mode_tokens
-            self._bias = self._build_bias(mode, section, density, arousal)
+        inputs = (mode, section, density, tuple(self.parts), arousal, self.level, self.balance_strength,
+                  self.register_strength, self.velocity_strength, key, self.key_strength)
+        if self._bias_key != inputs or self._bias_mode is not self.mode_tokens:
+            self._bias_key, self._bias_mode = inputs, self.mode_tokens
+            self._bias = self._build_bias(mode, section, density, arousal, key)
         return self._bias
 
     def _build_bias(self, mode: float | None, section: float | None, density: tuple[float, float] | None,
-                    arousal: float) -> torch.Tensor | None:
+                    arousal: float, key: int) -> torch.Tensor | None:
         """The sum of the steering terms, in a fixed order. Each term is made by torch as it always was and
         kept until its own inputs change; the sum is done in numpy (the same float32 additions, in the same
         order, a fraction of the per-op cost)."""
@@ -471,9 +469,9 @@ class Steering:
             out = self._mode_term
         if section is not None:
             out = (_ZEROS if out is None else out) + self._term("section", section, lambda: section * _KEY_MODE)
-        if self.key_strength > 0 and self.key_rows is not None and self.key < T.N_KEYS:
+        if self.key_strength > 0 and self.key_rows is not None and key < T.N_KEYS:
             out = (_ZEROS if out is None else out) + self._term(
-                "key", (self.key, self.key_strength), lambda: self.key_strength * self.key_rows[self.key])
+                "key", (key, self.key_strength), lambda: self.key_strength * self.key_rows[key])
         if density is not None:
             out = (_ZEROS if out is None else out) + self._term("density", density, lambda: _density_term(*density))
         if self.balance_strength > 0:

@@ -137,7 +137,7 @@ class TransformerGenerator:
             tick_s = plan.beat_s / T.TICKS_PER_BEAT
             max_shift = max(1, min(T.MAX_SHIFT, int(math.ceil((stop - s.clock) / tick_s - 1e-3))))
             off = self._offset(plan, s.clock)
-            bias = s.steer.bias(s.clock, plan.valence, plan.arousal)
+            bias = s.steer.bias(s.clock, plan.valence, plan.arousal, s.cache.key)
             mask = s.guard.mask(max_shift)
             if off < tick_s / 2 and not abs(s.cut_at - s.clock) < EPS:  # reached a boundary: remember what it leaves
                 s.cut_at, s.cut_pcs = s.clock, tuple(s.steer.recent_pitch_classes(s.clock, plan.beat_s))
