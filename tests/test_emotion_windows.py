@@ -101,6 +101,24 @@ def test_observe_cut_switches_to_external_cuts():
     assert list(est.cuts) == [3.1]
 
 
+def test_stand_in_cut_detector_does_not_count_a_fade_but_counts_a_card_switch():
+    """A flat field fading to white crosses three edges of the colour histogram's bins; each crossing jumped the
+    histogram as a cut does (fades.mp4 read ~1.8 cuts/s while the engine's detector saw none). A fade moves every pixel
+    and channel by one offset, so it is not a cut; a switch between flat cards of different hue at about the same
+    luma (counter.mp4) moves the channels differently and still is one, and so is a change of picture."""
+    fade = EmotionEstimator(EmotionConfig(faces=False))
+    feed(fade, np.arange(0, 3.2, 0.04), lambda t: flat((min(255, int(80 * t)),) * 3))
+    assert fade.cuts == []
+    cards = EmotionEstimator(EmotionConfig(faces=False))
+    feed(cards, np.arange(0, 3, 0.04), lambda t: flat((90, 95, 110)) if (t // 1.0) % 2 == 0 else flat((140, 90, 85)))
+    assert len(cards.cuts) == 2
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 255, (180, 320, 3), dtype=np.uint8), rng.integers(0, 120, (180, 320, 3), dtype=np.uint8)
+    scenes = EmotionEstimator(EmotionConfig(faces=False))
+    feed(scenes, np.arange(0, 2, 0.04), lambda t: a if t < 1.0 else b)
+    assert len(scenes.cuts) == 1
+
+
 def test_bad_config_is_a_clear_error():
     with pytest.raises(ValueError, match="hop_s"):
         EmotionEstimator(EmotionConfig(faces=False, hop_s=5.0, window_s=2.0))

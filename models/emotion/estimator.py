@@ -8,7 +8,8 @@ windows up to and including the one that holds the last frame.
 Per frame: the picture's affect features (cheap, every frame). Faces: Haar detection and batched
 expression once per `face_interval_s` (default: once per hop), which keeps the cost low. Cuts: the
 engine calls `observe_cut(t)` with its detector's boundaries; until it does, a simple colour-histogram
-jump detector inside the estimator stands in (so `cuecast emotion` and library use count cuts too);
+jump detector inside the estimator stands in (so `cuecast emotion` and library use count cuts too; a change that
+is one level shift of the whole picture, a fade of a flat field, is not a cut: `level_shift`);
 the first observe_cut switches the internal detector off for good.
 
 Smoothing: an exponential moving average with time constant smoothing_s over successive windows (halved
@@ -38,6 +39,18 @@ from cuecast.types import AudioChunk, EmotionWindow, Frame
 
 MAX_GAP_S = 60.0  # a gap in the input longer than this is skipped, not filled with held windows
 CUT_HIST_JUMP = 0.5  # L1 distance of 4x4x4 colour histograms (0..2) above which a frame change is a cut
+
+
+def level_shift(img: np.ndarray, prev: np.ndarray | None) -> bool:
+    """Whether most of a frame change is one common offset on every pixel and channel: a flat field fading to black or
+    white, an exposure change. Nothing in the picture was replaced, but a level crossing a bin edge jumps the colour
+    histogram (fades.mp4: three "cuts" per fade, ninth pass in EMOTION_MODEL_CARD.md). A cut replaces what is where,
+    and a switch between flat colour cards (counter.mp4) moves the channels differently: neither is one offset."""
+    if prev is None or prev.shape != img.shape:
+        return False
+    d = img.astype(np.float32) - prev.astype(np.float32)
+    raw = float(np.abs(d).mean())
+    return float(np.abs(d - d.mean()).mean()) < 0.5 * raw
 
 
 def colour_hist(img: np.ndarray) -> np.ndarray:
@@ -109,6 +122,7 @@ class EmotionEstimator:
         self._prev_y: np.ndarray | None = None
         self._recent: deque[tuple[float, np.ndarray, bool]] = deque()  # (t, luma, cut) back to MOTION_LAG_S ago
         self._prev_hist: np.ndarray | None = None
+        self._prev_img: np.ndarray | None = None
         self._prev_t: float | None = None
         self._k: int | None = None  # index of the next window to emit: it ends at k * hop_s
         self._last: FrameAffect | None = None
@@ -170,7 +184,8 @@ class EmotionEstimator:
         y = luma(img)
         dt = (t - self._prev_t) if self._prev_t is not None else 0.0
         hist = colour_hist(img)
-        is_cut = self._prev_hist is not None and float(np.abs(hist - self._prev_hist).sum()) > CUT_HIST_JUMP
+        is_cut = (self._prev_hist is not None and float(np.abs(hist - self._prev_hist).sum()) > CUT_HIST_JUMP
+                  and not level_shift(img, self._prev_img))  # only looked at when the histogram jumped
         if is_cut and not self.external_cuts:
             self.cuts.append(t)
         # a cut is not motion: the jump would swamp the motion energy of the window
@@ -179,7 +194,7 @@ class EmotionEstimator:
         rec = FrameAffect(t, b, s, c, w, motion if not is_cut else float("nan"), self._lagged_motion(t, y, is_cut))
         self.frames.append(rec)
         self._last = rec
-        self._prev_y, self._prev_hist, self._prev_t = y, hist, t
+        self._prev_y, self._prev_hist, self._prev_t, self._prev_img = y, hist, t, img
         if self.faces is not None and t >= self._next_face_t:
             self._next_face_t = t + self.face_every
             self.face_log.append((t, *self._faces(image)))
