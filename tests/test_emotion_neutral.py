@@ -86,6 +86,12 @@ def test_calibration_file_is_data_and_errors_are_clear(tmp_path):
     bad.write_text(json.dumps(linear))
     with pytest.raises(ValueError, match="cut_rate not on a log scale.*calibrate_emotion.py"):
         EmotionEstimator(EmotionConfig(faces=False, calibration=str(bad)))
+    # one whose cut rate is centred on its median (no cut at all) would read every cut count a step off: refused
+    median = json.loads(CALIBRATION.read_text())
+    del median["signals"]["cut_rate"]["centre_on"]
+    bad.write_text(json.dumps(median))
+    with pytest.raises(ValueError, match="cut_rate centred on its median.*calibrate_emotion.py"):
+        EmotionEstimator(EmotionConfig(faces=False, calibration=str(bad)))
     # a calibration centred on dark footage reads the same picture as brighter than the shipped one does
     data = json.loads(CALIBRATION.read_text())
     data["signals"]["brightness"]["centre"] -= 0.2

@@ -146,6 +146,21 @@ def test_darker_and_busier_keep_counting_from_a_dim_or_busy_base():
         assert up_busy > keep * up_calm and up_busy > 0.1, busy
 
 
+def test_cut_rate_counts_from_ordinary_pace_and_keeps_counting_at_a_trailers():
+    """The cut rate is centred on ordinary footage's pace (its mean log rate, ~1 cut in 8 s), not on its median, which is
+    no cut at all (most ordinary windows have none): a shot held longer than usual reads calmer than ordinary footage,
+    and a picture at every signal's centre does not read calm (the median-centred signal put it at A -0.19). And it has
+    no soft limit: twice the cuts at a trailer's pace (2 -> 4 cuts/s) moves arousal at least as much as 0.25 -> 0.5 does
+    (with the limit at 2.5 spreads it kept 0.4 of it)."""
+    base, cal = ordinary_signals(), load_calibration()
+    assert 1 / 12 < base["cut_rate"] < 1 / 4  # ordinary pace: a cut every 4-12 s
+    arousal = lambda rate: standard_scores(**{**base, "cut_rate": rate})[1]  # noqa: E731
+    assert arousal(0.0) < arousal(base["cut_rate"]) - 0.1  # a held shot is calmer than ordinary footage
+    assert abs(picture_va(**base)[1]) < 0.1
+    assert arousal(4.0) - arousal(2.0) >= arousal(0.5) - arousal(0.25) > 0.1
+    assert cal.centre["cut_rate"] > np.log(cal.log_eps["cut_rate"]) + 0.25 * cal.scale["cut_rate"]
+
+
 def test_output_keeps_its_slope_where_dark_or_still_footage_sits():
     """A night scene reads valence ~-0.6 and a near-still clip arousal ~-0.7: the same luma step there moves the
     output by at least 0.9 of what it moves an ordinary picture (tanh kept 0.64 at -0.6), while the output stays

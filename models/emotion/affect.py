@@ -24,10 +24,11 @@ Mapping to the affect plane:
   7(1): arousal rises with motion activity and with the shot-cut rate (short shots), each a monotonic
   component of a weighted sum, smoothed over time.
 The standardising constants come from ordinary footage (tools/calibrate_emotion.py, the JSON beside the
-weights): each signal is centred on its median there and scaled by its spread, and so are the two combined
-scores, so that ordinary-looking footage sits at the origin and changes move it. All signals but brightness are
-softly limited to +-Z_LIMIT spreads, so one extreme signal (a grey card has no colour at all) cannot
-outvote the others; brightness (bounded to [0, 1]) is not (see pleasure_arousal_scores). Colourfulness joins
+weights): each signal is centred on its median there (the cut rate, one-sided, on its mean: cut_standard) and scaled
+by its spread, and so are the two combined scores, so that ordinary-looking footage sits at the origin and changes
+move it. All signals but brightness and the cut rate are softly limited to +-Z_LIMIT spreads, so one extreme signal (a
+grey card has no colour at all) cannot outvote the others; brightness (bounded to [0, 1]) is not (see
+pleasure_arousal_scores), nor is the cut rate (its log grows slowly and the frame rate bounds it: cut_standard). Colourfulness joins
 saturation (both measure chroma) and warmth leans arousal a little
 (warm hues are the more arousing in Valdez & Mehrabian, though that effect is weaker than saturation's).
 """
@@ -51,6 +52,7 @@ MOTION_PERCENTILE = 75.0  # of the window's frame differences (see the module do
 # motion_lag's interval: within the ~0.1-0.3 s over which vision integrates motion; slow movement invisible from frame to
 # frame (under the encoding noise) adds up over it. Alone it saturates on fast clips (sixth pass), hence the blend (Calibration.motion_standard).
 MOTION_LAG_S = 0.2
+CUT_Z_LIMIT: float | None = None  # the cut rate's own soft limit, in spreads (None: none; see cut_standard)
 KNEE = 6.0  # output squash x / (1 + |x|^KNEE)^(1/KNEE): the smallest even power whose slope at +-0.6 is >= 0.9 (see bounded)
 
 
@@ -110,6 +112,8 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
         linear = [k for k in LOG_SIGNALS if sig[k].get("transform") != "log"]
         if linear:  # read without their old second squash (pleasure_arousal_scores): a linear one would saturate the sum
             raise ValueError(f"{', '.join(linear)} not on a log scale (a calibration made before the fifth pass)")
+        if sig["cut_rate"].get("centre_on") != "mean":  # ninth pass: a median-centred cut rate sits at no cut at all
+            raise ValueError("cut_rate centred on its median (a calibration made before the ninth pass)")
         return Calibration(centre={k: float(sig[k]["centre"]) for k in SIGNALS},
                            scale={k: max(float(sig[k]["scale"]), 1e-6) for k in SIGNALS},
                            log_eps={k: float(sig[k]["eps"]) for k in SIGNALS if sig[k].get("transform") == "log"},
@@ -180,7 +184,8 @@ def pleasure_arousal_scores(cal: Calibration, brightness: float, saturation: flo
                             warmth: float, motion: float, motion_lag: float, cut_rate: float) -> tuple[float, float]:
     """The published combinations of the standardised signals, before their own calibration.
 
-    What is squashed (fifth pass, EMOTION_MODEL_CARD.md): every signal but brightness is softly limited to
+    What is squashed (fifth pass, EMOTION_MODEL_CARD.md; the cut rate since the ninth: cut_standard): every signal but
+    brightness and the cut rate is softly limited to
     +-Z_LIMIT spreads, so that one extreme (a grey card has no colour at all) cannot outvote the rest. Brightness
     is not: mean luma lies in [0, 1], so it cannot run away (about -3.2..+4 spreads of ordinary footage), and the
     limit flattened the dark quarter of ordinary footage, where a picture made darker still looks darker to a
@@ -194,7 +199,18 @@ def pleasure_arousal_scores(cal: Calibration, brightness: float, saturation: flo
     colour_arousal = -0.31 * zb + 0.60 * zs + 0.15 * cal.z("warmth", warmth)  # Valdez & Mehrabian 1994
     # Hanjalic & Xu 2005: motion activity and cut rate, each a monotonic component (here: their logs)
     zm = soft_limit(cal.motion_standard(motion, motion_lag))
-    return pleasure, 0.35 * colour_arousal + 0.40 * zm + 0.25 * cal.z("cut_rate", cut_rate)
+    return pleasure, 0.35 * colour_arousal + 0.40 * zm + 0.25 * cut_standard(cal, cut_rate)
+
+
+def cut_standard(cal: Calibration, cut_rate: float) -> float:
+    """The cut rate in spreads of ordinary footage, with no soft limit (ninth pass, EMOTION_MODEL_CARD.md): centred on
+    ordinary footage's mean log rate (a cut every ~8 s; tools/calibrate_emotion.py), so a shot held longer reads calmer
+    and faster cutting busier. It needs no limit: the log already compresses it (5 cuts/s is ~3.5 spreads, a cut on
+    every frame of 30/s ~5.7), and the limit flattened the pace of a trailer (1-2 cuts/s), where twice the cuts
+    still looks busier to a viewer."""
+    if CUT_Z_LIMIT is None:
+        return cal.standardise("cut_rate", cut_rate)
+    return CUT_Z_LIMIT * math.tanh(cal.standardise("cut_rate", cut_rate) / CUT_Z_LIMIT)
 
 
 def standard_scores(brightness: float, saturation: float, colourfulness: float, warmth: float,
