@@ -117,6 +117,21 @@ def test_stand_in_cut_detector_does_not_count_a_fade_but_counts_a_card_switch():
     scenes = EmotionEstimator(EmotionConfig(faces=False))
     feed(scenes, np.arange(0, 2, 0.04), lambda t: a if t < 1.0 else b)
     assert len(scenes.cuts) == 1
+    # a cut from a bright shot to a dark one is mostly one offset too, but the picture is new: still a cut; the same
+    # shot made darker (an exposure change) is not
+    day, night = soft_picture(1, 180, 30), soft_picture(2, 40, 15)
+    for after, cuts in ((night, 1), ((day * 0.6).astype(np.uint8), 0)):
+        est = EmotionEstimator(EmotionConfig(faces=False))
+        feed(est, np.arange(0, 2, 0.04), lambda t, after=after: day if t < 1.0 else after)
+        assert len(est.cuts) == cuts
+
+
+def soft_picture(seed: int, mean: float, spread: float) -> np.ndarray:
+    """A picture of soft shapes (blurred noise): structure without the pixel noise a random image is all made of."""
+    import cv2
+
+    base = cv2.GaussianBlur(np.random.default_rng(seed).random((180, 320, 3)).astype(np.float32), (0, 0), 12)
+    return np.clip(mean + spread * (base - base.mean()) / base.std(), 0, 255).astype(np.uint8)
 
 
 def test_bad_config_is_a_clear_error():

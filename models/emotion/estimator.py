@@ -38,19 +38,29 @@ from cuecast.models.emotion.va import certainty, va_from_probs
 from cuecast.types import AudioChunk, EmotionWindow, Frame
 
 MAX_GAP_S = 60.0  # a gap in the input longer than this is skipped, not filled with held windows
+FLAT_LUMA_STD = 0.02  # luma spread (0..1) under which a frame is a flat field, with no structure of its own
+KEPT_STRUCTURE = 0.5  # luma correlation with the frame before above which a level shift is the same picture
 CUT_HIST_JUMP = 0.5  # L1 distance of 4x4x4 colour histograms (0..2) above which a frame change is a cut
 
 
 def level_shift(img: np.ndarray, prev: np.ndarray | None) -> bool:
-    """Whether most of a frame change is one common offset on every pixel and channel: a flat field fading to black or
-    white, an exposure change. Nothing in the picture was replaced, but a level crossing a bin edge jumps the colour
-    histogram (fades.mp4: three "cuts" per fade, ninth pass in EMOTION_MODEL_CARD.md). A cut replaces what is where,
-    and a switch between flat colour cards (counter.mp4) moves the channels differently: neither is one offset."""
+    """Whether a frame change is one level shift of the same picture: a flat field fading to black or white, a picture
+    fading or changing exposure. Nothing was replaced, but a level crossing a bin edge jumps the colour histogram
+    (fades.mp4: three "cuts" per fade, ninth pass in EMOTION_MODEL_CARD.md). Two things must hold: most of the change is
+    one common offset on every pixel and channel (a switch between flat colour cards, counter.mp4, moves the channels
+    differently), and the picture's structure is kept (luma correlates with the frame before, or there is none to
+    keep): a cut from a bright shot to a dark one is mostly an offset too, but its structure is new."""
     if prev is None or prev.shape != img.shape:
         return False
     d = img.astype(np.float32) - prev.astype(np.float32)
-    raw = float(np.abs(d).mean())
-    return float(np.abs(d - d.mean()).mean()) < 0.5 * raw
+    if float(np.abs(d - d.mean()).mean()) >= 0.5 * float(np.abs(d).mean()):
+        return False
+    a, b = luma(prev), luma(img)
+    a, b = a - a.mean(), b - b.mean()
+    sa, sb = float(a.std()), float(b.std())
+    if min(sa, sb) < FLAT_LUMA_STD:
+        return True  # a flat frame on either side: no structure to keep or to replace
+    return float((a * b).mean()) / (sa * sb) > KEPT_STRUCTURE
 
 
 def colour_hist(img: np.ndarray) -> np.ndarray:
