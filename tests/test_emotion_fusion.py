@@ -141,3 +141,34 @@ def test_emotion_command_bad_input_is_one_line(tmp_path, capsys):
     assert err.startswith("cuecast: error:") and "Traceback" not in err
     (tmp_path / "junk.mp4").write_bytes(b"junk")
     assert cli_main(["emotion", str(tmp_path / "junk.mp4")]) == 2
+
+
+def test_emotion_command_counts_the_cuts_the_engine_detects(tmp_path, capsys):
+    """`cuecast emotion` reads the cut rate from the engine's cut detector, as a render and the calibration do. The
+    estimator's histogram stand-in sees no cut between shots of the same colours, so the command used to read such a
+    clip as a held shot (A -0.90 against the render's -0.61 on this one; goldeneye, issue-134 and testvideo ~0.2 calmer)."""
+    from cuecast.models.cuts.config import CutConfig
+    from cuecast.engine.config import SourceConfig
+    from cuecast.models.cuts.detector import OnlineCutDetector
+    from cuecast.streams.video import FileDecoder
+
+    clip = tmp_path / "same_colours.mp4"
+    cuts = make_test_video(clip, [(1.5, (120, 110, 100))] * 4, fps=25)  # four layouts, one palette
+    frames = [f for f in FileDecoder(clip, analysis_width=SourceConfig().analysis_width, audio=False)]
+    stand_in = EmotionEstimator(EmotionConfig(audio=False, faces=False))
+    for f in frames:
+        stand_in.process_frame(f)
+    assert stand_in.cuts == []  # the case: cuts the stand-in cannot see
+    engine = EmotionEstimator(EmotionConfig(audio=False, faces=False))
+    detector, want = OnlineCutDetector(CutConfig()), []
+    for f in frames:  # the engine pipeline's order: the detector's boundaries, then the frame
+        for b in detector.process_frame(f):
+            engine.observe_cut(b.t)
+        want += engine.process_frame(f)
+    for b in detector.flush():
+        engine.observe_cut(b.t)
+    want += engine.flush()
+    assert len(engine.cuts) == len(cuts)
+    assert cli_main(["emotion", str(clip), "--json", "--no-faces", "--no-audio"]) == 0
+    got = json.loads(capsys.readouterr().out)["windows"]
+    assert [w["arousal"] for w in got] == pytest.approx([w.arousal for w in want], abs=1e-4)  # JSON: 4 decimals

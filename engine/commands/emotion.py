@@ -12,7 +12,7 @@ from cuecast.types import Frame
 HELP = "print the emotion of a video window by window (Ekman-6, valence, arousal)"
 DESCRIPTION = """\
 Estimate the emotion of a video in sliding windows, as the engine does live: the picture's colour,
-brightness and motion, the cut rate, faces and their expressions, and the sound.
+brightness and motion, the cut rate (the engine's cut detector), faces and their expressions, and the sound.
 
 Each line: window start-end in seconds, the largest share (one of the six emotions, or "neutral" when
 the window says nothing in particular) and that share, the neutral share, valence (-1 unpleasant ..
@@ -42,6 +42,7 @@ def _estimator(cfg):
 
 
 def run(args) -> int:
+    from cuecast.models.cuts.detector import OnlineCutDetector
     from cuecast.streams.video import FileDecoder
     from cuecast.types import SourceError
 
@@ -52,6 +53,10 @@ def run(args) -> int:
         overrides["emotion.audio"] = False
     cfg = config_from_args(args, **overrides)
     est = _estimator(cfg)
+    # the engine's cut detector reports the boundaries, as in a render and in the calibration
+    # (tools/calibrate_emotion.py): the estimator's histogram stand-in misses a cut between shots of
+    # the same colours, so without it this command read the same clip calmer than the render did
+    detector = OnlineCutDetector(cfg.cuts)
     try:
         source = FileDecoder(args.input, analysis_width=cfg.source.analysis_width,
                             audio=cfg.source.audio and cfg.emotion.audio)
@@ -59,10 +64,14 @@ def run(args) -> int:
         bar = media_progress(source.info.duration, "emotion", args.quiet)
         for item in source:
             if isinstance(item, Frame):
+                for b in detector.process_frame(item):  # first, as the engine's pipeline does
+                    est.observe_cut(b.t)
                 windows += est.process_frame(item)
                 bar.update(max(0.0, round(item.t, 1) - bar.n))
             else:
                 est.process_audio(item)
+        for b in detector.flush():
+            est.observe_cut(b.t)
         windows += est.flush()
         bar.close()
     except SourceError as e:

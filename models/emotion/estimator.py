@@ -7,10 +7,11 @@ windows up to and including the one that holds the last frame.
 
 Per frame: the picture's affect features (cheap, every frame). Faces: Haar detection and batched
 expression once per `face_interval_s` (default: once per hop), which keeps the cost low. Cuts: the
-engine calls `observe_cut(t)` with its detector's boundaries; until it does, a simple colour-histogram
-jump detector inside the estimator stands in (so `cuecast emotion` and library use count cuts too; a change that
-is one level shift of the whole picture, a fade of a flat field, is not a cut: `level_shift`);
-the first observe_cut switches the internal detector off for good.
+engine calls `observe_cut(t)` with its detector's boundaries (so does `cuecast emotion`); until it does, a simple
+colour-histogram jump detector inside the estimator stands in (so library use without the engine counts cuts too; a
+change that is one level shift of the whole picture, a fade of a flat field, is not a cut: `level_shift`; it misses a
+cut between shots of the same colours, which the engine's detector sees); the first observe_cut switches the internal
+detector off for good.
 
 Smoothing: an exponential moving average with time constant smoothing_s over successive windows (halved
 for the windows right after a cut, where the scene really changed), then a dead band (`hysteresis`) on
