@@ -56,11 +56,13 @@ def decode_only(path: Path, width: int) -> float:
 def render_clip(path: Path, generator: str = "arranger", lookahead: float | None = None) -> dict:
     from cuecast.engine.config import load_config
     from cuecast.engine.render import render
+    from cuecast.engine.stages import set_torch_threads
 
     overrides = {"generator.backend": generator}
     if lookahead is not None:
         overrides["conductor.lookahead_s"] = lookahead
     cfg = load_config(None, overrides)
+    set_torch_threads(cfg.runtime)  # as `cuecast render` does at its start (runtime.torch_threads, default 1)
     with tempfile.TemporaryDirectory() as out:
         res = render(path, out, cfg, progress=False)
         mp4 = Path(out) / "soundtrack.mp4"
