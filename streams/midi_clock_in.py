@@ -51,15 +51,16 @@ class MidiClockIn:
         self._resume: tuple[float, float] | None = None  # after a reopen: (wall of the last tick before, tick period)
         self._closed = threading.Event()
         self._client_name, self._start_timeout = client_name, start_timeout
-        self._proc = self._start_port(client_name, start_timeout)
+        self._proc = self._start_port()
         self._thread = threading.Thread(target=self._read, name="cuecast-clock-in", daemon=True)
         self._thread.start()
 
-    def _start_port(self, client_name: str, timeout: float) -> subprocess.Popen:
+    def _start_port(self) -> subprocess.Popen:
         """The port, opened in a child process (midi_clock_port.py says why); its first line says ready or why not."""
+        timeout = self._start_timeout
         proc = subprocess.Popen(
             [sys.executable, "-c", "from cuecast.streams.midi_clock_port import main; main()",
-             self.spec.kind, self.spec.name, client_name],
+             self.spec.kind, self.spec.name, self._client_name],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         ready, _, _ = select.select([proc.stdout], [], [], timeout)
         first = proc.stdout.readline() if ready else ""
@@ -93,7 +94,7 @@ class MidiClockIn:
         self._proc.wait()
         while not self._closed.wait(self.REOPEN_S):
             try:
-                proc = self._start_port(self._client_name, self._start_timeout)
+                proc = self._start_port()
             except PortError:
                 continue
             if self._closed.is_set():

@@ -52,7 +52,6 @@ MOTION_PERCENTILE = 75.0  # of the window's frame differences (see the module do
 # motion_lag's interval: within the ~0.1-0.3 s over which vision integrates motion; slow movement invisible from frame to
 # frame (under the encoding noise) adds up over it. Alone it saturates on fast clips (sixth pass), hence the blend (Calibration.motion_standard).
 MOTION_LAG_S = 0.2
-CUT_Z_LIMIT: float | None = None  # the cut rate's own soft limit, in spreads (None: none; see cut_standard)
 KNEE = 6.0  # output squash x / (1 + |x|^KNEE)^(1/KNEE): the smallest even power whose slope at +-0.6 is >= 0.9 (see bounded)
 
 
@@ -208,9 +207,7 @@ def cut_standard(cal: Calibration, cut_rate: float) -> float:
     and faster cutting busier. It needs no limit: the log already compresses it (5 cuts/s is ~3.5 spreads, a cut on
     every frame of 30/s ~5.7), and the limit flattened the pace of a trailer (1-2 cuts/s), where twice the cuts
     still looks busier to a viewer."""
-    if CUT_Z_LIMIT is None:
-        return cal.standardise("cut_rate", cut_rate)
-    return CUT_Z_LIMIT * math.tanh(cal.standardise("cut_rate", cut_rate) / CUT_Z_LIMIT)
+    return cal.standardise("cut_rate", cut_rate)
 
 
 def standard_scores(brightness: float, saturation: float, colourfulness: float, warmth: float,
