@@ -10,6 +10,7 @@ import ctypes
 import ctypes.util
 import glob
 import os
+import time
 
 from .midi_ports import quiet_stderr, rtmidi_module
 
@@ -34,6 +35,10 @@ def _libjack():
             lib.jack_port_get_all_connections.restype = ctypes.POINTER(ctypes.c_char_p)
             lib.jack_port_get_all_connections.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
             lib.jack_free.argtypes = [ctypes.c_void_p]
+            lib.jack_last_frame_time.restype = ctypes.c_uint32
+            lib.jack_last_frame_time.argtypes = [ctypes.c_void_p]
+            lib.jack_get_buffer_size.restype = ctypes.c_uint32
+            lib.jack_get_buffer_size.argtypes = [ctypes.c_void_p]
             return lib
     return None
 
@@ -90,6 +95,20 @@ class JackWatch:
         # sender runs with the garbage collector off, so every port check would leak a few hundred bytes
         self.lib.jack_free(names)
         return out
+
+    def wait_cycles(self, n: int, timeout: float) -> bool:
+        """Wait until the server has started `n` more process cycles (its frame counter moved on n periods), or
+        `timeout` seconds. A graph change (a new connection) takes effect at a cycle's start, so after two
+        cycles it is in force however long the server's period is and however late its cycles run."""
+        if not self.usable:
+            return False
+        start, period = self.lib.jack_last_frame_time(self.client), max(1, self.lib.jack_get_buffer_size(self.client))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.gone:
+            if (self.lib.jack_last_frame_time(self.client) - start) % 2**32 >= n * period:
+                return True
+            time.sleep(0.001)
+        return False
 
     def close(self) -> None:
         if self.client is not None and not self.gone:

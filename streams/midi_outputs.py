@@ -136,7 +136,8 @@ class RtMidiOutput(MidiOutput):
                 self.own = sorted(new)[0]
                 break
             time.sleep(0.005)
-        time.sleep(0.02)  # a few JACK periods: the graph change is applied at a cycle boundary
+        if not self.watch.wait_cycles(2, timeout=0.5):  # the graph change is applied at a cycle boundary
+            time.sleep(0.02)
 
     def _open_virtual(self, name: str) -> None:
         if sys.platform == "win32":

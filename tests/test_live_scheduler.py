@@ -94,15 +94,17 @@ def test_clock_rate_follows_tempo(rx):
     start = next(t for t, m in rx.messages if m[0] == 0xFA)
     ks, times = rx.tick_grid(60.0 / 120.0 / PPQN)
     ks, rel = np.array(ks), np.array(times) - start
+    lines = []
     for k0, k1, bpm in ((0, 96, 120.0), (96, 96 + 100, 126.0)):
         # ticks per second over 2 s: a least-squares line through receive times, so jitter averages out
         sel = (ks >= k0) & (ks < k1)
         assert sel.sum() > 0.9 * (k1 - k0)
-        slope = np.polyfit(ks[sel], rel[sel], 1)[0]
-        assert 1 / slope == pytest.approx(bpm * PPQN / 60.0, rel=1e-3), (bpm, 1 / slope)
-    # beat 4 (tick 96) falls at media time 2.0 (the first tick, at media time 0, came with the start)
-    at = rel[ks >= 96][0] - (ks[ks >= 96][0] - 96) * 60 / 126 / PPQN
-    assert at == pytest.approx(2.0, abs=0.005)
+        lines.append(np.polyfit(ks[sel], rel[sel], 1))
+        assert 1 / lines[-1][0] == pytest.approx(bpm * PPQN / 60.0, rel=1e-3), (bpm, 1 / lines[-1][0])
+    # beat 4 (tick 96) falls 2.0 s after tick 0, read off the two lines: a single tick's receive time is only
+    # as fine as the JACK period (5.3 ms on the 256-frame server of a machine without real-time scheduling)
+    at = np.polyval(lines[1], 96) - np.polyval(lines[0], 0)
+    assert at == pytest.approx(2.0, abs=0.003)
     spp = [m for _, m in rx.messages if m[0] == 0xF2]
     assert spp[0] == [0xF2, 0, 0]  # song position 0 before start
 
@@ -198,7 +200,8 @@ def test_latency_offset_per_output(jack):  # noqa: F811
         # each receiver's time starts at its first message (the program changes, sent together at start)
         ta = next(t for t, st, _, d2 in a.notes() if st & 0xF0 == 0x90 and d2)
         tb = next(t for t, st, _, d2 in b.notes() if st & 0xF0 == 0x90 and d2)
-        assert tb - ta == pytest.approx(0.060, abs=0.006)
+        # a receive time is only as fine as the server's period (a note lands at the start of the next cycle)
+        assert tb - ta == pytest.approx(0.060, abs=max(0.006, 1.2 * jack.period / jack.rate))
     finally:
         a.close()
         b.close()
