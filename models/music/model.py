@@ -122,14 +122,14 @@ class KVCache:
             B, H, _, hd = k.shape
             self.k[layer] = k.new_zeros(B, H, self.window, hd)
             self.v[layer] = v.new_zeros(B, H, self.window, hd)
-        k, v = k[:, :, -self.window:], v[:, :, -self.window:]
-        idx = (self.slot + torch.arange(k.shape[2])) % self.window
-        if k.shape[2] == 1:
+        if k.shape[2] == 1:  # the one-token step: no index tensor to build
             self.k[layer][:, :, self.slot] = k[:, :, 0]
             self.v[layer][:, :, self.slot] = v[:, :, 0]
-        else:
-            self.k[layer][:, :, idx] = k
-            self.v[layer][:, :, idx] = v
+            return
+        k, v = k[:, :, -self.window:], v[:, :, -self.window:]
+        idx = (self.slot + torch.arange(k.shape[2])) % self.window
+        self.k[layer][:, :, idx] = k
+        self.v[layer][:, :, idx] = v
 
     def advance(self, n_tokens: int) -> None:
         self.pos += n_tokens
@@ -250,6 +250,7 @@ class MusicTransformer(nn.Module):
         self._va_memo = {}  # step()'s memos are stale once the weights may change
         self._off_memo = {}
         self._layer_memo = {}
+        self._rows_memo = {}
         self._fast = None
         self._scale_memo = None
         return super().train(mode)
@@ -299,7 +300,7 @@ class MusicTransformer(nn.Module):
 
         The same maths as forward() with a cache, with fewer tiny ops: condition vectors are memoised
         (valence/arousal change rarely within a stream; tokens at one time share their offset)."""
-        conds = torch.stack([self._cond_vectors(*r) for r in rows])  # (B, 1 + n_layer, D)
+        conds, key_prior = self._rows_conditions(tuple(rows))  # (B, 1 + n_layer, D), (B, V)
         x = (conds[:, 0] + self.tok.weight[tok]).unsqueeze(1)
         if getattr(self, "_fast", None) is None:
             hd = self.cfg.d_model // self.cfg.n_head
@@ -312,8 +313,24 @@ class MusicTransformer(nn.Module):
         cache.advance(1)
         if T.KEY0 <= tok < T.KEY0 + T.N_KEYS:
             cache.key = tok - T.KEY0
-        logits = self._with_key_prior(self._full_vocab(F.linear(self.ln_f(x)[:, -1], self.tok.weight)), conds[:, 0])
+        logits = self._full_vocab(F.linear(self.ln_f(x)[:, -1], self.tok.weight))
+        logits = logits if key_prior is None else logits + key_prior
         return logits + self.scale_rows()[cache.key] if cache.key < T.N_KEYS else logits
+
+    def _rows_conditions(self, rows: tuple) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The condition vectors of B rows stacked, and what the key prior adds to their logits (None for weights
+        without key tokens). Memoised per set of rows: the conditions change far less often than tokens come."""
+        memo = getattr(self, "_rows_memo", None)
+        if memo is None or len(memo) > 256:
+            memo = self._rows_memo = {}
+        out = memo.get(rows)
+        if out is None:
+            conds = torch.stack([self._cond_vectors(*r) for r in rows])
+            prior = None
+            if self.cfg.vocab_size >= T.KEY0 + T.N_KEYS:
+                prior = F.pad(self.key_prior(conds[:, 0]), (T.KEY0, T.VOCAB_SIZE - T.KEY0 - T.N_KEYS))
+            out = memo[rows] = (conds, prior)
+        return out
 
     def scale_rows(self) -> torch.Tensor:
         """(N_KEYS + 1, V): what the scale prior adds to the logits under each key (last row: no key yet)."""
