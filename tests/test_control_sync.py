@@ -109,7 +109,10 @@ def test_midi_clock_in_grid_start_stop_and_song_position(clip, jack):  # noqa: F
     assert len(first) >= 10 and len(second) >= 5
     # within a few ms; the JACK dummy driver on a loaded machine (2 cores, load ~17 when measured) time-stamps
     # stretches of ticks late, which moves the odd beat by tens of ms: hence median and share, not the max
-    assert np.median(np.abs(offs)) < 0.010 and np.mean(np.abs(offs) < 0.020) >= 0.75
+    # (plus one JACK period: a tick's receive time is only known to the cycle it arrived in, 5.3 ms on the 256-frame
+    # server of a machine without real-time scheduling)
+    cycle = jack.period / jack.rate
+    assert np.median(np.abs(offs)) < 0.010 + cycle and np.mean(np.abs(offs) < 0.020 + cycle) >= 0.75
     print("tempo followed:", sorted(round(b.bpm, 2) for b in first + second))
     assert all(abs(b.bpm - BPM) < 1.0 for b in first + second)  # its tempo (as measured), never bent to a cut
     # the master's bars: each beat's place in the bar is the master's beat index mod 4 (song position honoured)
