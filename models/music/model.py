@@ -326,10 +326,7 @@ class MusicTransformer(nn.Module):
         out = memo.get(rows)
         if out is None:
             conds = torch.stack([self._cond_vectors(*r) for r in rows])
-            prior = None
-            if self.cfg.vocab_size >= T.KEY0 + T.N_KEYS:
-                prior = F.pad(self.key_prior(conds[:, 0]), (T.KEY0, T.VOCAB_SIZE - T.KEY0 - T.N_KEYS))
-            out = memo[rows] = (conds, prior)
+            out = memo[rows] = (conds, self._key_prior_logits(conds[:, 0]))
         return out
 
     def scale_rows(self) -> torch.Tensor:
@@ -346,9 +343,15 @@ class MusicTransformer(nn.Module):
         return rows
 
     def _with_key_prior(self, logits: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        if self.cfg.vocab_size < T.KEY0 + T.N_KEYS:  # weights from before key tokens never choose one
-            return logits
-        return logits + F.pad(self.key_prior(c), (T.KEY0, T.VOCAB_SIZE - T.KEY0 - T.N_KEYS))
+        prior = self._key_prior_logits(c)
+        return logits if prior is None else logits + prior
+
+    def _key_prior_logits(self, c: torch.Tensor) -> torch.Tensor | None:
+        """What the key prior adds to the logits under conditions c; None for weights from before key tokens
+        (they never choose one)."""
+        if self.cfg.vocab_size < T.KEY0 + T.N_KEYS:
+            return None
+        return F.pad(self.key_prior(c), (T.KEY0, T.VOCAB_SIZE - T.KEY0 - T.N_KEYS))
 
     def _full_vocab(self, logits: torch.Tensor) -> torch.Tensor:
         """Logits over this cuecast's vocabulary: weights trained before tokens were appended never choose them."""
