@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from cuecast.engine.cli import main as cli_main
 from cuecast.models.emotion.config import EmotionConfig
-from cuecast.models.emotion.estimator import EmotionEstimator
+from cuecast.models.emotion.estimator import EmotionEstimator, analyse
 from cuecast.models.emotion.fusion import DIMS, N_STEPS, FusionHead, fixed_fusion, load_head, save_head, window_steps
 from cuecast.models.emotion.va import va_from_probs
 from cuecast.testmedia.video import make_test_video
@@ -160,14 +160,7 @@ def test_emotion_command_counts_the_cuts_the_engine_detects(tmp_path, capsys):
         stand_in.process_frame(f)
     assert stand_in.cuts == []  # the case: cuts the stand-in cannot see
     engine = EmotionEstimator(EmotionConfig(audio=False, faces=False))
-    detector, want = OnlineCutDetector(CutConfig()), []
-    for f in frames:  # the engine pipeline's order: the detector's boundaries, then the frame
-        for b in detector.process_frame(f):
-            engine.observe_cut(b.t)
-        want += engine.process_frame(f)
-    for b in detector.flush():
-        engine.observe_cut(b.t)
-    want += engine.flush()
+    want = analyse(engine, frames, OnlineCutDetector(CutConfig()))  # the engine pipeline's order
     assert len(engine.cuts) == len(cuts)
     assert cli_main(["emotion", str(clip), "--json", "--no-faces", "--no-audio"]) == 0
     got = json.loads(capsys.readouterr().out)["windows"]

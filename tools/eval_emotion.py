@@ -49,7 +49,7 @@ from cuecast.models.cuts.config import CutConfig  # noqa: E402
 from cuecast.models.cuts.detector import OnlineCutDetector  # noqa: E402
 from cuecast.models.emotion.audio import AudioFeatures  # noqa: E402
 from cuecast.models.emotion.config import EmotionConfig  # noqa: E402
-from cuecast.models.emotion.estimator import EmotionEstimator  # noqa: E402
+from cuecast.models.emotion.estimator import EmotionEstimator, analyse  # noqa: E402
 from cuecast.models.emotion.faces import FaceExpressions, faces_to_ekman  # noqa: E402
 from cuecast.models.emotion.fer_net import FER_CLASSES  # noqa: E402
 from cuecast.models.emotion.va import top_class, va_from_probs  # noqa: E402
@@ -158,20 +158,13 @@ def run_inputs(frames: list[Frame], cfg: EmotionConfig) -> tuple[tuple[float, fl
 
 
 def drive(est: EmotionEstimator, frames: list[Frame], audio: list[AudioChunk] | None = None) -> list:
-    """The estimator as the engine drives it: the engine's cut detector reports its boundaries to it."""
-    detector = OnlineCutDetector(CutConfig())
-    windows, ai = [], 0
-    audio = audio or []
-    for f in frames:
-        while ai < len(audio) and audio[ai].t <= f.t:
-            est.process_audio(audio[ai])
-            ai += 1
-        windows += est.process_frame(f)
-        for b in detector.process_frame(f):
-            est.observe_cut(b.t)
-    for b in detector.flush():
-        est.observe_cut(b.t)
-    return windows + est.flush()
+    """The estimator as the engine drives it (estimator.analyse): the engine's cut detector reports its boundaries."""
+    return analyse(est, in_media_order(frames, audio or []), OnlineCutDetector(CutConfig()))
+
+
+def in_media_order(frames: list[Frame], audio: list[AudioChunk]) -> list[Frame | AudioChunk]:
+    """Frames and sound chunks as a decoder yields them: each chunk before the first frame after it."""
+    return sorted([*audio, *frames], key=lambda item: (item.t, isinstance(item, Frame)))
 
 
 def reading(windows) -> dict:

@@ -7,7 +7,6 @@ import sys
 
 from cuecast.engine.commands.common import add_common_options, config_from_args, media_progress
 from cuecast.engine.errors import ConfigError, InputError
-from cuecast.types import Frame
 
 HELP = "print the emotion of a video window by window (Ekman-6, valence, arousal)"
 DESCRIPTION = """\
@@ -43,6 +42,7 @@ def _estimator(cfg):
 
 def run(args) -> int:
     from cuecast.models.cuts.detector import OnlineCutDetector
+    from cuecast.models.emotion.estimator import analyse
     from cuecast.streams.video import FileDecoder
     from cuecast.types import SourceError
 
@@ -60,19 +60,8 @@ def run(args) -> int:
     try:
         source = FileDecoder(args.input, analysis_width=cfg.source.analysis_width,
                             audio=cfg.source.audio and cfg.emotion.audio)
-        windows = []
         bar = media_progress(source.info.duration, "emotion", args.quiet)
-        for item in source:
-            if isinstance(item, Frame):
-                for b in detector.process_frame(item):  # first, as the engine's pipeline does
-                    est.observe_cut(b.t)
-                windows += est.process_frame(item)
-                bar.update(max(0.0, round(item.t, 1) - bar.n))
-            else:
-                est.process_audio(item)
-        for b in detector.flush():
-            est.observe_cut(b.t)
-        windows += est.flush()
+        windows = analyse(est, source, detector, on_frame=lambda f: bar.update(max(0.0, round(f.t, 1) - bar.n)))
         bar.close()
     except SourceError as e:
         raise InputError(str(e)) from None

@@ -25,6 +25,7 @@ import bisect
 import itertools
 import math
 from collections import deque
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
@@ -36,7 +37,7 @@ from cuecast.models.emotion.audio import AudioFeatures, audio_arousal
 from cuecast.models.emotion.config import EmotionConfig
 from cuecast.models.emotion.fusion import DIMS, fixed_fusion, load_head, window_steps
 from cuecast.models.emotion.va import certainty, va_from_probs
-from cuecast.types import AudioChunk, EmotionWindow, Frame
+from cuecast.types import AudioChunk, CutDetector, EmotionWindow, Frame
 
 MAX_GAP_S = 60.0  # a gap in the input longer than this is skipped, not filled with held windows
 FLAT_LUMA_STD = 0.02  # luma spread (0..1) under which a frame is a flat field, with no structure of its own
@@ -329,3 +330,25 @@ class EmotionEstimator:
         wgt = self.cfg.direct_va_weight
         # the head has no neutral class: its uncertainty is the neutral share
         return probs, 1.0 - certainty(probs), (1 - wgt) * tv + wgt * dv, (1 - wgt) * ta + wgt * da
+
+
+def analyse(est: EmotionEstimator, items: Iterable[Frame | AudioChunk], detector: CutDetector | None = None,
+            on_frame: Callable[[Frame], None] | None = None) -> list[EmotionWindow]:
+    """A whole input (frames and sound in media order) through the estimator, flushed: its windows.
+
+    With a cut detector, its boundaries reach the estimator before the frame that confirmed them, in the order of
+    the engine's pipeline (engine/pipeline.py). `cuecast emotion`, the calibration and the evaluation drive the
+    estimator only through here, so what they read and what a render hears come from the same cuts."""
+    windows: list[EmotionWindow] = []
+    for item in items:
+        if isinstance(item, AudioChunk):
+            est.process_audio(item)
+            continue
+        for b in (detector.process_frame(item) if detector is not None else ()):
+            est.observe_cut(b.t)
+        windows += est.process_frame(item)
+        if on_frame is not None:
+            on_frame(item)
+    for b in (detector.flush() if detector is not None else ()):
+        est.observe_cut(b.t)
+    return windows + est.flush()
