@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -156,3 +157,56 @@ def note_ons(report: SendReport, start: float = float("-inf"), end: float = floa
     """(send time, channel, pitch, velocity) of the note-ons the sender put on output 0 in [start, end)."""
     return [(w, m[0] & 0x0F, m[1], m[2]) for w, m in report.log
             if m[0] & 0xF0 == 0x90 and m[2] > 0 and start <= w < end]
+
+
+# A MIDI clock master on a real JACK port, in a process of its own and on a spinning schedule: a master thread in the
+# test's process shares the interpreter with the follower's reader, and was late by whole ticks on a loaded machine.
+# It reads one JSON plan from stdin, {"bpm": b, "steps": [[step, arg], ...]}, with steps "start", "ticks" (for arg
+# seconds; null: until the test closes stdin), "stop", "sleep" (arg seconds) and "continue" (Song Position arg in
+# sixteenths, then Continue); it prints a log of what it sent, [[monotonic time, kind, song position in ticks], ...].
+CLOCK_MASTER = r"""
+import json, select, sys, time
+import rtmidi
+out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, sys.argv[1])
+out.open_virtual_port("clock")
+print("ready", flush=True)
+plan = json.loads(sys.stdin.readline())
+period = 60.0 / (24 * plan["bpm"])
+log = []
+def send(msg, kind, pos=None):
+    out.send_message(msg)
+    log.append([time.monotonic(), kind, pos])
+def ticks(seconds, pos):
+    t = time.monotonic()
+    end = t + seconds if seconds is not None else float("inf")
+    while t < end and (seconds is not None or not select.select([sys.stdin], [], [], 0)[0]):
+        while time.monotonic() < t:
+            pass
+        send([0xF8], "tick", pos)
+        pos, t = pos + 1, t + period  # a fixed schedule from the first tick
+    return pos
+pos = 0
+for step, arg in plan["steps"]:
+    if step == "start":
+        send([0xFA], "start")
+        pos = 0
+    elif step == "ticks":
+        pos = ticks(arg, pos)
+    elif step == "stop":
+        send([0xFC], "stop")
+    elif step == "sleep":
+        time.sleep(arg)
+    elif step == "continue":
+        send([0xF2, arg & 0x7F, arg >> 7], "spp")
+        send([0xFB], "continue")
+        pos = arg * 6
+print(json.dumps(log), flush=True)
+"""
+
+
+def clock_master(name: str) -> subprocess.Popen:
+    """CLOCK_MASTER started as JACK client `name` (port `name:clock`), its port open; write the plan to its stdin."""
+    master = subprocess.Popen([sys.executable, "-c", CLOCK_MASTER, name], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert master.stdout.readline().strip() == "ready"
+    return master

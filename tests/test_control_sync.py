@@ -6,64 +6,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
-from control_rig import clip, note_ons, run_engine  # noqa: F401 - `clip` is a fixture
+from control_rig import clip, clock_master, note_ons, run_engine  # noqa: F401 - `clip` is a fixture
 from jack_server import jack  # noqa: F401 - `jack` is a fixture
 
 from cuecast.control import BeatEvent, BoundaryEvent, State
 from cuecast.engine.sync import follow
 from cuecast.streams.midi_clock_in import MidiClockIn
 
-MASTER = r"""
-import json, sys, time
-import rtmidi
-out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, sys.argv[1])
-out.open_virtual_port("clock")
-print("ready", flush=True)
-plan = json.loads(sys.stdin.readline())
-bpm = plan["bpm"]
-period = 60.0 / (24 * bpm)
-log = []
-def send(msg, kind, pos=None):
-    out.send_message(msg)
-    log.append([time.monotonic(), kind, pos])
-def run(seconds, pos):
-    t = time.monotonic()
-    end = t + seconds
-    while t < end:
-        while time.monotonic() < t:
-            pass
-        send([0xF8], "tick", pos)
-        pos += 1
-        t += period
-    return pos
-pos = 0
-send([0xFA], "start")
-pos = run(plan["first"], 0)
-send([0xFC], "stop")
-time.sleep(plan["stopped"])
-spp = plan["spp"]
-send([0xF2, spp & 0x7F, spp >> 7], "spp")
-send([0xFB], "continue")
-run(plan["second"], spp * 6)
-print(json.dumps(log), flush=True)
-"""
-
 BPM = 100.0
 
 
 def test_midi_clock_in_grid_start_stop_and_song_position(clip, jack):  # noqa: F811
     name = f"master{time.monotonic_ns() % 10**9}"
-    master = subprocess.Popen([sys.executable, "-c", MASTER, name], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True)
-    assert master.stdout.readline().strip() == "ready"
+    master = clock_master(name)
     follower = MidiClockIn(f"jack:{name}:clock")
-    plan = {"bpm": BPM, "first": 9.0, "stopped": 2.5, "spp": 128, "second": 6.0}  # continue at bar 9
+    plan = {"bpm": BPM, "steps": [["start", None], ["ticks", 9.0], ["stop", None], ["sleep", 2.5],
+                                  ["continue", 128], ["ticks", 6.0]]}  # continue at bar 9
     events: list = []
 
     async def scenario(engine, remote, clock):

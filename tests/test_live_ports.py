@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+from control_rig import clock_master
 from jack_server import JackReceiver, jack  # noqa: F401 - `jack` is a fixture
 
 
@@ -133,17 +134,12 @@ def test_the_clock_input_comes_back_on_the_masters_grid_when_its_port_process_di
     from cuecast.streams.midi_clock_in import MidiClockIn
 
     period = 60.0 / (24 * 120.0)
-    # the master in a process of its own, on a spinning schedule (as test_control_sync's): a master thread in this
-    # process shares the interpreter with the follower's reader and was late by whole ticks on a loaded machine
-    master = subprocess.Popen([sys.executable, "-c", STEADY_MASTER, str(period)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    master = clock_master("steady-master")
     try:
-        assert master.stdout.readline().strip() == "ready"
         follower = MidiClockIn("jack:steady-master:clock")
         try:
-            master.stdin.write("go\n")
+            master.stdin.write(json.dumps({"bpm": 120.0, "steps": [["start", None], ["ticks", None]]}) + "\n")
             master.stdin.flush()
-            t0 = float(master.stdout.readline())  # monotonic time of tick 0; tick k is song position k
             time.sleep(2.0)
             assert follower.bpm is not None and abs(follower.bpm - 120.0) < 1.0
             os.kill(follower._proc.pid, signal.SIGKILL)  # as a segfault in the backend would end it
@@ -152,30 +148,13 @@ def test_the_clock_input_comes_back_on_the_masters_grid_when_its_port_process_di
             time.sleep(2.6)
             assert follower.bpm is not None and abs(follower.bpm - 120.0) < 1.0
             bpm, at, beat = follower.grid_at(time.monotonic())
-            # the master's beat `beat`, counted from its Start, is its tick 24 * beat (ticks go out on a fixed schedule)
-            # to 10 ms plus one JACK cycle (a tick's receive time is only known to the cycle it arrived in)
-            assert abs(at - (t0 + 24 * beat * period)) < 0.01 + jack.period / jack.rate, (at - t0) / period / 24 - beat
         finally:
             follower.close()
     finally:
         master.stdin.close()
+        log = master.stdout.read()
         master.wait(5)
-
-
-STEADY_MASTER = r"""
-import select, sys, time
-import rtmidi
-period = float(sys.argv[1])
-out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "steady-master")
-out.open_virtual_port("clock")
-print("ready", flush=True)
-sys.stdin.readline()
-out.send_message([0xFA])  # Start
-t = time.monotonic()
-print(t, flush=True)
-while not select.select([sys.stdin], [], [], 0)[0]:  # until the test closes our stdin
-    while time.monotonic() < t:
-        pass
-    out.send_message([0xF8])
-    t += period
-"""
+    t0 = next(t for t, kind, _ in json.loads(log) if kind == "tick")  # tick k is song position k
+    # the master's beat `beat`, counted from its Start, is its tick 24 * beat (ticks go out on a fixed schedule)
+    # to 10 ms plus one JACK cycle (a tick's receive time is only known to the cycle it arrived in)
+    assert abs(at - (t0 + 24 * beat * period)) < 0.01 + jack.period / jack.rate, (at - t0) / period / 24 - beat
