@@ -144,6 +144,23 @@ def test_boundary_help_prepares_accents_and_changes_the_harmony():
     assert after[T.on_token(2, 74)] < 0
 
 
+def test_the_chord_struck_on_a_cut_rings_through_the_beat_after_it():
+    """The notes struck on the cut are neither released nor struck again in the beat after it: a re-strike a tick
+    later cut the hit's chord to 0.12 s (seed 3 of test_engine_render's clip: a chord heard 0.12 s after the cut)."""
+    from cuecast.models.music.steer import CutScene, Steering, boundary_bias
+
+    tick, beat = 0.5 / 12, 0.5
+    steer = Steering()
+    for tok in (T.on_token(0, 49), T.on_token(4, 62), T.on_token(4, 66), T.on_token(4, 69)):
+        steer.on_token(tok, 4.4)  # crash and a D major chord on the cut at 4.4 s
+    steer.on_token(T.on_token(3, 50), 4.3)  # before the cut: not the cut's chord
+    chord = steer.chord_struck_at(4.4)
+    assert set(chord) == {t for k in (62, 66, 69) for t in (T.on_token(4, k), on_to_off(T.on_token(4, k)))}
+    after = boundary_bias(float("nan"), tick, beat, 2.0, CutScene(since_s=0.1, cut_chord=chord))
+    assert after[on_to_off(T.on_token(4, 66))] < 0 and after[T.on_token(4, 66)] < 0  # held, not re-struck
+    assert after[T.on_token(3, 66)] == 0 and after[on_to_off(T.on_token(3, 50))] == 0  # other parts' notes: free
+
+
 def test_a_cut_changes_the_chord_but_may_keep_the_keys_tonic():
     """In C major after a C major chord, a cut asks for a new chord that may keep C (IV, vi), while E and G are
     held back: without it the only chord avoiding C, E and G is D minor, a minor chord on every bright cut."""

@@ -183,6 +183,7 @@ class CutScene:
     hit: bool = True  # the boundary being struck is a cut (a gradual transition swells into its new chord, no hit)
     struck_drums: frozenset[int] = frozenset()  # drum keys struck on the cut's tick so far
     struck_pitched: int = 0  # pitched notes struck on the cut's tick so far
+    cut_chord: tuple[int, ...] = ()  # in the beat after a cut: the note-on and note-off tokens of the notes struck on it
     blocked_drums: frozenset[int] = frozenset()  # drum keys the guard does not allow now (too many hits at once)
     level: int = -1  # the velocity level playing (-1: none yet)
     arousal: float = 0.0
@@ -238,9 +239,14 @@ def boundary_bias(offset_s: float, tick_s: float, beat_s: float, strength: float
 
 def _after(out: torch.Tensor, strength: float, scene: CutScene) -> None:
     """The beat after a cut: the old pitch classes and the melody still held back, at half strength, so the
-    new harmony is the one heard after the cut, not the old one returning at once."""
+    new harmony is the one heard after the cut, not the old one returning at once. And the chord struck on the cut
+    rings: its notes are neither released nor struck again (a small model likes to re-strike a chord a tick or two
+    later, which cuts the hit's chord to a stutter of an eighth of a beat and moves the chord the listener hears off
+    the cut)."""
     out[_MELODY_ON] -= 0.5 * strength
     out[_old_harmony(scene)] -= 0.5 * strength
+    if scene.cut_chord:
+        out[torch.tensor(scene.cut_chord, dtype=torch.long)] -= strength
 
 
 def _old_harmony(scene: CutScene) -> torch.Tensor:
@@ -420,6 +426,11 @@ class Steering:
         """(drum keys, number of pitched notes) struck at exactly time t (the cut's tick)."""
         at = [(p, key) for x, p, _, _, key in self.onsets if abs(x - t) < 1e-6]
         return frozenset(key for p, key in at if not p), sum(p for p, _ in at)
+
+    def chord_struck_at(self, t: float) -> tuple[int, ...]:
+        """The note-on and note-off tokens of the pitched notes struck at exactly time t (the cut's tick)."""
+        notes = {(inst, key) for x, p, _, inst, key in self.onsets if p and abs(x - t) < 1e-6}
+        return tuple(sorted(tok for inst, key in notes for tok in (T.on_token(inst, key), T.off_token(inst, key))))
 
     def recent_keys(self, t: float, span: float) -> list[int]:
         """MIDI pitches of the pitched notes heard in the last `span` seconds before t: struck in it, or held
