@@ -140,6 +140,18 @@ def montage(clips: dict[str, list[Frame]], seconds: float = 60.0, fps: float = 2
     return out
 
 
+def first_frames(path: Path, seconds: float) -> list[Frame]:
+    """The clip's frames up to `seconds` after its first (all that fit_length keeps), without decoding the rest: an
+    hour of one's own footage would not fit in memory at ~170 kB a frame."""
+    frames: list[Frame] = []
+    for item in FileDecoder(path, analysis_width=320, audio=False):
+        if isinstance(item, Frame):
+            if frames and item.t - frames[0].t > seconds:
+                break
+            frames.append(item)
+    return frames
+
+
 def fit_length(frames: list[Frame], min_s: float = MIN_S, max_s: float = MAX_S, max_fps: float = 30.0) -> list[Frame]:
     """At least min_s (forwards, backwards, forwards...: the motion is the clip's own, and no cut), at most
     max_s, at most max_fps (a high-speed camera clip keeps every k-th frame, its motion per 1/30 s is the same)."""
@@ -220,7 +232,7 @@ def main() -> int:
     decoded: dict[str, list[Frame]] = {}
     for p in clips:
         try:
-            frames = [it for it in FileDecoder(p, analysis_width=320, audio=False) if isinstance(it, Frame)]
+            frames = first_frames(p, MAX_S)
         except SourceError as e:
             print(f"skipping {p}: {e}", file=sys.stderr)
             continue
