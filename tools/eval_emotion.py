@@ -90,9 +90,10 @@ SHORT = "too short"  # a check whose clip or variant has no full window (see spa
 MAX_S = 60.0  # a longer clip's checks run on its middle minute (read_clip); its reading covers the whole clip
 
 
-def decode(path: Path):
+def decode(source: Path | FileDecoder):
+    """(frames, sound chunks) of a clip, or of a decoder already opened on it."""
     frames, audio = [], []
-    for item in FileDecoder(path, analysis_width=320, audio=True):
+    for item in source if isinstance(source, FileDecoder) else FileDecoder(source, analysis_width=320, audio=True):
         (frames if isinstance(item, Frame) else audio).append(item)
     return frames, audio
 
@@ -105,7 +106,7 @@ def read_clip(path: Path, max_s: float) -> tuple[list[Frame], list[AudioChunk], 
     the frames, as before) and start 0."""
     source = FileDecoder(path, analysis_width=320, audio=True)
     if not 0 < max_s < source.info.duration:
-        frames, audio = decode(path)
+        frames, audio = decode(source)
         return frames, audio, None, 0.0
     start = (source.info.duration - max_s) / 2
     frames, audio = [], []
