@@ -135,15 +135,20 @@ def have_jackd() -> bool:
     return shutil.which("jackd") is not None and shutil.which("jack_lsp") is not None
 
 
-@pytest.fixture(scope="module")
-def jack():
+def serve(period: int | None = None):
+    """A module's JACK server, started and stopped around its tests (skips when jackd is missing)."""
     if not have_jackd():
         pytest.skip("jackd is not installed (Debian: apt-get install jackd2): the live tests need a JACK server")
-    server = JackServer().start()
+    server = JackServer(period=period).start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def jack():
+    yield from serve()
 
 
 RECEIVER_SCRIPT = r"""
