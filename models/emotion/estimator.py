@@ -43,6 +43,11 @@ MAX_GAP_S = 60.0  # a gap in the input longer than this is skipped, not filled w
 FLAT_LUMA_STD = 0.02  # luma spread (0..1) under which a frame is a flat field, with no structure of its own
 KEPT_STRUCTURE = 0.5  # luma correlation with the frame before above which a level shift is the same picture
 CUT_HIST_JUMP = 0.5  # L1 distance of 4x4x4 colour histograms (0..2) above which a frame change is a cut
+# A repeated frame (animation on twos or threes, frame-rate conversion) is not the picture standing still: a frame that
+# differs from the one before by under REPEAT_SHARE of the last change is a repeat, and the next change is spread over
+# the time since the last one. A hold longer than REPEAT_MAX_S (animation on threes at 24 fps holds 0.125 s) is stillness.
+REPEAT_SHARE = 0.2
+REPEAT_MAX_S = 0.15
 
 
 def level_shift(img: np.ndarray, prev: np.ndarray | None) -> bool:
@@ -136,6 +141,7 @@ class EmotionEstimator:
         self._prev_hist: np.ndarray | None = None
         self._prev_img: np.ndarray | None = None
         self._prev_t: float | None = None
+        self._change: tuple[float, float] | None = None  # (time, mean |luma difference|) of the last frame that changed
         self._k: int | None = None  # index of the next window to emit: it ends at k * hop_s
         self._last: FrameAffect | None = None
         self.t_first: float | None = None
@@ -194,18 +200,19 @@ class EmotionEstimator:
     def _add_frame(self, t: float, image: np.ndarray) -> None:
         img = small(image)
         y = luma(img)
-        dt = (t - self._prev_t) if self._prev_t is not None else 0.0
         hist = colour_hist(img)
         is_cut = (self._prev_hist is not None and float(np.abs(hist - self._prev_hist).sum()) > CUT_HIST_JUMP
                   and not level_shift(img, self._prev_img))  # only looked at when the histogram jumped
         if is_cut and not self.external_cuts:
             self.cuts.append(t)
         # a cut is not motion: the jump would swamp the motion energy of the window
-        motion = 0.0 if is_cut else motion_energy(y, self._prev_y, dt)
+        motion = 0.0 if is_cut else self._frame_motion(t, y)
         b, s, c, w = colour_stats(img)
         rec = FrameAffect(t, b, s, c, w, motion if not is_cut else float("nan"), self._lagged_motion(t, y, is_cut))
         self.frames.append(rec)
         self._last = rec
+        if is_cut:
+            self._change = None
         self._prev_y, self._prev_hist, self._prev_t, self._prev_img = y, hist, t, img
         if self.faces is not None and t >= self._next_face_t:
             self._next_face_t = t + self.face_every
@@ -217,6 +224,22 @@ class EmotionEstimator:
             self.face_log.popleft()
         while self.cuts and self.cuts[0] < horizon:
             self.cuts.pop(0)
+
+    def _frame_motion(self, t: float, y: np.ndarray) -> float:
+        """Motion per 1/30 s since the last frame that changed; NaN for a repeated frame (REPEAT_SHARE: why).
+
+        Doubling the speed of a cartoon on twos changes every frame instead of every other one: read frame to frame,
+        the change per frame stays the same, so the motion would not move; read since the last change, it doubles."""
+        prev_t = self._prev_t
+        if self._prev_y is None or self._prev_y.shape != y.shape or prev_t is None or t <= prev_t:
+            self._change = None
+            return 0.0
+        d = float(np.abs(y - self._prev_y).mean())
+        since = prev_t if self._change is None else self._change[0]
+        if self._change is not None and d < REPEAT_SHARE * self._change[1] and t - since <= REPEAT_MAX_S:
+            return float("nan")
+        self._change = (t, d)
+        return d * (1.0 / 30.0) / max(t - since, 1.0 / 120.0)
 
     def _lagged_motion(self, t: float, y: np.ndarray, is_cut: bool) -> float:
         """Motion per 1/30 s against the frame MOTION_LAG_S earlier (affect: why); NaN when a cut lies between the
