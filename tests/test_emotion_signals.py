@@ -184,17 +184,19 @@ def test_output_keeps_its_slope_where_dark_or_still_footage_sits():
     assert v(quartile) == pytest.approx(np.tanh(gain * standard_scores(**{**base, "brightness": quartile})[0]), abs=0.01)
 
 
-def pan_signals(speed: float, step: int = 1, n: int = 150, fps: float = 25.0) -> list[dict]:
+def pan_signals(speed: float, step: int = 1, n: int = 150, fps: float = 25.0, hold: int = 1, noise: float = 1.5) -> list[dict]:
     """The estimator's full windows' raw picture signals for a pan over a soft textured wall at `speed` px per frame
-    (sub-pixel), with fresh sensor noise on every frame (sd 1.5 levels, like a webcam's); step 2 plays it at 2x."""
+    (sub-pixel), with fresh sensor noise on every frame (sd `noise` levels; 1.5 like a webcam's); step 2 plays it at 2x;
+    hold 2 shows each drawing on two frames (animation on twos)."""
     rng = np.random.default_rng(0)
     tex = cv2.GaussianBlur(np.kron(rng.integers(-40, 40, size=(20, 60, 3)), np.ones((10, 10, 1))).astype(np.float32), (0, 0), 3)
     wall = np.clip(120 + tex, 0, 255)
     est = EmotionEstimator(EmotionConfig(faces=False, audio=False, adapt_s=0.0))
     est.record_signals = True
     for k, i in enumerate(range(0, n * step, step)):
-        img = cv2.warpAffine(wall, np.float32([[1, 0, -speed * i], [0, 1, 0]]), (320, 180), borderMode=cv2.BORDER_REFLECT)
-        img = img + np.random.default_rng(i).normal(0, 1.5, img.shape)
+        drawn = i - i % hold
+        img = cv2.warpAffine(wall, np.float32([[1, 0, -speed * drawn], [0, 1, 0]]), (320, 180), borderMode=cv2.BORDER_REFLECT)
+        img = img + np.random.default_rng(i).normal(0, noise, img.shape)
         est.process_frame(Frame(t=k / fps, index=k, image=np.clip(img, 0, 255).astype(np.uint8)))
     est.flush()
     return [s for s in est.signals if s["end"] - s["start"] >= 2 - 1e-6]
@@ -219,6 +221,18 @@ def test_motion_counts_slow_movement_under_the_noise_and_keeps_fast_movement():
     fast, fast2 = pan_signals(3.0), pan_signals(3.0, step=2)
     assert reading(fast2) - reading(fast) > 0.4 > reading(fast2, "motion_lag") - reading(fast, "motion_lag")
     assert reading(pan_signals(0.0)) > cal.motion_standard(0.0, 0.0) + 0.5
+
+
+def test_repeated_frames_are_not_stillness():
+    """Animation on twos (each drawing on two frames, a re-encode's faint noise on each): played at 2x, every frame is
+    a new drawing, so its motion reads ~2x, as a viewer sees it (read frame to frame with the repeats as zeros, the
+    window's 75th percentile stayed where it was). A picture that stops holds still: it reads calmer than the pan."""
+    def motion(signals):
+        return float(np.median([s["motion"] for s in signals]))
+
+    twos, twos2 = pan_signals(2.0, hold=2, noise=0.3), pan_signals(2.0, step=2, hold=2, noise=0.3)
+    assert motion(twos2) > 1.7 * motion(twos)
+    assert motion(pan_signals(0.0, noise=0.3)) < 0.2 * motion(twos)
 
 
 def test_motion_energy_normalised_per_frame_interval():
