@@ -6,9 +6,11 @@ Features (per frame, on a small copy of the analysis frame; the statistics do no
 - colourfulness: Hasler & Süsstrunk (2003), "Measuring colourfulness in natural images",
   C = sigma_rgyb + 0.3 * mu_rgyb on the opponent axes rg = R - G, yb = (R + G)/2 - B, here / 255
 - warmth: (mean R - mean B) / 255 in [-1, 1]
-- motion: mean absolute luma difference to the previous frame, per 1/30 s (so dropped frames and other
-  frame rates give comparable numbers); 0 for a held still frame. A window reads its 75th percentile:
-  robust to a single jolt and to duplicated frames (pulldown, frame-rate conversion), where a median is 0
+- motion: mean absolute luma difference to the previous frame, per 1/30 s of the time since the last frame that
+  changed (so dropped frames and other frame rates give comparable numbers); 0 for a held still frame. A repeated
+  frame (animation on twos, pulldown, frame-rate conversion) gives no reading: the next change is spread over the
+  repeats (estimator.REPEAT_SHARE), so a cartoon played twice as fast reads twice the motion. A window reads its 75th
+  percentile: robust to a single jolt
 - motion_lag: the same difference to the frame MOTION_LAG_S earlier, also per 1/30 s. Slow movement adds up
   over the lag while encoding noise and flicker do not, so it stands above the noise where the frame-to-frame
   difference does not; fast movement saturates it (a texture that has moved past its grain differs no more).
