@@ -38,8 +38,9 @@ class JackServer:
         # period, and at 32 frames (0.67 ms) the full suite's load on two cores made the dummy driver log hundreds
         # of XRuns per server, where JACK drops the events of a missed cycle (1 in 56 note-ons once, and a stalled
         # clock tick). Without real-time scheduling (a container without CAP_SYS_NICE, as CI was once) clients miss
-        # short cycles under load and JACK dropped 2-12% of the events at 32 frames, so such a machine gets 256 (5.3 ms). Async mode either way, as users run it: a sync server (-S) stalls every client for
-        # its timeout when one dies, which the lost-port tests do on purpose. CUECAST_TEST_JACK_PERIOD overrides.
+        # short cycles under load and JACK dropped 2-12% of the events at 32 frames, so such a machine gets 256
+        # (5.3 ms). Async mode either way, as users run it: a sync server (-S) stalls every client for its timeout
+        # when one dies, which the lost-port tests do on purpose. CUECAST_TEST_JACK_PERIOD overrides.
         self.realtime = can_realtime() if realtime is None else realtime
         self.period = period or int(os.environ.get("CUECAST_TEST_JACK_PERIOD", 128 if self.realtime else 256))
         self.rate = rate

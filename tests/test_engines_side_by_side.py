@@ -24,9 +24,9 @@ CLIPS = {  # different cut times, different colours
 
 @pytest.fixture(scope="module")
 def jack():
-    # Four JACK clients at once (two engines, two receivers). On a 32-frame cycle (0.67 ms, the real-time default) one
-    # of them now and then missed a cycle, and JACK dropped a note-on of it (1 of 56 once in CI). This test counts
-    # events and compares onsets to cuts at 0.1 s, so it can take a 256-frame cycle (5.3 ms) and keep every event.
+    # Four JACK clients at once (two engines, two receivers). On a 32-frame cycle (0.67 ms, the real-time default until
+    # session 13) one of them now and then missed a cycle, and JACK dropped a note-on of it (1 of 56 once in CI). This
+    # test counts events and compares onsets to cuts at 0.1 s, so it takes a 256-frame cycle (5.3 ms), the most room.
     yield from serve(period=256)
 
 
