@@ -163,8 +163,12 @@ def motion_energy(y: np.ndarray, prev_y: np.ndarray | None, dt: float) -> float:
     """Mean |luma difference| to the previous frame, normalised to a 1/30 s interval."""
     if prev_y is None or prev_y.shape != y.shape or dt <= 0:
         return 0.0
-    d = float(np.abs(y - prev_y).mean())
-    return d * (1.0 / 30.0) / max(dt, 1.0 / 120.0)
+    return per_30th_s(float(np.abs(y - prev_y).mean()), dt)
+
+
+def per_30th_s(difference: float, dt: float) -> float:
+    """A picture difference over dt seconds as the difference per 1/30 s (dt floored at 1/120 s)."""
+    return difference * (1.0 / 30.0) / max(dt, 1.0 / 120.0)
 
 
 @dataclass(slots=True)

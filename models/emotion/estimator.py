@@ -32,7 +32,7 @@ import torch
 
 from cuecast.models.common import pick_device
 from cuecast.models.emotion.affect import (MOTION_LAG_S, MOTION_PERCENTILE, FrameAffect, StreamNorm, colour_stats, load_calibration, luma,
-                                           motion_energy, picture_va, small, standard_scores)
+                                           motion_energy, per_30th_s, picture_va, small, standard_scores)
 from cuecast.models.emotion.audio import AudioFeatures, audio_arousal
 from cuecast.models.emotion.config import EmotionConfig
 from cuecast.models.emotion.fusion import DIMS, fixed_fusion, load_head, window_steps
@@ -239,7 +239,7 @@ class EmotionEstimator:
         if self._change is not None and d < REPEAT_SHARE * self._change[1] and t - since <= REPEAT_MAX_S:
             return float("nan")
         self._change = (t, d)
-        return d * (1.0 / 30.0) / max(t - since, 1.0 / 120.0)
+        return per_30th_s(d, t - since)
 
     def _lagged_motion(self, t: float, y: np.ndarray, is_cut: bool) -> float:
         """Motion per 1/30 s against the frame MOTION_LAG_S earlier (affect: why); NaN when a cut lies between the
