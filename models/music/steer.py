@@ -207,9 +207,14 @@ def boundary_phase(offset_s: float, tick_s: float, beat_s: float, strength: floa
         return "strike"
     if known and not math.isnan(offset_s) and offset_s <= beat_s:
         return "prepare"
-    if not math.isnan(since_s) and 0.0 < since_s < beat_s:
+    if in_beat_after(since_s, beat_s):
         return "after"
     return None
+
+
+def in_beat_after(since_s: float, beat_s: float) -> bool:
+    """Whether `since_s` seconds after the last boundary (NaN: none yet) is within the beat after it."""
+    return not math.isnan(since_s) and 0.0 < since_s < beat_s
 
 
 def boundary_near(offset_s: float, tick_s: float, beat_s: float, strength: float, known: bool, since_s: float) -> bool:

@@ -32,7 +32,8 @@ from cuecast.models.music import model as M
 from cuecast.models.music import tokens as T
 from cuecast.models.music.config import GeneratorConfig
 from cuecast.models.music.sample import Guard, on_to_off, sample
-from cuecast.models.music.steer import ACCENT_DRUMS, SWELL_KINDS, CutScene, Steering, boundary_bias, boundary_near
+from cuecast.models.music.steer import (ACCENT_DRUMS, SWELL_KINDS, CutScene, Steering, boundary_bias, boundary_near,
+                                       in_beat_after)
 from cuecast.types import Note, StepPlan
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "music_transformer.pt"
@@ -215,12 +216,12 @@ class TransformerGenerator:
         s = self.s
         on_cut = abs(s.cut_at - s.clock) < EPS
         drums, pitched = s.steer.struck_at(s.cut_at) if on_cut else (frozenset(), 0)
-        after = 0.0 < s.clock - s.cut_at < plan.beat_s
+        chord = s.steer.chord_struck_at(s.cut_at) if in_beat_after(s.clock - s.cut_at, plan.beat_s) else ()
         blocked = frozenset(k for keys in ACCENT_DRUMS for k in keys if mask[T.on_token(0, k)]) if on_cut else frozenset()
         return CutScene(s.cut_pcs, s.cut_keys, s.clock - s.cut_at, known=plan.boundary_known,
                         hit=plan.boundary_kind not in SWELL_KINDS, struck_drums=drums, struck_pitched=pitched,
                         blocked_drums=blocked, level=s.steer.level, arousal=plan.arousal,
-                        cut_chord=s.steer.chord_struck_at(s.cut_at) if after else (),
+                        cut_chord=chord,
                         key_open=on_cut and not abs(s.key_at - s.cut_at) < EPS and self._other_mode(s.cache.key, plan.valence),
                         tonic=s.cache.key % 12 if s.cache.key < T.N_KEYS else -1)
 
