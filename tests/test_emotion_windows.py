@@ -86,11 +86,45 @@ def test_smoothing_does_not_hold_a_streams_first_short_window():
     for cover in (0.5, 0.75, 1.0, 1.0):
         out = sm(probs, np.array([0.0, 0.0]), 0.5, False, cover)[1]
     assert -0.1 < out[1] < 0.0
-    # steady state: the plain EMA (alpha = 1 - exp(-hop / tau)), halved tau after a cut as before
+    # steady state: the plain EMA (alpha = 1 - exp(-hop / tau)), halved tau after a cut as before; the probabilities
+    # always follow it (valence follows a steady change faster: test_valence_follows_a_steady_change_faster)
     for _ in range(60):
         sm(probs, np.zeros(2), 0.5, False)
-    assert sm(probs, np.array([1.0, 0.0]), 0.5, False)[1][0] == pytest.approx(1 - np.exp(-0.25), abs=1e-3)
-    assert sm(probs, np.array([1.0, 0.0]), 0.5, True)[1][0] == pytest.approx(1 - np.exp(-0.25) * np.exp(-0.5), abs=1e-3)
+    joy = np.eye(6)[3]
+    assert sm(joy, np.zeros(2), 0.5, False)[0][3] == pytest.approx(1 / 6 + (5 / 6) * (1 - np.exp(-0.25)), abs=1e-3)
+    p = 1 / 6 + (5 / 6) * (1 - np.exp(-0.25))
+    assert sm(joy, np.zeros(2), 0.5, True)[0][3] == pytest.approx(p + (1 - p) * (1 - np.exp(-0.5)), abs=1e-3)
+
+
+def test_valence_follows_a_steady_change_faster():
+    """A fixed time constant trades lag for calm. Valence follows a change that keeps going one way faster (the 1-euro
+    filter's adaptive cut-off), while wobble about a steady reading gets the plain EMA's calm; arousal (tempo and
+    density, which music builds over bars) keeps the plain EMA."""
+    probs = np.full(6, 1 / 6)
+    hop, tau = 0.5, 2.0
+
+    def run(readings, valence_moves=True):
+        sm = Smoother(tau=tau, band=0.0)
+        return np.array([sm(probs, np.array([r if valence_moves else 0.0, r]), hop, False)[1] for r in readings])
+
+    # a scene turning dark: its 2 s windows read a ramp over four hops, then hold
+    ramp = np.concatenate([np.zeros(10), np.linspace(0.15, 0.6, 4), np.full(16, 0.6)])
+    got, plain = run(ramp), plain_ema(ramp, hop, tau)
+    reach = lambda out: int(np.argmax(out >= 0.9 * 0.6)) - 10  # hops after the change began to 90% of the way
+    assert reach(got[:, 0]) <= reach(plain) - 3  # valence: at least 1.5 s sooner
+    assert np.all(got[:, 0] <= 0.6 + 1e-9)  # no overshoot
+    assert got[:, 1] == pytest.approx(run(ramp, valence_moves=False)[:, 1])  # arousal: its time constant stays
+    # wobble of the same size about a steady reading: as calm as the plain EMA
+    wobble = 0.3 + 0.15 * (-1.0) ** np.arange(40)
+    assert np.ptp(run(wobble)[20:, 0]) < 1.1 * np.ptp(plain_ema(wobble, hop, tau)[20:])
+
+
+def plain_ema(x, hop, tau):
+    out = np.zeros_like(x)
+    out[0] = x[0]
+    for i in range(1, len(x)):
+        out[i] = out[i - 1] + (1 - np.exp(-hop / tau)) * (x[i] - out[i - 1])
+    return out
 
 
 def test_observe_cut_switches_to_external_cuts():

@@ -14,9 +14,10 @@ cut between shots of the same colours, which the engine's detector sees); the fi
 detector off for good.
 
 Smoothing: an exponential moving average with time constant smoothing_s over successive windows (halved
-for the windows right after a cut, where the scene really changed), then a dead band (`hysteresis`) on
-valence/arousal: the output moves only once the smoothed value has moved more than the band, so small
-window-to-window wobble does not reach the music while a real change comes through within seconds.
+for the windows right after a cut, where the scene really changed; valence's shortened while it moves steadily one
+way: `Smoother`), then a dead band (`hysteresis`) on valence/arousal: the output moves only once the smoothed value has
+moved more than the band, so small window-to-window wobble does not reach the music while a real change comes through
+within seconds.
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ CUT_HIST_JUMP = 0.5  # L1 distance of 4x4x4 colour histograms (0..2) above which
 # the time since the last one. A hold longer than REPEAT_MAX_S (animation on threes at 24 fps holds 0.125 s) is stillness.
 REPEAT_SHARE = 0.2
 REPEAT_MAX_S = 0.15
+# Valence's smoothing follows a steady change faster (Casiez et al. 2012's 1-euro filter: the cut-off rises with the speed
+# of the signal). The speed is how far the readings have moved over the last TREND_S: net, so that wobble, whose
+# window-to-window steps alternate, cancels. At FOLLOW_RATE (a quarter of an axis a second: a mood that crosses the
+# neutral zone in about two seconds) the time constant is halved.
+TREND_S = 1.0
+FOLLOW_RATE = 0.25
 
 
 def level_shift(img: np.ndarray, prev: np.ndarray | None) -> bool:
@@ -84,19 +91,39 @@ class Smoother:
     ...). A plain EMA started on the first window counts that window as if it had been seen forever: a 0.5 s window
     before the stream's first cut (cut rate 0) then held the output of a 3 s clip near it for the whole clip (eighth
     pass, EMOTION_MODEL_CARD.md). Once the windows are full and a few time constants have passed, this is the plain
-    EMA (the weights' sum converges to 1)."""
+    EMA (the weights' sum converges to 1).
+
+    Valence's time constant shortens while its readings move steadily one way (`speedup`): a fixed one trades lag for
+    calm, and a scene that turns dark should reach the music's harmony about as fast as the window sees it, while a
+    steady picture's wobble is smoothed as before. Arousal keeps the plain time constant: it sets tempo and density,
+    which music builds over bars, and a passage that opened at full energy at once lost its minor mode in the renders
+    (the sixteenth pass in EMOTION_MODEL_CARD.md). So do the probabilities: they name the state on the overlay, where
+    a label flicking between two near-equal classes helps nobody."""
 
     def __init__(self, tau: float, band: float):
         self.tau, self.band = tau, band
         self.probs: np.ndarray | None = None
         self.va = np.zeros(2)
         self.out = np.zeros(2)
-        self.mass = 0.0  # the decayed sum of the weights seen (1 in steady state)
+        self.mass = np.zeros(3)  # the decayed sums of the weights seen by (probabilities, valence, arousal): 1 in steady state
+        self.clock = 0.0  # seconds of windows seen
+        self.recent: deque[tuple[float, float]] = deque()  # (clock, valence reading) back to TREND_S ago
+
+    def speedup(self, valence: float, dt: float) -> float:
+        """How much faster than smoothing_s valence follows: 1 + speed / FOLLOW_RATE, the speed being how far its
+        readings have moved, net, per second over the last TREND_S (the 1-euro filter's adaptive cut-off)."""
+        self.clock += max(dt, 0.0)
+        self.recent.append((self.clock, valence))
+        while len(self.recent) > 1 and self.recent[1][0] <= self.clock - TREND_S:
+            self.recent.popleft()  # recent[0] stays the latest reading at least TREND_S old (at the start: the first)
+        t0, v0 = self.recent[0]
+        return 1.0 if self.clock - t0 <= 0 else 1.0 + abs(valence - v0) / (self.clock - t0) / FOLLOW_RATE
 
     def __call__(self, probs: np.ndarray, va: np.ndarray, dt: float, fast: bool,
                  weight: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         tau = self.tau / 2 if fast else self.tau
-        alpha = 1.0 if tau <= 0 else 1.0 - math.exp(-dt / tau)
+        rates = (1.0, self.speedup(float(va[0]), dt), 1.0)  # probabilities, valence, arousal
+        alpha = np.array([1.0 if tau <= 0 else 1.0 - math.exp(-dt * r / tau) for r in rates])
         w = alpha * max(weight, 1e-6)
         if self.probs is None:
             self.probs, self.va, self.out, self.mass = probs.copy(), va.copy(), va.copy(), w
@@ -104,8 +131,8 @@ class Smoother:
             return self.out_probs, self.out
         keep = (1.0 - alpha) * self.mass
         self.mass = keep + w
-        self.probs = (keep * self.probs + w * probs) / self.mass
-        self.va = (keep * self.va + w * va) / self.mass
+        self.probs = (keep[0] * self.probs + w[0] * probs) / self.mass[0]
+        self.va = (keep[1:] * self.va + w[1:] * va) / self.mass[1:]
         self.out = np.clip(self.out, self.va - self.band, self.va + self.band)  # backlash: hysteresis
         # the same dead band on each probability (half as wide: they live on [0, 1]), so the dominant
         # emotion does not flip between two near-equal classes on every window
