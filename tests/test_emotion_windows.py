@@ -103,8 +103,8 @@ def test_valence_follows_a_steady_change_faster():
     probs = np.full(6, 1 / 6)
     hop, tau = 0.5, 2.0
 
-    def run(readings, valence_moves=True):
-        sm = Smoother(tau=tau, band=0.0)
+    def run(readings, valence_moves=True, follow_rate=EmotionConfig.follow_rate):
+        sm = Smoother(tau=tau, band=0.0, follow_rate=follow_rate)
         return np.array([sm(probs, np.array([r if valence_moves else 0.0, r]), hop, False)[1] for r in readings])
 
     # a scene turning dark: its 2 s windows read a ramp over four hops, then hold
@@ -113,6 +113,7 @@ def test_valence_follows_a_steady_change_faster():
     reach = lambda out: int(np.argmax(out >= 0.9 * 0.6)) - 10  # hops after the change began to 90% of the way
     assert reach(got[:, 0]) <= reach(plain) - 3  # valence: at least 1.5 s sooner
     assert np.all(got[:, 0] <= 0.6 + 1e-9)  # no overshoot
+    assert run(ramp, follow_rate=0.0)[:, 0] == pytest.approx(run(ramp, valence_moves=False)[:, 1])  # 0: a fixed one
     assert got[:, 1] == pytest.approx(run(ramp, valence_moves=False)[:, 1])  # arousal: its time constant stays
     # wobble of the same size about a steady reading: as calm as the plain EMA
     wobble = 0.3 + 0.15 * (-1.0) ** np.arange(40)

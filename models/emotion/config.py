@@ -29,6 +29,9 @@ class EmotionConfig:
     adapt_s: float = 120.0  # media seconds the stream's usual picture is followed over
     adapt_prior_s: float = 60.0  # the calibrated centre counts as this many seconds of evidence
     adapt_max: float = 0.75  # the centre moves at most this many spreads of ordinary footage
+    # valence's smoothing speeds up while it moves one way (the 1-euro filter; estimator.Smoother): a quarter of the axis
+    # a second halves its time constant, a mood that crosses the neutral zone in about two seconds. 0: a fixed one
+    follow_rate: float = 0.25
 
     def validate(self, key: str) -> None:
         check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), f"{key}.device",
@@ -43,4 +46,5 @@ class EmotionConfig:
         check(0.0 <= self.adapt_s <= 3600.0, f"{key}.adapt_s", "must be in 0..3600 seconds (0: off)", self.adapt_s)
         check(1.0 <= self.adapt_prior_s <= 3600.0, f"{key}.adapt_prior_s", "must be in 1..3600 seconds", self.adapt_prior_s)
         check(0.0 <= self.adapt_max <= 2.0, f"{key}.adapt_max", "must be in 0..2 spreads", self.adapt_max)
+        check(0.0 <= self.follow_rate <= 10.0, f"{key}.follow_rate", "must be in 0..10 (axis per second; 0: off)", self.follow_rate)
         check(1.0 <= self.cut_rate_s <= 60.0, f"{key}.cut_rate_s", "must be in 1..60 seconds", self.cut_rate_s)

@@ -50,11 +50,9 @@ CUT_HIST_JUMP = 0.5  # L1 distance of 4x4x4 colour histograms (0..2) above which
 REPEAT_SHARE = 0.2
 REPEAT_MAX_S = 0.15
 # Valence's smoothing follows a steady change faster (Casiez et al. 2012's 1-euro filter: the cut-off rises with the speed
-# of the signal). The speed is how far the readings have moved over the last TREND_S: net, so that wobble, whose
-# window-to-window steps alternate, cancels. At FOLLOW_RATE (a quarter of an axis a second: a mood that crosses the
-# neutral zone in about two seconds) the time constant is halved.
+# of the signal; emotion.follow_rate). The speed is how far the readings have moved over the last TREND_S: net, so that
+# wobble, whose window-to-window steps alternate, cancels.
 TREND_S = 1.0
-FOLLOW_RATE = 0.25
 
 
 def level_shift(img: np.ndarray, prev: np.ndarray | None) -> bool:
@@ -100,8 +98,8 @@ class Smoother:
     (the sixteenth pass in EMOTION_MODEL_CARD.md). So do the probabilities: they name the state on the overlay, where
     a label flicking between two near-equal classes helps nobody."""
 
-    def __init__(self, tau: float, band: float):
-        self.tau, self.band = tau, band
+    def __init__(self, tau: float, band: float, follow_rate: float = 0.0):
+        self.tau, self.band, self.follow_rate = tau, band, follow_rate
         self.probs: np.ndarray | None = None
         self.va = np.zeros(2)
         self.out = np.zeros(2)
@@ -110,14 +108,17 @@ class Smoother:
         self.recent: deque[tuple[float, float]] = deque()  # (clock, valence reading) back to TREND_S ago
 
     def speedup(self, valence: float, dt: float) -> float:
-        """How much faster than smoothing_s valence follows: 1 + speed / FOLLOW_RATE, the speed being how far its
-        readings have moved, net, per second over the last TREND_S (the 1-euro filter's adaptive cut-off)."""
+        """How much faster than smoothing_s valence follows: 1 + speed / follow_rate, the speed being how far its
+        readings have moved, net, per second over the last TREND_S (the 1-euro filter's adaptive cut-off); 1 when
+        follow_rate is 0."""
         self.clock += max(dt, 0.0)
         self.recent.append((self.clock, valence))
         while len(self.recent) > 1 and self.recent[1][0] <= self.clock - TREND_S:
             self.recent.popleft()  # recent[0] stays the latest reading at least TREND_S old (at the start: the first)
         t0, v0 = self.recent[0]
-        return 1.0 if self.clock - t0 <= 0 else 1.0 + abs(valence - v0) / (self.clock - t0) / FOLLOW_RATE
+        if self.follow_rate <= 0 or self.clock - t0 <= 0:
+            return 1.0
+        return 1.0 + abs(valence - v0) / (self.clock - t0) / self.follow_rate
 
     def __call__(self, probs: np.ndarray, va: np.ndarray, dt: float, fast: bool,
                  weight: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -160,7 +161,7 @@ class EmotionEstimator:
         self.face_log: deque[tuple[float, np.ndarray | None, float, float]] = deque()  # t, probs6, neutral, weight
         self.cuts: list[float] = []  # sorted media times
         self.external_cuts = False
-        self.smoother = Smoother(self.cfg.smoothing_s, self.cfg.hysteresis)
+        self.smoother = Smoother(self.cfg.smoothing_s, self.cfg.hysteresis, self.cfg.follow_rate)
         self.face_every = self.cfg.face_interval_s or self.cfg.hop_s
         self._next_face_t = -math.inf
         self._prev_y: np.ndarray | None = None
