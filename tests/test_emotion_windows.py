@@ -91,8 +91,8 @@ def test_smoothing_does_not_hold_a_streams_first_short_window():
     for _ in range(60):
         sm(probs, np.zeros(2), 0.5, False)
     joy = np.eye(6)[3]
-    assert sm(joy, np.zeros(2), 0.5, False)[0][3] == pytest.approx(1 / 6 + (5 / 6) * (1 - np.exp(-0.25)), abs=1e-3)
     p = 1 / 6 + (5 / 6) * (1 - np.exp(-0.25))
+    assert sm(joy, np.zeros(2), 0.5, False)[0][3] == pytest.approx(p, abs=1e-3)
     assert sm(joy, np.zeros(2), 0.5, True)[0][3] == pytest.approx(p + (1 - p) * (1 - np.exp(-0.5)), abs=1e-3)
 
 

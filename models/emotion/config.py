@@ -12,7 +12,7 @@ class EmotionConfig:
     device: str = "auto"
     window_s: float = 2.0  # each estimate covers this much media time
     hop_s: float = 0.5  # a new estimate every hop
-    smoothing_s: float = 2.0  # time constant of the smoothing that keeps the music from flipping (valence: shorter while it moves one way)
+    smoothing_s: float = 2.0  # time constant of the smoothing that keeps the music from flipping (valence: see follow_rate)
     faces: bool = True
     audio: bool = True
     # fields below added with the estimator (issue 4)
