@@ -258,12 +258,22 @@ class Conductor:
         i = max(bisect.bisect_right(self._emotion_mids, t) - 1, 0)
         shot = max((p.t for p in self.landed if p.t <= t + EPS), default=None)
         if shot is not None and self.emotion[i].start < shot - EPS:
-            # that window mixes the shot before the cut into this one: the new shot's own first window (known
-            # ahead with lookahead) speaks for it, so the section the cut opens takes its key and pace from its
-            # own picture, not from the one it left
-            i = next((k for k in range(i, len(self.emotion)) if self.emotion[k].start >= shot - EPS), i)
+            i = self._shot_window(i, shot)
         w = self.emotion[i]
         return w.valence, w.arousal
+
+    def _shot_window(self, i: int, shot: float) -> int:
+        """The window that speaks for the shot starting at `shot`, where window i (centred on now) mixes the shot before
+        the cut into it.
+
+        The new shot's own first window (known ahead with lookahead), so the section the cut opens takes its key and
+        pace from its own picture, not from the one it left. A shot shorter than a window has no window of its own: the
+        first one starting at its cut reads up to a window of the shots after the next cut, and turned the music major
+        up to 2 s before a fast-cut dark passage ended (EMOTION_MODEL_CARD.md, sixteenth pass). Such a shot keeps
+        window i, which reads at most half a window ahead, as every moment between cuts does."""
+        own = next((k for k in range(i, len(self.emotion)) if self.emotion[k].start >= shot - EPS), i)
+        nxt = next((p.t for p in self.boundaries if p.known and p.t > shot + EPS), None)
+        return i if nxt is not None and self.emotion[own].end > nxt + EPS else own
 
     def _speculative(self, t0: float) -> _Planned | None:
         """The forecast cut worth planning for when the lookahead does not reach the next one (a pure query)."""

@@ -274,3 +274,21 @@ def test_the_section_a_cut_opens_takes_its_emotion_from_the_new_shot_not_a_windo
     assert at.valence == pytest.approx(-0.6)  # the first window wholly after the cut, not the 50/50 one (0.0)
     before = [p for p in gen.plans if p.t1 <= 4.0 + 1e-9]
     assert all(p.valence > 0 for p in before)  # the shot before the cut keeps its own picture
+
+
+def test_a_shot_shorter_than_a_window_does_not_read_the_picture_after_the_next_cut():
+    """Shots of 0.5 s have no 2 s window of their own. The last dark shot of a fast-cut passage took its key from the
+    first window starting at its cut, which reads 1.5 s of the bright shot after the passage, and the music turned
+    major before the picture did. It keeps the window centred on now."""
+    gen = RecordingArranger()
+    c = Conductor(ConductorConfig(lookahead_s=3.0), gen, MidiFileSink(), lambda a: 100.0)
+    for k in range(24):  # bright, dark from 4.0 to 6.0 in four shots, bright again; each window's valence by its shares
+        start = 0.5 * k
+        dark = max(0.0, min(start + 2.0, 6.0) - max(start, 4.0)) / 2.0
+        c.add_emotion(EmotionWindow(start, start + 2.0, (1 / 6,) * 6, 0.6 - 1.2 * dark, 0.0))
+    for t in (4.0, 4.5, 5.0, 5.5, 6.0):
+        c.add_boundary(Boundary(t=t))
+    c.finish(12.0)
+    at = {round(p.t0, 2): p.valence for p in gen.plans if p.at_boundary}
+    assert at[5.5] < 0  # the last dark shot: not the bright window [5.5, 7.5) (+0.3)
+    assert at[6.0] == pytest.approx(0.6)  # the long bright shot after it: its own first window
