@@ -87,7 +87,7 @@ def test_smoothing_does_not_hold_a_streams_first_short_window():
         out = sm(probs, np.array([0.0, 0.0]), 0.5, False, cover)[1]
     assert -0.1 < out[1] < 0.0
     # steady state: the plain EMA (alpha = 1 - exp(-hop / tau)), halved tau after a cut as before; the probabilities
-    # always follow it (valence follows a steady change faster: test_valence_follows_a_steady_change_faster)
+    # always follow it (valence and arousal follow a steady change faster: test_smoothing_follows_a_steady_change_faster)
     for _ in range(60):
         sm(probs, np.zeros(2), 0.5, False)
     joy = np.eye(6)[3]
@@ -96,28 +96,31 @@ def test_smoothing_does_not_hold_a_streams_first_short_window():
     assert sm(joy, np.zeros(2), 0.5, True)[0][3] == pytest.approx(p + (1 - p) * (1 - np.exp(-0.5)), abs=1e-3)
 
 
-def test_valence_follows_a_steady_change_faster():
-    """A fixed time constant trades lag for calm. Valence follows a change that keeps going one way faster (the 1-euro
-    filter's adaptive cut-off), while wobble about a steady reading gets the plain EMA's calm; arousal (tempo and
-    density, which music builds over bars) keeps the plain EMA."""
+def test_smoothing_follows_a_steady_change_faster():
+    """A fixed time constant trades lag for calm. Each of valence and arousal follows a change that keeps going one way
+    faster (the 1-euro filter's adaptive cut-off, per axis), while wobble about a steady reading gets the plain EMA's
+    calm, and an axis that holds still is not hurried by the other one moving."""
     probs = np.full(6, 1 / 6)
     hop, tau = 0.5, 2.0
 
-    def run(readings, valence_moves=True, follow_rate=EmotionConfig.follow_rate):
+    def run(valence, arousal, follow_rate=EmotionConfig.follow_rate):
         sm = Smoother(tau=tau, band=0.0, follow_rate=follow_rate)
-        return np.array([sm(probs, np.array([r if valence_moves else 0.0, r]), hop, False)[1] for r in readings])
+        return np.array([sm(probs, np.array([v, a]), hop, False)[1] for v, a in zip(valence, arousal)])
 
-    # a scene turning dark: its 2 s windows read a ramp over four hops, then hold
+    # a scene turning dark (or busy): its 2 s windows read a ramp over four hops, then hold
     ramp = np.concatenate([np.zeros(10), np.linspace(0.15, 0.6, 4), np.full(16, 0.6)])
-    got, plain = run(ramp), plain_ema(ramp, hop, tau)
+    still = np.full_like(ramp, 0.3)
+    plain = plain_ema(ramp, hop, tau)
     reach = lambda out: int(np.argmax(out >= 0.9 * 0.6)) - 10  # hops after the change began to 90% of the way
-    assert reach(got[:, 0]) <= reach(plain) - 3  # valence: at least 1.5 s sooner
-    assert np.all(got[:, 0] <= 0.6 + 1e-9)  # no overshoot
-    assert run(ramp, follow_rate=0.0)[:, 0] == pytest.approx(run(ramp, valence_moves=False)[:, 1])  # 0: a fixed one
-    assert got[:, 1] == pytest.approx(run(ramp, valence_moves=False)[:, 1])  # arousal: its time constant stays
+    for axis, got in ((0, run(ramp, still)), (1, run(still, ramp))):
+        assert reach(got[:, axis]) <= reach(plain) - 3  # at least 1.5 s sooner
+        assert np.all(got[:, axis] <= 0.6 + 1e-9)  # no overshoot
+        assert got[:, 1 - axis] == pytest.approx(0.3)  # the other axis holds
+    fixed = run(ramp, ramp, follow_rate=0.0)  # 0: a fixed time constant, the same on both axes
+    assert fixed[:, 0] == pytest.approx(fixed[:, 1]) and reach(fixed[:, 0]) >= reach(plain) - 1
     # wobble of the same size about a steady reading: as calm as the plain EMA
     wobble = 0.3 + 0.15 * (-1.0) ** np.arange(40)
-    assert np.ptp(run(wobble)[20:, 0]) < 1.1 * np.ptp(plain_ema(wobble, hop, tau)[20:])
+    assert np.ptp(run(wobble, wobble)[20:, 0]) < 1.1 * np.ptp(plain_ema(wobble, hop, tau)[20:])
 
 
 def plain_ema(x, hop, tau):

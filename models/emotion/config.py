@@ -12,7 +12,7 @@ class EmotionConfig:
     device: str = "auto"
     window_s: float = 2.0  # each estimate covers this much media time
     hop_s: float = 0.5  # a new estimate every hop
-    smoothing_s: float = 2.0  # time constant of the smoothing that keeps the music from flipping (valence: see follow_rate)
+    smoothing_s: float = 2.0  # time constant of the smoothing that keeps the music from flipping (see follow_rate)
     faces: bool = True
     audio: bool = True
     # fields below added with the estimator (issue 4)
@@ -29,8 +29,9 @@ class EmotionConfig:
     adapt_s: float = 120.0  # media seconds the stream's usual picture is followed over
     adapt_prior_s: float = 60.0  # the calibrated centre counts as this many seconds of evidence
     adapt_max: float = 0.75  # the centre moves at most this many spreads of ordinary footage
-    # valence's smoothing speeds up while it moves one way (the 1-euro filter; estimator.Smoother): a quarter of the axis
-    # a second halves its time constant, a mood that crosses the neutral zone in about two seconds. 0: a fixed one
+    # valence's and arousal's smoothing speeds up while each moves one way (the 1-euro filter; estimator.Smoother): a
+    # quarter of the axis a second halves its time constant, a mood that crosses the neutral zone in about two seconds.
+    # 0: a fixed one
     follow_rate: float = 0.25
 
     def validate(self, key: str) -> None:

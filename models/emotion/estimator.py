@@ -14,7 +14,7 @@ cut between shots of the same colours, which the engine's detector sees); the fi
 detector off for good.
 
 Smoothing: an exponential moving average with time constant smoothing_s over successive windows (halved
-for the windows right after a cut, where the scene really changed; valence's shortened while it moves steadily one
+for the windows right after a cut, where the scene really changed; each axis's shortened while it moves steadily one
 way: `Smoother`), then a dead band (`hysteresis`) on valence/arousal: the output moves only once the smoothed value has
 moved more than the band, so small window-to-window wobble does not reach the music while a real change comes through
 within seconds.
@@ -49,9 +49,9 @@ CUT_HIST_JUMP = 0.5  # L1 distance of 4x4x4 colour histograms (0..2) above which
 # the time since the last one. A hold longer than REPEAT_MAX_S (animation on threes at 24 fps holds 0.125 s) is stillness.
 REPEAT_SHARE = 0.2
 REPEAT_MAX_S = 0.15
-# Valence's smoothing follows a steady change faster (Casiez et al. 2012's 1-euro filter: the cut-off rises with the speed
-# of the signal; emotion.follow_rate). The speed is how far the readings have moved over the last TREND_S: net, so that
-# wobble, whose window-to-window steps alternate, cancels.
+# Valence and arousal follow a steady change faster (Casiez et al. 2012's 1-euro filter: the cut-off rises with the speed
+# of the signal; emotion.follow_rate). Each axis's speed is how far its readings have moved over the last TREND_S: net, so
+# that wobble, whose window-to-window steps alternate, cancels.
 TREND_S = 1.0
 
 
@@ -91,12 +91,11 @@ class Smoother:
     pass, EMOTION_MODEL_CARD.md). Once the windows are full and a few time constants have passed, this is the plain
     EMA (the weights' sum converges to 1).
 
-    Valence's time constant shortens while its readings move steadily one way (`speedup`): a fixed one trades lag for
-    calm, and a scene that turns dark should reach the music's harmony about as fast as the window sees it, while a
-    steady picture's wobble is smoothed as before. Arousal keeps the plain time constant: it sets tempo and density,
-    which music builds over bars, and a passage that opened at full energy at once lost its minor mode in the renders
-    (the sixteenth pass in EMOTION_MODEL_CARD.md). So do the probabilities: they name the state on the overlay, where
-    a label flicking between two near-equal classes helps nobody."""
+    Each of valence and arousal shortens its time constant while its readings move steadily one way (`speedup`, the
+    1-euro filter per axis): a fixed one trades lag for calm, and a scene that turns dark or busy should reach the
+    music about as fast as the window sees it, while a steady picture's wobble is smoothed as before. The
+    probabilities keep the plain time constant: they name the state on the overlay, where a label flicking between
+    two near-equal classes helps nobody."""
 
     def __init__(self, tau: float, band: float, follow_rate: float = 0.0):
         self.tau, self.band, self.follow_rate = tau, band, follow_rate
@@ -105,25 +104,25 @@ class Smoother:
         self.out = np.zeros(2)
         self.mass = np.zeros(3)  # the decayed sums of the weights seen by (probabilities, valence, arousal): 1 in steady state
         self.clock = 0.0  # seconds of windows seen
-        self.recent: deque[tuple[float, float]] = deque()  # (clock, valence reading) back to TREND_S ago
+        self.recent: deque[tuple[float, np.ndarray]] = deque()  # (clock, reading) back to TREND_S ago
 
-    def speedup(self, valence: float, dt: float) -> float:
-        """How much faster than smoothing_s valence follows: 1 + speed / follow_rate, the speed being how far its
-        readings have moved, net, per second over the last TREND_S (the 1-euro filter's adaptive cut-off); 1 when
-        follow_rate is 0."""
+    def speedup(self, va: np.ndarray, dt: float) -> np.ndarray:
+        """How much faster than smoothing_s (valence, arousal) follow: 1 + speed / follow_rate, each axis's speed being
+        how far its readings have moved, net, per second over the last TREND_S (the 1-euro filter's adaptive cut-off);
+        1 when follow_rate is 0."""
         self.clock += max(dt, 0.0)
-        self.recent.append((self.clock, valence))
+        self.recent.append((self.clock, va.copy()))
         while len(self.recent) > 1 and self.recent[1][0] <= self.clock - TREND_S:
             self.recent.popleft()  # recent[0] stays the latest reading at least TREND_S old (at the start: the first)
         t0, v0 = self.recent[0]
         if self.follow_rate <= 0 or self.clock - t0 <= 0:
-            return 1.0
-        return 1.0 + abs(valence - v0) / (self.clock - t0) / self.follow_rate
+            return np.ones(2)
+        return 1.0 + np.abs(va - v0) / (self.clock - t0) / self.follow_rate
 
     def __call__(self, probs: np.ndarray, va: np.ndarray, dt: float, fast: bool,
                  weight: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         tau = self.tau / 2 if fast else self.tau
-        rates = (1.0, self.speedup(float(va[0]), dt), 1.0)  # probabilities, valence, arousal
+        rates = (1.0, *self.speedup(va, dt))  # probabilities, valence, arousal
         alpha = np.array([1.0 if tau <= 0 else 1.0 - math.exp(-dt * r / tau) for r in rates])
         w = alpha * max(weight, 1e-6)
         if self.probs is None:
