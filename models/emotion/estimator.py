@@ -55,6 +55,13 @@ REPEAT_MAX_S = 0.15
 TREND_S = 1.0
 
 
+def trim_to_lag(recent: deque, t: float, lag: float) -> None:
+    """Drop what a reading at t against `lag` earlier no longer needs from a time-ordered deque of (time, ...):
+    recent[0] stays the latest entry at least `lag` before t (at the start: the first)."""
+    while len(recent) > 1 and recent[1][0] <= t - lag:
+        recent.popleft()
+
+
 def level_shift(img: np.ndarray, prev: np.ndarray | None) -> bool:
     """Whether a frame change is one level shift of the same picture: a flat field fading to black or white, a picture
     fading or changing exposure. Nothing was replaced, but a level crossing a bin edge jumps the colour histogram
@@ -111,10 +118,9 @@ class Smoother:
         how far its readings have moved, net, per second over the last TREND_S (the 1-euro filter's adaptive cut-off);
         1 when follow_rate is 0."""
         self.clock += max(dt, 0.0)
+        trim_to_lag(self.recent, self.clock, TREND_S)
+        t0, v0 = self.recent[0] if self.recent else (self.clock, va)
         self.recent.append((self.clock, va.copy()))
-        while len(self.recent) > 1 and self.recent[1][0] <= self.clock - TREND_S:
-            self.recent.popleft()  # recent[0] stays the latest reading at least TREND_S old (at the start: the first)
-        t0, v0 = self.recent[0]
         if self.follow_rate <= 0 or self.clock - t0 <= 0:
             return np.ones(2)
         return 1.0 + np.abs(va - v0) / (self.clock - t0) / self.follow_rate
@@ -272,8 +278,7 @@ class EmotionEstimator:
         """Motion per 1/30 s against the frame MOTION_LAG_S earlier (affect: why); NaN when a cut lies between the
         two (a cut is not motion: the jump would swamp the window's motion energy)."""
         recent = self._recent
-        while len(recent) > 1 and recent[1][0] <= t - MOTION_LAG_S:
-            recent.popleft()  # recent[0] stays the latest frame at least the lag before t (at the start: the first)
+        trim_to_lag(recent, t, MOTION_LAG_S)
         cut = is_cut or any(c for _, _, c in itertools.islice(recent, 1, None))
         ref = recent[0] if recent else None
         recent.append((t, y, is_cut))
