@@ -179,3 +179,15 @@ def test_eval_tells_a_silent_track_made_quieter_from_a_sound_made_quieter():
         quiet = [AudioChunk(c.t, c.samples * 0.05, c.rate) for c in audio]
         change = tool.loudness_db(audio) - tool.loudness_db(quiet)
         assert (change >= tool.NO_EFFECT_DB) == real and (not real or change == pytest.approx(26.0, abs=0.1)), change
+
+
+def test_eval_summary_names_the_same_most_common_top_class_on_a_tie():
+    """Two Ekman classes top two clips each: the summary names the first by name, whatever order the rows come in
+    (it took a set's order, which follows the per-process string hash, so the BENCHMARKS line changed between runs)."""
+    tool = eval_tool()
+    rows = [{"clip": f"c{i}", "top": top, "top_ekman": top, "valence": 0.0, "arousal": 0.0, "neutral": 0.2}
+            for i, top in enumerate(("surprise", "joy", "surprise", "joy", "neutral"))]
+    for order in (rows, rows[::-1], rows[1:] + rows[:1]):
+        summ = tool.summary(order, 0.2)
+        assert summ["most_common_ekman_top"] == "joy"
+        assert summ["most_common_ekman_top_share"] == 0.4

@@ -285,7 +285,8 @@ def in_stream(first: list[Frame], then: list[Frame], axis: int) -> float:
 def summary(rows: list[dict], margin: float) -> dict:
     tops = [r["top"] for r in rows]
     ekman_tops = [t for t in tops if t in EKMAN6]
-    most = max(set(ekman_tops), key=ekman_tops.count) if ekman_tops else None
+    # sorted: a tie names the same class on every run (a set's order follows the per-process string hash)
+    most = max(sorted(set(ekman_tops)), key=ekman_tops.count) if ekman_tops else None
     named = [(r["clip"], k, r[k]) for r in rows for k in (*CHECKS, "louder_higher_arousal") if k in r]
     no_effect = [(r["clip"], k, r[f"{k}_input"]) for r in rows for k in (*CHECKS, "louder_higher_arousal") if r.get(f"{k}_no_effect")]
     apart = {c[:2] for c in no_effect}
