@@ -8,6 +8,10 @@ The first --warmup minutes are left out of the fit (models load, caches and fixe
     nice -n 10 .venv/bin/python tools/soak.py --minutes 60 --out runs/soak      # then read runs/soak/summary.json
 
 Writes OUT/samples.csv (one row per sample), OUT/summary.json and OUT/engine.log (the engine's stderr).
+
+The receiver is JACK's own MIDI monitor, jack_midi_dump (jackd2's example clients, a C client) where it is installed,
+else the tests' rtmidi receiver (tests/jack_server.py). RtMidi's JACK input has crashed mid-soak (session 10, after
+43 minutes), which leaves a run without its end-of-run stuck-note count.
 """
 
 from __future__ import annotations
@@ -16,8 +20,11 @@ import argparse
 import csv
 import json
 import os
+import shutil
+import string
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -87,6 +94,79 @@ class NoteCounter:
         self.max_sounding = max(self.max_sounding, len(self.sounding))
 
 
+class MidiDump:
+    """A JACK MIDI input read through jack_midi_dump: one line per message, `   0: 90 3c 64 note on (channel  0): ...`.
+    A reader thread keeps the parsed messages until `take`; lines that are not a message (the monitor's own notes,
+    e.g. a ring-buffer overflow) are counted and kept for the summary."""
+
+    def __init__(self, client: str, env: dict[str, str]):
+        self.full_name = f"{client}:input"
+        self._messages: list[tuple[float, list[int]]] = []
+        self.other: list[str] = []
+        self._lock = threading.Lock()
+        self._proc = subprocess.Popen(["stdbuf", "-oL", "jack_midi_dump", client], stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True, env=env)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + 10.0
+        while client + ":input" not in subprocess.run(["jack_lsp"], env=env, capture_output=True, text=True).stdout:
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"jack_midi_dump did not open {self.full_name}")
+            time.sleep(0.1)
+
+    def _read(self) -> None:
+        for line in self._proc.stdout:
+            msg = parse_dump_line(line)
+            with self._lock:
+                if msg is not None:
+                    self._messages.append((time.monotonic(), msg))
+                elif line.strip():
+                    self.other.append(line.strip())
+
+    def take(self) -> list[tuple[float, list[int]]]:
+        with self._lock:
+            got, self._messages = self._messages, []
+        return got
+
+    def close(self) -> None:
+        self._proc.terminate()
+        try:
+            self._proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._reader.join(5)
+
+
+def parse_dump_line(line: str) -> list[int] | None:
+    """The MIDI bytes of one jack_midi_dump line (`time: hex bytes [description]`); None for any other line."""
+    head, sep, rest = line.partition(":")
+    if not sep or not head.strip().lstrip("-").isdigit():
+        return None
+    out = []
+    for tok in rest.split():
+        if len(tok) != 2 or not all(c in string.hexdigits for c in tok):
+            break
+        out.append(int(tok, 16))
+    return out if out and out[0] >= 0x80 else None
+
+
+class RtmidiReceiver:
+    """The tests' rtmidi receiver behind MidiDump's two calls."""
+
+    def __init__(self, client: str):
+        self._rx = JackReceiver(client=client)
+        self.full_name, self.other = self._rx.full_name, []
+
+    def take(self) -> list[tuple[float, list[int]]]:
+        self._rx.drain()
+        got, self._rx._messages = self._rx._messages, []  # counted: the soak keeps numbers, not an hour of messages
+        return got
+
+    def close(self) -> None:
+        self._rx.close()
+
+
 def slope_per_10min(ts: list[float], ys: list[float]) -> float:
     """Least-squares slope of ys over ts (seconds), in units per 10 minutes."""
     n = len(ts)
@@ -111,7 +191,7 @@ def run(a) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     clip = Path(a.source) if a.source else make_clip(out / "soak_clip.mp4")
     server = JackServer(period=64).start()
-    rx = JackReceiver(client="soak-rx")
+    rx = MidiDump("soak-rx", {**os.environ, **server.env()}) if shutil.which("jack_midi_dump") else RtmidiReceiver("soak-rx")
     counter = NoteCounter()
     cmd = [sys.executable, "-m", "cuecast.engine.cli", "live", "--source", f"file:{clip}", "--loop",
            "--midi-out", f"jack:{rx.full_name}", "--duration", str(a.minutes * 60), "-q"]
@@ -131,9 +211,7 @@ def run(a) -> dict:
                 time.sleep(a.every)
                 sender = sender or sender_of(proc.pid)
                 e, s = proc_stats(proc.pid), proc_stats(sender) if sender else None
-                rx.drain()
-                counter.take(rx._messages)
-                rx._messages.clear()  # counted: the soak keeps numbers, not an hour of messages
+                counter.take(rx.take())
                 if e is None:
                     break
                 row = {"t": time.monotonic() - started, "engine": e, "sender": s,
@@ -144,9 +222,8 @@ def run(a) -> dict:
                             counter.ons, counter.offs, len(counter.sounding)])
                 f.flush()
         proc.wait(timeout=120)
-        time.sleep(0.2)
-        rx.drain()
-        counter.take(rx._messages)
+        time.sleep(0.5)
+        counter.take(rx.take())
     finally:
         if proc.poll() is None:
             proc.terminate()
@@ -155,7 +232,8 @@ def run(a) -> dict:
         server.stop()
         log.close()
     tail = (out / "engine.log").read_text().strip().splitlines()
-    return summarise(a, rows, counter, proc.returncode, tail[-1] if tail else "")
+    summary = summarise(a, rows, counter, proc.returncode, tail[-1] if tail else "")
+    return {**summary, "receiver": type(rx).__name__, "receiver_other_lines": rx.other[:20]}
 
 
 def summarise(a, rows: list[dict], counter: NoteCounter, exit_code: int, last_line: str) -> dict:
