@@ -89,13 +89,8 @@ class JackServer:
             os.environ[k] = v
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)
         for k, v in self._saved_env.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -105,6 +100,18 @@ class JackServer:
     def ports(self) -> list[str]:
         r = subprocess.run(["jack_lsp", "-s", self.name], capture_output=True, text=True, env={**os.environ, **self.env()})
         return r.stdout.split("\n")
+
+
+def stop_process(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within grace_s; nothing if it has ended already."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def die_with_parent() -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
-from jack_server import JackReceiver, JackServer  # noqa: E402
+from jack_server import JackReceiver, JackServer, stop_process  # noqa: E402
 
 
 def proc_stats(pid: int) -> dict | None:
@@ -129,12 +129,7 @@ class MidiDump:
         return got
 
     def close(self) -> None:
-        self._proc.terminate()
-        try:
-            self._proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        stop_process(self._proc)
         self._reader.join(5)
 
 
