@@ -216,6 +216,10 @@ def run(a) -> dict:
                             f"{s['rss_mb']:.2f}" if s else "", s["threads"] if s else "", s["fds"] if s else "",
                             counter.ons, counter.offs, len(counter.sounding)])
                 f.flush()
+                print(f"\rsoak: {row['t'] / 60:5.1f} of {a.minutes:g} min, engine {e['rss_mb']:.0f} MB, sender "
+                      f"{s['rss_mb'] if s else float('nan'):.0f} MB, {counter.ons} notes on / {counter.offs} off, "
+                      f"{len(counter.sounding)} sounding ", end="", file=sys.stderr, flush=True)
+        print(file=sys.stderr)
         proc.wait(timeout=120)
         time.sleep(0.5)
         counter.take(rx.take())
